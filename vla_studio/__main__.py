@@ -1,0 +1,3 @@
+from vla_studio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""The fixed-rate control loop: the only thread that talks to the robot.
+
+```
+ camera threads --latest()--> +------------------ tick k (period T) ------------------+
+ teleop reader  --state-----> | 1 observe  robot state + latest frame per camera       |
+ policy runner  <-observe---- | 2 decide   e-stop? paused? heartbeat? arbiter.decide() |
+                --chunks----> | 3 filter   ActionFilter (NaN/shape guard, clips, caps) |
+                              | 4 send     robot.send_action() or robot.hold()         |
+                              | 5 emit     Step -> StepQueues (recorder), LatestSlot   |
+                              +--------------------------------------------------------+
+   EStopLatch.trigger() (any thread) --wake--> loop: robot.hold() at once, flush sources
+```
+The loop never waits on the GUI, the disk or a model: sources and cameras are read through
+latest-value slots, steps leave through non-blocking queues. Between ticks it sleeps on an event
+the e-stop latch sets, so a stop reaches the robot immediately rather than at the next tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from typing import Mapping, Protocol
+
+import numpy as np
+
+from vla_studio.core.arbiter import Decision, SourceArbiter
+from vla_studio.core.clock import LoopStats
+from vla_studio.core.events import EventBus, LatestSlot, StepQueue
+from vla_studio.core.safety import (ActionFilter, EStopLatch, Heartbeat, SafetyCounters,
+                                    SafetyFlag, SafetyLimits)
+from vla_studio.core.session import ControlMode, RunState, Session
+from vla_studio.core.action_space import ActionSpace
+from vla_studio.core.types import Frame, Observation, SourceKind, StageTiming, Step
+
+log = logging.getLogger(__name__)
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
+class RobotLike(Protocol):
+    action_space: ActionSpace
+
+    def get_observation(self) -> dict[str, np.ndarray]: ...
+    def send_action(self, action: np.ndarray) -> np.ndarray: ...
+    def hold(self, state: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+class CameraLike(Protocol):
+    name: str
+
+    def latest(self) -> Frame | None: ...
+
+
+class ControlLoop:
+    """Runs observe → decide → filter → send → emit at a fixed rate on its own thread.
+
+    Args:
+        robot: the robot; only this loop's thread calls it once the loop runs.
+        cameras: cameras by name, read through ``latest()``.
+        arbiter: chooses the action source each tick.
+        session: run state (PAUSED / RUNNING / ESTOPPED) and control mode.
+        limits: safety limits for the action filter and watchdogs.
+        rate_hz: control rate.
+        events: where alarms are published (optional).
+        heartbeat: GUI heartbeat; when set, a policy run pauses if it goes quiet.
+    """
+
+    def __init__(self, robot: RobotLike, cameras: Mapping[str, CameraLike], arbiter: SourceArbiter,
+                 session: Session, limits: SafetyLimits, rate_hz: float, *,
+                 events: EventBus | None = None, heartbeat: Heartbeat | None = None) -> None:
+        self.robot, self.cameras, self.arbiter, self.session = robot, dict(cameras), arbiter, session
+        self.latch: EStopLatch = session.latch
+        self.limits, self.rate_hz, self.period_s = limits, rate_hz, 1.0 / rate_hz
+        self.events = events or EventBus()
+        self.heartbeat = heartbeat
+        self.filter = ActionFilter(limits, robot.action_space, self.period_s)
+        self.stats = LoopStats(rate_hz)
+        self.counters = SafetyCounters()
+        self.snapshot: LatestSlot[Step] = LatestSlot()
+        self._subs: list[StepQueue[Step]] = []
+        self._subs_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_state: Mapping[str, np.ndarray] = {}
+        self._last_emit_ms = 0.0
+        self._flushed_for_stop = False
+        self._queue_alarm_raised: set[str] = set()
+        self.latch.add_wake_event(self._wake)
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the loop thread (the robot must already be connected)."""
+        if self.is_running:
+            return
+        # CPython hands the GIL over every 5 ms by default: a woken loop thread (or a stop) could
+        # wait that long behind a Python-heavy thread. 1 ms keeps stop latency well inside a tick.
+        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and join the loop thread; the last command it sent is a hold."""
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5.0)
+            if thread.is_alive():
+                log.error("control loop did not stop within 5 s")
+
+    def subscribe(self, name: str, maxsize: int) -> StepQueue[Step]:
+        """A queue that receives every step from now on (never blocks the loop)."""
+        q: StepQueue[Step] = StepQueue(name, maxsize)
+        with self._subs_lock:
+            self._subs = [*self._subs, q]
+        return q
+
+    def unsubscribe(self, q: StepQueue[Step]) -> None:
+        q.close()
+        with self._subs_lock:
+            self._subs = [s for s in self._subs if s is not q]
+
+    # ----- the thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        period = self.period_s
+        next_t = time.monotonic()
+        tick = 0
+        try:
+            while not self._stop.is_set():
+                while True:
+                    remaining = next_t - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    if self._wake.wait(remaining):
+                        self._wake.clear()
+                        if self._stop.is_set():
+                            return
+                        if self.latch.is_tripped:
+                            self._stop_now()
+                start = time.monotonic()
+                self._tick(tick, start, (start - next_t) * 1000.0, next_t)
+                tick += 1
+                next_t += period
+                behind = time.monotonic() - next_t
+                if behind > period:  # more than a whole period late: skip, never burst
+                    skipped = int(behind // period)
+                    self.stats.skipped_ticks += skipped
+                    next_t += skipped * period
+        except Exception:
+            log.exception("control loop crashed; latching the e-stop")
+            self.latch.trigger("control loop crashed", "control-loop")
+        finally:
+            self._hold_safely()
+
+    def _stop_now(self) -> None:
+        """E-stop path between ticks: hold immediately and drop queued actions."""
+        self._hold_safely()
+        self.arbiter.flush()
+        self._flushed_for_stop = True
+
+    def _hold_safely(self) -> None:
+        try:
+            self.robot.hold(self._last_state)
+        except Exception:
+            log.exception("robot hold failed")
+
+    def _tick(self, tick: int, start: float, jitter_ms: float, scheduled: float) -> None:
+        flags = SafetyFlag.NONE
+        # 1 observe
+        try:
+            state = self.robot.get_observation()
+        except Exception as exc:
+            self.latch.trigger(f"robot state unavailable: {exc}", "control-loop")
+            state = self._last_state
+        self._last_state = state
+        frames = {name: cam.latest() for name, cam in self.cameras.items()}
+        obs = Observation(tick, start, state, frames)
+        t1 = time.monotonic()
+        # 2 decide
+        decision = self._decide(obs, start)
+        flags |= decision.flags
+        t2 = time.monotonic()
+        # 3 filter
+        action, detail = None, ""
+        if decision.action is not None:
+            result = self.filter.apply(decision.action, state)
+            action, detail = result.action, result.detail
+            flags |= result.flags
+        t3 = time.monotonic()
+        # 4 send (the latch is checked again: a stop during observe/decide wins)
+        source = decision.source
+        hold_reason = decision.reason
+        if self.latch.is_tripped and action is not None:
+            action, flags, hold_reason = None, flags | SafetyFlag.ESTOP, "e-stop"
+        try:
+            if action is None:
+                sent = self.robot.hold(state)
+                source = SourceKind.HOLD
+                hold_reason = hold_reason or detail or "held"
+            else:
+                sent = self.robot.send_action(action)
+        except Exception as exc:
+            log.exception("robot send failed")
+            self.latch.trigger(f"robot command failed: {exc}", "control-loop")
+            sent, source, hold_reason = np.asarray(action if action is not None else []), SourceKind.HOLD, f"robot error: {exc}"
+        t4 = time.monotonic()
+        # 5 emit
+        overran = (t4 + self._last_emit_ms / 1000.0) - scheduled > self.period_s
+        if overran and self.stats.overrun_streak + 1 == self.limits.overrun_alarm_streak:
+            flags |= SafetyFlag.OVERRUN_ALARM
+            self.events.emit("loop.overrun", f"control loop overran {self.limits.overrun_alarm_streak} "
+                             "ticks in a row: the machine is overloaded", logging.WARNING)
+        timing = StageTiming((t1 - start) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3,
+                             self._last_emit_ms, jitter_ms)
+        step = Step(tick, start, obs, sent, decision.action, source, int(flags), hold_reason,
+                    timing, decision.extras)
+        for q in self._subs:
+            if not q.offer(step):
+                self._queue_full(q, step)
+                flags |= SafetyFlag.STEP_QUEUE_FULL
+        self.snapshot.put(step)
+        self.counters.record(flags, detail)
+        t5 = time.monotonic()
+        self._last_emit_ms = (t5 - t4) * 1e3
+        self.stats.record(start, timing, overran)
+
+    def _decide(self, obs: Observation, now: float) -> Decision:
+        if self.latch.is_tripped:
+            if not self._flushed_for_stop:
+                self.arbiter.flush()
+                self._flushed_for_stop = True
+            ev = self.latch.event
+            return Decision(None, SourceKind.HOLD, f"e-stop: {ev.reason if ev else ''}", SafetyFlag.ESTOP)
+        self._flushed_for_stop = False
+        try:
+            self.arbiter.observe(obs)
+        except Exception:
+            log.exception("action source observe failed")
+        snap = self.session.snapshot
+        if snap.state != RunState.RUNNING:
+            return Decision(None, SourceKind.HOLD, f"paused: {snap.reason}")
+        if (snap.mode == ControlMode.POLICY and self.heartbeat is not None
+                and self.heartbeat.age(now) * 1000.0 > self.limits.gui_heartbeat_timeout_ms):
+            self.session.pause("GUI heartbeat lost during a policy run")
+            self.arbiter.flush()
+            self.events.emit("safety.heartbeat", "The window stopped responding during a policy "
+                             "run; the run is paused.", logging.WARNING)
+            return Decision(None, SourceKind.HOLD, "GUI heartbeat lost", SafetyFlag.HEARTBEAT_LOST)
+        try:
+            return self.arbiter.decide(snap.mode, obs, now, self.period_s)
+        except Exception as exc:
+            log.exception("action source failed")
+            return Decision(None, SourceKind.HOLD, f"source error: {exc}")
+
+    def _queue_full(self, q: StepQueue[Step], step: Step) -> None:
+        if q.name not in self._queue_alarm_raised:
+            self._queue_alarm_raised.add(q.name)
+            self.events.emit("loop.queue_full", f"{q.name} cannot keep up: steps are being dropped "
+                             f"(first at tick {step.index})", logging.ERROR, queue=q.name)

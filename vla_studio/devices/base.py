@@ -1,0 +1,217 @@
+"""Abstract bases for robots and teleop devices (cameras: :mod:`vla_studio.devices.cameras.base`).
+
+Pattern for every device kind (after LeRobot): a config dataclass, an abstract base class and a
+registry entry. Constructors do no I/O; ``connect()`` opens the device and starts any thread the
+device owns, ``disconnect()`` stops and joins it. Features are available before connecting, so a
+dataset schema can be built without hardware.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, ClassVar, Mapping
+
+import numpy as np
+
+from vla_studio.core.action_space import EE_DELTA, ActionSpace
+from vla_studio.core.config import option
+from vla_studio.core.types import Feature
+
+if TYPE_CHECKING:
+    from vla_studio.core.arbiter import ActionSource
+    from vla_studio.core.events import EventBus
+    from vla_studio.core.safety import EStopLatch
+
+log = logging.getLogger(__name__)
+
+
+class DeviceError(RuntimeError):
+    """A device problem the user can act on; the message says what happened and what to do."""
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """Fields shared by every device config. Subclasses add their own (with defaults)."""
+
+    name: str = option("", help="unique name in the station (defaults to the type)")
+
+
+@dataclass(frozen=True)
+class DetectedDevice:
+    """Hardware found by :meth:`Device.detect` (``vla-studio devices``)."""
+
+    kind: str  # registry type name, e.g. "realsense"
+    id: str  # what to put in the profile to select it (serial, index, path)
+    description: str
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+class Device(abc.ABC):
+    """Common lifecycle of every device.
+
+    Attributes:
+        config_class: the dataclass this kind's profile table is validated against.
+    """
+
+    config_class: ClassVar[type[DeviceConfig]] = DeviceConfig
+
+    def __init__(self, config: DeviceConfig) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    @abc.abstractmethod
+    def is_connected(self) -> bool: ...
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Open the device and start its threads. Raises DeviceError with a fix in the message."""
+
+    @abc.abstractmethod
+    def disconnect(self) -> None:
+        """Stop and join threads, release the device. Safe to call twice."""
+
+    @classmethod
+    def detect(cls) -> list[DetectedDevice]:
+        """Hardware of this kind attached to the machine (never raises; empty when unsupported)."""
+        return []
+
+
+@dataclass(frozen=True)
+class RobotConfig(DeviceConfig):
+    """Base config of robots."""
+
+
+class Robot(Device):
+    """A robot arm (or anything) that takes actions and reports state.
+
+    ``send_action`` returns what was actually sent; ``hold`` is the controlled stop the loop uses
+    while paused or e-stopped: hold the current pose and open nothing.
+
+    Args:
+        config: the robot's config.
+        action_kind: ``"ee_delta"`` or ``"joint_position"`` (from the profile's ``[action_space]``),
+            one of :attr:`supported_action_kinds`.
+    """
+
+    config_class: ClassVar[type[DeviceConfig]] = RobotConfig
+    supported_action_kinds: ClassVar[tuple[str, ...]] = (EE_DELTA,)
+
+    def __init__(self, config: RobotConfig, action_kind: str = EE_DELTA) -> None:
+        super().__init__(config)
+        if action_kind not in self.supported_action_kinds:
+            raise DeviceError(
+                f"robot {type(self).__name__} does not accept {action_kind!r} actions; "
+                f"it accepts: {', '.join(self.supported_action_kinds)}")
+        self.action_kind = action_kind
+        self._last_sent: np.ndarray | None = None
+
+    @property
+    @abc.abstractmethod
+    def action_space(self) -> ActionSpace: ...
+
+    @property
+    @abc.abstractmethod
+    def observation_features(self) -> dict[str, Feature]:
+        """State features (``joint_pos``, ``ee_pos``, ``gripper``, ...) of :meth:`get_observation`."""
+
+    @property
+    def action_features(self) -> dict[str, Feature]:
+        return {"action": self.action_space.feature}
+
+    @property
+    def last_sent(self) -> np.ndarray | None:
+        return self._last_sent
+
+    @abc.abstractmethod
+    def get_observation(self) -> dict[str, np.ndarray]:
+        """Current state, keyed like :attr:`observation_features`. Called on the loop thread."""
+
+    @abc.abstractmethod
+    def _send(self, action: np.ndarray) -> np.ndarray:
+        """Send a filtered action to the hardware; return what was actually sent."""
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        """Send ``action`` (already safety-filtered) and return what the robot actually received."""
+        sent = np.asarray(self._send(np.asarray(action, dtype=np.float64)), dtype=np.float64)
+        self._last_sent = sent
+        return sent
+
+    def hold(self, state: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Controlled stop: hold the current pose, leave the gripper as last commanded."""
+        return self.send_action(self.action_space.hold_action(state, self._last_sent))
+
+    def reset_episode(self, seed: int | None = None) -> None:
+        """Prepare a new episode (a simulator re-samples its scene; real robots do nothing)."""
+
+
+@dataclass(frozen=True)
+class TeleopConfig(DeviceConfig):
+    """Base config of teleop devices."""
+
+
+@dataclass(frozen=True)
+class TeleopState:
+    """Raw device data, before any mapping to robot actions.
+
+    Attributes:
+        stamp: host monotonic time the device was last read successfully. A device that stops
+            answering keeps an old stamp, which is how the watchdog notices.
+        axes: device axes by name, normalised to [-1, 1] (triggers [0, 1]).
+        buttons: device buttons by name.
+        connected: False after an unplug; ``stamp`` then stops advancing.
+    """
+
+    stamp: float
+    axes: Mapping[str, float] = field(default_factory=dict)
+    buttons: Mapping[str, bool] = field(default_factory=dict)
+    connected: bool = True
+
+
+@dataclass
+class TeleopContext:
+    """What a teleop device needs to become an action source in a station.
+
+    Attributes:
+        action_space: the robot's action space.
+        period_s: control period (mappings scale by it, so motion is rate-independent).
+        latch: the e-stop latch (a STOP button triggers it from the device's own thread).
+        events: the application event bus (button events such as "record", "success").
+        robot: the station's robot (the scripted expert reads the simulator through it).
+    """
+
+    action_space: ActionSpace
+    period_s: float
+    latch: "EStopLatch"
+    events: "EventBus"
+    robot: Robot
+    on_command: Callable[[str], None] | None = None  # named commands: "record.toggle", ...
+
+
+class Teleop(Device):
+    """An input device an operator drives the robot with."""
+
+    config_class: ClassVar[type[DeviceConfig]] = TeleopConfig
+
+    @property
+    @abc.abstractmethod
+    def axis_names(self) -> tuple[str, ...]:
+        """Raw axis names :meth:`get_state` reports (available before connecting)."""
+
+    @property
+    @abc.abstractmethod
+    def button_names(self) -> tuple[str, ...]:
+        """Raw button names :meth:`get_state` reports (available before connecting)."""
+
+    @abc.abstractmethod
+    def get_state(self) -> TeleopState:
+        """Latest raw state; never blocks."""
+
+    @abc.abstractmethod
+    def make_action_source(self, ctx: TeleopContext) -> "ActionSource":
+        """Build the action source that turns this device's input into actions for ``ctx``."""

@@ -1,0 +1,82 @@
+"""A robot that accepts actions and does nothing but count them (benchmarks, dry runs)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from vla_studio.core.action_space import ActionSpace
+from vla_studio.core.config import option
+from vla_studio.core.types import Feature
+from vla_studio.devices.base import Robot, RobotConfig
+
+
+@dataclass(frozen=True)
+class NullRobotConfig(RobotConfig):
+    send_delay_ms: float = option(0.0, min=0.0, help="pretend each send takes this long")
+
+
+class NullRobot(Robot):
+    """Integrates end-effector deltas into a virtual pose and counts every command.
+
+    Attributes:
+        sends: number of actions received (moves and holds).
+        holds: number of hold commands received.
+        hold_times: host monotonic time of each hold command (benchmarks read it).
+    """
+
+    config_class = NullRobotConfig
+    config: NullRobotConfig
+
+    def __init__(self, config: NullRobotConfig | None = None, action_kind: str = "ee_delta") -> None:
+        super().__init__(config or NullRobotConfig(name="null"), action_kind)
+        self._connected = False
+        self._pos = np.array([0.4, 0.0, 0.3])
+        self._gripper = 1.0
+        self.sends = 0
+        self.holds = 0
+        self.hold_times: list[float] = []
+        self._lock = threading.Lock()
+
+    @property
+    def action_space(self) -> ActionSpace:
+        return ActionSpace.ee_delta()
+
+    @property
+    def observation_features(self) -> dict[str, Feature]:
+        return {"ee_pos": Feature("float32", (3,), ("x", "y", "z"), "m"),
+                "gripper": Feature("float32", (1,), ("opening",))}
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def connect(self) -> None:
+        self._connected = True
+
+    def disconnect(self) -> None:
+        self._connected = False
+
+    def get_observation(self) -> dict[str, np.ndarray]:
+        return {"ee_pos": self._pos.astype(np.float32), "gripper": np.array([self._gripper], np.float32)}
+
+    def _send(self, action: np.ndarray) -> np.ndarray:
+        if self.config.send_delay_ms:
+            time.sleep(self.config.send_delay_ms / 1000.0)
+        self._pos = self._pos + action[:3]
+        self._gripper = float(action[-1])
+        with self._lock:
+            self.sends += 1
+        return action
+
+    def hold(self, state: Mapping[str, np.ndarray]) -> np.ndarray:
+        t = time.monotonic()
+        with self._lock:
+            self.holds += 1
+            self.hold_times.append(t)
+            del self.hold_times[:-10000]
+        return super().hold(state)
