@@ -1,0 +1,1 @@
+"""Example VLA Studio plugin (see README.md)."""

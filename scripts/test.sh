@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install everything the tests need (system packages, a virtualenv with the pinned CPU torch) and
+# run the whole suite: first the Qt-free core with PySide6 blocked, then the GUI tests offscreen.
+# Usage: bash scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxkbcommon-x11-0 libegl1 libgl1 libosmesa6 libusb-1.0-0 libhidapi-hidraw0"
+missing=$(dpkg-query -W -f='${Status}\n' $APT_PACKAGES 2>&1 | grep -vc "install ok installed" || true)
+if [ "$missing" != "0" ]; then
+  SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+  echo "== installing system packages: $APT_PACKAGES"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $APT_PACKAGES >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  $PY -m venv .venv
+fi
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# torch first, pinned to the CPU wheel, and repeated on every pip line so nothing upgrades it.
+pip install -q "torch==2.13.0"
+pip install -q -e ".[test]" -e plugins/vla-studio-example "torch==2.13.0"
+
+export QT_QPA_PLATFORM=offscreen MUJOCO_GL=egl PYOPENGL_PLATFORM=egl
+export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy OMP_NUM_THREADS=1
+
+echo "== layering: only vla_studio.ui imports Qt"
+lint-imports
+
+echo "== headless suite (PySide6 blocked)"
+VLA_STUDIO_NO_QT=1 python -m pytest -p no:pytestqt -p no:cacheprovider -q "$@"
+
+echo "== GUI suite (offscreen Qt)"
+python -m pytest tests/ui -p no:cacheprovider -q "$@"

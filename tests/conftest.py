@@ -1,0 +1,51 @@
+"""Test-wide settings: headless Qt/MuJoCo/SDL, the no-Qt mode, and no silent skips in CI.
+
+* ``VLA_STUDIO_NO_QT=1`` makes PySide6, shiboken6 and pyqtgraph unimportable (as if not
+  installed) and leaves out ``tests/ui``: the headless core must pass that way (layering rule).
+* ``VLA_STUDIO_FAIL_ON_SKIP=1`` (set by CI) turns any skipped test into a failed run.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import os
+import sys
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+NO_QT = os.environ.get("VLA_STUDIO_NO_QT") == "1"
+QT_MODULES = ("PySide6", "shiboken6", "pyqtgraph", "pytestqt")
+
+
+class _BlockQt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):  # noqa: D401 - importlib protocol
+        if name.split(".")[0] in QT_MODULES:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by VLA_STUDIO_NO_QT)",
+                                      name=name)
+        return None
+
+
+collect_ignore: list[str] = []
+if NO_QT:
+    sys.meta_path.insert(0, _BlockQt())
+    collect_ignore.append("ui")
+
+
+def pytest_configure(config):
+    if NO_QT:
+        # pytest-qt is a plugin that imports Qt; it is disabled with -p no:pytestqt (see scripts).
+        config.addinivalue_line("markers", "gui: needs PySide6")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("VLA_STUDIO_FAIL_ON_SKIP") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped; CI runs every test", red=True)
+        session.exitstatus = 1
