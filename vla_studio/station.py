@@ -54,6 +54,7 @@ class Station:
         self.loop = ControlLoop(robot, cameras, self.arbiter, self.session, profile.safety,
                                 profile.control_rate_hz, events=self.events)
         self.active_teleop: str | None = None
+        self.instruction = ""
         self._commands: dict[str, list[Callable[[], None]]] = {}
         self._commands_lock = threading.Lock()
         self._connected = False
@@ -66,6 +67,7 @@ class Station:
             robot = robot_cls(profile.robot.config, profile.action_space.kind)
         except DeviceError as exc:
             raise DeviceError(f"{profile.path}: action_space.kind: {exc}") from None
+        robot.control_period_s = 1.0 / profile.control_rate_hz
         cameras = {s.name: CAMERAS.load(s.type)(s.config) for s in profile.cameras}
         teleops = {s.name: TELEOPS.load(s.type)(s.config) for s in profile.teleops}
         return cls(profile, robot, cameras, teleops)
@@ -119,6 +121,15 @@ class Station:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ----- episodes ---------------------------------------------------------------------------
+    def begin_episode(self, instruction: str, seed: int | None = None) -> None:
+        """Prepare an episode: pause, reset the robot's scene (simulators), tell every source the
+        instruction. The caller starts the session when the operator (or script) is ready."""
+        self.session.pause("new episode")
+        self.loop.call_on_loop(lambda: self.robot.reset_episode(seed))
+        self.instruction = instruction
+        self.arbiter.reset(instruction)
 
     # ----- sources ---------------------------------------------------------------------------
     def teleop_context(self) -> TeleopContext:

@@ -17,11 +17,13 @@ the e-stop latch sets, so a stop reaches the robot immediately rather than at th
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import logging
 import sys
 import threading
 import time
-from typing import Mapping, Protocol
+from typing import Callable, Mapping, Protocol, TypeVar
 
 import numpy as np
 
@@ -35,6 +37,7 @@ from vla_studio.core.action_space import ActionSpace
 from vla_studio.core.types import Frame, Observation, SourceKind, StageTiming, Step
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 GIL_SWITCH_INTERVAL_S = 0.001
 
 
@@ -87,6 +90,7 @@ class ControlLoop:
         self._last_emit_ms = 0.0
         self._flushed_for_stop = False
         self._queue_alarm_raised: set[str] = set()
+        self._calls: collections.deque[tuple[Callable[[], object], concurrent.futures.Future]] = collections.deque()
         self.latch.add_wake_event(self._wake)
 
     # ----- lifecycle -------------------------------------------------------------------------
@@ -115,6 +119,29 @@ class ControlLoop:
             thread.join(timeout=5.0)
             if thread.is_alive():
                 log.error("control loop did not stop within 5 s")
+
+    def call_on_loop(self, fn: Callable[[], T], timeout_s: float = 30.0) -> T:
+        """Run ``fn`` on the loop thread between ticks and return its result.
+
+        The loop thread owns the robot; anything else that must touch it (a simulator reset
+        between episodes) goes through here instead of racing the loop. Runs ``fn`` directly
+        when the loop is not running. Exceptions from ``fn`` are re-raised in the caller.
+        """
+        if not self.is_running or threading.current_thread() is self._thread:
+            return fn()
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._calls.append((fn, fut))
+        return fut.result(timeout=timeout_s)
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            fn, fut = self._calls.popleft()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:  # handed to the caller
+                fut.set_exception(exc)
 
     def subscribe(self, name: str, maxsize: int) -> StepQueue[Step]:
         """A queue that receives every step from now on (never blocks the loop)."""
@@ -159,6 +186,7 @@ class ControlLoop:
             self.latch.trigger("control loop crashed", "control-loop")
         finally:
             self._hold_safely()
+            self._run_calls()  # nothing may wait forever on a loop that has stopped
 
     def _stop_now(self) -> None:
         """E-stop path between ticks: hold immediately and drop queued actions."""
@@ -174,6 +202,8 @@ class ControlLoop:
 
     def _tick(self, tick: int, start: float, jitter_ms: float, scheduled: float) -> None:
         flags = SafetyFlag.NONE
+        if self._calls:
+            self._run_calls()
         # 1 observe
         try:
             state = self.robot.get_observation()

@@ -109,6 +109,9 @@ class Robot(Device):
                 f"robot {type(self).__name__} does not accept {action_kind!r} actions; "
                 f"it accepts: {', '.join(self.supported_action_kinds)}")
         self.action_kind = action_kind
+        # The station sets this from the profile before connecting: a simulator advances physics
+        # by one period per command, a real driver may interpolate over it.
+        self.control_period_s = 0.05
         self._last_sent: np.ndarray | None = None
 
     @property
@@ -147,7 +150,16 @@ class Robot(Device):
         return self.send_action(self.action_space.hold_action(state, self._last_sent))
 
     def reset_episode(self, seed: int | None = None) -> None:
-        """Prepare a new episode (a simulator re-samples its scene; real robots do nothing)."""
+        """Prepare a new episode (a simulator re-samples its scene; real robots do nothing).
+
+        Called between episodes while the session is PAUSED, on the thread that owns the loop's
+        pause (the loop only holds while paused, so no tick runs a move concurrently).
+        """
+
+    def episode_success(self, instruction: str) -> bool | None:
+        """Whether ``instruction`` is accomplished now, for robots that can judge it
+        (a simulator with task predicates); None when unknown (real robots)."""
+        return None
 
 
 @dataclass(frozen=True)
