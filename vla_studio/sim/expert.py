@@ -94,6 +94,10 @@ class ScriptedExpert:
         self.attempts = 0
         return task
 
+    def stop_motion(self) -> None:
+        """Forget the current speed (after a stop the next move starts from rest)."""
+        self._shaper.reset()
+
     @property
     def done(self) -> bool:
         return self.phase == "done"
@@ -120,14 +124,17 @@ class ScriptedExpert:
         holding = w.grasped(name)
         if self.phase in ("lift", "carry", "lower") and not holding:
             self._restart("the cube slipped")
+        if self.phase == "approach" and holding:
+            self.phase = "lift"  # handed over with the cube already in the gripper
+            self._gripper = CLOSED
         if self.phase == "approach":
-            if self._gripper == CLOSED and w.arm.measured_gripper() < 0.9:
+            if self._gripper == CLOSED and w.gripper_opening() < 0.9:
                 self._gripper = OPEN  # open before (re)approaching
             yaw = self._choose_grasp_yaw(task.cube, yaw_of(mat))
             hover = np.array([cube[0], cube[1], cube[2] + st.hover_above_cube])
             action = self._move(pos, mat, self._via(pos, hover), yaw, st.travel, dt)
             if (self._near(pos, hover, 0.008, xy_only=True) and self._yaw_ok(mat, yaw)
-                    and w.arm.measured_gripper() > 0.9):
+                    and w.gripper_opening() > 0.9):
                 self.phase = "descend"
             return action
         if self.phase == "descend":

@@ -36,7 +36,7 @@ from vla_studio.sim.scene import (BOWL, BOWL_HEIGHT_M, COLOURS, CUBE_HALF_M, cub
 
 if TYPE_CHECKING:
     from vla_studio.sim.layout import Layout
-    from vla_studio.sim.world import SimWorld
+    from vla_studio.sim.world import WorldState
 
 SIDES = ("left", "right")
 LIFT_HEIGHT_M = 0.05
@@ -85,7 +85,7 @@ class Task:
         """Every wording of this task."""
         return [self.instruction(i) for i in range(len(self.spec.templates))]
 
-    def success(self, world: "SimWorld") -> bool:
+    def success(self, world: "WorldState") -> bool:
         return self.spec.success(self, world)
 
     def accepts(self, layout: "Layout") -> bool:
@@ -103,7 +103,7 @@ class TaskFamily(abc.ABC):
         """Every task of the family (all colour and side combinations)."""
 
     @abc.abstractmethod
-    def success(self, task: Task, world: "SimWorld") -> bool:
+    def success(self, task: Task, world: "WorldState") -> bool:
         """Whether ``task`` is accomplished in the current state of ``world``."""
 
     def accepts(self, task: Task, layout: "Layout") -> bool:
@@ -125,7 +125,7 @@ class PickFamily(TaskFamily):
     def tasks(self) -> list[Task]:
         return [Task(self.name, c) for c in COLOURS]
 
-    def success(self, task: Task, world: "SimWorld") -> bool:
+    def success(self, task: Task, world: "WorldState") -> bool:
         name = cube_name(task.cube)
         lifted = float(world.object_pos(name)[2]) - CUBE_HALF_M > LIFT_HEIGHT_M
         return lifted and world.grasped(name)
@@ -144,7 +144,7 @@ class PlaceInBowlFamily(TaskFamily):
     def tasks(self) -> list[Task]:
         return [Task(self.name, c) for c in COLOURS]
 
-    def success(self, task: Task, world: "SimWorld") -> bool:
+    def success(self, task: Task, world: "WorldState") -> bool:
         name = cube_name(task.cube)
         cube, bowl = world.object_pos(name), world.object_pos(BOWL)
         inside = math.hypot(cube[0] - bowl[0], cube[1] - bowl[1]) < BOWL_SUCCESS_RADIUS_M
@@ -164,7 +164,7 @@ class StackFamily(TaskFamily):
     def tasks(self) -> list[Task]:
         return [Task(self.name, a, other=b) for a in COLOURS for b in COLOURS if a != b]
 
-    def success(self, task: Task, world: "SimWorld") -> bool:
+    def success(self, task: Task, world: "WorldState") -> bool:
         top, bottom = cube_name(task.cube), cube_name(task.other)
         t, b = world.object_pos(top), world.object_pos(bottom)
         centred = math.hypot(t[0] - b[0], t[1] - b[1]) < CUBE_HALF_M
@@ -191,7 +191,7 @@ class PushFamily(TaskFamily):
     def tasks(self) -> list[Task]:
         return [Task(self.name, c, side=s) for c in COLOURS for s in SIDES]
 
-    def success(self, task: Task, world: "SimWorld") -> bool:
+    def success(self, task: Task, world: "WorldState") -> bool:
         name = cube_name(task.cube)
         start = world.initial_positions.get(name)
         if start is None:

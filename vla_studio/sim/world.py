@@ -28,7 +28,7 @@ import numpy as np
 from vla_studio.sim.arm import ArmController, ArmSettings
 from vla_studio.sim.layout import Appearance, Layout, LayoutSettings, apply_layout, sample_layout
 from vla_studio.sim.rotations import mat_to_quat
-from vla_studio.sim.scene import (ARM_JOINTS, CUBE_HALF_M, SceneIndex, cube_name)
+from vla_studio.sim.scene import ARM_JOINTS, CUBE_HALF_M, FINGER_TRAVEL_M, SceneIndex, cube_name
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,94 @@ class WorldSnapshot:
     appearance: Appearance
 
 
-class SimWorld:
-    """A MuJoCo tabletop with an arm controller.
+class WorldState:
+    """Read-only queries on one simulation state (positions in the robot base frame).
+
+    :class:`SimWorld` is the live state; :meth:`SimWorld.replica` builds one from a snapshot on
+    another thread (success checks off the control loop), with its own ``MjData``.
+
+    Args:
+        model: the compiled scene.
+        index: resolved names.
+        data: the state to query (positions, contacts).
+        base_pos, base_mat: pose of the robot base in the world frame.
+        initial_positions: object positions at the start of the episode (base frame).
+    """
+
+    def __init__(self, model: mujoco.MjModel, index: SceneIndex, data: mujoco.MjData,
+                 base_pos: np.ndarray, base_mat: np.ndarray,
+                 initial_positions: dict[str, np.ndarray] | None = None) -> None:
+        self.model, self.index, self.data = model, index, data
+        self.base_pos, self.base_mat = base_pos, base_mat
+        self.initial_positions: dict[str, np.ndarray] = initial_positions or {}
+
+    @property
+    def sim_time(self) -> float:
+        return float(self.data.time)
+
+    def to_base(self, pos: np.ndarray, mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A world-frame pose expressed in the robot base frame."""
+        return self.base_mat.T @ (pos - self.base_pos), self.base_mat.T @ mat
+
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Measured TCP position and rotation matrix in the base frame."""
+        site = self.index.tcp_site
+        return self.to_base(self.data.site_xpos[site], self.data.site_xmat[site].reshape(3, 3))
+
+    def gripper_opening(self) -> float:
+        """Finger opening, 1 = fully open, 0 = closed."""
+        opening = float(np.mean(self.data.qpos[self.index.finger_qpos]))
+        return min(1.0, max(0.0, opening / FINGER_TRAVEL_M))
+
+    def object_pos(self, name: str) -> np.ndarray:
+        """Centre of object ``name`` (body name, e.g. ``cube_red``) in the base frame."""
+        body = self.index.objects[name].body
+        return self.base_mat.T @ (self.data.xpos[body] - self.base_pos)
+
+    def object_mat(self, name: str) -> np.ndarray:
+        body = self.index.objects[name].body
+        return self.base_mat.T @ self.data.xmat[body].reshape(3, 3)
+
+    def cube_pos(self, colour: str) -> np.ndarray:
+        return self.object_pos(cube_name(colour))
+
+    def cube_yaw(self, colour: str) -> float:
+        """Heading of the cube's side faces, folded to [-pi/4, pi/4) (a cube looks the same every
+        quarter turn). For a tilted cube, the axis closest to vertical is taken as up."""
+        mat = self.object_mat(cube_name(colour))
+        axis = max(range(3), key=lambda k: abs(mat[2, k]))
+        side = mat[:, (axis + 1) % 3]
+        yaw = math.atan2(side[1], side[0])
+        return (yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4
+
+    def contacts(self) -> np.ndarray:
+        """Geom id pairs ``(ncon, 2)`` of the current contacts."""
+        return self.data.contact.geom[: self.data.ncon]
+
+    def touching(self, geom: int, others: frozenset[int] | set[int]) -> bool:
+        """Whether ``geom`` is in contact with any geom of ``others``."""
+        for a, b in self.contacts():
+            if (a == geom and b in others) or (b == geom and a in others):
+                return True
+        return False
+
+    def touches_gripper(self, name: str) -> bool:
+        """Whether object ``name`` touches any finger geom."""
+        return self.touching(self.index.objects[name].geom, self.index.finger_geoms)
+
+    def grasped(self, name: str) -> bool:
+        """Whether object ``name`` is pinched between both finger pads."""
+        geom = self.index.objects[name].geom
+        left, right = self.index.pad_geoms
+        return self.touching(geom, {left}) and self.touching(geom, {right})
+
+    def resting_on_table(self, name: str, tolerance: float = 0.006) -> bool:
+        """Whether a cube sits flat on the table (its centre half its size above it)."""
+        return abs(float(self.object_pos(name)[2]) - CUBE_HALF_M) < tolerance
+
+
+class SimWorld(WorldState):
+    """The live MuJoCo tabletop with its arm controller.
 
     Args:
         model: the compiled scene.
@@ -70,17 +156,15 @@ class SimWorld:
 
     def __init__(self, model: mujoco.MjModel, layout_settings: LayoutSettings | None = None,
                  arm_settings: ArmSettings | None = None) -> None:
-        self.model = model
-        self.index = SceneIndex.from_model(model)
-        self.data = mujoco.MjData(model)
+        index = SceneIndex.from_model(model)
+        data = mujoco.MjData(model)
+        super().__init__(model, index, data, np.zeros(3), np.eye(3))
         self.layout_settings = layout_settings or LayoutSettings()
-        self.arm = ArmController(model, self.data, self.index, arm_settings)
+        self.arm = ArmController(model, data, index, arm_settings)
         self.layout: Layout | None = None
-        self.initial_positions: dict[str, np.ndarray] = {}
         self.ticks = 0
         self._snapshot_lock = threading.Lock()
         self._snapshot: WorldSnapshot | None = None
-        self._last_quat = REFERENCE_QUAT.copy()
 
     # ----- episodes ----------------------------------------------------------------------------
     def reset(self, seed: int, accept: Callable[[Layout], bool] | None = None) -> Layout:
@@ -89,13 +173,13 @@ class SimWorld:
         layout = sample_layout(seed, self.model, self.layout_settings, accept)
         apply_layout(self.model, self.data, self.index, layout)
         self.arm.reset()
+        self.base_pos, self.base_mat = self.arm.base_pos, self.arm.base_mat
         settle = int(round(SETTLE_S / self.model.opt.timestep))
         mujoco.mj_step(self.model, self.data, settle)
         mujoco.mj_forward(self.model, self.data)
         self.arm.reset()
         self.layout = layout
         self.initial_positions = {n: self.object_pos(n) for n in self.index.objects}
-        self._last_quat = REFERENCE_QUAT.copy()
         self.publish()
         return layout
 
@@ -117,16 +201,12 @@ class SimWorld:
         self.ticks += 1
         self.publish()
 
-    # ----- state (owner thread) ----------------------------------------------------------------
-    @property
-    def sim_time(self) -> float:
-        return float(self.data.time)
-
     def observation(self) -> dict[str, np.ndarray]:
         """Robot state in the base frame (float32): joint_pos, joint_vel, ee_pos, ee_quat
-        (w, x, y, z, kept in the hemisphere of the start orientation), gripper (1 = open)."""
+        (w, x, y, z, in the hemisphere of the start orientation so it never flips sign near
+        it), gripper (1 = open)."""
         d, idx = self.data, self.index
-        pos, mat = self.arm.to_base(*self.arm.tcp_world())
+        pos, mat = self.tcp_pose()
         quat = mat_to_quat(mat)
         if float(np.dot(quat, REFERENCE_QUAT)) < 0.0:
             quat = -quat
@@ -135,60 +215,12 @@ class SimWorld:
             "joint_vel": d.qvel[idx.arm_dof].astype(np.float32),
             "ee_pos": pos.astype(np.float32),
             "ee_quat": quat.astype(np.float32),
-            "gripper": np.array([self.arm.measured_gripper()], dtype=np.float32),
+            "gripper": np.array([self.gripper_opening()], dtype=np.float32),
         }
-
-    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """Measured TCP position and rotation matrix in the base frame."""
-        return self.arm.to_base(*self.arm.tcp_world())
-
-    def object_pos(self, name: str) -> np.ndarray:
-        """Centre of object ``name`` (body name, e.g. ``cube_red``) in the base frame."""
-        body = self.index.objects[name].body
-        return self.arm.base_mat.T @ (self.data.xpos[body] - self.arm.base_pos)
-
-    def object_mat(self, name: str) -> np.ndarray:
-        body = self.index.objects[name].body
-        return self.arm.base_mat.T @ self.data.xmat[body].reshape(3, 3)
-
-    def cube_pos(self, colour: str) -> np.ndarray:
-        return self.object_pos(cube_name(colour))
-
-    def cube_yaw(self, colour: str) -> float:
-        """Heading of the cube's x face normal, folded to [-pi/4, pi/4) (a cube looks the same
-        every quarter turn). For a tilted cube, the face closest to vertical is used."""
-        mat = self.object_mat(cube_name(colour))
-        axis = max(range(3), key=lambda k: abs(mat[2, k]))  # the axis that points up
-        side = mat[:, (axis + 1) % 3]
-        yaw = math.atan2(side[1], side[0])
-        return (yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4
-
-    def contacts(self) -> np.ndarray:
-        """Geom id pairs ``(ncon, 2)`` of the current contacts."""
-        return self.data.contact.geom[: self.data.ncon]
-
-    def touching(self, geom: int, others: frozenset[int] | set[int]) -> bool:
-        pairs = self.contacts()
-        return bool(np.any(((pairs[:, 0] == geom) & np.isin(pairs[:, 1], list(others)))
-                           | ((pairs[:, 1] == geom) & np.isin(pairs[:, 0], list(others)))))
-
-    def touches_gripper(self, name: str) -> bool:
-        """Whether object ``name`` touches any finger geom."""
-        return self.touching(self.index.objects[name].geom, self.index.finger_geoms)
-
-    def grasped(self, name: str) -> bool:
-        """Whether object ``name`` is pinched between both finger pads."""
-        geom = self.index.objects[name].geom
-        left, right = self.index.pad_geoms
-        return self.touching(geom, {left}) and self.touching(geom, {right})
-
-    def resting_on_table(self, name: str, tolerance: float = 0.006) -> bool:
-        """Whether a cube sits flat on the table (its centre at half its size above it)."""
-        return abs(float(self.object_pos(name)[2]) - CUBE_HALF_M) < tolerance
 
     # ----- snapshots (any thread) ----------------------------------------------------------------
     def publish(self) -> None:
-        """Publish the current state for renderers (owner thread)."""
+        """Publish the current state for renderers and replicas (owner thread)."""
         qpos = self.data.qpos.copy()
         qpos.flags.writeable = False
         appearance = self.layout.appearance if self.layout else Appearance.of_model(self.model)
@@ -200,6 +232,19 @@ class SimWorld:
         """The latest published state (None before the first reset). Any thread."""
         with self._snapshot_lock:
             return self._snapshot
+
+    def replica(self, data: mujoco.MjData | None = None) -> WorldState | None:
+        """A read-only copy of the latest published state, for queries from another thread
+        (positions and contacts are recomputed in ``data``, a private ``MjData``)."""
+        snap = self.snapshot()
+        if snap is None:
+            return None
+        data = data if data is not None else mujoco.MjData(self.model)
+        data.qpos[:] = snap.qpos
+        data.time = snap.time
+        mujoco.mj_forward(self.model, data)
+        return WorldState(self.model, self.index, data, self.base_pos, self.base_mat,
+                          self.initial_positions)
 
     @property
     def joint_names(self) -> tuple[str, ...]:
