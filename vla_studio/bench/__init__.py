@@ -11,4 +11,5 @@ from __future__ import annotations
 BENCHMARKS = {
     "control": "vla_studio.bench.control",
     "estop": "vla_studio.bench.estop",
+    "sim": "vla_studio.bench.sim",
 }

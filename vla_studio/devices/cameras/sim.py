@@ -62,10 +62,6 @@ class SimCamera(Camera):
         if not (c.color or c.depth):
             raise ValueError(f"sim camera {self.name!r} has both color and depth off; enable one")
         _lower_priority(c.nice)
-        # llvmpipe (Mesa's CPU renderer) splits every frame across all cores by default; for
-        # small images one thread per camera costs less CPU in total and leaves a core free
-        # for the control loop. Read once, when the first renderer is made; set it to override.
-        os.environ.setdefault("LP_NUM_THREADS", "1")
         world = find_world(c.world)
         if world is None:
             raise RuntimeError(
