@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,8 @@ from vla_studio.devices.teleop.scripted import ScriptedTeleop
 from vla_studio.sim.scene import ARM_JOINTS, cube_name
 from vla_studio.sim.tasks import PushFamily, parse_instruction
 from vla_studio.sim.world import find_world
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -223,3 +229,22 @@ def test_scripted_source_drives_the_task_and_reports_its_phase(robot):
     assert proposal.reason == "task done"
     assert robot.episode_success("pick up the green cube")
     assert {"approach", "descend", "close", "lift"} <= seen
+
+
+def test_camera_explains_a_windowed_gl_backend_instead_of_hanging():
+    """With MUJOCO_GL=glfw (chosen when mujoco is imported first) a failed context would
+    poison MuJoCo's context creation for the whole process; the camera refuses up front."""
+    code = (
+        "import mujoco, time\n"
+        "from vla_studio.devices.robots.sim import SimRobot, SimRobotConfig\n"
+        "from vla_studio.devices.cameras.sim import SimCamera, SimCameraConfig\n"
+        "r = SimRobot(SimRobotConfig(name='sim', world='w')); r.connect()\n"
+        "c = SimCamera(SimCameraConfig(name='front', world='w', width=64, height=48,\n"
+        "              max_backoff_s=0.05)); c.connect()\n"
+        "time.sleep(0.3); print(c.status().last_error); c.disconnect(); r.disconnect()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "PYOPENGL_PLATFORM")}
+    env["MUJOCO_GL"] = "glfw"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Start with MUJOCO_GL=egl" in out.stdout

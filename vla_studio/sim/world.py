@@ -233,6 +233,10 @@ class SimWorld(WorldState):
         with self._snapshot_lock:
             return self._snapshot
 
+    def new_data(self) -> mujoco.MjData:
+        """A fresh ``MjData`` of this world's model (for replicas on other threads)."""
+        return mujoco.MjData(self.model)
+
     def replica(self, data: mujoco.MjData | None = None) -> WorldState | None:
         """A read-only copy of the latest published state, for queries from another thread
         (positions and contacts are recomputed in ``data``, a private ``MjData``)."""

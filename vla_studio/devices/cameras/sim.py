@@ -34,7 +34,7 @@ class SimCameraConfig(CameraConfig):
 
     world: str = option("sim", help="world name of the sim robot to render")
     camera: str = option("", help="scene camera: front, wrist or side; empty = this camera's name")
-    shadows: bool = option(True, help="render shadows (about twice the render time)")
+    shadows: bool = option(False, help="render shadows (nicer; two to three times the render time)")
     nice: int = option(10, min=0, max=19,
                        help="lower the render thread's CPU priority by this much (0 = same as "
                             "the control loop)")

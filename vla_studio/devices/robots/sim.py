@@ -17,7 +17,6 @@ import logging
 import threading
 from dataclasses import dataclass
 
-import mujoco
 import numpy as np
 
 from vla_studio.core.action_space import EE_DELTA, JOINT_POSITION, ActionSpace
@@ -65,7 +64,7 @@ class SimRobot(Robot):
         self.episode_task: str = ""
         self._owner: int | None = None  # thread that steps the world (the control loop)
         self._replica_lock = threading.Lock()
-        self._replica_data: mujoco.MjData | None = None
+        self._replica_data = None  # a private MjData for replicas, made on first use
         self._tasks: dict[str, Task | None] = {}
 
     # ----- schema ------------------------------------------------------------------------------
@@ -159,7 +158,7 @@ class SimRobot(Robot):
             return bool(task.success(world))
         with self._replica_lock:
             if self._replica_data is None:
-                self._replica_data = mujoco.MjData(world.model)
+                self._replica_data = world.new_data()
             replica = world.replica(self._replica_data)
             return None if replica is None else bool(task.success(replica))
 
