@@ -248,3 +248,31 @@ def test_camera_explains_a_windowed_gl_backend_instead_of_hanging():
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "Start with MUJOCO_GL=egl" in out.stdout
+
+
+def test_robot_hold_keeps_physics_running_and_the_gripper_as_commanded(robot):
+    robot.send_action(np.array([0, 0, 0, 0, 0, 0, 0.0]))  # close
+    t0 = robot.world.sim_time
+    for _ in range(10):
+        held = robot.hold(robot.get_observation())
+    assert held.tolist() == [0, 0, 0, 0, 0, 0, 0.0]
+    assert robot.world.sim_time == pytest.approx(t0 + 10 * robot.control_period_s)
+    assert robot.get_observation()["gripper"][0] < 0.05
+
+
+def test_distractors_join_the_cubes_on_the_table_when_enabled():
+    r = SimRobot(SimRobotConfig(name="sim", world="distract", distractors=2))
+    r.connect()
+    try:
+        layout = r.world.layout
+        assert {"distractor_box", "distractor_can"} <= set(layout.objects)
+        for name in ("distractor_box", "distractor_can"):
+            assert 0.0 < r.world.object_pos(name)[2] < 0.1  # resting on the table top
+    finally:
+        r.disconnect()
+    plain = SimRobot(SimRobotConfig(name="sim", world="plain"))
+    plain.connect()
+    try:
+        assert plain.world.object_pos("distractor_box")[2] < -0.5  # parked on the floor
+    finally:
+        plain.disconnect()
