@@ -20,6 +20,7 @@ import logging
 import threading
 from typing import Callable
 
+from vla_studio.core import commands
 from vla_studio.core.arbiter import ActionSource, SourceArbiter
 from vla_studio.core.events import EventBus
 from vla_studio.core.loop import ControlLoop
@@ -164,7 +165,7 @@ class Station:
 
     def run_command(self, name: str) -> bool:
         """Run the handlers of ``name`` on the calling thread; False when nobody handles it."""
-        if name == "estop":
+        if name == commands.ESTOP:  # never depends on a handler being registered
             self.latch.trigger("stop command", "command")
             return True
         with self._commands_lock:
