@@ -37,7 +37,7 @@ if NO_QT:
 
 def pytest_configure(config):
     if NO_QT:
-        # pytest-qt is a plugin that imports Qt; it is disabled with -p no:pytestqt (see scripts).
+        # pytest-qt is a plugin that imports Qt; it is disabled with -p no:pytest-qt (see scripts).
         config.addinivalue_line("markers", "gui: needs PySide6")
 
 
