@@ -26,25 +26,20 @@ class SoftwareRealSense:
     """
 
     def __init__(self, serial: str, width: int = 64, height: int = 48, fps: int = 30,
-                 exposure_option: bool = True) -> None:
+                 exposure_option: bool = True, depth_size: tuple[int, int] | None = None) -> None:
         self.serial, self.width, self.height, self.fps = serial, width, height, fps
+        self.depth_width, self.depth_height = depth_size or (width, height)
         self.device = rs.software_device()
         self.device.register_info(rs.camera_info.serial_number, serial)
         self.device.register_info(rs.camera_info.name, "Software RealSense")
         self.device.register_info(rs.camera_info.firmware_version, "0.0.0.1")
         self.depth_sensor = self.device.add_sensor("Stereo Module")
         self.color_sensor = self.device.add_sensor("RGB Camera")
-        intr = rs.intrinsics()
-        intr.width, intr.height = width, height
-        intr.fx = intr.fy = 0.8 * width
-        intr.ppx, intr.ppy = width / 2, height / 2
-        intr.model = rs.distortion.brown_conrady
-        intr.coeffs = [0.0] * 5
-        self.intrinsics = intr
-        self.depth_profile = self.depth_sensor.add_video_stream(
-            self._stream(rs.stream.depth, 0, rs.format.z16, 2), True)
+        self.intrinsics = self._intrinsics(width, height)
+        self.depth_profile = self.depth_sensor.add_video_stream(self._stream(
+            rs.stream.depth, 0, rs.format.z16, 2, self.depth_width, self.depth_height), True)
         self.color_profile = self.color_sensor.add_video_stream(
-            self._stream(rs.stream.color, 1, rs.format.rgb8, 3), True)
+            self._stream(rs.stream.color, 1, rs.format.rgb8, 3, width, height), True)
         self.depth_sensor.add_read_only_option(rs.option.depth_units, DEPTH_UNITS)
         if exposure_option:
             # librealsense 2.59's software options swap step and default: this is
@@ -61,22 +56,33 @@ class SoftwareRealSense:
         self._thread: threading.Thread | None = None
         self.t0_ms = 1_000.0
 
-    def _stream(self, kind, uid: int, fmt, bpp: int) -> rs.video_stream:
+    @staticmethod
+    def _intrinsics(width: int, height: int) -> rs.intrinsics:
+        """The same lens at any resolution: focal length and centre scale with the size."""
+        intr = rs.intrinsics()
+        intr.width, intr.height = width, height
+        intr.fx = intr.fy = 0.8 * width
+        intr.ppx, intr.ppy = width / 2, height / 2
+        intr.model = rs.distortion.brown_conrady
+        intr.coeffs = [0.0] * 5
+        return intr
+
+    def _stream(self, kind, uid: int, fmt, bpp: int, width: int, height: int) -> rs.video_stream:
         vs = rs.video_stream()
         vs.type, vs.index, vs.uid = kind, 0, uid
-        vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = self.width, self.height, self.fps, bpp, fmt
-        vs.intrinsics = self.intrinsics
+        vs.width, vs.height, vs.fps, vs.bpp, vs.fmt = width, height, self.fps, bpp, fmt
+        vs.intrinsics = self._intrinsics(width, height)
         return vs
 
     def push(self, k: int) -> None:
         """Push frame number ``k`` on both sensors (colour value k % 256, depth 1000 + k)."""
         ts = self.t0_ms + k * 1000.0 / self.fps
         color = np.full((self.height, self.width, 3), k % 256, np.uint8)
-        depth = np.full((self.height, self.width), 1000 + k, np.uint16)
+        depth = np.full((self.depth_height, self.depth_width), 1000 + k, np.uint16)
         for sensor, profile, pixels, bpp in ((self.color_sensor, self.color_profile, color, 3),
                                              (self.depth_sensor, self.depth_profile, depth, 2)):
             f = rs.software_video_frame()
-            f.pixels, f.stride, f.bpp = pixels, self.width * bpp, bpp
+            f.pixels, f.stride, f.bpp = pixels, pixels.shape[1] * bpp, bpp
             f.timestamp, f.domain, f.frame_number = ts, rs.timestamp_domain.hardware_clock, k
             f.profile = profile.as_video_stream_profile()
             if bpp == 2:

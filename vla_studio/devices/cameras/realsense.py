@@ -125,6 +125,7 @@ class RealSenseCamera(Camera):
         self._align: Any = None
         self._playback: Any = None
         self._last_number: int | None = None
+        self._unmatched = 0
         self._domain_reported = False
         self.depth_intrinsics: CameraIntrinsics | None = None
 
@@ -195,6 +196,7 @@ class RealSenseCamera(Camera):
                 self._warn("sensor options are not applied to a recording (playback)")
         self._align = rs.align(rs.stream.color) if c.align_depth else None
         self._last_number = None
+        self._unmatched = 0
         self._domain_reported = False
         self._describe(rs, profile, active)
 
@@ -288,8 +290,6 @@ class RealSenseCamera(Camera):
                 raise StreamEnded(f"end of RealSense recording {c.playback} (set loop = true "
                                   "to repeat it)")
             return None
-        if self._align is not None:
-            frames = self._align.process(frames)
         colour = frames.get_color_frame() if c.color else None
         depth = frames.get_depth_frame() if c.depth else None
         if (c.color and not colour) or (c.depth and not depth):
@@ -297,14 +297,36 @@ class RealSenseCamera(Camera):
         primary = colour or depth
         number = int(primary.get_frame_number())
         if number == self._last_number:
-            return None  # playback repeats a set when only the other stream advanced
+            return None  # a set repeated because only the other stream advanced
+        if colour and depth and not self._matched(colour, depth):
+            return None  # wait for the depth frame taken with this colour frame
         self._last_number = number
+        if self._align is not None:
+            frames = self._align.process(frames)
+            depth = frames.get_depth_frame()
         if not self._domain_reported:
             self._domain_reported = True
             self._set_mode(**self._mode, timestamp_domain=primary.get_frame_timestamp_domain().name)
         return RawFrame(color=_copy(colour), depth=_copy(depth),
                         t_device=primary.get_timestamp() / 1000.0, device_index=number,
                         t_capture=host_capture_time(rs, primary))
+
+    def _matched(self, colour: Any, depth: Any) -> bool:
+        """Whether colour and depth were captured together (timestamps within half a period).
+
+        The syncer may hand over a new colour frame with the previous depth frame before the
+        matching one arrives; such a set is skipped. After a few unmatched sets in a row (the
+        streams really are apart) frames are delivered anyway, with a warning.
+        """
+        skew_ms = abs(colour.get_timestamp() - depth.get_timestamp())
+        if skew_ms <= 500.0 * self.period_s:
+            self._unmatched = 0
+            return True
+        self._unmatched += 1
+        if self._unmatched < 4:
+            return False
+        self._warn(f"colour and depth are {skew_ms:.0f} ms apart: frames are not synchronised")
+        return True
 
     def _close(self) -> None:
         pipe, self._pipe = self._pipe, None
