@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+from PySide6.QtCore import QCoreApplication, QEventLoop, Qt, QTimer
 
 from vla_studio.core.profile import StationProfile
 from vla_studio.station import Station
@@ -49,7 +49,11 @@ class DisplayFigures:
 
 def _spin(seconds: float) -> None:
     loop = QEventLoop()
-    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.setTimerType(Qt.TimerType.PreciseTimer)  # coarse timers may fire 5 % early
+    timer.timeout.connect(loop.quit)
+    timer.start(int(seconds * 1000))
     loop.exec()
 
 

@@ -33,10 +33,11 @@ STATE_TITLES = {
 
 
 def status_lines(name: str, status: CameraStatus, latency_ms: float | None) -> list[str]:
-    """The HUD's text: name and state, then fps · latency · drops (· late)."""
+    """The HUD's text: name and state, then fps · capture-to-display latency · drops (· late)."""
     live = "live" if status.state == CameraState.STREAMING else status.state.value
+    shown = latency_ms is not None and status.state == CameraState.STREAMING
     figures = [f"{status.fps:4.1f} fps",
-               f"{latency_ms:3.0f} ms" if latency_ms is not None else "— ms",
+               f"{latency_ms:3.0f} ms latency" if shown else "— ms latency",
                f"{status.dropped} drop" + ("" if status.dropped == 1 else "s")]
     if status.late:
         figures.append(f"{status.late} late")
@@ -60,6 +61,23 @@ class StatusOverlay(Overlay):
     def __init__(self, pane: "CameraPane") -> None:
         super().__init__("status", z=100)
         self.pane = pane
+        # Fonts and metrics are built once: this layer paints on every frame of every camera.
+        base = pane.font()
+        self.bold, self.mono, self.small = QFont(base), QFont("monospace"), QFont(base)
+        self.bold.setPointSizeF(9.5)
+        self.bold.setBold(True)
+        self.mono.setStyleHint(QFont.StyleHint.TypeWriter)
+        self.mono.setPointSizeF(8.5)
+        self.small.setPointSizeF(8.0)
+        self.big = QFont(base)
+        self.big.setPointSizeF(13)
+        self.big.setBold(True)
+        self.detail = QFont(base)
+        self.detail.setPointSizeF(9)
+        self.legend_font = QFont(base)
+        self.legend_font.setPointSizeF(7.5)
+        self.fm_bold, self.fm_mono = QFontMetrics(self.bold), QFontMetrics(self.mono)
+        self.fm_small, self.fm_big = QFontMetrics(self.small), QFontMetrics(self.big)
 
     def paint(self, painter: QPainter, rect: QRectF, frame: Frame | None) -> None:
         pane = self.pane
@@ -80,15 +98,8 @@ class StatusOverlay(Overlay):
         if len(status.warnings) > 1:
             notes[0] += f"  (+{len(status.warnings) - 1} more)"
         notes += [f"✖ {e}" for e in pane.layer_errors]
-        bold = QFont(painter.font())
-        bold.setPointSizeF(9.5)
-        bold.setBold(True)
-        mono = QFont("monospace")
-        mono.setStyleHint(QFont.StyleHint.TypeWriter)
-        mono.setPointSizeF(8.5)
-        small = QFont(painter.font())
-        small.setPointSizeF(8.0)
-        fm_bold, fm_mono, fm_small = QFontMetrics(bold), QFontMetrics(mono), QFontMetrics(small)
+        bold, mono, small = self.bold, self.mono, self.small
+        fm_bold, fm_mono, fm_small = self.fm_bold, self.fm_mono, self.fm_small
         max_w = max(60.0, area.width() - 16)
         notes = [fm_small.elidedText(n, Qt.TextElideMode.ElideRight, int(max_w)) for n in notes]
         width = min(max_w, max([fm_bold.horizontalAdvance(lines[0]) + 16,
@@ -121,19 +132,13 @@ class StatusOverlay(Overlay):
             painter.fillRect(area, QColor(0, 0, 0, 150))
         title, detail = problem_text(status)
         color = QColor(STATE_COLORS.get(status.state, "#9aa3ad"))
-        big = QFont(painter.font())
-        big.setPointSizeF(13)
-        big.setBold(True)
-        painter.setFont(big)
-        fm = QFontMetrics(big)
+        painter.setFont(self.big)
+        fm = self.fm_big
         centre_y = area.center().y()
         title = fm.elidedText(title, Qt.TextElideMode.ElideRight, int(area.width() - 16))
         outlined_text(painter, QPointF(area.center().x() - fm.horizontalAdvance(title) / 2,
                                        centre_y - 4), title, color)
-        small = QFont(painter.font())
-        small.setPointSizeF(9)
-        small.setBold(False)
-        painter.setFont(small)
+        painter.setFont(self.detail)
         painter.setPen(QColor("#dde1e7"))
         text_rect = QRectF(area.left() + 12, centre_y + 6, area.width() - 24, area.height() / 2 - 10)
         painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
@@ -141,7 +146,9 @@ class StatusOverlay(Overlay):
 
     def _paint_depth_legend(self, painter: QPainter, rect: QRectF) -> None:
         colormap = self.pane.depth_colormap
-        bar = QRectF(rect.right() - 128, rect.bottom() - 18, 110, 8)
+        label = f"depth {colormap.legend()}"
+        width = max(110.0, QFontMetrics(self.legend_font).horizontalAdvance(label))
+        bar = QRectF(rect.right() - width - 12, rect.bottom() - 18, width, 8)
         if bar.left() < rect.left() + 4:
             return
         painter.setPen(Qt.PenStyle.NoPen)
@@ -154,8 +161,6 @@ class StatusOverlay(Overlay):
         gradient.setColorAt(1.0, QColor.fromRgb(table[255]))
         painter.setBrush(gradient)
         painter.drawRect(bar)
-        font = QFont(painter.font())
-        font.setPointSizeF(7.5)
-        painter.setFont(font)
+        painter.setFont(self.legend_font)
         painter.setPen(QColor("#dde1e7"))
-        painter.drawText(QPointF(bar.left(), bar.top() - 4), f"depth {colormap.legend()}")
+        painter.drawText(QPointF(bar.left(), bar.top() - 4), label)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import itertools
 import logging
 import time
 
@@ -65,9 +66,10 @@ class LatencyStats:
         self.samples.append(ms)
 
     def percentile(self, q: float, last: int | None = None) -> float | None:
+        """Percentile ``q`` of all samples, or of the ``last`` most recent ones."""
         if not self.samples:
             return None
-        values = list(self.samples)[-last:] if last else list(self.samples)
+        values = list(itertools.islice(reversed(self.samples), last)) if last else list(self.samples)
         return float(np.percentile(values, q))
 
 
@@ -134,15 +136,16 @@ class CameraPane(QWidget):
         Returns whether a new frame was taken.
         """
         now = time.monotonic() if now is None else now
-        self.status = self.camera.status()
         frame = self.camera.latest()
         if frame is not None and (self.frame is None or frame.index != self.frame.index):
+            self.status = self.camera.status()
             self.frame = frame
             self._awaiting_paint = frame
             self._render()
             self.update()
             return True
         if now - self._status_painted >= STATUS_REPAINT_S:
+            self.status = self.camera.status()
             self.update()  # the HUD changes (age of the last frame, reconnect attempts)
         return False
 
