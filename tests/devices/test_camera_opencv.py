@@ -76,7 +76,8 @@ def test_video_file_frames_arrive_as_rgb_with_file_timestamps_and_mode(tmp_path,
     r, g, b = first.color[24, 32]
     assert r > 200 and g < 40 and b < 40  # BGR from OpenCV became RGB
     assert not first.color.flags.writeable  # frames are shared across threads read-only
-    assert frames[1].t_device - frames[0].t_device == pytest.approx(1 / 30, abs=1e-3)
+    for frame in frames:  # nothing dropped, so frame k of the capture is frame k of the file
+        assert frame.t_device == pytest.approx(frame.index / 30, abs=1e-3)
     status = cam.status()
     assert status.mode["fourcc"] == "MJPG"
     assert status.mode["backend"] == "FFMPEG"
@@ -217,7 +218,7 @@ def test_a_network_camera_that_dies_mid_stream_is_reconnected_when_it_comes_back
         assert cam.status().mode["backend"] == "FFMPEG"
         server.stop()
         assert wait_until(lambda: cam.status().state == CameraState.RECONNECTING)
-        assert "stopped delivering frames" in cam.status().last_error
+        assert "stopped delivering frames" in cam.status().gaps[-1].reason  # why it went
         server = _MJPEGServer(port)
         assert wait_until(lambda: cam.status().state == CameraState.STREAMING, timeout=10)
         assert cam.status().reconnects >= 1

@@ -175,3 +175,4 @@ class CameraGrid(QWidget):
             self._grid.setRowStretch(r, 1 if r < rows else 0)
         for c in range(self._grid.columnCount()):
             self._grid.setColumnStretch(c, 1 if c < cols else 0)
+        self._grid.activate()  # new geometry now, not at the next event-loop pass
