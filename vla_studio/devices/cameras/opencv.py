@@ -143,7 +143,7 @@ def fourcc_text(code: float) -> str:
 
 
 class OpenCVCamera(Camera):
-    """A camera read through ``cv2.VideoCapture`` (webcam, video file or network stream)."""
+    """A camera read through OpenCV's VideoCapture (webcam, video file or network stream)."""
 
     config_class: ClassVar[type] = OpenCVCameraConfig
     config: OpenCVCameraConfig
