@@ -102,7 +102,9 @@ def test_the_status_overlay_shows_fps_latency_and_drops(qtbot, make_grid):
     wait_frames(qtbot, pane, 5)
     title, figures = status_lines(pane.name, pane.status, pane.latency_p50_ms())
     assert title == "a · live"
-    assert re.fullmatch(r" ?\d+\.\d fps · +\d+ ms latency · \d+ drops", figures), figures
+    assert re.fullmatch(r"\d+\.\d fps · \d+ ms latency · \d+ drops", figures), figures
+    compact = status_lines(pane.name, pane.status, pane.latency_p50_ms(), compact=True)[1]
+    assert re.fullmatch(r"\d+\.\d fps · \d+ ms · \d+ drops", compact), compact
     hud = next(lay for lay in pane.overlays if isinstance(lay, StatusOverlay))
     with_hud = pane.grab().toImage()
     hud.visible = False

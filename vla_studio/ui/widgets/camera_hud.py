@@ -32,12 +32,17 @@ STATE_TITLES = {
 }
 
 
-def status_lines(name: str, status: CameraStatus, latency_ms: float | None) -> list[str]:
-    """The HUD's text: name and state, then fps · capture-to-display latency · drops (· late)."""
+def status_lines(name: str, status: CameraStatus, latency_ms: float | None,
+                 compact: bool = False) -> list[str]:
+    """The HUD's text: name and state, then fps · capture-to-display latency · drops (· late).
+
+    ``compact`` drops the word "latency" for narrow panes.
+    """
     live = "live" if status.state == CameraState.STREAMING else status.state.value
     shown = latency_ms is not None and status.state == CameraState.STREAMING
-    figures = [f"{status.fps:4.1f} fps",
-               f"{latency_ms:3.0f} ms latency" if shown else "— ms latency",
+    unit = "ms" if compact else "ms latency"
+    figures = [f"{status.fps:.1f} fps",
+               f"{latency_ms:.0f} {unit}" if shown else f"— {unit}",
                f"{status.dropped} drop" + ("" if status.dropped == 1 else "s")]
     if status.late:
         figures.append(f"{status.late} late")
@@ -93,14 +98,18 @@ class StatusOverlay(Overlay):
 
     def _paint_figures(self, painter: QPainter, area: QRectF, status: CameraStatus) -> None:
         pane = self.pane
+        max_w = max(60.0, area.width() - 16)
         lines = status_lines(pane.name, status, pane.latency_p50_ms())
+        if self.fm_mono.horizontalAdvance(lines[1]) > max_w:
+            lines = status_lines(pane.name, status, pane.latency_p50_ms(), compact=True)
+        lines = [self.fm_bold.elidedText(lines[0], Qt.TextElideMode.ElideRight, int(max_w - 16)),
+                 self.fm_mono.elidedText(lines[1], Qt.TextElideMode.ElideRight, int(max_w))]
         notes = [f"⚠ {w}" for w in status.warnings[:1]]
         if len(status.warnings) > 1:
             notes[0] += f"  (+{len(status.warnings) - 1} more)"
         notes += [f"✖ {e}" for e in pane.layer_errors]
         bold, mono, small = self.bold, self.mono, self.small
         fm_bold, fm_mono, fm_small = self.fm_bold, self.fm_mono, self.fm_small
-        max_w = max(60.0, area.width() - 16)
         notes = [fm_small.elidedText(n, Qt.TextElideMode.ElideRight, int(max_w)) for n in notes]
         width = min(max_w, max([fm_bold.horizontalAdvance(lines[0]) + 16,
                                 fm_mono.horizontalAdvance(lines[1])]
