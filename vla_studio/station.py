@@ -26,7 +26,7 @@ from vla_studio.core.events import EventBus
 from vla_studio.core.loop import ControlLoop
 from vla_studio.core.profile import StationProfile
 from vla_studio.core.safety import EStopLatch, Heartbeat
-from vla_studio.core.session import Session
+from vla_studio.core.session import Session, SessionError
 from vla_studio.devices.base import DeviceError, Robot, Teleop, TeleopContext
 from vla_studio.devices.cameras.base import Camera, CameraState, CameraStatus
 from vla_studio.devices.cameras.state_events import camera_event
@@ -60,6 +60,8 @@ class Station:
         self._commands: dict[str, list[Callable[[], None]]] = {}
         self._commands_lock = threading.Lock()
         self._connected = False
+        self.on_command(commands.RUN_PAUSE, lambda: self.session.pause("pause command"))
+        self.on_command(commands.RUN_START, self._start_from_command)
         for cam in cameras.values():  # camera trouble reaches the event bus, never silent
             if hasattr(cam, "add_listener"):
                 cam.add_listener(self._publish_camera_event)
@@ -186,6 +188,13 @@ class Station:
             except Exception:
                 log.exception("command %s failed", name)
         return bool(handlers)
+
+
+    def _start_from_command(self) -> None:
+        try:
+            self.session.start(self.session.mode)
+        except SessionError as exc:
+            self.events.emit("session.refused", str(exc), logging.WARNING)
 
 
 def _close_quietly(source: ActionSource) -> None:
