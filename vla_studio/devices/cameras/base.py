@@ -150,7 +150,8 @@ class CameraStatus:
         delivered, dropped, late, reconnects: counters since the camera was created.
         fps: measured frame rate over the last frames (0 while stale).
         last_frame_age_s: seconds since the last frame (None before the first one).
-        last_error: why the camera is not streaming; kept after recovery until the next problem.
+        last_error: why the camera is not streaming ("" while it streams; the reason of a past
+            interruption stays in its gap).
         mode: what the backend negotiated (``width``, ``height``, ``fps``, ``fourcc``, ...).
         requested: what the profile asked for (``width``, ``height``, ``fps``, ...).
         warnings: non-fatal problems of the current connection (an unsupported option, a
@@ -519,5 +520,5 @@ class Camera(Device):
                 self._close_gap(t_capture)
             recovered = self._state != CameraState.STREAMING
         self._slot.put(Frame(self.name, index, t_capture, raw.color, raw.depth, raw.t_device))
-        if recovered:
-            self._transition(CameraState.STREAMING)
+        if recovered:  # frames flow again: the error is history (kept in the gap's reason)
+            self._transition(CameraState.STREAMING, "")

@@ -112,6 +112,11 @@ class CameraPane(QWidget):
         self._awaiting_paint: Frame | None = None
         self._status_painted = 0.0
 
+    @property
+    def shown_index(self) -> int:
+        """Index of the frame on screen (-1 before the first)."""
+        return self.frame.index if self.frame is not None else -1
+
     # ----- overlay layers -------------------------------------------------------------------
     @property
     def overlays(self) -> tuple[OverlayLayer, ...]:
