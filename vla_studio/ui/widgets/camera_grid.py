@@ -110,9 +110,11 @@ class CameraGrid(QWidget):
         self.pane(camera).add_overlay(layer)
 
     def refresh(self) -> None:
-        """One display frame: every pane (attached or detached) picks up its newest frame."""
+        """One display frame: every visible pane (attached or detached) picks up its newest
+        frame; panes hidden behind an enlarged one cost nothing."""
         for pane in self.panes.values():
-            pane.refresh()
+            if pane.isVisible():
+                pane.refresh()
 
     def toggle_enlarged(self, name: str) -> None:
         """Enlarge pane ``name`` over the whole grid, or show every pane again."""
