@@ -107,19 +107,33 @@ def test_a_looping_file_keeps_its_frame_counter_and_clock_running(tmp_path, came
     assert status.dropped == 0 and status.state == CameraState.STREAMING
 
 
-def test_a_reader_behind_a_realtime_file_skips_frames_and_counts_them_as_dropped(tmp_path):
-    path = write_video(tmp_path / "clip.avi", frames=30)
+def read_after_stall(path: Path, buffer_size: int, stall_frames: int):
+    """Drive the backend directly (the stall is then deterministic): first frame, stall, next."""
     cam = OpenCVCamera(OpenCVCameraConfig(name="cv", source=str(path), width=64, height=48,
-                                          fps=30))
-    cam._open()  # drive the backend directly: the 'stall' below is then deterministic
+                                          fps=30, buffer_size=buffer_size))
+    cam._open()
     try:
         first = cam._read(1.0)
-        time.sleep(6 / 30)
-        late = cam._read(1.0)
+        time.sleep(stall_frames / 30)
+        return first, cam._read(1.0), cam._read(1.0), time.monotonic()
     finally:
         cam._close()
+
+
+def test_a_reader_behind_a_realtime_file_loses_frames_beyond_the_device_queue(tmp_path):
+    path = write_video(tmp_path / "clip.avi", frames=30)
+    first, late, _, _ = read_after_stall(path, buffer_size=1, stall_frames=6)
     assert first.device_index == 0
-    assert late.device_index >= 5  # the camera kept running: ~5 frames passed unread
+    assert late.device_index >= 5  # the camera kept running: ~5 frames passed unread, lost
+
+
+def test_a_briefly_late_reader_gets_the_queued_frames_with_their_capture_times(tmp_path):
+    path = write_video(tmp_path / "clip.avi", frames=30)
+    first, queued, nxt, now = read_after_stall(path, buffer_size=8, stall_frames=3)
+    assert (queued.device_index, nxt.device_index) == (1, 2)  # nothing lost
+    assert queued.t_capture == pytest.approx(first.t_capture + 1 / 30, abs=1e-6)
+    assert nxt.t_capture == pytest.approx(first.t_capture + 2 / 30, abs=1e-6)
+    assert nxt.t_capture < now  # captured on schedule, handed over late
 
 
 def test_a_file_that_does_not_loop_ends_the_camera(tmp_path, cameras):

@@ -11,8 +11,9 @@ captured, on the same monotonic clock) is used instead when the driver provides 
 RGB at the profile's size: a device that cannot give that size is resized, and says so in
 ``status().warnings``.
 
-Video files behave like a camera that keeps running: a reader that falls behind skips frames
-(counted as drops, exactly, from the frame position), looping files continue their frame
+Video files behave like a camera that keeps running: a reader that falls behind gets the frames
+still in the device queue (``buffer_size``) with their capture times, and loses older ones
+(counted as drops, exactly, from the frame position); looping files continue their frame
 counter, and a file that vanishes is reported and picked up again when it comes back.
 """
 
@@ -69,8 +70,9 @@ class OpenCVCameraConfig(CameraConfig):
                                        "when behind, like a camera; false: every frame, as fast "
                                        "as they are read")
     backend: str = option("auto", choices=BACKENDS, help="OpenCV capture backend")
-    buffer_size: int = option(1, min=0, max=32,
-                              help="frames the driver queues (1 = lowest latency, 0 = default)")
+    buffer_size: int = option(4, min=0, max=32,
+                              help="frames the device queues while the reader is late (more: "
+                                   "fewer drops; 1: never an old frame; 0: driver default)")
     timeout_ms: int = option(5000, min=100, help="streams and files: open/read timeout")
     controls: dict[str, float] = option(default_factory=dict,
                                         help="device controls, e.g. {exposure = 156, gain = 0} "
@@ -287,30 +289,36 @@ class OpenCVCamera(Camera):
 
         c, cap = self.config, self._cap
         skip = 0
+        due = self._next_t
         if c.realtime:
-            wait = self._next_t - time.monotonic()
+            wait = due - time.monotonic()
             if wait > timeout_s:
                 time.sleep(timeout_s)
                 return None
             if wait > 0:
                 time.sleep(wait)
-            # A camera keeps running while nobody reads it: frames whose time has passed are
-            # skipped (and counted as drops through the frame position).
-            skip = int((time.monotonic() - self._next_t) / self.period_s)
-            if skip > MAX_SKIP_FRAMES:
-                self._next_t, skip = time.monotonic(), 0
+            # Like a camera, the file keeps running while nobody reads it: a late reader gets
+            # the oldest frame still in the device queue (buffer_size frames, captured on
+            # time); older frames are lost, and counted as drops through the frame position.
+            behind = int((time.monotonic() - due) / self.period_s)
+            queue = max(1, c.buffer_size)
+            if behind >= queue:
+                skip = behind - queue + 1
+                if skip > MAX_SKIP_FRAMES:  # stalled for long: restart the clock from now
+                    due, skip = time.monotonic(), 0
         for _ in range(skip):
             if not self._grab_file():
                 break
         if not self._grab_file():
             return None  # the file was reopened for the next pass; read again
-        t_capture = time.monotonic()
+        due += skip * self.period_s
+        t_capture = due if c.realtime else time.monotonic()
         index = self._position - 1
         t_device = self._loop_time + cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         ok, bgr = cap.retrieve()
         if not ok or bgr is None:
             raise OSError(f"{self.source.description}: frame {index} could not be decoded")
-        self._next_t += self.period_s * (1 + skip)
+        self._next_t = due + self.period_s
         return RawFrame(color=self._to_rgb(bgr), t_device=t_device, device_index=index,
                         t_capture=t_capture)
 
