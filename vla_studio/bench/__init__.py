@@ -11,5 +11,6 @@ from __future__ import annotations
 BENCHMARKS = {
     "control": "vla_studio.bench.control",
     "estop": "vla_studio.bench.estop",
+    "capture": "vla_studio.bench.capture",
     "sim": "vla_studio.bench.sim",
 }
