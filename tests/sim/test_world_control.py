@@ -167,3 +167,13 @@ def test_replica_answers_like_the_live_world(world):
     assert np.allclose(replica.tcp_pose()[0], world.tcp_pose()[0])
     assert np.allclose(replica.cube_pos("red"), world.cube_pos("red"))
     assert replica.initial_positions is world.initial_positions
+
+
+def test_reset_leaves_every_object_at_rest_on_the_table(model):
+    w = SimWorld(model, LayoutSettings(distractors=2))
+    for seed in range(5):
+        layout = w.reset(seed)
+        for name, addr in w.index.objects.items():
+            assert np.abs(w.data.qvel[addr.dof:addr.dof + 6]).max() < 0.01, (seed, name)
+            placed = layout.objects[name]
+            assert np.allclose(w.object_pos(name)[:2], (placed.x, placed.y), atol=2e-3)

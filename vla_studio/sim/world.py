@@ -32,7 +32,7 @@ from vla_studio.sim.scene import ARM_JOINTS, CUBE_HALF_M, FINGER_TRAVEL_M, Scene
 
 log = logging.getLogger(__name__)
 
-SETTLE_S = 0.2  # physics time after a reset so objects come to rest before the episode starts
+SETTLE_S = 0.06  # physics time after a reset: objects start 0.5 mm above their rest, this settles them
 # The reference orientation of the TCP (pointing down, fingers closing along the base y axis):
 # reported quaternions are kept in its hemisphere so they never flip sign near the start pose.
 REFERENCE_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
