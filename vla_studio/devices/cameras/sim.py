@@ -8,6 +8,11 @@ is never touched) with an EGL renderer created and used on the capture thread on
 paced at the configured fps; ``t_device`` is the simulated time of the snapshot, depth is uint16
 millimetres (``depth_scale`` 0.001, 0 = nothing hit) and the intrinsics follow from the scene
 camera's vertical field of view.
+
+CPU: rendering (Mesa llvmpipe) releases the GIL but costs real CPU, so the capture thread runs
+at a lower priority (``nice``): under load a camera delivers fewer frames (counted as drops) and
+the control loop stays on time. Creating the render context in ``_open`` holds the GIL for about
+0.2 s (MuJoCo compiles its shaders); the station opens cameras before it starts the loop.
 """
 
 from __future__ import annotations
