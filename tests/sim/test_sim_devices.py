@@ -276,3 +276,11 @@ def test_distractors_join_the_cubes_on_the_table_when_enabled():
         assert plain.world.object_pos("distractor_box")[2] < -0.5  # parked on the floor
     finally:
         plain.disconnect()
+
+
+def test_scripted_source_chosen_after_the_episode_began_takes_its_task(robot):
+    robot.prepare_episode("push the red cube to the left", seed=8)
+    source = ScriptedTeleop().make_action_source(_ctx(robot))  # no reset() reached it
+    proposal = source.propose(_obs(robot), time.monotonic(), 0.05)
+    assert proposal.action is not None
+    assert source.task == parse_instruction("push the red cube to the left")

@@ -62,6 +62,7 @@ class SimRobot(Robot):
         self._next_seed = self.config.seed
         self.episode_seed: int | None = None
         self.episode_task: str = ""
+        self.episode_instruction: str = ""
         self._owner: int | None = None  # thread that steps the world (the control loop)
         self._replica_lock = threading.Lock()
         self._replica_data = None  # a private MjData for replicas, made on first use
@@ -138,11 +139,13 @@ class SimRobot(Robot):
     def reset_episode(self, seed: int | None = None) -> None:
         """New episode with a layout for any task (all cubes graspable)."""
         self._reset(seed, None)
+        self.episode_instruction = ""
 
     def prepare_episode(self, instruction: str, seed: int | None = None) -> None:
         """New episode whose layout suits ``instruction`` (a free lane for a push, room to grasp
         the cubes it names); an instruction that names no task gets the general layout."""
         self._reset(seed, self._task(instruction) if instruction else None)
+        self.episode_instruction = instruction
 
     def episode_success(self, instruction: str) -> bool | None:
         """Whether the task of ``instruction`` is accomplished now (None: not a sim task).
