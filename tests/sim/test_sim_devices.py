@@ -52,11 +52,25 @@ def test_robot_publishes_its_world_while_connected(robot):
     assert find_world("test_devices") is None
 
 
-def test_two_robots_cannot_share_a_world_name(robot):
-    other = SimRobot(SimRobotConfig(name="sim2", world="test_devices"))
-    with pytest.raises(DeviceError, match="already running"):
-        other.connect()
-    assert not other.is_connected and find_world("test_devices") is robot.world
+def test_a_newer_robot_takes_the_world_name_over_and_cameras_follow(robot):
+    cam = _camera("test_devices")
+    cam.connect()
+    newer = SimRobot(SimRobotConfig(name="sim", world="test_devices", seed=50))
+    try:
+        first = cam.wait_for_frame(timeout_s=5.0)
+        newer.connect()  # a station swap: the new station starts before the old one closes
+        assert find_world("test_devices") is newer.world
+        deadline = time.monotonic() + 5.0
+        while cam.status().reconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cam.status().reconnects == 1
+        frame = cam.wait_for_frame(cam.latest().index, timeout_s=5.0)
+        assert not np.array_equal(frame.color, first.color)  # the newer world's layout
+        robot.disconnect()  # the old robot leaving does not withdraw the newer world
+        assert find_world("test_devices") is newer.world
+    finally:
+        cam.disconnect()
+        newer.disconnect()
 
 
 def test_unknown_scene_file_is_a_device_error_with_the_fix(tmp_path):

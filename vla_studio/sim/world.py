@@ -38,10 +38,6 @@ SETTLE_S = 0.06  # physics time after a reset: objects start 0.5 mm above their 
 REFERENCE_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
 
 
-class WorldError(RuntimeError):
-    """A simulated world that cannot be created, found or shared; the message says why."""
-
-
 @dataclass(frozen=True)
 class WorldSnapshot:
     """What a renderer needs to draw the world at one instant (immutable).
@@ -263,16 +259,16 @@ _worlds: dict[str, SimWorld] = {}
 def publish_world(name: str, world: SimWorld) -> None:
     """Make ``world`` findable as ``name``.
 
-    Raises:
-        WorldError: another live world already uses the name.
+    The newest world takes the name over (with a warning when another is still published):
+    when the application swaps stations, the new one starts before the old one closes, and the
+    cameras that rendered the old world notice the change and reconnect to the new one.
     """
     with _registry_lock:
         other = _worlds.get(name)
-        if other is not None and other is not world:
-            raise WorldError(f"a simulated world named {name!r} is already running; give each sim "
-                             "robot its own 'world' name (and point its cameras at it)")
         _worlds[name] = world
-    log.debug("sim world %r published", name)
+    if other is not None and other is not world:
+        log.warning("sim world %r replaced by a newer simulation; cameras follow the newer one",
+                    name)
 
 
 def withdraw_world(name: str, world: SimWorld) -> None:

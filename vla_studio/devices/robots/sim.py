@@ -28,7 +28,7 @@ from vla_studio.sim.ik import IKSettings
 from vla_studio.sim.layout import Layout, LayoutError, LayoutSettings
 from vla_studio.sim.scene import ARM_JOINTS, COLOURS, CUBE_HALF_M, SceneError, cube_name, load_model
 from vla_studio.sim.tasks import GRASP_CLEARANCE_M, Task, UnknownInstruction, parse_instruction
-from vla_studio.sim.world import SimWorld, WorldError, publish_world, withdraw_world
+from vla_studio.sim.world import SimWorld, publish_world, withdraw_world
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,7 @@ class SimRobot(Robot):
             raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
         self._world = world
         self._reset(None, None)
-        try:
-            publish_world(c.world, world)
-        except WorldError as exc:
-            self._world = None
-            raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
+        publish_world(c.world, world)
         log.info("sim robot %r connected (world %r, seed %s)", self.name, c.world, self.episode_seed)
 
     def disconnect(self) -> None:
