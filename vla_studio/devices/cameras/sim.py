@@ -90,7 +90,7 @@ class SimCamera(Camera):
         renderer, world = self._renderer, self._world
         assert renderer is not None and world is not None
         if find_world(self.config.world) is not world:
-            raise RuntimeError("the simulated world stopped (its robot disconnected)")
+            raise RuntimeError("the simulated world stopped or was replaced by a newer one")
         sched = self._next_t
         wait = sched - time.monotonic()
         if wait > timeout_s:
