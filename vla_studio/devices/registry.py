@@ -22,6 +22,7 @@ CAMERAS: Registry[Camera] = Registry("camera", "vla_studio.cameras", {
 }, Camera)
 
 TELEOPS: Registry[Teleop] = Registry("teleop", "vla_studio.teleops", {
+    "keyboard": "vla_studio.devices.teleop.keyboard:KeyboardTeleop",
 }, Teleop)
 
 REGISTRIES: dict[str, Registry] = {"robots": ROBOTS, "cameras": CAMERAS, "teleops": TELEOPS}
