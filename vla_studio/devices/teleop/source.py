@@ -87,6 +87,8 @@ class TeleopActionSource(ActionSource):
         if not contiguous:  # a run started or resumed, or the device was replugged
             self._armed = False
             self._disengage()
+        if not self._armed and inp.neutral and state.connected:
+            self._armed = True  # controls seen at rest: motion may start
         takeover = INTERVENTION in inp.held
         deadman = DEADMAN in inp.held
         rising_takeover, rising_deadman = takeover and not self._prev_takeover, deadman and not self._prev_deadman
@@ -103,10 +105,8 @@ class TeleopActionSource(ActionSource):
         if not self._engaged or rising_takeover or rising_deadman:
             self._engage(obs, inp)
         if not self._armed:
-            if not inp.neutral:
-                return self._hold(state.stamp, f"let go of the {label} controls to start moving",
-                                  takeover)
-            self._armed = True
+            return self._hold(state.stamp, f"let go of the {label} controls to start moving",
+                              takeover)
         self._update_gripper(inp)
         target = mapping.target_velocity(inp, self.device.tuning)
         self._velocity, mean = mapping.ramp(self._velocity, target, dt)
