@@ -198,7 +198,7 @@ class MappedTeleop(Teleop):
             self._presses[name] += 1
         self._prev_buttons = buttons
         self._state = InputState(t, axes, buttons, True, dict(self._presses), self._generation)
-        self._publish_times.append(t)
+        self._publish_times.append(time.monotonic())
         for name in pressed:
             self._on_press(name)
 
