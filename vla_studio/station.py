@@ -26,9 +26,10 @@ from vla_studio.core.events import EventBus
 from vla_studio.core.loop import ControlLoop
 from vla_studio.core.profile import StationProfile
 from vla_studio.core.safety import EStopLatch, Heartbeat
-from vla_studio.core.session import Session
+from vla_studio.core.session import Session, SessionError
 from vla_studio.devices.base import DeviceError, Robot, Teleop, TeleopContext
-from vla_studio.devices.cameras.base import Camera
+from vla_studio.devices.cameras.base import Camera, CameraState, CameraStatus
+from vla_studio.devices.cameras.state_events import camera_event
 from vla_studio.devices.registry import CAMERAS, ROBOTS, TELEOPS
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,11 @@ class Station:
         self._commands: dict[str, list[Callable[[], None]]] = {}
         self._commands_lock = threading.Lock()
         self._connected = False
+        self.on_command(commands.RUN_PAUSE, lambda: self.session.pause("pause command"))
+        self.on_command(commands.RUN_START, self._start_from_command)
+        for cam in cameras.values():  # camera trouble reaches the event bus, never silent
+            if hasattr(cam, "add_listener"):
+                cam.add_listener(self._publish_camera_event)
 
     @classmethod
     def from_profile(cls, profile: StationProfile) -> "Station":
@@ -124,6 +130,12 @@ class Station:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _publish_camera_event(self, status: CameraStatus, previous: CameraState) -> None:
+        """Camera state listener (runs on the camera's capture thread; EventBus is thread-safe)."""
+        event = camera_event(status, previous)
+        if event is not None:
+            self.events.emit(event.kind, event.message, event.level, camera=event.camera)
+
     # ----- episodes ---------------------------------------------------------------------------
     def begin_episode(self, instruction: str, seed: int | None = None) -> None:
         """Prepare an episode: pause, reset the robot's scene (simulators), tell every source the
@@ -177,6 +189,13 @@ class Station:
             except Exception:
                 log.exception("command %s failed", name)
         return bool(handlers)
+
+
+    def _start_from_command(self) -> None:
+        try:
+            self.session.start(self.session.mode)
+        except SessionError as exc:
+            self.events.emit("session.refused", str(exc), logging.WARNING)
 
 
 def _close_quietly(source: ActionSource) -> None:
