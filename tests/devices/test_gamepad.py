@@ -15,7 +15,7 @@ from vla_studio.core.session import ControlMode
 from vla_studio.core.types import SourceKind
 from vla_studio.devices.teleop.virtual_gamepad import VirtualGamepad
 
-from teleop_stations import null_station, wait_until
+from tests.devices.teleop_stations import null_station, wait_until
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from vla_studio.core.config import ConfigError
 from vla_studio.core.session import ControlMode
 from vla_studio.core.types import SourceKind
 
-from teleop_stations import Heartbeat, null_station, wait_until
+from tests.devices.teleop_stations import Heartbeat, null_station, wait_until
 
 
 @pytest.fixture

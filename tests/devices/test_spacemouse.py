@@ -17,7 +17,7 @@ from vla_studio.core.types import SourceKind
 from vla_studio.devices.teleop.spacemouse import HidDeviceInfo, SpaceMouseConfig, SpaceMouseTeleop
 from vla_studio.devices.teleop.spacemouse_reports import CONNEXION, LOGITECH, find_model
 
-from teleop_stations import null_station, wait_until
+from tests.devices.teleop_stations import null_station, wait_until
 
 PUSH_AWAY = bytes.fromhex("01 0000 a2fe 0000 0000 0000 0000")  # combined report, HID y = -350
 AT_REST = bytes.fromhex("01 0000 0000 0000 0000 0000 0000")
@@ -202,7 +202,7 @@ def test_real_hidapi_backend_without_a_device_waits_and_says_what_to_plug_in():
     try:
         wait_until(lambda: sm.status().summary == "no SpaceMouse")
         status = sm.status()
-        assert not status.connected and "SpaceMouse Compact" in status.message
+        assert not status.connected and "Plug in a 3Dconnexion SpaceMouse" in status.message
         assert not sm.get_state().connected
     finally:
         sm.disconnect()

@@ -74,12 +74,14 @@ class LegendRow:
         control: the control, as printed on the device ("Left stick ↕", "A", "W / S").
         controls: raw control names involved (the controller diagram highlights them).
         kind: "motion" or "button".
+        name: the motion channel or button function ("x", "gripper", ...).
     """
 
     action: str
     control: str
     controls: tuple[str, ...]
     kind: str
+    name: str = ""
 
 
 class MappedTeleop(Teleop):
@@ -165,11 +167,12 @@ class MappedTeleop(Teleop):
             binding = b.motion[channel]
             if binding.axis:
                 rows.append(LegendRow(CHANNEL_TITLES[channel], self.control_label(binding.axis),
-                                      (binding.axis,), "motion"))
+                                      (binding.axis,), "motion", channel))
             elif binding.buttons:
                 label = " / ".join(self.control_label(n) if n else "-" for n in
                                    (binding.plus, binding.minus))
-                rows.append(LegendRow(CHANNEL_TITLES[channel], label, binding.buttons, "motion"))
+                rows.append(LegendRow(CHANNEL_TITLES[channel], label, binding.buttons, "motion",
+                                      channel))
         for function in FUNCTIONS:
             button = b.functions.get(function)
             if not button or (function == DEADMAN and not self.config.require_deadman):
@@ -177,7 +180,8 @@ class MappedTeleop(Teleop):
             title = FUNCTION_TITLES[function]
             if function == GRIPPER:
                 title += " (toggle)" if self.config.gripper_mode == "toggle" else " (hold to close)"
-            rows.append(LegendRow(title, self.control_label(button), (button,), "button"))
+            rows.append(LegendRow(title, self.control_label(button), (button,), "button",
+                                  function))
         return rows
 
     # ----- for subclasses' reader threads ---------------------------------------------------

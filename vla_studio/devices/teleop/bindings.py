@@ -62,6 +62,11 @@ FUNCTION_TITLES = {
     FAILURE: "Mark episode failure",
     NEXT_TASK: "Next task",
 }
+FUNCTION_SHORT = {
+    GRIPPER: "Gripper", DEADMAN: "Deadman", INTERVENTION: "Take over", PRECISION: "Precision",
+    ROTATION_TOGGLE: "Rotation on/off", STOP: "STOP", RECORD: "Record", SUCCESS: "Success",
+    FAILURE: "Failure", NEXT_TASK: "Next task",
+}
 # Functions that become station commands (run off the reader thread by the command dispatcher).
 FUNCTION_COMMANDS = {
     RECORD: commands.RECORD_TOGGLE,

@@ -231,8 +231,9 @@ class SpaceMouseTeleop(MappedTeleop):
             return TeleopStatus(False, "SpaceMouse (not connected)")
         info, raw = self._info, self._raw
         if info is None:
-            message = self._error or ("Plug in a SpaceMouse. Known models: "
-                                      + ", ".join(m.name for m in MODELS) + ".")
+            message = self._error or ("Plug in a 3Dconnexion SpaceMouse (wired, wireless or "
+                                      f"through the universal receiver: {len(MODELS)} known "
+                                      "models). The arm holds until one is connected.")
             return TeleopStatus(False, "no SpaceMouse", message, 0.0,
                                 {"unplugged": f"{self._unplugs} time(s)"})
         details = {"model": info.model.name, "USB id": info.model.usb_id, "path": info.path,
