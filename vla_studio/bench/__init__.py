@@ -12,4 +12,5 @@ BENCHMARKS = {
     "control": "vla_studio.bench.control",
     "estop": "vla_studio.bench.estop",
     "capture": "vla_studio.bench.capture",
+    "teleop": "vla_studio.bench.teleop",
 }
