@@ -133,3 +133,20 @@ def test_one_second_of_full_stick_moves_the_same_distance_at_15_and_100_hz(ramp_
     assert distances[0] == pytest.approx(distances[1], rel=0.005)
     assert distances[0] == pytest.approx(0.2 * (1.0 - ramp_s / 2), rel=0.01)
     assert math.isfinite(distances[0])
+
+
+def test_the_documented_profile_example_loads():
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from vla_studio.core.profile import parse_profile
+    from vla_studio.devices.registry import config_class_for
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "teleop.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
+    data = tomllib.loads('name = "doc"\ncontrol_rate_hz = 20\n[robot]\ntype = "null"\n' + block)
+    profile = parse_profile(data, config_class_for, source="docs/teleop.md")
+    pad, mouse, keys = (spec.config for spec in profile.teleops)
+    assert pad.buttons["gripper"] == "rb" and pad.calibration["left_x"].center == 0.03
+    assert mouse.full_scale == 350 and keys.motion["x"] == "up/down"
