@@ -88,3 +88,18 @@ def test_escape_and_space_still_stop_with_the_keyboard_driving(main_window, dry_
     dry_station.latch.confirm_reset()
     qtbot.keyPress(main_window, Qt.Key.Key_Escape)
     assert dry_station.latch.is_tripped
+
+
+def test_closing_the_window_removes_the_key_filter_and_releases_keys(main_window, dry_station,
+                                                                     qtbot):
+    bridge = main_window.docks["teleop"].widget().keyboard_bridge
+    kb = dry_station.teleops["keyboard"]
+    assert bridge.installed
+    qtbot.keyPress(main_window, Qt.Key.Key_W)
+    assert "w" in kb.held_keys()
+    main_window.close()
+    assert not bridge.installed and not kb.held_keys()
+    qtbot.keyPress(main_window, Qt.Key.Key_W)
+    assert not kb.held_keys()  # a closed window drives nothing
+    main_window.show()
+    assert bridge.installed

@@ -60,21 +60,55 @@ def typing_in_text_field() -> bool:
 class KeyboardBridge(QObject):
     """The Qt side of the keyboard teleop devices of one station.
 
+    The application-wide filter is installed while the window the bridge serves is open: it is
+    removed when that window closes (a closed window's widgets may still be torn down later, and
+    an application filter sees every event of every object until then) and put back if the
+    window is shown again.
+
     Args:
         station: whose ``keyboard`` devices are fed.
         bridge: its display-rate ``frame_tick`` beats the devices' heartbeat.
-        parent: owner; the filter is removed when it is destroyed.
+        parent: the widget that owns the bridge (the Teleop dock); the filter is removed when it
+            is destroyed.
     """
 
-    def __init__(self, station: Station, bridge: CoreBridge, parent: QObject | None = None) -> None:
+    def __init__(self, station: Station, bridge: CoreBridge, parent: QWidget) -> None:
         super().__init__(parent)
         self.station = station
         self.keyboards = [d for d in station.teleops.values() if isinstance(d, KeyboardTeleop)]
-        app = QApplication.instance()
-        if self.keyboards and app is not None:
-            app.installEventFilter(self)
+        self._owner = parent
+        self._window: QWidget | None = None
+        self._watcher = _WindowWatcher(self)
+        self.installed = False
+        if self.keyboards:
             bridge.frame_tick.connect(self.heartbeat)
             QGuiApplication.instance().applicationStateChanged.connect(self._on_app_state)
+            self.attach()
+
+    def attach(self) -> None:
+        """Start filtering key events application-wide (idempotent)."""
+        app = QApplication.instance()
+        if self.keyboards and not self.installed and app is not None:
+            app.installEventFilter(self)
+            self.installed = True
+
+    def detach(self) -> None:
+        """Stop filtering and release every key."""
+        app = QApplication.instance()
+        if self.installed and app is not None:
+            app.removeEventFilter(self)
+        self.installed = False
+        self.release_all()
+
+    def watch_window(self) -> None:
+        """Follow the owner's top-level window (call once it is placed in one, e.g. on show)."""
+        window = self._owner.window()
+        if window is self._window or window is self._owner:
+            return
+        if self._window is not None:
+            self._window.removeEventFilter(self._watcher)
+        self._window = window
+        window.installEventFilter(self._watcher)
 
     def heartbeat(self) -> None:
         """The GUI thread is alive: refresh the devices' stamps (called every display frame)."""
@@ -115,3 +149,19 @@ class KeyboardBridge(QObject):
             for kb in self.keyboards:
                 kb.press(name)
         return consume
+
+
+class _WindowWatcher(QObject):
+    """Detaches the keyboard bridge while its window is closed (watches that window only)."""
+
+    def __init__(self, bridge: KeyboardBridge) -> None:
+        super().__init__(bridge)
+        self._bridge = bridge
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        kind = event.type()
+        if kind == QEvent.Type.Close:
+            self._bridge.detach()
+        elif kind == QEvent.Type.Show:
+            self._bridge.attach()
+        return False

@@ -17,7 +17,7 @@ from vla_studio.devices.base import TeleopState
 from vla_studio.devices.teleop.base import LegendRow, MappedTeleop
 from vla_studio.devices.teleop.bindings import FUNCTION_COMMANDS, FUNCTION_SHORT, GRIPPER, STOP
 from vla_studio.devices.teleop.gamepad import GamepadTeleop
-from vla_studio.devices.teleop.keyboard import KeyboardTeleop, key_label
+from vla_studio.devices.teleop.keyboard import key_label
 
 BG = QColor("#15171a")
 BODY = QColor("#2c3036")
@@ -338,6 +338,7 @@ class SpaceMouseDiagram(_Diagram):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.button_rows: list[LegendRow] = []
+        self.labels: dict[str, str] = {}
         self.setMinimumHeight(210)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
