@@ -69,8 +69,11 @@ class _Diagram(QWidget):
         self.update()
 
     def show_state(self, state: TeleopState) -> None:
+        """Show the controls' latest values; repaints only when something moved."""
+        old = self.state
         self.state = state
-        self.update()
+        if old is None or old.axes != state.axes or old.buttons != state.buttons:
+            self.update()
 
     def axis(self, name: str) -> float:
         return float(self.state.axes.get(name, 0.0)) if self.state else 0.0

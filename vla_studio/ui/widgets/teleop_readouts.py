@@ -24,6 +24,8 @@ class BarsView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def set_items(self, items: list[tuple[str, float, str]]) -> None:
+        if items == self.items:
+            return
         if len(items) != len(self.items):
             self.setFixedHeight(max(18, 18 * len(items)))
         self.items = items
@@ -68,6 +70,8 @@ class LampsView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def set_items(self, items: list[tuple[str, bool]]) -> None:
+        if items == self.items:
+            return
         rows = max(1, math.ceil(len(items) / self.COLUMNS))
         self.setFixedHeight(22 * rows)
         self.items = items
