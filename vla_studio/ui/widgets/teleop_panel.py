@@ -168,6 +168,7 @@ class TeleopPanel(QWidget):
         self.details = QFormLayout()
         details_box = QGroupBox("Device")
         details_box.setLayout(self.details)
+        self.details_box = details_box
         axes_box = QGroupBox("Raw axes")
         QVBoxLayout(axes_box).addWidget(self.raw_axes)
         buttons_box = QGroupBox("Raw buttons (lit = held)")
@@ -406,10 +407,14 @@ class TeleopPanel(QWidget):
         self.raw_buttons.set_items([(_short(label(n)), bool(v)) for n, v in state.buttons.items()])
         age_ms = (time.monotonic() - state.stamp) * 1000.0 if state.stamp else float("inf")
         age = f"{age_ms:.0f} ms ago" if math.isfinite(age_ms) else "never"
-        rate = f"{status.reads_per_s:.0f} readings/s" if status.reads_per_s else "no readings"
-        conn = "connected" if state.connected else "not connected"
-        self.read_rate.setText(f"{conn} · {rate} · last reading {age}")
+        parts = ["connected" if state.connected else "not connected"]
+        if isinstance(device, MappedTeleop):
+            parts.append(f"{status.reads_per_s:.0f} readings/s" if status.reads_per_s
+                         else "no readings")
+        parts.append(f"last reading {age}")
+        self.read_rate.setText(" · ".join(parts))
         details = dict(status.details)
+        self.details_box.setVisible(bool(details))
         if self.details.rowCount() != len(details) or \
                 [self.details.itemAt(i, QFormLayout.ItemRole.LabelRole).widget().text()
                  for i in range(self.details.rowCount())] != list(details):
