@@ -250,7 +250,8 @@ def test_generic_layout_names_controls_by_index(pads):
     try:
         gp = st.teleops["gamepad"]
         wait_teleop(st)
-        assert {"axis0", "button11", "hat0_up"} <= set(gp.get_state().axes) | set(gp.get_state().buttons)
+        state = gp.get_state()
+        assert {"axis0", "button11", "hat0_up"} <= set(state.axes) | set(state.buttons)
         assert gp.control_label("hat0_left") == "Hat 0 ←"
         p0 = pos(st)
         pad.set_axis(4, 1.0)

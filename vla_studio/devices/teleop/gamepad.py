@@ -88,7 +88,8 @@ def gamepad_bindings(config: MappedTeleopConfig, generic: bool, overrides: bool 
     """Defaults of the controller or generic naming, with the profile's overrides (aliases
     resolved) unless ``overrides`` is False."""
     motion = {k: _canonical_motion(v) for k, v in config.motion.items()} if overrides else {}
-    buttons = {k: canonical(v.strip().lower()) for k, v in config.buttons.items()} if overrides else {}
+    buttons = ({k: canonical(v.strip().lower()) for k, v in config.buttons.items()}
+               if overrides else {})
     if generic:
         return resolve_bindings(GENERIC_MOTION, GENERIC_FUNCTIONS, motion, buttons)
     return resolve_bindings(CONTROLLER_MOTION, CONTROLLER_FUNCTIONS, motion, buttons)
@@ -184,7 +185,8 @@ class GamepadTeleop(MappedTeleop):
             wanted = f" whose name contains '{self.config.name_contains}'" \
                 if self.config.name_contains else ""
             seen = len(hub.readings)
-            extra = f" {seen} pad(s) attached, but not pad #{self.config.index}{wanted}." if seen else ""
+            extra = (f" {seen} pad(s) attached, but not pad #{self.config.index}{wanted}."
+                     if seen else "")
             return TeleopStatus(False, "no gamepad", f"Plug in a gamepad.{extra} The arm holds "
                                 "until one is connected.", rate,
                                 {"pads attached": str(seen), "unplugged": str(self._unplugs)})

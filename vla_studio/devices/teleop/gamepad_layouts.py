@@ -92,7 +92,8 @@ class PadLayout:
         if self.is_generic:
             if name.startswith("hat"):
                 hat, _, direction = name.partition("_")
-                arrow = {"up": "↑", "down": "↓", "left": "←", "right": "→"}.get(direction, direction)
+                arrows = {"up": "↑", "down": "↓", "left": "←", "right": "→"}
+                arrow = arrows.get(direction, direction)
                 return f"Hat {hat[3:]} {arrow}"
             for prefix, word in (("axis", "Axis"), ("button", "Button")):
                 if name.startswith(prefix):

@@ -163,7 +163,8 @@ class TeleopMapping:
         c[3:] *= self.config.angular_speed * tuning.angular * factor
         return c
 
-    def ramp(self, current: np.ndarray, target: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    def ramp(self, current: np.ndarray, target: np.ndarray,
+             dt: float) -> tuple[np.ndarray, np.ndarray]:
         """Move ``current`` towards ``target`` under the acceleration limit.
 
         Returns ``(velocity, mean)``: the velocity at the end of the step and the mean velocity

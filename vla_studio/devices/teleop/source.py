@@ -91,7 +91,8 @@ class TeleopActionSource(ActionSource):
             self._armed = True  # controls seen at rest: motion may start
         takeover = INTERVENTION in inp.held
         deadman = DEADMAN in inp.held
-        rising_takeover, rising_deadman = takeover and not self._prev_takeover, deadman and not self._prev_deadman
+        rising_takeover = takeover and not self._prev_takeover
+        rising_deadman = deadman and not self._prev_deadman
         self._prev_takeover, self._prev_deadman = takeover, deadman
 
         label = self.device.device_label
