@@ -317,3 +317,21 @@ def test_one_second_of_full_stick_moves_the_same_distance_at_15_and_100_hz(pads)
     assert speeds[15.0] == pytest.approx(0.15, rel=one_tick_at_15hz + 0.02)
     assert speeds[100.0] == pytest.approx(0.15, rel=0.03)
     assert speeds[15.0] == pytest.approx(speeds[100.0], rel=one_tick_at_15hz + 0.02)
+
+
+def test_reading_gamepads_leaves_sigterm_to_the_application():
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import os, signal, time\n"
+            "from vla_studio.devices.teleop.sdl_joysticks import SdlJoystickHub\n"
+            "hub = SdlJoystickHub.acquire()\n"
+            "assert hub.error is None, hub.error\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "time.sleep(2)\n"
+            "print('survived SIGTERM')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=30)
+    assert done.returncode == -signal.SIGTERM, done.stdout + done.stderr

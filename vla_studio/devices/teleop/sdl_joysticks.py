@@ -242,6 +242,9 @@ def _controller_axis(value: int, trigger: bool) -> float:
 
 def _init_sdl() -> tuple[Any, Any]:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    # SDL would otherwise take over SIGTERM (turning it into an SDL_QUIT event nobody reads):
+    # `kill` must still end VLA Studio.
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     os.environ.setdefault("SDL_JOYSTICK_ALLOW_BACKGROUND_EVENTS", "1")
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
