@@ -93,6 +93,7 @@ _PAD_ANCHORS: dict[str, tuple[float, float]] = {
     "trigger_right": (0.8, -0.13), "right_shoulder": (0.8, 0.0), "y": (0.76, 0.22),
     "x": (0.67, 0.36), "b": (0.85, 0.36), "a": (0.76, 0.5), "right_stick": (0.64, 0.67),
 }
+_FACE_GLYPHS = {"Cross": "✕", "Circle": "○", "Square": "□", "Triangle": "△"}
 _PAD_GROUPS = {
     "left_stick": ("left_x", "left_y", "left_stick"),
     "right_stick": ("right_x", "right_y", "right_stick"),
@@ -213,7 +214,8 @@ class GamepadDiagram(_Diagram):
             p.setPen(QPen(EDGE, 1))
             p.setBrush(ACTIVE if self.pressed(name) else CONTROL)
             p.drawEllipse(rect)
-            self._caption(p, rect, self.labels.get(name, "")[:1])
+            label = self.labels.get(name, "")
+            self._caption(p, rect, _FACE_GLYPHS.get(label, label[:1]))
         for name in ("back", "guide", "start"):
             c = at(name)
             rect = QRectF(c.x() - 6, c.y() - 5, 12, 10)
