@@ -95,6 +95,7 @@ class Station:
                 self.events.emit("camera.error", f"camera '{cam.name}': {status.last_error}",
                                  logging.WARNING, camera=cam.name)
         for name, teleop in self.teleops.items():
+            teleop.attach(self.teleop_context())
             try:
                 teleop.connect()
             except DeviceError as exc:

@@ -13,4 +13,5 @@ BENCHMARKS = {
     "estop": "vla_studio.bench.estop",
     "capture": "vla_studio.bench.capture",
     "sim": "vla_studio.bench.sim",
+    "teleop": "vla_studio.bench.teleop",
 }

@@ -27,6 +27,9 @@ CAMERAS: Registry[Camera] = Registry("camera", "vla_studio.cameras", {
 
 TELEOPS: Registry[Teleop] = Registry("teleop", "vla_studio.teleops", {
     "scripted": "vla_studio.devices.teleop.scripted:ScriptedTeleop",
+    "keyboard": "vla_studio.devices.teleop.keyboard:KeyboardTeleop",
+    "gamepad": "vla_studio.devices.teleop.gamepad:GamepadTeleop",
+    "spacemouse": "vla_studio.devices.teleop.spacemouse:SpaceMouseTeleop",
 }, Teleop)
 
 REGISTRIES: dict[str, Registry] = {"robots": ROBOTS, "cameras": CAMERAS, "teleops": TELEOPS}
