@@ -1,0 +1,166 @@
+"""What the exporter needs from an episode file, and a summary read from its attributes.
+
+The exporter reads episode files only through the :class:`EpisodeSource` protocol (the public API
+of :class:`vla_studio.data.episode_file.EpisodeReader`). :func:`summarize` reads the cheap parts
+(attributes, annotations, array shapes) once, during planning, so schema decisions and skip
+reasons are known before any shard is written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Mapping, Protocol
+
+import numpy as np
+
+FORMAT = "vla-studio-episode"
+FORMAT_VERSIONS = (1,)
+
+
+class EpisodeSource(Protocol):
+    """The episode-file reader API the exporter uses (see ``vla_studio.data.episode_file``)."""
+
+    attrs: Mapping[str, Any]
+    num_steps: int
+    cameras: Mapping[str, Any]
+
+    def image_format(self, camera: str) -> str | None: ...
+    def image_bytes(self, camera: str, i: int) -> bytes: ...
+    def depth(self, camera: str) -> np.ndarray | None: ...
+    def state(self) -> dict[str, np.ndarray]: ...
+    def step(self, name: str) -> np.ndarray: ...
+    def instructions(self) -> list[str]: ...
+    def success(self) -> bool | None: ...
+    def trim(self) -> tuple[int, int]: ...
+
+
+EpisodeOpener = Callable[[Path], ContextManager[EpisodeSource]]
+
+
+class EpisodeSkipped(Exception):
+    """An episode that cannot be exported; the message says why and, if possible, how to fix it."""
+
+
+@dataclass(frozen=True)
+class CameraLayout:
+    """One camera's streams in one episode.
+
+    Attributes:
+        image_format: ``"jpeg"`` / ``"png"`` for a colour stream, None for a depth-only camera.
+        width, height: colour frame size from the camera attributes.
+        depth_shape: ``(H, W)`` of the depth stream, None without depth.
+    """
+
+    image_format: str | None
+    width: int
+    height: int
+    depth_shape: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class EpisodeSummary:
+    """Planning facts about one episode file (no image data read)."""
+
+    path: Path
+    episode_id: str
+    created: str
+    status: str
+    success: bool | None
+    num_steps: int
+    trim: tuple[int, int]
+    instructions: tuple[str, ...]
+    cameras: Mapping[str, CameraLayout]
+    state_shapes: Mapping[str, tuple[int, ...]]
+    action_dim: int
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def exported_steps(self) -> int:
+        return self.trim[1] - self.trim[0]
+
+
+def json_attr(value: Any, default: Any = None) -> Any:
+    """An attribute stored as JSON text (or already decoded by the reader)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str):
+        if not value:
+            return default
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return default
+    return default if value is None else value
+
+
+def text_attr(attrs: Mapping[str, Any], key: str) -> str:
+    """A string attribute, '' when missing."""
+    value = attrs.get(key, "")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    return "" if value is None else str(value)
+
+
+def summarize(path: Path, reader: EpisodeSource, with_depth: bool = False) -> EpisodeSummary:
+    """Read the planning facts of an open episode.
+
+    Args:
+        path: the episode file (for messages and metadata).
+        reader: the open episode.
+        with_depth: also look at depth streams (reading them can be slow; only for depth export).
+
+    Raises:
+        EpisodeSkipped: the file is not an episode, is still recording, is empty, or its arrays
+            disagree with its attributes.
+    """
+    attrs = dict(reader.attrs)
+    fmt = text_attr(attrs, "format")
+    if fmt != FORMAT:
+        raise EpisodeSkipped(f"not a VLA Studio episode file (format attribute {fmt!r})")
+    version = int(attrs.get("format_version", 0))
+    if version not in FORMAT_VERSIONS:
+        raise EpisodeSkipped(f"episode format version {version} is not supported by this "
+                             f"exporter (supports {FORMAT_VERSIONS}); update VLA Studio")
+    status = text_attr(attrs, "status")
+    if status == "recording":
+        raise EpisodeSkipped("still marked 'recording' (being recorded now, or interrupted and not "
+                             "yet recovered: start VLA Studio once to recover it)")
+    num_steps = int(reader.num_steps)
+    if num_steps <= 0:
+        raise EpisodeSkipped("has no steps")
+    action = reader.step("action")
+    if action.ndim != 2 or action.shape[0] < num_steps:
+        raise EpisodeSkipped(f"steps/action has shape {action.shape}, expected "
+                             f"[{num_steps}, D]; the file is damaged")
+    state_shapes = {}
+    for key, arr in reader.state().items():
+        if arr.shape[0] < num_steps:
+            raise EpisodeSkipped(f"state '{key}' has {arr.shape[0]} rows for {num_steps} steps; "
+                                 "the file is damaged")
+        state_shapes[key] = tuple(int(d) for d in arr.shape[1:])
+    cameras = {}
+    for name, info in reader.cameras.items():
+        info = info if isinstance(info, Mapping) else {}
+        depth = reader.depth(name) if with_depth else None
+        if depth is not None and depth.shape[0] < num_steps:
+            raise EpisodeSkipped(f"depth of camera '{name}' has {depth.shape[0]} frames for "
+                                 f"{num_steps} steps; the file is damaged")
+        cameras[name] = CameraLayout(
+            image_format=reader.image_format(name),
+            width=int(info.get("width", 0)), height=int(info.get("height", 0)),
+            depth_shape=None if depth is None else (int(depth.shape[1]), int(depth.shape[2])))
+    start, end = (int(v) for v in reader.trim())
+    start, end = max(0, start), min(num_steps, end)
+    if end <= start:
+        raise EpisodeSkipped(f"its trim range {tuple(reader.trim())} leaves no steps of "
+                             f"{num_steps}; widen the trim in the episode browser")
+    instructions = tuple(s.strip() for s in reader.instructions() if s and s.strip())
+    return EpisodeSummary(
+        path=path, episode_id=text_attr(attrs, "episode_id") or path.stem,
+        created=text_attr(attrs, "created"), status=status, success=reader.success(),
+        num_steps=num_steps, trim=(start, end), instructions=instructions, cameras=cameras,
+        state_shapes=state_shapes, action_dim=int(action.shape[1]), attrs=attrs)

@@ -1,0 +1,108 @@
+"""``tf.train.Example`` protobuf encoding, written by hand (no TensorFlow, no protobuf package).
+
+The messages involved are tiny (``tensorflow/core/example/{example,feature}.proto``)::
+
+    Example   { Features features = 1; }
+    Features  { map<string, Feature> feature = 1; }      // entry: key = 1, value = 2
+    Feature   { oneof kind { BytesList bytes_list = 1; FloatList float_list = 2;
+                             Int64List int64_list = 3; } }
+    BytesList { repeated bytes value = 1; }
+    FloatList { repeated float value = 1 [packed = true]; }
+    Int64List { repeated int64 value = 1 [packed = true]; }
+
+An :class:`ExampleBuilder` collects the encoded pieces as a list of byte strings and joins them
+once, so large values (JPEG frames) are copied a single time.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+# Wire tags: (field number << 3) | wire type 2 (length-delimited).
+_TAG_1 = b"\x0a"
+_TAG_2 = b"\x12"
+_TAG_3 = b"\x1a"
+
+
+def varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative int (negative int64 use two's complement)."""
+    if value < 0:
+        value += 1 << 64
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _packed_int64(values: np.ndarray) -> bytes:
+    flat = np.asarray(values).reshape(-1)
+    if flat.dtype == np.bool_:
+        return flat.astype(np.uint8).tobytes()
+    as_int = flat.astype(np.int64)
+    if as_int.size == 0 or (as_int.min() >= 0 and as_int.max() < 0x80):
+        return as_int.astype(np.uint8).tobytes()  # every value is a one-byte varint
+    return b"".join(varint(int(v)) for v in as_int)
+
+
+class ExampleBuilder:
+    """Accumulates the features of one ``tf.train.Example`` and serializes it.
+
+    Keys are the flattened tfds feature names (``steps/observation/wrist``); each key is added
+    once. Values are flat lists over all steps, as tfds stores a ``Dataset`` feature.
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[bytes] = []
+        self._size = 0
+        self._keys: set[str] = set()
+
+    def add_floats(self, key: str, values: np.ndarray) -> None:
+        """A FloatList: ``values`` of any shape, stored row-major as float32."""
+        raw = np.ascontiguousarray(values, dtype="<f4").tobytes()
+        self._add(key, _TAG_2, [_TAG_1, varint(len(raw)), raw] if raw else [])
+
+    def add_ints(self, key: str, values: np.ndarray) -> None:
+        """An Int64List (booleans become 0/1), stored packed."""
+        raw = _packed_int64(values)
+        self._add(key, _TAG_3, [_TAG_1, varint(len(raw)), raw] if raw else [])
+
+    def add_bytes(self, key: str, values: Iterable[bytes]) -> None:
+        """A BytesList: one entry per value (encoded images, UTF-8 text)."""
+        parts: list[bytes] = []
+        for value in values:
+            parts += (_TAG_1, varint(len(value)), value)
+        self._add(key, _TAG_1, parts)
+
+    def add_text(self, key: str, values: Iterable[str]) -> None:
+        """A BytesList of UTF-8 strings (tfds ``Text``)."""
+        self.add_bytes(key, [v.encode("utf-8") for v in values])
+
+    @property
+    def size(self) -> int:
+        """Bytes the serialized Example will take (before the outer Features wrapper)."""
+        return self._size
+
+    def serialize(self) -> bytes:
+        """The encoded ``Example`` message."""
+        features_len = self._size
+        return b"".join([_TAG_1, varint(features_len), *self._entries])
+
+    def _add(self, key: str, kind_tag: bytes, list_parts: list[bytes]) -> None:
+        if key in self._keys:
+            raise ValueError(f"feature {key!r} added twice to one Example")
+        self._keys.add(key)
+        list_len = sum(len(p) for p in list_parts)
+        feature = [kind_tag, varint(list_len), *list_parts]
+        feature_len = 1 + len(feature[1]) + list_len
+        key_raw = key.encode("utf-8")
+        entry_head = [_TAG_1, varint(len(key_raw)), key_raw, _TAG_2, varint(feature_len)]
+        entry_len = sum(len(p) for p in entry_head) + feature_len
+        parts = [_TAG_1, varint(entry_len), *entry_head, *feature]
+        self._entries += parts
+        self._size += 1 + len(parts[1]) + entry_len

@@ -1,0 +1,153 @@
+"""Camera frames for export: gap filling, pass-through checks and re-encoding.
+
+Encoded frames are copied unchanged whenever they already are what the schema declares (format,
+size, 3 channels): decoding and re-encoding would cost time and quality. Header parsing tells
+that without decoding. Frames that must change (resize, format change) go through OpenCV, which
+works in BGR order on both sides, so the colours in the file stay RGB-correct.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from vla_studio.data.rlds.episode_source import EpisodeSkipped
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels after decoding
+# JPEG start-of-frame markers (baseline, progressive, ...); C4/C8/CC are other segments.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def encoded_image_shape(data: bytes) -> tuple[str, int, int, int] | None:
+    """``(format, height, width, channels)`` from a JPEG or PNG header; None if unrecognised."""
+    if data[:8] == _PNG_SIGNATURE and len(data) >= 26 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return "png", height, width, _PNG_CHANNELS.get(data[25], 0)
+    if data[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker in _JPEG_SOF and i + 10 <= n:
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return "jpeg", height, width, data[i + 9]
+        i += 2 + length
+    return None
+
+
+def collect_frames(get_bytes: Callable[[int], bytes], start: int, end: int,
+                   camera: str) -> tuple[list[bytes], int]:
+    """The encoded frame of every step in ``[start, end)``, with gaps filled.
+
+    A step without a frame (the camera had not delivered a new one) repeats the previous frame;
+    steps before the first frame take the first frame.
+
+    Returns:
+        The frames (one per step) and how many steps were filled.
+
+    Raises:
+        EpisodeSkipped: the camera has no frame at all in the range.
+    """
+    frames: list[bytes | None] = []
+    last: bytes | None = None
+    missing = 0
+    for i in range(start, end):
+        data = get_bytes(i)
+        if data:
+            last = bytes(data)
+        else:
+            missing += 1
+        frames.append(last)
+    first = next((f for f in frames if f is not None), None)
+    if first is None:
+        raise EpisodeSkipped(f"camera '{camera}' has no image in steps {start}..{end - 1}")
+    return [f if f is not None else first for f in frames], missing
+
+
+class FrameEncoder:
+    """Makes encoded frames match one declared image feature.
+
+    Args:
+        width, height: declared size.
+        encoding: ``"jpeg"`` or ``"png"``.
+        jpeg_quality: quality used when a frame has to be re-encoded as JPEG.
+    """
+
+    def __init__(self, width: int, height: int, encoding: str, jpeg_quality: int = 95) -> None:
+        self.width, self.height, self.encoding = width, height, encoding
+        if encoding == "jpeg":
+            self._ext, self._params = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+        else:
+            self._ext, self._params = ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]
+
+    def fits(self, data: bytes) -> bool:
+        """True if ``data`` can be stored unchanged."""
+        return encoded_image_shape(data) == (self.encoding, self.height, self.width, 3)
+
+    def encode_all(self, frames: list[bytes]) -> tuple[list[bytes], int]:
+        """Pass through what fits, re-encode the rest (repeated frames are converted once).
+
+        Returns:
+            The output frames and how many distinct frames were re-encoded.
+        """
+        done: dict[int, bytes] = {}
+        out = []
+        converted = 0
+        for data in frames:
+            key = id(data)  # gap-filled steps share one bytes object
+            if key not in done:
+                if self.fits(data):
+                    done[key] = data
+                else:
+                    done[key] = self.convert(data)
+                    converted += 1
+            out.append(done[key])
+        return out, converted
+
+    def convert(self, data: bytes) -> bytes:
+        """Decode, resize and encode one frame."""
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise EpisodeSkipped("a camera frame cannot be decoded (damaged image data)")
+        image = resize(image, self.width, self.height, cv2.INTER_AREA)
+        ok, buf = cv2.imencode(self._ext, image, self._params)
+        if not ok:
+            raise EpisodeSkipped(f"a camera frame could not be encoded as {self.encoding}")
+        return buf.tobytes()
+
+
+def resize(image: np.ndarray, width: int, height: int, shrink_interpolation: int) -> np.ndarray:
+    """Resize to ``width`` x ``height`` (area averaging when shrinking, bilinear when growing)."""
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    growing = width > w or height > h
+    interpolation = cv2.INTER_LINEAR if growing and shrink_interpolation == cv2.INTER_AREA \
+        else shrink_interpolation
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def encode_depth(depth: np.ndarray, width: int, height: int) -> list[bytes]:
+    """16-bit PNGs of ``depth`` frames ``[T, H, W]``, resized by nearest neighbour (depth values
+    must not be blended across object edges)."""
+    out = []
+    for frame in depth:
+        frame = resize(np.ascontiguousarray(frame, np.uint16), width, height, cv2.INTER_NEAREST)
+        ok, buf = cv2.imencode(".png", frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        if not ok:
+            raise EpisodeSkipped("a depth frame could not be encoded as PNG")
+        out.append(buf.tobytes())
+    return out
