@@ -87,8 +87,8 @@ class ExportOptions:
                               "e.g. 0.05")
         if not 1 <= self.jpeg_quality <= 100:
             raise ExportError(f"JPEG quality {self.jpeg_quality} must be from 1 to 100")
-        if not self.shard_mb >= 1:
-            raise ExportError(f"shard size {self.shard_mb} MB is too small: use at least 1 "
+        if not self.shard_mb > 0:
+            raise ExportError(f"shard size {self.shard_mb} MB must be above 0 "
                               "(100-200 suits parallel readers)")
         if self.workers < 0:
             raise ExportError(f"workers {self.workers} must be 0 (automatic) or more")
