@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -22,21 +23,27 @@ class StandInEpisodeReader:
         self._f = h5py.File(self.path, "r")
         self.attrs = {k: (v.decode() if isinstance(v, bytes) else v)
                       for k, v in self._f.attrs.items()}
-        self.num_steps = int(self.attrs["num_steps"])
-        self.cameras = json.loads(self.attrs.get("cameras", "{}"))
+        self.attrs["cameras"] = json.loads(self.attrs.get("cameras", "{}"))
+        self.num_steps = int(self._f["steps/timestamp"].shape[0])
+        self.cameras = sorted(self._f.get("steps/observation/image", {}).keys())
+        self.depth_cameras = sorted(self._f.get("steps/observation/depth", {}).keys())
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._f.close()
 
-    def image_format(self, camera: str) -> str | None:
-        g = self._f.get(f"steps/observation/image/{camera}")
-        return None if g is None else str(g.attrs["format"])
+    def image_format(self, camera: str) -> str:
+        return str(self._f[f"steps/observation/image/{camera}"].attrs["format"])
 
-    def image_bytes(self, camera: str, i: int) -> bytes:
+    def image_size(self, camera: str) -> tuple[int, int]:
+        a = self._f[f"steps/observation/image/{camera}"].attrs
+        return int(a["width"]), int(a["height"])
+
+    def iter_image_bytes(self, camera: str) -> Iterator[bytes]:
         g = self._f[f"steps/observation/image/{camera}"]
-        offset, length = (int(v) for v in g["index"][i])
-        return g["data"][offset:offset + length].tobytes() if length else b""
+        data = g["data"][()]
+        for offset, length in g["index"][()].tolist():
+            yield data[offset:offset + length].tobytes()
 
     def depth(self, camera: str) -> np.ndarray | None:
         d = self._f.get(f"steps/observation/depth/{camera}")

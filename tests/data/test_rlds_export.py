@@ -15,7 +15,8 @@ from vla_studio import cli
 from vla_studio.data.rlds import (ExportCancelled, ExportError, ExportOptions, RldsExporter,
                                   exporter as exporter_module)
 
-from tests.data.rlds_episode_files import EpisodeSpec, write_corrupt_episode, write_dataset
+from tests.data.rlds_episode_files import (EpisodeSpec, write_corrupt_episode, write_dataset,
+                                           write_episode)
 from tests.data.rlds_episode_reader import StandInEpisodeReader
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +28,8 @@ def dataset(tmp_path_factory) -> Path:
     write_dataset(root, [EpisodeSpec(seed=i, steps=6 + i) for i in range(4)]
                   + [EpisodeSpec(seed=9, status="recording")])
     write_corrupt_episode(root / "episodes" / "episode_0099.h5")
+    write_episode(root / "episodes" / "episode_0010.h5.recording",
+                  EpisodeSpec(seed=10, status="recording"))
     return root
 
 
@@ -44,6 +47,7 @@ def test_corrupt_and_still_recording_episodes_are_skipped_with_reasons(dataset, 
     reasons = {p.name: r for p, r in report.skipped}
     assert "still marked 'recording'" in reasons["episode_0004.h5"]
     assert "cannot be read" in reasons["episode_0099.h5"]
+    assert "still being recorded" in reasons["episode_0010.h5.recording"]
     meta = json.loads((report.dataset_dir / "metadata.json").read_text())
     assert {s["file"].split("/")[-1] for s in meta["skipped"]} == set(reasons)
     assert [e["steps"] for e in meta["episodes"]] == [6, 7, 8, 9]
@@ -89,11 +93,11 @@ def test_progress_reports_scanning_then_writing_then_done(dataset, tmp_path):
     events = []
     export(dataset, tmp_path, progress=events.append).run()
     phases = [e.phase for e in events]
-    assert phases[:6] == ["scanning"] * 6
+    assert phases[:7] == ["scanning"] * 7
     writing = [e for e in events if e.phase == "writing"]
     assert [e.done for e in writing] == [1, 2, 3, 4] and writing[-1].total == 4
     assert writing[-1].bytes_written > writing[0].bytes_written > 0
-    assert phases[-1] == "done" and events[-1].skipped == 2
+    assert phases[-1] == "done" and events[-1].skipped == 3
 
 
 def test_shards_close_at_the_target_size_and_are_numbered_of_total(dataset, tmp_path):
@@ -122,7 +126,7 @@ def test_cli_exports_and_prints_summary(dataset, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "exported 3 train (1 shard), 1 val (1 shard)" in out
-    assert "2 episode(s) skipped" in out and "tfds.builder('demo'" in out
+    assert "3 episode(s) skipped" in out and "tfds.builder('demo'" in out
     features = json.loads((tmp_path / "demo" / "1.0.0" / "features.json").read_text())
     assert '"dimensions": ["24", "32", "3"]' in json.dumps(features)
 

@@ -9,6 +9,7 @@ reader applies that rule), so an edited label reaches the export without touchin
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -64,8 +65,11 @@ def encode_episode(plan: ExportPlan, planned: PlannedEpisode,
     filled: dict[str, int] = {}
     reencoded = 0
     for cam in plan.cameras:
+        if cam.camera not in reader.cameras:
+            raise EpisodeSkipped(f"camera '{cam.camera}' has no colour images in this episode")
         frames, filled[cam.camera] = collect_frames(
-            lambda i, c=cam.camera: reader.image_bytes(c, i), start, end, cam.camera)
+            itertools.islice(reader.iter_image_bytes(cam.camera), start, end), start, end,
+            cam.camera)
         encoder = FrameEncoder(cam.width, cam.height, cam.encoding, plan.options.jpeg_quality)
         frames, converted = encoder.encode_all(frames)
         reencoded += converted
@@ -74,8 +78,11 @@ def encode_episode(plan: ExportPlan, planned: PlannedEpisode,
         depth = reader.depth(d.camera)
         if depth is None:
             raise EpisodeSkipped(f"camera '{d.camera}' has no depth stream")
-        ex.add_bytes(f"steps/{d.feature}",
-                     encode_depth(np.asarray(depth[start:end]), d.width, d.height))
+        depth = np.asarray(depth[start:end])
+        if depth.ndim != 3 or depth.shape[0] != n:
+            raise EpisodeSkipped(f"depth of camera '{d.camera}' has shape {depth.shape} for "
+                                 f"{n} steps; the file is damaged")
+        ex.add_bytes(f"steps/{d.feature}", encode_depth(depth, d.width, d.height))
 
     if plan.state.keys:
         state = reader.state()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Mapping, Protocol
+from typing import Any, Callable, ContextManager, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -20,14 +20,16 @@ FORMAT_VERSIONS = (1,)
 
 
 class EpisodeSource(Protocol):
-    """The episode-file reader API the exporter uses (see ``vla_studio.data.episode_file``)."""
+    """The episode-file reader API the exporter uses (``vla_studio.data.episode_file``)."""
 
-    attrs: Mapping[str, Any]
+    attrs: Mapping[str, Any]  # root attributes, JSON fields decoded
     num_steps: int
-    cameras: Mapping[str, Any]
+    cameras: list[str]  # cameras with colour images
+    depth_cameras: list[str]
 
-    def image_format(self, camera: str) -> str | None: ...
-    def image_bytes(self, camera: str, i: int) -> bytes: ...
+    def image_format(self, camera: str) -> str: ...
+    def image_size(self, camera: str) -> tuple[int, int]: ...
+    def iter_image_bytes(self, camera: str) -> Iterator[bytes]: ...
     def depth(self, camera: str) -> np.ndarray | None: ...
     def state(self) -> dict[str, np.ndarray]: ...
     def step(self, name: str) -> np.ndarray: ...
@@ -142,17 +144,21 @@ def summarize(path: Path, reader: EpisodeSource, with_depth: bool = False) -> Ep
             raise EpisodeSkipped(f"state '{key}' has {arr.shape[0]} rows for {num_steps} steps; "
                                  "the file is damaged")
         state_shapes[key] = tuple(int(d) for d in arr.shape[1:])
-    cameras = {}
-    for name, info in reader.cameras.items():
-        info = info if isinstance(info, Mapping) else {}
-        depth = reader.depth(name) if with_depth else None
-        if depth is not None and depth.shape[0] < num_steps:
-            raise EpisodeSkipped(f"depth of camera '{name}' has {depth.shape[0]} frames for "
-                                 f"{num_steps} steps; the file is damaged")
-        cameras[name] = CameraLayout(
-            image_format=reader.image_format(name),
-            width=int(info.get("width", 0)), height=int(info.get("height", 0)),
-            depth_shape=None if depth is None else (int(depth.shape[1]), int(depth.shape[2])))
+    recorded = json_attr(attrs.get("cameras"), {})
+    recorded = recorded if isinstance(recorded, Mapping) else {}
+    cameras: dict[str, CameraLayout] = {}
+    for name in reader.cameras:
+        width, height = (int(v) for v in reader.image_size(name))
+        cameras[name] = CameraLayout(reader.image_format(name), width, height, None)
+    if with_depth:
+        for name in reader.depth_cameras:
+            info = recorded.get(name) if isinstance(recorded.get(name), Mapping) else {}
+            shape = (int(info.get("height") or 0), int(info.get("width") or 0))
+            if not all(shape):  # not in the attributes: look at the stream itself
+                depth = reader.depth(name)
+                shape = (int(depth.shape[1]), int(depth.shape[2]))
+            color = cameras.get(name, CameraLayout(None, 0, 0, None))
+            cameras[name] = CameraLayout(color.image_format, color.width, color.height, shape)
     start, end = (int(v) for v in reader.trim())
     start, end = max(0, start), min(num_steps, end)
     if end <= start:

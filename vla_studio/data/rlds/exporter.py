@@ -38,6 +38,8 @@ from vla_studio.data.rlds.plan import (ExportError, ExportOptions, ExportPlan, P
 from vla_studio.data.rlds.tfrecord import TFRecordWriter
 
 log = logging.getLogger(__name__)
+EPISODE_SUFFIX = ".h5"
+RECORDING_SUFFIX = ".h5.recording"  # the recorder's name for a file still being written
 
 
 class ExportCancelled(Exception):
@@ -89,6 +91,9 @@ class ExportReport:
 def find_episode_files(dataset: Path) -> list[Path]:
     """Episode files of a dataset folder (``<dataset>/episodes/*.h5``), sorted by name.
 
+    Files still being recorded (``*.h5.recording``) are listed too, so the export can report
+    them as skipped.
+
     Raises:
         ExportError: the folder does not exist or holds no episode files.
     """
@@ -97,12 +102,13 @@ def find_episode_files(dataset: Path) -> list[Path]:
         raise ExportError(f"dataset folder {dataset} does not exist")
     folder = dataset / "episodes"
     if not folder.is_dir():
-        if any(dataset.glob("*.h5")):
+        if any(dataset.glob(f"*{EPISODE_SUFFIX}")):
             folder = dataset  # the episodes folder itself was given
         else:
             raise ExportError(f"{dataset} is not a dataset folder: it has no episodes/ folder "
                               "(give the folder you record into)")
-    files = sorted(p for p in folder.glob("*.h5") if p.is_file())
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and p.name.endswith((EPISODE_SUFFIX, RECORDING_SUFFIX)))
     if not files:
         raise ExportError(f"{folder} holds no episode files (*.h5); record some episodes first")
     return files
@@ -231,6 +237,12 @@ class RldsExporter:
         skipped: list[tuple[Path, str]] = []
         for i, path in enumerate(files):
             self._check_cancel()
+            if path.name.endswith(RECORDING_SUFFIX):
+                self._skip(skipped, path, "still being recorded (or interrupted and not yet "
+                                          "recovered: start VLA Studio once to recover it)")
+                self._progress(ExportProgress("scanning", i + 1, len(files), path.name,
+                                              skipped=len(skipped)))
+                continue
             try:
                 with self._open_episode(path) as reader:
                     summaries.append(summarize(path, reader, self.options.include_depth))

@@ -9,7 +9,7 @@ works in BGR order on both sides, so the colours in the file stay RGB-correct.
 from __future__ import annotations
 
 import struct
-from typing import Callable
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -48,9 +48,14 @@ def encoded_image_shape(data: bytes) -> tuple[str, int, int, int] | None:
     return None
 
 
-def collect_frames(get_bytes: Callable[[int], bytes], start: int, end: int,
+def collect_frames(frames_in_range: Iterable[bytes], start: int, end: int,
                    camera: str) -> tuple[list[bytes], int]:
     """The encoded frame of every step in ``[start, end)``, with gaps filled.
+
+    Args:
+        frames_in_range: each step's encoded frame (b"" when it has none), steps start..end-1.
+        start, end: the step range (for messages).
+        camera: camera name (for messages).
 
     A step without a frame (the camera had not delivered a new one) repeats the previous frame;
     steps before the first frame take the first frame.
@@ -59,18 +64,20 @@ def collect_frames(get_bytes: Callable[[int], bytes], start: int, end: int,
         The frames (one per step) and how many steps were filled.
 
     Raises:
-        EpisodeSkipped: the camera has no frame at all in the range.
+        EpisodeSkipped: the camera has no frame at all in the range, or fewer steps than asked.
     """
     frames: list[bytes | None] = []
     last: bytes | None = None
     missing = 0
-    for i in range(start, end):
-        data = get_bytes(i)
+    for data in frames_in_range:
         if data:
             last = bytes(data)
         else:
             missing += 1
         frames.append(last)
+    if len(frames) != end - start:
+        raise EpisodeSkipped(f"camera '{camera}' has {len(frames)} frame slots for steps "
+                             f"{start}..{end - 1}; the file is damaged")
     first = next((f for f in frames if f is not None), None)
     if first is None:
         raise EpisodeSkipped(f"camera '{camera}' has no image in steps {start}..{end - 1}")
