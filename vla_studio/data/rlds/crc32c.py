@@ -25,7 +25,7 @@ import numpy as np
 _POLY = 0x82F63B78  # reflected Castagnoli polynomial
 _MASK_DELTA = 0xA282EAD8
 _SMALL = 256  # below this many bytes the plain loop is faster than setting up numpy lanes
-_MAX_LANE = 1024  # bytes per lane: long lanes keep numpy busy, short lanes keep the data in cache
+_MAX_LANE = 512  # bytes per lane: long lanes keep numpy busy, short lanes keep the data in cache
 _MIN_LANES = 64
 _BYTE = np.uint32(0xFF)
 

@@ -13,11 +13,13 @@ import itertools
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from vla_studio.data.rlds.episode_source import EpisodeSkipped, EpisodeSource, text_attr
 from vla_studio.data.rlds.example import ExampleBuilder
+from vla_studio.data.rlds.features import EpisodeSchema, ImageFeature, TextFeature
 from vla_studio.data.rlds.images import FrameEncoder, collect_frames, encode_depth
 from vla_studio.data.rlds.plan import ExportPlan, PlannedEpisode
 from vla_studio.data.rlds.tfrecord import frame_record
@@ -30,16 +32,33 @@ _METADATA_TEXT = {  # episode_metadata key -> root attribute
 
 
 @dataclass(frozen=True)
+class EpisodeFeatures:
+    """One episode as flat feature values, before serialization.
+
+    Attributes:
+        planned: the episode and its split.
+        values: tfds flattened key (``steps/action``, ``episode_metadata/success``) -> value:
+            a numpy array (steps first), a list of encoded images or a list of strings.
+        steps: steps exported.
+        filled_frames: per camera, steps that repeated an earlier frame (no new image).
+        reencoded_frames: frames decoded and encoded again (resize or format change).
+    """
+
+    planned: PlannedEpisode
+    values: dict[str, Any]
+    steps: int
+    filled_frames: dict[str, int]
+    reencoded_frames: int
+
+
+@dataclass(frozen=True)
 class EncodedEpisode:
     """A serialized episode, ready to append to a shard.
 
     Attributes:
-        planned: the episode and its split.
+        planned, steps, filled_frames, reencoded_frames: as in :class:`EpisodeFeatures`.
         data: the ``tf.train.Example`` bytes.
         framing: TFRecord header and footer for ``data``.
-        steps: steps exported.
-        filled_frames: per camera, steps that repeated an earlier frame (no new image).
-        reencoded_frames: frames decoded and encoded again (resize or format change).
     """
 
     planned: PlannedEpisode
@@ -52,16 +71,52 @@ class EncodedEpisode:
 
 def encode_episode(plan: ExportPlan, planned: PlannedEpisode,
                    reader: EpisodeSource) -> EncodedEpisode:
-    """Serialize ``planned`` (read through ``reader``) following ``plan``'s schema.
+    """Read ``planned`` through ``reader`` and serialize it following ``plan``'s schema.
 
     Raises:
         EpisodeSkipped: the episode's data cannot be exported (damaged arrays, a camera without
             any image, NaN actions); the message says which.
     """
+    features = read_episode(plan, planned, reader)
+    data = serialize_episode(plan.schema(), features.values)
+    return EncodedEpisode(planned=planned, data=data, framing=frame_record(data),
+                          steps=features.steps, filled_frames=features.filled_frames,
+                          reencoded_frames=features.reencoded_frames)
+
+
+def serialize_episode(schema: EpisodeSchema, values: dict[str, Any]) -> bytes:
+    """The ``tf.train.Example`` of one episode; every schema feature must have a value."""
+    expected = {f"steps/{k}": f for k, f in schema.steps.items()}
+    expected.update({f"episode_metadata/{k}": f for k, f in schema.episode_metadata.items()})
+    if set(values) != set(expected):
+        raise ValueError(f"episode values do not match the schema: missing "
+                         f"{sorted(set(expected) - set(values))}, extra "
+                         f"{sorted(set(values) - set(expected))}")
+    ex = ExampleBuilder()
+    for key, feature in expected.items():
+        value = values[key]
+        if isinstance(feature, ImageFeature):
+            ex.add_bytes(key, value)
+        elif isinstance(feature, TextFeature):
+            ex.add_text(key, value)
+        elif feature.dtype == "float32":
+            ex.add_floats(key, value)
+        else:
+            ex.add_ints(key, value)
+    return ex.serialize()
+
+
+def read_episode(plan: ExportPlan, planned: PlannedEpisode,
+                 reader: EpisodeSource) -> EpisodeFeatures:
+    """Every feature value of ``planned`` (frames gap-filled and fitted, conventions applied).
+
+    Raises:
+        EpisodeSkipped: as :func:`encode_episode`.
+    """
     summary = planned.summary
     start, end = summary.trim
     n = end - start
-    ex = ExampleBuilder()
+    values: dict[str, Any] = {}
     filled: dict[str, int] = {}
     reencoded = 0
     for cam in plan.cameras:
@@ -71,9 +126,8 @@ def encode_episode(plan: ExportPlan, planned: PlannedEpisode,
             itertools.islice(reader.iter_image_bytes(cam.camera), start, end), start, end,
             cam.camera)
         encoder = FrameEncoder(cam.width, cam.height, cam.encoding, plan.options.jpeg_quality)
-        frames, converted = encoder.encode_all(frames)
+        values[f"steps/{cam.feature}"], converted = encoder.encode_all(frames)
         reencoded += converted
-        ex.add_bytes(f"steps/{cam.feature}", frames)
     for d in plan.depths:
         depth = reader.depth(d.camera)
         if depth is None:
@@ -82,61 +136,59 @@ def encode_episode(plan: ExportPlan, planned: PlannedEpisode,
         if depth.ndim != 3 or depth.shape[0] != n:
             raise EpisodeSkipped(f"depth of camera '{d.camera}' has shape {depth.shape} for "
                                  f"{n} steps; the file is damaged")
-        ex.add_bytes(f"steps/{d.feature}", encode_depth(depth, d.width, d.height))
+        values[f"steps/{d.feature}"] = encode_depth(depth, d.width, d.height)
 
     if plan.state.keys:
         state = reader.state()
         parts = []
         for key, shape in plan.state.keys:
-            values = np.asarray(state[key][start:end], np.float32)
-            if values.shape != (n, *shape):
-                raise EpisodeSkipped(f"state '{key}' has shape {values.shape[1:]}, the export "
+            part = np.asarray(state[key][start:end], np.float32)
+            if part.shape != (n, *shape):
+                raise EpisodeSkipped(f"state '{key}' has shape {part.shape[1:]}, the export "
                                      f"declares {shape}")
-            _require_finite(values, f"state '{key}'", start)
-            parts.append(values.reshape(n, math.prod(shape)))
+            _require_finite(part, f"state '{key}'", start)
+            parts.append(part.reshape(n, math.prod(shape)))
             if key in plan.state.individual:
-                ex.add_floats(f"steps/observation/{key}", values)
-        ex.add_floats("steps/observation/state", np.concatenate(parts, axis=1))
+                values[f"steps/observation/{key}"] = part
+        values["steps/observation/state"] = np.concatenate(parts, axis=1)
 
     action = np.asarray(reader.step("action")[start:end], np.float32)
     if action.shape != (n, plan.action_dim):
         raise EpisodeSkipped(f"steps/action has shape {action.shape}, expected "
                              f"({n}, {plan.action_dim}); the file is damaged")
     _require_finite(action, "action", start)
-    ex.add_floats("steps/action", action)
+    values["steps/action"] = action
     reward = np.zeros(n, np.float32)
     if summary.success is True:
         reward[-1] = 1.0
-    ex.add_floats("steps/reward", reward)
-    ex.add_floats("steps/discount", np.ones(n, np.float32))
+    values["steps/reward"] = reward
+    values["steps/discount"] = np.ones(n, np.float32)
     last = np.zeros(n, bool)
     last[-1] = True
-    ex.add_ints("steps/is_first", last[::-1])
-    ex.add_ints("steps/is_last", last)
-    ex.add_ints("steps/is_terminal", last)
+    values["steps/is_first"] = last[::-1].copy()
+    values["steps/is_last"] = last
+    values["steps/is_terminal"] = last.copy()
     texts = summary.instructions or ("",)
     for k, key in enumerate(plan.instruction_features):
-        ex.add_text(f"steps/{key}", [texts[k % len(texts)]] * n)
-    ex.add_ints("steps/action_source", np.asarray(reader.step("action_source")[start:end]))
+        values[f"steps/{key}"] = [texts[k % len(texts)]] * n
+    values["steps/action_source"] = np.asarray(reader.step("action_source")[start:end], np.int32)
     stamps = np.asarray(reader.step("timestamp")[start:end], np.float64)
-    ex.add_floats("steps/timestamp", stamps - stamps[0])
+    values["steps/timestamp"] = (stamps - stamps[0]).astype(np.float32)
 
     attrs = summary.attrs
     for key, attr in _METADATA_TEXT.items():
-        ex.add_text(f"episode_metadata/{key}", [text_attr(attrs, attr)])
-    ex.add_text("episode_metadata/episode_id", [summary.episode_id])
-    ex.add_text("episode_metadata/file_path", [str(summary.path.resolve())])
-    ex.add_text("episode_metadata/language_instructions", [json.dumps(list(summary.instructions))])
-    ex.add_ints("episode_metadata/success",
-                np.array([{True: 1, False: 0, None: -1}[summary.success]]))
-    ex.add_ints("episode_metadata/num_steps", np.array([n]))
-    ex.add_ints("episode_metadata/trim_start", np.array([start]))
-    rate = attrs.get("control_rate_hz", 0.0)
-    ex.add_floats("episode_metadata/control_rate_hz", np.array([float(rate or 0.0)]))
-
-    data = ex.serialize()
-    return EncodedEpisode(planned=planned, data=data, framing=frame_record(data), steps=n,
-                          filled_frames=filled, reencoded_frames=reencoded)
+        values[f"episode_metadata/{key}"] = [text_attr(attrs, attr)]
+    values["episode_metadata/episode_id"] = [summary.episode_id]
+    values["episode_metadata/file_path"] = [str(summary.path.resolve())]
+    values["episode_metadata/language_instructions"] = [json.dumps(list(summary.instructions))]
+    success = {True: 1, False: 0, None: -1}[summary.success]
+    values["episode_metadata/success"] = np.array([success], np.int32)
+    values["episode_metadata/num_steps"] = np.array([n], np.int32)
+    values["episode_metadata/trim_start"] = np.array([start], np.int32)
+    rate = float(attrs.get("control_rate_hz", 0.0) or 0.0)
+    values["episode_metadata/control_rate_hz"] = np.array([rate], np.float32)
+    return EpisodeFeatures(planned=planned, values=values, steps=n, filled_frames=filled,
+                           reencoded_frames=reencoded)
 
 
 def _require_finite(values: np.ndarray, what: str, start: int) -> None:

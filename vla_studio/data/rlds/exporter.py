@@ -196,16 +196,10 @@ class RldsExporter:
         """
         t0 = time.monotonic()
         self.options.validate()
-        if self._open_episode is None:
-            self._open_episode = default_episode_opener()
         if self.destination.exists() and not self.options.overwrite:
             raise ExportError(f"{self.destination} already exists; pass --overwrite to replace it "
                               "or choose another --name")
-        files = find_episode_files(self.dataset)
-        summaries, skipped = self._scan(files)
-        plan = make_plan(summaries, skipped, self.options)
-        for message in plan.warnings:
-            log.warning("%s", message)
+        plan = self.plan()
         parent = self.destination.parent
         parent_existed = parent.exists()
         parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +225,28 @@ class RldsExporter:
                  report.dataset_dir, report.seconds)
         return report
 
+    def plan(self) -> ExportPlan:
+        """Scan the episode files and decide schema and splits; writes nothing.
+
+        Raises:
+            ExportError: bad options, no episode files, or nothing exportable.
+            ExportCancelled: ``should_cancel`` returned True.
+        """
+        self.options.validate()
+        files = find_episode_files(self.dataset)
+        summaries, skipped = self._scan(files)
+        plan = make_plan(summaries, skipped, self.options)
+        for message in plan.warnings:
+            log.warning("%s", message)
+        return plan
+
+    @property
+    def open_episode(self) -> EpisodeOpener:
+        """The episode opener in use (the application's reader unless one was given)."""
+        if self._open_episode is None:
+            self._open_episode = default_episode_opener()
+        return self._open_episode
+
     # ----- phases ----------------------------------------------------------------------------
     def _scan(self, files: list[Path]) -> tuple[list[EpisodeSummary], list[tuple[Path, str]]]:
         summaries: list[EpisodeSummary] = []
@@ -244,7 +260,7 @@ class RldsExporter:
                                               skipped=len(skipped)))
                 continue
             try:
-                with self._open_episode(path) as reader:
+                with self.open_episode(path) as reader:
                     summaries.append(summarize(path, reader, self.options.include_depth))
             except EpisodeSkipped as exc:
                 self._skip(skipped, path, str(exc))
@@ -324,7 +340,7 @@ class RldsExporter:
     def _encode(self, plan: ExportPlan, planned: PlannedEpisode) -> EncodedEpisode:
         if self._should_cancel():
             raise ExportCancelled()
-        with self._open_episode(planned.summary.path) as reader:
+        with self.open_episode(planned.summary.path) as reader:
             return encode_episode(plan, planned, reader)
 
     def _move_into_place(self, tmp: Path) -> None:
