@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 
 from vla_studio import cli
-from vla_studio.data.rlds import (ExportCancelled, ExportError, ExportOptions, RldsExporter,
-                                  exporter as exporter_module)
+from vla_studio.data.rlds import ExportCancelled, ExportError, ExportOptions, RldsExporter
 
 from tests.data.rlds_episode_files import (EpisodeSpec, write_corrupt_episode, write_dataset,
                                            write_episode)
-from tests.data.rlds_episode_reader import StandInEpisodeReader
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,8 +35,7 @@ def export(dataset: Path, out: Path, **kw) -> RldsExporter:
     progress = kw.pop("progress", None)
     cancel = kw.pop("should_cancel", None)
     return RldsExporter(dataset, out, ExportOptions(name="demo", **kw),
-                        open_episode=StandInEpisodeReader, progress=progress,
-                        should_cancel=cancel)
+                        progress=progress, should_cancel=cancel)
 
 
 def test_corrupt_and_still_recording_episodes_are_skipped_with_reasons(dataset, tmp_path):
@@ -119,8 +116,7 @@ def test_missing_dataset_folder_and_empty_folder_give_clear_errors(tmp_path):
         export(tmp_path / "empty", tmp_path / "out").run()
 
 
-def test_cli_exports_and_prints_summary(dataset, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(exporter_module, "default_episode_opener", lambda: StandInEpisodeReader)
+def test_cli_exports_and_prints_summary(dataset, tmp_path, capsys):
     code = cli.main(["export", "rlds", str(dataset), str(tmp_path), "--name", "demo",
                      "--image-size", "32x24", "--val-fraction", "0.25"])
     out = capsys.readouterr().out
@@ -146,9 +142,7 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 from pathlib import Path
 from vla_studio.data.rlds import ExportOptions, RldsExporter
-from tests.data.rlds_episode_reader import StandInEpisodeReader
-report = RldsExporter(Path(sys.argv[1]), Path(sys.argv[2]), ExportOptions(name="demo"),
-                      open_episode=StandInEpisodeReader).run()
+report = RldsExporter(Path(sys.argv[1]), Path(sys.argv[2]), ExportOptions(name="demo")).run()
 print(report.total_episodes)
 """
 

@@ -22,7 +22,6 @@ from vla_studio.data.rlds import ExportOptions, RldsExporter  # noqa: E402
 
 from tests.data.rlds_episode_files import (EpisodeSpec, STATE_SHAPES,  # noqa: E402
                                            write_corrupt_episode, write_dataset)
-from tests.data.rlds_episode_reader import StandInEpisodeReader  # noqa: E402
 
 PARAPHRASES = ["pick up the red cube", "grab the red block", "lift the red cube"]
 SPECS = [
@@ -52,8 +51,7 @@ def source(tmp_path_factory) -> Path:
 def passthrough(source, tmp_path_factory):
     out = tmp_path_factory.mktemp("rlds_roundtrip_out")
     report = RldsExporter(source, out, ExportOptions(name="vla_demo", val_fraction=0.34,
-                                                     include_depth=True),
-                          open_episode=StandInEpisodeReader).run()
+                                                     include_depth=True)).run()
     return out, report
 
 
@@ -61,8 +59,7 @@ def passthrough(source, tmp_path_factory):
 def resized(source, tmp_path_factory):
     out = tmp_path_factory.mktemp("rlds_roundtrip_resized")
     report = RldsExporter(source, out, ExportOptions(name="vla_demo_small", image_size=(48, 40),
-                                                     success_only=True),
-                          open_episode=StandInEpisodeReader).run()
+                                                     success_only=True)).run()
     return out, report
 
 

@@ -1,11 +1,12 @@
 """RLDS export speed, against tensorflow_datasets' own builder writing the same episodes.
 
-Exports a dataset folder (given with --dataset) with VLA Studio's exporter, then writes the same
-episodes, the same features and the same splits through a tfds ``GeneratorBasedBuilder`` (its
-own example serializer, shuffler and TFRecord writer) in the same run. Both read the episode
-files the same way; tfds receives the encoded frames as bytes, so it does not re-encode them
-either. tensorflow_datasets is only imported for that comparison (skipped with --no-tfds or when
-it is not installed).
+Generates a dataset (or takes --dataset) through the recorder's own episode writer (step
+encoder -> episode file writer -> seal, as a recording does) with synthetic camera frames, exports
+it with VLA Studio's exporter, then writes the same episodes, features and splits through a tfds
+``GeneratorBasedBuilder`` (its own example serializer, shuffler and TFRecord writer) in the same
+run. Both read the episode files the same way; tfds receives the encoded frames as bytes, so it
+does not re-encode them either. tensorflow_datasets is only imported for that comparison
+(skipped with --no-tfds or when it is not installed).
 
 Figures: episodes, steps, source and export MB, export seconds, episodes/s, MB/s (exported bytes
 per second), tfds_builder_s, speedup_vs_tfds. Target: speedup >= 3.
@@ -26,10 +27,15 @@ HELP = "RLDS export speed vs tensorflow_datasets' own builder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", type=Path, required=True,
-                        help="dataset folder to export (holds episodes/*.h5)")
+    parser.add_argument("--dataset", type=Path, default=None,
+                        help="export this dataset folder instead of generating one")
+    parser.add_argument("--episodes", type=int, default=20, help="episodes to generate")
+    parser.add_argument("--steps", type=int, default=150, help="steps per generated episode")
+    parser.add_argument("--cameras", type=int, default=2, help="cameras per generated episode")
+    parser.add_argument("--size", default="640x480", metavar="WxH",
+                        help="generated camera frame size")
     parser.add_argument("--image-size", default=None, metavar="N|WxH",
-                        help="resize frames (default: pass the recorded frames through)")
+                        help="resize frames on export (default: pass the recorded frames through)")
     parser.add_argument("--workers", type=int, default=0,
                         help="export workers (default: one per core, at most 4)")
     parser.add_argument("--no-tfds", action="store_true",
@@ -43,6 +49,12 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="vla-bench-export-") as tmp:
         tmp_dir = Path(tmp)
         dataset = args.dataset
+        if dataset is None:
+            dataset = tmp_dir / "dataset"
+            width, height = parse_image_size(args.size)
+            print(f"generating {args.episodes} episodes of {args.steps} steps, {args.cameras} "
+                  f"camera(s) {width}x{height} ...", file=sys.stderr)
+            generate_dataset(dataset, args.episodes, args.steps, args.cameras, (width, height))
         options = ExportOptions(name="bench_export", image_size=image_size, workers=args.workers)
         print(f"exporting {dataset} ...", file=sys.stderr)
         exporter = RldsExporter(dataset, tmp_dir / "ours", options)
@@ -69,6 +81,79 @@ def run(args: argparse.Namespace) -> dict:
                 result["tfds_builder_s"] = round(tfds_s, 4)
                 result["speedup_vs_tfds"] = round(tfds_s / ours_s, 3)
     return result
+
+
+def generate_dataset(folder: Path, episodes: int, steps: int, cameras: int,
+                     size: tuple[int, int], seed: int = 0) -> list[Path]:
+    """Write ``episodes`` synthetic episodes into ``folder/episodes`` with the recorder's writer.
+
+    Frames are a textured scene that shifts every step (so each frame is a new JPEG of realistic
+    size); actions and state are smooth random walks; every episode is marked successful.
+    """
+    import numpy as np
+
+    from vla_studio.core.types import Frame, Observation, SourceKind, StageTiming, Step
+    from vla_studio.data.episode_writer import EpisodeFileWriter, seal_episode
+    from vla_studio.data.step_encoder import CameraSchema, EpisodeSchema, StepEncoder
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    names = [f"cam{i}" for i in range(cameras)]
+    schema = EpisodeSchema(
+        action_names=("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"),
+        action_space_kind="ee_delta", state={"joint_positions": (7,), "ee_pose": (7,),
+                                             "gripper": (1,)},
+        cameras=tuple(CameraSchema(n, "synthetic", True, width, height, None, 30.0, 0.2)
+                      for n in names))
+    textures = [_texture(rng, width, height) for _ in names]
+    timing = StageTiming(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    out = folder / "episodes"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for e in range(episodes):
+        path = out / f"20260101-000000_{e:08x}.h5.recording"
+        attrs = {"episode_id": f"bench-{e:04d}", "created": "2026-01-01T00:00:00Z",
+                 "language_instruction": "pick up the red cube",
+                 "language_instructions": ["pick up the red cube"], "task": "pick_cube",
+                 "operator": "bench", "station_name": "bench", "robot_type": "synthetic",
+                 "action_space_kind": schema.action_space_kind,
+                 "action_names": list(schema.action_names),
+                 "cameras": {c.name: c.metadata() for c in schema.cameras},
+                 "control_rate_hz": 30.0, "start_time_unix": 1.8e9}
+        writer = EpisodeFileWriter(path, schema, attrs)
+        writer.create()
+        encoder = StepEncoder(schema)
+        walk = np.cumsum(rng.normal(0, 0.01, (steps, 15)), axis=0).astype(np.float32)
+        for i in range(steps):
+            t = 100.0 + i / 30.0
+            frames = {n: Frame(n, i, t, color=np.roll(tex, 3 * i + e, axis=1))
+                      for n, tex in zip(names, textures)}
+            state = {"joint_positions": walk[i, :7], "ee_pose": walk[i, 7:14],
+                     "gripper": walk[i, 14:]}
+            action = walk[i, :7]
+            encoder.add(Step(i, t, Observation(i, t, state, frames), action, action,
+                             SourceKind.TELEOP, 0, "", timing))
+            if encoder.pending >= 30 or i == steps - 1:
+                writer.append(encoder.take())
+                writer.commit()
+        writer.close()
+        final = path.with_name(path.name.removesuffix(".recording"))
+        seal_episode(path, steps, {"status": "complete"}, success=1)
+        path.rename(final)
+        paths.append(final)
+    return paths
+
+
+def _texture(rng, width: int, height: int):
+    """A table-like RGB texture: smooth colour blobs, a little sensor noise (JPEG q90 frames of
+    ~35 kB at 640x480, like a real scene)."""
+    import cv2
+    import numpy as np
+
+    small = rng.integers(0, 255, (max(2, height // 48), max(2, width // 48), 3), np.uint8)
+    image = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    noise = rng.integers(0, 4, (height, width, 3), np.uint8)
+    return cv2.GaussianBlur(cv2.add(image, noise), (3, 3), 0)
 
 
 def _episode_files(report: Any, exporter: Any) -> list[tuple[Path, None]]:
