@@ -111,8 +111,9 @@ def test_frames_that_fit_pass_through_unchanged_and_others_are_resized():
     out, converted = same.encode_all([jpeg, jpeg])
     assert out[0] is jpeg and converted == 0
     small = FrameEncoder(32, 24, "jpeg")
-    out, converted = small.encode_all([jpeg, jpeg])  # one object: converted once
-    assert converted == 1 and encoded_image_shape(out[0]) == ("jpeg", 24, 32, 3)
+    out, converted = small.encode_all([jpeg, bytes(bytearray(jpeg)), jpeg])  # equal frames
+    assert converted == 1 and out[0] is out[1] is out[2]
+    assert encoded_image_shape(out[0]) == ("jpeg", 24, 32, 3)
     png = FrameEncoder(96, 72, "png").encode_all([jpeg])[0][0]
     assert encoded_image_shape(png) == ("png", 72, 96, 3)
 
@@ -144,7 +145,7 @@ def summary(i: int, *, success: bool | None = True, front=(96, 72), action_dim=7
     return EpisodeSummary(
         path=Path(f"/d/episodes/e{i}.h5"), episode_id=f"id-{i}", created="", status="complete",
         success=success, num_steps=10, trim=(0, 10), instructions=tuple(instructions),
-        cameras={"front": CameraLayout("jpeg", *front, None)},
+        cameras={"front": CameraLayout("jpeg", *front, False)},
         state_shapes={"joints": (6,), "gripper": ()}, action_dim=action_dim,
         attrs={"action_names": json.dumps([f"j{k}" for k in range(action_dim)])})
 

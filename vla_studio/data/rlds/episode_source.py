@@ -52,13 +52,13 @@ class CameraLayout:
     Attributes:
         image_format: ``"jpeg"`` / ``"png"`` for a colour stream, None for a depth-only camera.
         width, height: colour frame size from the camera attributes.
-        depth_shape: ``(H, W)`` of the depth stream, None without depth.
+        has_depth: whether the camera has a depth stream.
     """
 
     image_format: str | None
     width: int
     height: int
-    depth_shape: tuple[int, int] | None
+    has_depth: bool
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,12 @@ def text_attr(attrs: Mapping[str, Any], key: str) -> str:
     return "" if value is None else str(value)
 
 
-def summarize(path: Path, reader: EpisodeSource, with_depth: bool = False) -> EpisodeSummary:
+def summarize(path: Path, reader: EpisodeSource) -> EpisodeSummary:
     """Read the planning facts of an open episode.
 
     Args:
         path: the episode file (for messages and metadata).
         reader: the open episode.
-        with_depth: also look at depth streams (reading them can be slow; only for depth export).
 
     Raises:
         EpisodeSkipped: the file is not an episode, is still recording, is empty, or its arrays
@@ -144,21 +143,13 @@ def summarize(path: Path, reader: EpisodeSource, with_depth: bool = False) -> Ep
             raise EpisodeSkipped(f"state '{key}' has {arr.shape[0]} rows for {num_steps} steps; "
                                  "the file is damaged")
         state_shapes[key] = tuple(int(d) for d in arr.shape[1:])
-    recorded = json_attr(attrs.get("cameras"), {})
-    recorded = recorded if isinstance(recorded, Mapping) else {}
+    depth = set(reader.depth_cameras)
     cameras: dict[str, CameraLayout] = {}
     for name in reader.cameras:
         width, height = (int(v) for v in reader.image_size(name))
-        cameras[name] = CameraLayout(reader.image_format(name), width, height, None)
-    if with_depth:
-        for name in reader.depth_cameras:
-            info = recorded.get(name) if isinstance(recorded.get(name), Mapping) else {}
-            shape = (int(info.get("height") or 0), int(info.get("width") or 0))
-            if not all(shape):  # not in the attributes: look at the stream itself
-                depth = reader.depth(name)
-                shape = (int(depth.shape[1]), int(depth.shape[2]))
-            color = cameras.get(name, CameraLayout(None, 0, 0, None))
-            cameras[name] = CameraLayout(color.image_format, color.width, color.height, shape)
+        cameras[name] = CameraLayout(reader.image_format(name), width, height, name in depth)
+    for name in depth - set(cameras):  # depth-only cameras
+        cameras[name] = CameraLayout(None, 0, 0, True)
     start, end = (int(v) for v in reader.trim())
     start, end = max(0, start), min(num_steps, end)
     if end <= start:

@@ -235,10 +235,18 @@ class RldsExporter:
         self.options.validate()
         files = find_episode_files(self.dataset)
         summaries, skipped = self._scan(files)
-        plan = make_plan(summaries, skipped, self.options)
+        plan = make_plan(summaries, skipped, self.options, depth_shape=self._depth_shape)
         for message in plan.warnings:
             log.warning("%s", message)
         return plan
+
+    def _depth_shape(self, summary: EpisodeSummary, camera: str) -> tuple[int, int]:
+        """``(H, W)`` of one episode's depth stream (read once per camera, during planning)."""
+        with self.open_episode(summary.path) as reader:
+            depth = reader.depth(camera)
+        if depth is None or depth.ndim != 3:
+            raise EpisodeSkipped(f"camera '{camera}' has no readable depth stream")
+        return int(depth.shape[1]), int(depth.shape[2])
 
     @property
     def open_episode(self) -> EpisodeOpener:
@@ -261,7 +269,7 @@ class RldsExporter:
                 continue
             try:
                 with self.open_episode(path) as reader:
-                    summaries.append(summarize(path, reader, self.options.include_depth))
+                    summaries.append(summarize(path, reader))
             except EpisodeSkipped as exc:
                 self._skip(skipped, path, str(exc))
             except Exception as exc:  # h5py/OS errors: a damaged file must not stop the export

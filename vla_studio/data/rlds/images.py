@@ -105,24 +105,23 @@ class FrameEncoder:
         return encoded_image_shape(data) == (self.encoding, self.height, self.width, 3)
 
     def encode_all(self, frames: list[bytes]) -> tuple[list[bytes], int]:
-        """Pass through what fits, re-encode the rest (repeated frames are converted once).
+        """Pass through what fits, re-encode the rest. A frame repeated over several steps (gap
+        filling, or a camera slower than the control loop) is converted once.
 
         Returns:
             The output frames and how many distinct frames were re-encoded.
         """
-        done: dict[int, bytes] = {}
+        converted: dict[bytes, bytes] = {}
         out = []
-        converted = 0
         for data in frames:
-            key = id(data)  # gap-filled steps share one bytes object
-            if key not in done:
-                if self.fits(data):
-                    done[key] = data
-                else:
-                    done[key] = self.convert(data)
-                    converted += 1
-            out.append(done[key])
-        return out, converted
+            if self.fits(data):
+                out.append(data)
+                continue
+            result = converted.get(data)
+            if result is None:
+                result = converted[data] = self.convert(data)
+            out.append(result)
+        return out, len(converted)
 
     def convert(self, data: bytes) -> bytes:
         """Decode, resize and encode one frame."""

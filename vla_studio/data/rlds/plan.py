@@ -15,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from vla_studio.data.rlds.episode_source import EpisodeSummary, json_attr
 from vla_studio.data.rlds.features import (EpisodeSchema, Feature, ImageFeature, TensorFeature,
@@ -248,8 +249,17 @@ def _describe(sig: tuple) -> str:
 
 
 def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
-              options: ExportOptions) -> ExportPlan:
+              options: ExportOptions,
+              depth_shape: Callable[[EpisodeSummary, str], tuple[int, int]] | None = None
+              ) -> ExportPlan:
     """Decide the schema and splits for ``summaries`` (episodes that could be read).
+
+    Args:
+        summaries: the readable episodes, in export order.
+        skipped: episodes already skipped, with reasons (kept in the plan).
+        options: export options.
+        depth_shape: ``(H, W)`` of an episode's depth stream; asked once per depth camera
+            (only for depth export).
 
     Raises:
         ExportError: nothing is left to export; the message lists why.
@@ -284,7 +294,7 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
                                 f"episode(s) being exported ({_describe(majority)}){hint}"))
 
     cameras = _camera_outputs(included, majority, options)
-    depths = _depth_outputs(included, options, warnings)
+    depths = _depth_outputs(included, options, warnings, depth_shape)
     state = _state_layout(majority, cameras, depths, warnings)
     action_names = tuple(str(n) for n in json_attr(included[0].attrs.get("action_names"), []))
     if len(action_names) != majority[2]:
@@ -316,26 +326,30 @@ def _camera_outputs(included: list[EpisodeSummary], majority: tuple,
     return tuple(out)
 
 
-def _depth_outputs(included: list[EpisodeSummary], options: ExportOptions,
-                   warnings: list[str]) -> tuple[DepthOutput, ...]:
+def _depth_outputs(included: list[EpisodeSummary], options: ExportOptions, warnings: list[str],
+                   depth_shape: Callable[[EpisodeSummary, str], tuple[int, int]] | None
+                   ) -> tuple[DepthOutput, ...]:
     if not options.include_depth:
         return ()
-    names = sorted({n for s in included for n, c in s.cameras.items() if c.depth_shape})
+    names = sorted({n for s in included for n, c in s.cameras.items() if c.has_depth})
     if not names:
         warnings.append("depth export was asked for, but no episode has a depth stream")
+        return ()
+    if depth_shape is None:
+        raise ValueError("make_plan needs depth_shape to export depth")
     out = []
     for name in names:
-        shapes = [s.cameras[name].depth_shape if name in s.cameras else None for s in included]
-        missing = sum(1 for sh in shapes if sh is None)
+        missing = sum(1 for s in included if not (name in s.cameras and s.cameras[name].has_depth))
         if missing:
             warnings.append(f"depth of camera '{name}' is not exported: {missing} episode(s) "
                             "have no depth for it")
             continue
-        if len(set(shapes)) > 1 and options.image_size is None:
-            warnings.append(f"depth of camera '{name}' is not exported: its size differs between "
-                            "episodes (pass --image-size to resize)")
+        # The first episode's depth size is the export's (others are resized to it if needed).
+        try:
+            src_h, src_w = depth_shape(included[0], name)
+        except Exception as exc:  # an unreadable stream costs the depth feature, not the export
+            warnings.append(f"depth of camera '{name}' is not exported: {exc}")
             continue
-        src_h, src_w = shapes[0]
         w, h = options.image_size if options.image_size else (src_w, src_h)
         out.append(DepthOutput(name, w, h, src_w, src_h))
     return tuple(out)
