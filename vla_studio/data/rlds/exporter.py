@@ -26,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from vla_studio.data.rlds.episode_encoder import EncodedEpisode, encode_episode
 from vla_studio.data.rlds.episode_source import (EpisodeOpener, EpisodeSkipped, EpisodeSummary,
@@ -273,8 +273,7 @@ class RldsExporter:
             except EpisodeSkipped as exc:
                 self._skip(skipped, path, str(exc))
             except Exception as exc:  # h5py/OS errors: a damaged file must not stop the export
-                self._skip(skipped, path, f"cannot be read ({type(exc).__name__}: {exc}); the "
-                                          "file is damaged or not an episode file")
+                self._skip(skipped, path, _unreadable(path, exc))
             self._progress(ExportProgress("scanning", i + 1, len(files), path.name,
                                           skipped=len(skipped)))
         return summaries, skipped
@@ -287,44 +286,22 @@ class RldsExporter:
         written: list[dict[str, Any]] = []
         filled: collections.Counter[str] = collections.Counter()
         reencoded = steps = total_bytes = 0
-        workers = opts.workers or min(4, os.cpu_count() or 1)
         total = len(plan.episodes)
-        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="rlds-export")
+        results = self._encoded_in_order(plan)
         try:
-            pending: collections.deque = collections.deque()
-            queue = iter(plan.episodes)
-            done = 0
-            while True:
-                while len(pending) < workers + 1:  # bounded: a few episodes in memory at once
-                    planned = next(queue, None)
-                    if planned is None:
-                        break
-                    pending.append((planned, pool.submit(self._encode, plan, planned)))
-                if not pending:
-                    break
-                planned, future = pending.popleft()
-                self._check_cancel()
-                try:
-                    episode = future.result()
-                except ExportCancelled:
-                    raise
-                except EpisodeSkipped as exc:
-                    self._skip(skipped, planned.summary.path, str(exc))
-                except Exception as exc:
-                    self._skip(skipped, planned.summary.path,
-                               f"cannot be read ({type(exc).__name__}: {exc}); the file is "
-                               "damaged")
+            for done, (planned, episode, reason) in enumerate(results, 1):
+                if episode is None:
+                    self._skip(skipped, planned.summary.path, reason)
                 else:
                     total_bytes += splits[planned.split].write(episode)
                     steps += episode.steps
                     filled.update(episode.filled_frames)
                     reencoded += episode.reencoded_frames
                     written.append(_episode_entry(episode, splits[planned.split].lengths))
-                done += 1
                 self._progress(ExportProgress("writing", done, total, planned.summary.path.name,
                                               total_bytes, len(skipped)))
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            results.close()  # stops and joins the worker threads, whatever happened
             for shards in splits.values():
                 shards.close()
         if not written:
@@ -344,6 +321,39 @@ class RldsExporter:
             steps=steps, bytes_written=total_bytes, seconds=0.0, skipped=skipped,
             filtered_unsuccessful=plan.filtered_unsuccessful, filled_frames=dict(filled),
             reencoded_frames=reencoded, warnings=list(plan.warnings))
+
+    def _encoded_in_order(self, plan: ExportPlan
+                          ) -> Iterator[tuple[PlannedEpisode, EncodedEpisode | None, str]]:
+        """Encode episodes on worker threads; yield ``(episode, encoded or None, skip reason)``
+        in plan order, with at most a few episodes in memory at once."""
+        workers = self.options.workers or min(4, os.cpu_count() or 1)
+        pending: collections.deque = collections.deque()
+        episodes = iter(plan.episodes)
+        with concurrent.futures.ThreadPoolExecutor(workers, "rlds-export") as pool:
+            try:
+                while True:
+                    while len(pending) <= workers:
+                        planned = next(episodes, None)
+                        if planned is None:
+                            break
+                        pending.append((planned, pool.submit(self._encode, plan, planned)))
+                    if not pending:
+                        return
+                    planned, future = pending.popleft()
+                    self._check_cancel()
+                    encoded, reason = None, ""
+                    try:
+                        encoded = future.result()
+                    except ExportCancelled:
+                        raise
+                    except EpisodeSkipped as exc:
+                        reason = str(exc)
+                    except Exception as exc:  # a damaged file must not stop the export
+                        reason = _unreadable(planned.summary.path, exc)
+                    yield planned, encoded, reason
+            finally:
+                for _, future in pending:  # cancelled or failed: drop what has not started
+                    future.cancel()
 
     def _encode(self, plan: ExportPlan, planned: PlannedEpisode) -> EncodedEpisode:
         if self._should_cancel():
@@ -370,6 +380,11 @@ class RldsExporter:
     def _skip(skipped: list[tuple[Path, str]], path: Path, reason: str) -> None:
         skipped.append((path, reason))
         log.warning("skipping %s: %s", path.name, reason)
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    message = str(exc).removeprefix(f"{path}: ") or type(exc).__name__
+    return f"cannot be read ({message}); the file is damaged or not an episode file"
 
 
 def _episode_entry(episode: EncodedEpisode, lengths: list[int]) -> dict[str, Any]:
