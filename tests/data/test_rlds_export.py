@@ -4,15 +4,20 @@ the application never imports TensorFlow to export."""
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 
 from vla_studio import cli
 from vla_studio.data.rlds import ExportCancelled, ExportError, ExportOptions, RldsExporter
+from vla_studio.data.rlds.tfrecord import TFRecordWriter
 
 from tests.data.rlds_episode_files import (EpisodeSpec, write_corrupt_episode, write_dataset,
                                            write_episode)
@@ -84,6 +89,31 @@ def test_cancel_during_writing_removes_everything(dataset, tmp_path):
     with pytest.raises(ExportCancelled):
         export(dataset, tmp_path, progress=progress, should_cancel=cancel, workers=1).run()
     assert not (tmp_path / "demo").exists()
+    assert not export_threads()
+
+
+def export_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("rlds-export")]
+
+
+def test_write_failure_reports_it_and_leaves_nothing_behind(dataset, tmp_path, monkeypatch):
+    def disk_full(self, data, framing=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(TFRecordWriter, "write", disk_full)
+    with pytest.raises(ExportError, match="No space left on device.*check free disk space"):
+        export(dataset, tmp_path).run()
+    assert not (tmp_path / "demo").exists() and not export_threads()
+
+
+def test_episode_with_nan_action_is_skipped_naming_the_step(tmp_path):
+    paths = write_dataset(tmp_path / "src", [EpisodeSpec(seed=i) for i in range(2)])
+    with h5py.File(paths[1], "r+") as f:
+        f["steps/action"][5, 2] = np.nan
+    report = export(tmp_path / "src", tmp_path / "out").run()
+    assert report.total_episodes == 1
+    (path, reason), = report.skipped
+    assert path == paths[1] and "action is NaN or infinite at step 5" in reason
 
 
 def test_progress_reports_scanning_then_writing_then_done(dataset, tmp_path):
