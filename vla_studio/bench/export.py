@@ -29,9 +29,11 @@ HELP = "RLDS export speed vs tensorflow_datasets' own builder"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", type=Path, default=None,
                         help="export this dataset folder instead of generating one")
-    parser.add_argument("--episodes", type=int, default=20, help="episodes to generate")
-    parser.add_argument("--steps", type=int, default=150, help="steps per generated episode")
-    parser.add_argument("--cameras", type=int, default=2, help="cameras per generated episode")
+    parser.add_argument("--episodes", type=_positive, default=20, help="episodes to generate")
+    parser.add_argument("--steps", type=_positive, default=150,
+                        help="steps per generated episode")
+    parser.add_argument("--cameras", type=_positive, default=2,
+                        help="cameras per generated episode")
     parser.add_argument("--size", default="640x480", metavar="WxH",
                         help="generated camera frame size")
     parser.add_argument("--image-size", default=None, metavar="N|WxH",
@@ -42,7 +44,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the tensorflow_datasets builder comparison")
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def run(args: argparse.Namespace) -> dict:
+    from vla_studio.data.rlds import ExportError
+
+    try:
+        return _run(args)
+    except ExportError as exc:
+        print(f"vla-studio: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run(args: argparse.Namespace) -> dict:
     from vla_studio.data.rlds import ExportOptions, RldsExporter, parse_image_size
 
     image_size = parse_image_size(args.image_size) if args.image_size else None
