@@ -205,6 +205,7 @@ class Recorder:
         try:
             self._check_cameras()
             self._check_disk()
+            self.dataset.make_reserve()  # given back if the disk fills during the episode
             if reset_scene:
                 self.station.begin_episode(labels.instruction, seed)
             policy = self.station.arbiter.policy
