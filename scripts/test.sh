@@ -31,7 +31,7 @@ echo "== layering: only vla_studio.ui imports Qt"
 lint-imports
 
 echo "== headless suite (PySide6 blocked)"
-VLA_STUDIO_NO_QT=1 python -m pytest -p no:pytestqt -p no:cacheprovider -q "$@"
+VLA_STUDIO_NO_QT=1 python -m pytest -p no:pytest-qt -p no:cacheprovider -q "$@"
 
 echo "== GUI suite (offscreen Qt)"
 python -m pytest tests/ui -p no:cacheprovider -q "$@"

@@ -16,6 +16,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYTEST_QT_API", "pyside6")
 
 NO_QT = os.environ.get("VLA_STUDIO_NO_QT") == "1"
 QT_MODULES = ("PySide6", "shiboken6", "pyqtgraph", "pytestqt")
@@ -37,7 +38,7 @@ if NO_QT:
 
 def pytest_configure(config):
     if NO_QT:
-        # pytest-qt is a plugin that imports Qt; it is disabled with -p no:pytestqt (see scripts).
+        # pytest-qt is a plugin that imports Qt; it is disabled with -p no:pytest-qt (see scripts).
         config.addinivalue_line("markers", "gui: needs PySide6")
 
 

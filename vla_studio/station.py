@@ -20,12 +20,13 @@ import logging
 import threading
 from typing import Callable
 
+from vla_studio.core import commands
 from vla_studio.core.arbiter import ActionSource, SourceArbiter
 from vla_studio.core.events import EventBus
 from vla_studio.core.loop import ControlLoop
 from vla_studio.core.profile import StationProfile
 from vla_studio.core.safety import EStopLatch, Heartbeat
-from vla_studio.core.session import Session
+from vla_studio.core.session import Session, SessionError
 from vla_studio.devices.base import DeviceError, Robot, Teleop, TeleopContext
 from vla_studio.devices.cameras.base import Camera
 from vla_studio.devices.registry import CAMERAS, ROBOTS, TELEOPS
@@ -58,6 +59,8 @@ class Station:
         self._commands: dict[str, list[Callable[[], None]]] = {}
         self._commands_lock = threading.Lock()
         self._connected = False
+        self.on_command(commands.RUN_PAUSE, lambda: self.session.pause("pause command"))
+        self.on_command(commands.RUN_START, self._start_from_command)
 
     @classmethod
     def from_profile(cls, profile: StationProfile) -> "Station":
@@ -164,7 +167,7 @@ class Station:
 
     def run_command(self, name: str) -> bool:
         """Run the handlers of ``name`` on the calling thread; False when nobody handles it."""
-        if name == "estop":
+        if name == commands.ESTOP:  # never depends on a handler being registered
             self.latch.trigger("stop command", "command")
             return True
         with self._commands_lock:
@@ -175,6 +178,13 @@ class Station:
             except Exception:
                 log.exception("command %s failed", name)
         return bool(handlers)
+
+
+    def _start_from_command(self) -> None:
+        try:
+            self.session.start(self.session.mode)
+        except SessionError as exc:
+            self.events.emit("session.refused", str(exc), logging.WARNING)
 
 
 def _close_quietly(source: ActionSource) -> None:

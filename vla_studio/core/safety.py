@@ -162,9 +162,14 @@ class EStopLatch:
         log.info("e-stop reset requested; confirm within %.0f s", self.confirm_window_s)
 
     @property
-    def reset_armed(self) -> bool:
+    def reset_time_left(self) -> float:
+        """Seconds left to confirm a requested reset (0 when none is armed)."""
         armed = self._reset_armed_at
-        return armed is not None and time.monotonic() - armed <= self.confirm_window_s
+        return 0.0 if armed is None else max(0.0, self.confirm_window_s - (time.monotonic() - armed))
+
+    @property
+    def reset_armed(self) -> bool:
+        return self._tripped.is_set() and self.reset_time_left > 0.0
 
     def confirm_reset(self) -> bool:
         """Second reset step. Returns True when the stop was cleared."""

@@ -1,0 +1,265 @@
+"""The control loop: stages, arbitration, watchdogs and the e-stop path (safety invariants 1-4)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from vla_studio.core.arbiter import ActionSource, FixedActionSource, Proposal, SourceArbiter
+from vla_studio.core.events import EventBus
+from vla_studio.core.loop import ControlLoop
+from vla_studio.core.safety import EStopLatch, Heartbeat, SafetyFlag, SafetyLimits
+from vla_studio.core.session import ControlMode, RunState, Session
+from vla_studio.core.types import Observation, SourceKind
+from vla_studio.devices.robots.null import NullRobot, NullRobotConfig
+
+MOVE = np.array([0.001, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+RATE = 50.0
+PERIOD = 1.0 / RATE
+
+
+class StaleSource(ActionSource):
+    """A source whose input stopped arriving ``age_s`` ago (an unplugged device)."""
+
+    def __init__(self, age_s: float, kind: SourceKind = SourceKind.TELEOP) -> None:
+        self.kind, self.age_s = kind, age_s
+
+    def propose(self, obs: Observation, now: float, dt: float) -> Proposal:
+        return Proposal(MOVE, now - self.age_s)
+
+
+class HungPolicySource(ActionSource):
+    """A policy whose inference thread is stuck forever after its first chunk."""
+
+    kind = SourceKind.POLICY
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.first_chunk_at = time.monotonic()
+        self.flushed = threading.Event()
+        self._thread = threading.Thread(target=self.release.wait, name="hung-model", daemon=True)
+        self._thread.start()
+
+    def propose(self, obs: Observation, now: float, dt: float) -> Proposal:
+        return Proposal(MOVE, self.first_chunk_at)  # the chunk never gets refreshed
+
+    def flush(self) -> None:
+        self.flushed.set()
+
+    def close(self) -> None:
+        self.release.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def rig():
+    robot = NullRobot()
+    robot.connect()
+    latch = EStopLatch()
+    session = Session(latch)
+    limits = SafetyLimits(teleop_timeout_ms=100, policy_timeout_ms=300, gui_heartbeat_timeout_ms=200,
+                          overrun_alarm_streak=3)
+    arbiter = SourceArbiter(limits)
+    events = EventBus()
+    loop = ControlLoop(robot, {}, arbiter, session, limits, RATE, events=events)
+    yield robot, latch, session, arbiter, loop, events
+    loop.stop()
+
+
+def wait_for(predicate, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def test_loop_emits_every_step_with_stage_timing_and_sent_action(rig):
+    robot, latch, session, arbiter, loop, _ = rig
+    arbiter.set_teleop(FixedActionSource(MOVE))
+    q = loop.subscribe("test", 1000)
+    session.start(ControlMode.TELEOP)
+    loop.start()
+    assert wait_for(lambda: q.qsize() >= 10)
+    loop.stop()
+    steps = [q.get(0) for _ in range(q.qsize())]
+    assert [s.index for s in steps] == list(range(steps[0].index, steps[0].index + len(steps)))
+    moving = [s for s in steps if s.source == SourceKind.TELEOP]
+    assert moving, "the teleop source never drove the robot"
+    np.testing.assert_allclose(moving[-1].action, MOVE)
+    assert all(s.timing.total_ms >= 0 and s.t > 0 for s in steps)
+    assert robot.sends >= len(steps)
+    assert loop.stats.snapshot().ticks >= len(steps)
+
+
+def test_paused_session_holds_the_robot(rig):
+    robot, latch, session, arbiter, loop, _ = rig
+    arbiter.set_teleop(FixedActionSource(MOVE))
+    loop.start()
+    assert wait_for(lambda: robot.holds >= 5)
+    step = loop.snapshot.get()
+    assert step.source == SourceKind.HOLD and step.hold_reason.startswith("paused")
+    assert robot.sends == robot.holds
+
+
+def test_estop_halts_robot_within_one_tick_and_flushes_the_policy(rig):
+    robot, latch, session, arbiter, loop, _ = rig
+    policy = HungPolicySource()
+    policy.first_chunk_at = time.monotonic() + 3600  # always fresh: the policy keeps moving
+    arbiter.set_policy(policy)
+    session.start(ControlMode.POLICY)
+    loop.start()
+    assert wait_for(lambda: robot.sends - robot.holds > 5)
+    holds_before = len(robot.hold_times)
+    threading.Thread(target=latch.trigger, args=("test stop", "test")).start()
+    assert wait_for(lambda: latch.is_tripped)
+    t_trigger = latch.event.t
+    assert wait_for(lambda: any(t >= t_trigger for t in robot.hold_times[holds_before:]))
+    first_hold = next(t for t in robot.hold_times[holds_before:] if t >= t_trigger)
+    assert first_hold - t_trigger <= PERIOD
+    assert policy.flushed.wait(1.0)
+    sends_at_stop = robot.sends - robot.holds
+    time.sleep(5 * PERIOD)
+    assert robot.sends - robot.holds == sends_at_stop, "the robot moved after the stop"
+    assert loop.snapshot.get().safety_flags & SafetyFlag.ESTOP
+    policy.close()
+
+
+def test_stale_teleop_input_holds_and_is_counted(rig):
+    robot, latch, session, arbiter, loop, _ = rig
+    arbiter.set_teleop(StaleSource(age_s=0.5))
+    session.start(ControlMode.TELEOP)
+    loop.start()
+    assert wait_for(lambda: loop.counters.snapshot().get("TELEOP_STALE", 0) >= 3)
+    step = loop.snapshot.get()
+    assert step.source == SourceKind.HOLD and "stale" in step.hold_reason
+    assert robot.sends == robot.holds
+
+
+def test_stale_policy_chunk_holds(rig):
+    robot, latch, session, arbiter, loop, _ = rig
+    policy = HungPolicySource()  # its only chunk ages past policy_timeout_ms
+    arbiter.set_policy(policy)
+    session.start(ControlMode.POLICY)
+    loop.start()
+    assert wait_for(lambda: loop.counters.snapshot().get("POLICY_STALE", 0) >= 3)
+    assert loop.snapshot.get().source == SourceKind.HOLD
+    policy.close()
+
+
+def test_missing_gui_heartbeat_pauses_a_policy_run(rig):
+    robot, latch, session, arbiter, loop, events = rig
+    policy = HungPolicySource()
+    policy.first_chunk_at = time.monotonic() + 3600
+    arbiter.set_policy(policy)
+    loop.heartbeat = Heartbeat()  # beaten once, then the "GUI" goes silent
+    seen = []
+    events.subscribe(seen.append)
+    session.start(ControlMode.POLICY)
+    loop.start()
+    assert wait_for(lambda: session.state == RunState.PAUSED, timeout=2.0)
+    assert "heartbeat" in session.snapshot.reason
+    assert loop.counters.snapshot().get("HEARTBEAT_LOST") == 1
+    assert any(e.kind == "safety.heartbeat" for e in seen)
+    policy.close()
+
+
+def test_heartbeat_is_not_required_for_teleop(rig):
+    robot, latch, session, arbiter, loop, _ = rig
+    arbiter.set_teleop(FixedActionSource(MOVE))
+    loop.heartbeat = Heartbeat()
+    session.start(ControlMode.TELEOP)
+    loop.start()
+    time.sleep(0.4)  # twice the heartbeat timeout
+    assert session.state == RunState.RUNNING
+
+
+def test_intervention_overrides_the_policy(rig):
+    robot, latch, session, arbiter, loop, _ = rig
+    policy = FixedActionSource(MOVE, kind=SourceKind.POLICY)
+    human = FixedActionSource(np.array([0, 0.002, 0, 0, 0, 0, 0.0]))
+    arbiter.set_policy(policy)
+    arbiter.set_teleop(human)
+    q = loop.subscribe("test", 1000)
+    session.start(ControlMode.POLICY)
+    loop.start()
+    assert wait_for(lambda: q.qsize() > 3)
+    human.takeover = True
+    assert wait_for(lambda: loop.snapshot.get().source == SourceKind.INTERVENTION)
+    np.testing.assert_allclose(loop.snapshot.get().action, [0, 0.002, 0, 0, 0, 0, 0.0])
+    human.takeover = False
+    assert wait_for(lambda: loop.snapshot.get().source == SourceKind.POLICY)
+
+
+def test_nan_action_is_rejected_held_and_counted(rig):
+    robot, latch, session, arbiter, loop, _ = rig
+    arbiter.set_teleop(FixedActionSource(np.array([np.nan, 0, 0, 0, 0, 0, 1.0])))
+    session.start(ControlMode.TELEOP)
+    loop.start()
+    assert wait_for(lambda: loop.counters.snapshot().get("REJECTED_NONFINITE", 0) >= 2)
+    step = loop.snapshot.get()
+    assert step.source == SourceKind.HOLD and np.all(np.isfinite(step.action))
+    assert np.isnan(step.requested[0])  # what was asked is kept for the record
+
+
+def test_full_subscriber_queue_never_blocks_the_loop(rig):
+    robot, latch, session, arbiter, loop, events = rig
+    seen = []
+    events.subscribe(seen.append)
+    q = loop.subscribe("slow recorder", maxsize=2)  # never consumed
+    loop.start()
+    assert wait_for(lambda: loop.stats.snapshot().ticks >= 20)
+    assert q.dropped >= 10
+    assert [e.kind for e in seen].count("loop.queue_full") == 1
+    assert loop.counters.snapshot()["STEP_QUEUE_FULL"] >= 10
+
+
+def test_robot_state_failure_latches_the_estop(rig):
+    robot, latch, session, arbiter, loop, _ = rig
+
+    def broken() -> dict:
+        raise ConnectionError("cable unplugged")
+
+    loop.start()
+    assert wait_for(lambda: robot.holds > 2)
+    robot.get_observation = broken
+    assert wait_for(lambda: latch.is_tripped)
+    assert "cable unplugged" in latch.event.reason
+
+
+def test_overrun_streak_raises_one_alarm(rig):
+    _, latch, session, arbiter, _, _ = rig
+    slow = NullRobot(NullRobotConfig(name="slow", send_delay_ms=30.0))  # 30 ms > 20 ms period
+    slow.connect()
+    events = EventBus()
+    seen = []
+    events.subscribe(seen.append)
+    loop = ControlLoop(slow, {}, arbiter, session, SafetyLimits(overrun_alarm_streak=3), RATE,
+                       events=events)
+    loop.start()
+    assert wait_for(lambda: loop.stats.overruns >= 6)
+    loop.stop()
+    assert sum(e.kind == "loop.overrun" for e in seen) >= 1
+    assert loop.stats.skipped_ticks >= 1  # late ticks are skipped, never burst
+
+
+def test_call_on_loop_runs_on_the_loop_thread_and_reraises(rig):
+    _, _, _, _, loop, _ = rig
+    loop.start()
+    assert loop.call_on_loop(lambda: threading.current_thread().name) == "control-loop"
+    with pytest.raises(ZeroDivisionError):
+        loop.call_on_loop(lambda: 1 / 0)
+
+
+def test_stop_joins_the_thread_and_leaves_the_robot_holding(rig):
+    robot, _, _, _, loop, _ = rig
+    loop.start()
+    assert wait_for(lambda: robot.holds > 0)
+    loop.stop()
+    assert not loop.is_running
+    assert not any(t.name == "control-loop" for t in threading.enumerate())

@@ -1,0 +1,57 @@
+"""Every menu/toolbar/shortcut action, declared once as data.
+
+An action either calls a main-window method (``method``) or runs a named station command
+(``command``, e.g. ``"record.toggle"``) — the same commands teleop buttons send. The main window
+turns this table into QActions; features add rows here rather than creating QActions ad hoc.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One user action.
+
+    Attributes:
+        id: stable identifier (``"run.start"``).
+        title: menu text (``&`` marks the mnemonic).
+        menu: top-level menu title it appears in.
+        shortcut: key sequence, or "".
+        method: name of a ``MainWindow`` method to call, or "".
+        command: station command to run, or "".
+        toolbar: also shown on the main toolbar.
+        icon: file name under resources/icons, or "".
+        tip: status/tool tip.
+        app_wide: shortcut works whichever widget has focus (Qt.ApplicationShortcut).
+    """
+
+    id: str
+    title: str
+    menu: str
+    shortcut: str = ""
+    method: str = ""
+    command: str = ""
+    toolbar: bool = False
+    icon: str = ""
+    tip: str = ""
+    app_wide: bool = False
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("station.open", "&Open station profile...", "&File", "Ctrl+O",
+               method="open_station", tip="Load another station profile (TOML)"),
+    ActionSpec("app.quit", "&Quit", "&File", "Ctrl+Q", method="close"),
+    ActionSpec("run.start_teleop", "Start &teleop", "&Robot", "F5", method="start_teleop",
+               toolbar=True, icon="play.svg", tip="Let the active teleop device drive the robot"),
+    ActionSpec("run.pause", "&Pause", "&Robot", "F6", method="pause_run", toolbar=True,
+               icon="pause.svg", tip="Hold position; the run can be resumed"),
+    ActionSpec("estop.trigger", "&STOP", "&Robot", "Esc", method="trigger_estop", app_wide=True,
+               tip="Latch the software e-stop (Esc; Space while a run is active)"),
+    ActionSpec("estop.reset", "&Reset e-stop...", "&Robot", method="reset_estop",
+               tip="Two steps: request, then confirm; the session returns to PAUSED"),
+    ActionSpec("view.reset_layout", "&Reset layout", "&View", method="reset_layout",
+               tip="Put every dock back where it started"),
+    ActionSpec("help.about", "&About VLA Studio", "&Help", method="show_about"),
+)

@@ -1,0 +1,84 @@
+"""Application start-up: QApplication, theme, and the station/window lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from vla_studio import __version__
+from vla_studio.core.profile import StationProfile
+from vla_studio.devices.base import DeviceError
+from vla_studio.paths import resource
+from vla_studio.station import Station
+from vla_studio.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+ORGANIZATION = "VLA Studio"
+APPLICATION = "VLA Studio"
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with names (for QSettings) and the dark theme; reuses an existing one."""
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    QCoreApplication.setApplicationVersion(__version__)
+    apply_theme(app)
+    return app
+
+
+def apply_theme(app: QApplication, name: str = "dark") -> None:
+    app.setStyle("Fusion")
+    app.setStyleSheet(resource("themes", f"{name}.qss").read_text(encoding="utf-8"))
+
+
+class StationController:
+    """Owns the current Station and its MainWindow; swaps both when another profile is opened."""
+
+    def __init__(self, reset_layout: bool = False) -> None:
+        self.station: Station | None = None
+        self.window: MainWindow | None = None
+        self._reset_layout = reset_layout
+
+    def open(self, profile: StationProfile) -> bool:
+        """Build, connect and start the station for ``profile`` and show its window."""
+        try:
+            station = Station.from_profile(profile)
+            station.start()
+        except (DeviceError, OSError, LookupError) as exc:
+            QMessageBox.critical(None, "Cannot start the station", f"{profile.name}: {exc}")
+            return False
+        self.close()
+        self.station = station
+        self.window = MainWindow(station, reset_layout=self._reset_layout)
+        self._reset_layout = False
+        self.window.station_requested.connect(self.open)
+        self.window.show()
+        return True
+
+    def close(self) -> None:
+        if self.window is not None:
+            self.window.close()
+            self.window.deleteLater()
+            self.window = None
+        if self.station is not None:
+            self.station.close()
+            self.station = None
+
+
+def run_app(profile: StationProfile, reset_layout: bool = False) -> int:
+    """Open the main window on ``profile`` and run until it closes. Returns the exit code."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    app = create_application()
+    controller = StationController(reset_layout)
+    if not controller.open(profile):
+        return 1
+    try:
+        return app.exec()
+    finally:
+        controller.close()
