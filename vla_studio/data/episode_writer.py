@@ -379,10 +379,11 @@ def seal_episode(path: Path, num_steps: int, attrs: Mapping[str, Any], success: 
     fsync_path(path)
 
 
-def set_success(path: Path, success: int) -> None:
-    """Change a saved episode's recorded success label and its final reward."""
+def set_success(path: Path, success: int, source: str = "operator") -> None:
+    """Change a saved episode's recorded success label (and who set it) and its final reward."""
     with h5py.File(path, "r+") as f:
         f.attrs["success"] = np.int8(success)
+        f.attrs["success_source"] = source
         reward = f[f"{STEPS}/reward"]
         if reward.shape[0]:
             reward[-1] = 1.0 if success == SUCCESS_SUCCESS else 0.0

@@ -184,14 +184,15 @@ class RecorderWriter:
         missing = o.encoder.missing_cameras(step)
         if missing and self.pause_on_camera_failure:
             with self.lock:
-                if ep.is_open and ep.includes(step.t):
-                    ep.pauses.append([step.t, None])
+                if not (ep.is_open and ep.includes(step.t)):
+                    return
+            self.listener.on_camera_lost(ep, missing)  # the robot holds first
+            with self.lock:
+                ep.pauses.append([step.t, None])
+                if ep.is_open:
                     ep.state = EpisodeState.PAUSED
                     ep.pause_reason = f"camera {', '.join(missing)} lost"
-                else:
-                    return
             self._commit(o)
-            self.listener.on_camera_lost(ep, missing)
             return
         if o.file is None:
             self._create_file(o, step)
@@ -319,11 +320,11 @@ class RecorderWriter:
                 entry["late"] = status.late - o.camera_start[name][1]
             camera_stats[name] = entry
         with self.lock:
-            success = ep.success_code
+            success, success_source = ep.success_code, ep.success_source
             flags = set(ep.flags)
         if sum(encoder.safety_counts.values()):
             flags.add("safety_clamps")
-        attrs = {"status": STATUS_COMPLETE, "flags": sorted(flags),
+        attrs = {"status": STATUS_COMPLETE, "flags": sorted(flags), "success_source": success_source,
                  "safety_counts": dict(encoder.safety_counts),
                  "source_counts": {label: encoder.source_counts.get(label, 0) for label in SOURCE_LABELS},
                  "camera_stats": camera_stats,
@@ -359,7 +360,7 @@ class RecorderWriter:
         while True:
             with self.lock:
                 discard = ep.discard and ep.state != EpisodeState.DISCARDED
-                success = ep.success_code
+                success, source = ep.success_code, ep.success_source
                 if not discard and success == ep.written_success:
                     if ep.state not in (EpisodeState.DISCARDED, EpisodeState.FAILED):
                         ep.state = EpisodeState.SAVED
@@ -372,7 +373,7 @@ class RecorderWriter:
                 with self.lock:
                     ep.state = EpisodeState.DISCARDED
             else:
-                set_success(ep.path, success)
+                set_success(ep.path, success, source)
                 ep.written_success = success
         if ep.path is not None:
             self.index.update(ep.path)
