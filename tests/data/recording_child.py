@@ -1,7 +1,7 @@
 """A real recording process for crash and disk-full tests (run as a subprocess).
 
 Usage: python recording_child.py DATASET [--fsize-limit BYTES] [--seconds S] [--min-free-mb MB]
-       [--no-space-guard]
+       [--no-space-guard] [--size WxH]
 
 Records one episode on the dry-run station (virtual robot, two synthetic cameras) with a fixed
 teleop action. Prints ``started <monotonic>`` once recording, ``steps <n> <monotonic>`` every
@@ -12,6 +12,7 @@ the episode is finished (when it ends by itself: --seconds, or a write failure).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import signal
 import sys
@@ -38,8 +39,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--min-free-mb", type=float, default=200.0)
     parser.add_argument("--no-space-guard", action="store_true")
+    parser.add_argument("--size", default="", help="camera size WxH (default: the profile's)")
     args = parser.parse_args()
-    station = Station.from_profile(load_station_profile(ROOT / "resources/stations/dry_run.toml"))
+    profile = load_station_profile(ROOT / "resources/stations/dry_run.toml")
+    if args.size:
+        width, height = (int(v) for v in args.size.split("x"))
+        cameras = tuple(dataclasses.replace(s, config=dataclasses.replace(
+            s.config, width=width, height=height)) for s in profile.cameras)
+        profile = dataclasses.replace(profile, cameras=cameras)
+    station = Station.from_profile(profile)
     station.events.subscribe(lambda e: print(f"event {e.kind} {e.message}", flush=True))
     station.start()
     station.set_teleop_source(FixedActionSource(np.array([0.0005, 0, 0, 0, 0, 0, 1.0])))
