@@ -35,7 +35,7 @@ from vla_studio.data.step_encoder import EpisodeSchema, StepBatch
 log = logging.getLogger(__name__)
 
 ROW_CHUNK = 256  # steps per chunk of the per-step datasets
-IMAGE_DATA_CHUNK = 1 << 18  # bytes per chunk of the concatenated image buffers
+IMAGE_DATA_CHUNK = 1 << 16  # bytes per chunk of the concatenated image buffers
 # Room kept for HDF5's own growth (chunk allocations, metadata, the final attributes).
 WRITE_MARGIN_BYTES = 2 << 20
 
