@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 MARKER = "dataset.json"
 DATASET_FORMAT = "vla-studio-dataset"
-RESERVE_BYTES = 8 << 20
+RESERVE_BYTES = 4 << 20
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
 
 
@@ -53,6 +54,16 @@ def is_storage_error(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return False
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short reason for an I/O error (HDF5 errors carry it deep inside a long message)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    match = re.search(r"error message = '([^']+)'", str(exc))
+    if match:
+        return match.group(1)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class EpisodeLock:

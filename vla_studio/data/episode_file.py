@@ -139,10 +139,11 @@ class EpisodeReader:
                 raise EpisodeFileError(f"{self.path}: no such episode file") from None
             except OSError as exc:
                 raise EpisodeFileError(f"{self.path}: not a readable HDF5 file ({exc})") from None
-            if f.attrs.get("format") != FORMAT:
+            fmt = f.attrs.get("format")
+            if fmt != FORMAT:
                 f.close()
                 raise EpisodeFileError(f"{self.path}: not a VLA Studio episode (format attribute "
-                                       f"is {f.attrs.get('format')!r}, expected {FORMAT!r})")
+                                       f"is {fmt!r}, expected {FORMAT!r})")
             self._f = f
         return self._f
 

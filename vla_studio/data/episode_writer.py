@@ -14,9 +14,12 @@ The committed count is written only after the data it covers was flushed: recove
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import os
+import resource
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,7 +35,31 @@ from vla_studio.data.step_encoder import EpisodeSchema, StepBatch
 log = logging.getLogger(__name__)
 
 ROW_CHUNK = 256  # steps per chunk of the per-step datasets
-IMAGE_DATA_CHUNK = 1 << 18  # bytes per chunk of the concatenated image buffers
+IMAGE_DATA_CHUNK = 1 << 16  # bytes per chunk of the concatenated image buffers
+# Room kept for HDF5's own growth (chunk allocations, metadata, the final attributes).
+WRITE_MARGIN_BYTES = 2 << 20
+
+# File handles HDF5 could not close after a failed write. Freeing such a handle makes HDF5
+# crash the process (measured with h5py 3.14 / HDF5 1.14), so they are pinned for the life of the
+# process instead; the file on disk stays recoverable as of its last commit.
+_UNCLOSABLE: list[object] = []
+
+
+def _pin_forever(*objects: object) -> None:
+    for obj in objects:
+        if obj is None:
+            continue
+        _UNCLOSABLE.append(obj)
+        # An extra reference that is never released: not even interpreter shutdown frees it.
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+        oid = getattr(obj, "id", None)
+        if oid is not None:
+            _UNCLOSABLE.append(oid)
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(oid))
+
+
+class DiskFullError(OSError):
+    """Raised *before* writing when a batch would not fit: the file is untouched and valid."""
 
 
 def encode_attr(value: Any) -> Any:
@@ -56,11 +83,14 @@ class EpisodeFileWriter:
     """
 
     def __init__(self, path: Path, schema: EpisodeSchema, attrs: Mapping[str, Any], *,
-                 fsync_interval_s: float = 1.0) -> None:
+                 fsync_interval_s: float = 1.0, min_free_bytes: int = 0,
+                 space_guard: bool = True) -> None:
         self.path = Path(path)
         self.schema = schema
         self.attrs = dict(attrs)
         self.fsync_interval_s = fsync_interval_s
+        self.min_free_bytes = min_free_bytes
+        self.space_guard = space_guard
         self._f: h5py.File | None = None
         self._rows: dict[str, h5py.Dataset] = {}
         self._data: dict[str, h5py.Dataset] = {}
@@ -68,6 +98,8 @@ class EpisodeFileWriter:
         self._committed: h5py.Dataset | None = None
         self.num_steps = 0
         self.committed_steps = 0
+        self.last_t: float | None = None  # tick time of the last appended step
+        self.committed_last_t: float | None = None
         self.data_bytes = {c.name: 0 for c in schema.cameras if c.color}
         self._last_fsync = 0.0
 
@@ -78,6 +110,8 @@ class EpisodeFileWriter:
     def create(self) -> None:
         """Create the file, every dataset and the start attributes; switch to SWMR."""
         s = self.schema
+        if self.space_guard:
+            self._ensure_room(StepBatch())
         f = h5py.File(self.path, "w-", libver="latest")
         try:
             attrs = {"format": FORMAT, "format_version": FORMAT_VERSION,
@@ -130,7 +164,10 @@ class EpisodeFileWriter:
             self._committed = journal.create_dataset("committed_steps", (1,), "i8")
             f.swmr_mode = True
         except BaseException:
-            f.close()
+            try:
+                f.close()
+            except Exception:
+                _pin_forever(f)
             self.path.unlink(missing_ok=True)
             raise
         self._f = f
@@ -145,10 +182,17 @@ class EpisodeFileWriter:
         return ds
 
     def append(self, batch: StepBatch) -> None:
-        """Write a batch of steps (not yet committed: call :meth:`commit`)."""
+        """Write a batch of steps (not yet committed: call :meth:`commit`).
+
+        Raises:
+            DiskFullError: the batch would not fit on the disk (or under the process's file
+                size limit); nothing was written and the file is still valid.
+        """
         n = len(batch)
         if n == 0 or self._f is None:
             return
+        if self.space_guard:
+            self._ensure_room(batch)
         t0, t1 = self.num_steps, self.num_steps + n
         # Image bytes first: rows that point into them are written after.
         for cam, rows in batch.cameras.items():
@@ -192,6 +236,25 @@ class EpisodeFileWriter:
             ds.resize(t1, axis=0)
             ds[t0:t1] = values
         self.num_steps = t1
+        self.last_t = batch.timestamp[-1]
+
+    def _ensure_room(self, batch: StepBatch) -> None:
+        """HDF5 cannot recover from a failed write (closing the file then crashes the process),
+        so a batch is only written when the disk and the file size limit have room for it."""
+        n = len(batch)
+        need = WRITE_MARGIN_BYTES + n * (64 + 8 * self.schema.action_dim * 3)
+        for rows in batch.cameras.values():
+            need += sum(len(b) for b in rows.new_bytes) + sum(len(c) for c in rows.depth_chunks)
+        st = os.statvfs(self.path.parent)
+        free = st.f_bavail * st.f_frsize
+        if free - need < self.min_free_bytes:
+            raise DiskFullError(errno.ENOSPC, f"only {free / 1e6:.0f} MB free on the disk "
+                                f"(keeping {self.min_free_bytes / 1e6:.0f} MB free)", str(self.path))
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if limit != resource.RLIM_INFINITY and size + need > limit:
+            raise DiskFullError(errno.EFBIG, f"the file would exceed this process's file size "
+                                f"limit ({limit / 1e6:.0f} MB, ulimit -f)", str(self.path))
 
     def commit(self, force_fsync: bool = False) -> None:
         """Make every appended step durable against a crash of this process (and, once per
@@ -206,6 +269,7 @@ class EpisodeFileWriter:
         self._committed[0] = self.num_steps
         self._committed.flush()
         self.committed_steps = self.num_steps
+        self.committed_last_t = self.last_t
 
     def _fsync(self) -> None:
         assert self._f is not None
@@ -215,15 +279,48 @@ class EpisodeFileWriter:
         except (OSError, ValueError, TypeError) as exc:  # a driver without a plain fd
             log.debug("fsync of %s skipped: %s", self.path, exc)
 
-    def close(self) -> None:
-        """Close the file cleanly (the data stays as committed). Safe to call twice."""
+    def has_room(self) -> bool:
+        """Whether the disk and the file size limit leave room to close the file cleanly."""
+        try:
+            self._ensure_room(StepBatch())
+        except (DiskFullError, OSError):
+            return False
+        return True
+
+    def abandon(self) -> None:
+        """Give up on a file HDF5 could not write, without closing it (closing without room
+        would damage it and crash the process). The file stays as of its last commit; recovery
+        repairs it once this process has exited."""
         f, self._f = self._f, None
+        if f is None:
+            return
+        _pin_forever(f, *self._rows.values(), *self._data.values(), *self._depth.values(),
+                     self._committed)
         self._rows.clear()
         self._data.clear()
         self._depth.clear()
         self._committed = None
-        if f is not None:
+
+    def close(self) -> None:
+        """Close the file cleanly (the data stays as committed). Safe to call twice.
+
+        When HDF5 cannot close the file (a write failed and the disk is still full), the handle
+        is parked for the rest of the process (see ``_UNCLOSABLE``) and the error re-raised.
+        """
+        f, self._f = self._f, None
+        if f is None:
+            return
+        handles = [f, *self._rows.values(), *self._data.values(), *self._depth.values(),
+                   self._committed]
+        self._rows.clear()
+        self._data.clear()
+        self._depth.clear()
+        self._committed = None
+        try:
             f.close()
+        except Exception:
+            _pin_forever(*handles)
+            raise
 
 
 def seal_episode(path: Path, num_steps: int, attrs: Mapping[str, Any], success: int) -> None:
@@ -282,10 +379,11 @@ def seal_episode(path: Path, num_steps: int, attrs: Mapping[str, Any], success: 
     fsync_path(path)
 
 
-def set_success(path: Path, success: int) -> None:
-    """Change a saved episode's recorded success label and its final reward."""
+def set_success(path: Path, success: int, source: str = "operator") -> None:
+    """Change a saved episode's recorded success label (and who set it) and its final reward."""
     with h5py.File(path, "r+") as f:
         f.attrs["success"] = np.int8(success)
+        f.attrs["success_source"] = source
         reward = f[f"{STEPS}/reward"]
         if reward.shape[0]:
             reward[-1] = 1.0 if success == SUCCESS_SUCCESS else 0.0

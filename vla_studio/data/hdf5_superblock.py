@@ -105,3 +105,33 @@ def clear_write_flags(path: str | Path) -> bool:
         fh.flush()
         os.fsync(fh.fileno())
     return True
+
+
+def extend_to_stored_eof(path: str | Path) -> bool:
+    """Grow a file HDF5 calls "truncated" back to the end-of-file its superblock records.
+
+    A writer whose last writes failed (disk full) can leave a superblock that points past the
+    bytes that reached the disk. Everything committed lies before that point; the missing tail
+    was never part of a commit, so zeros are a safe filler. Returns True when the file grew.
+
+    Raises:
+        SuperblockError: no version 2/3 superblock with a valid checksum at offset 0.
+    """
+    with open(path, "r+b") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:8] != SIGNATURE or head[8] not in (2, 3):
+            raise SuperblockError(f"{path}: no version 2/3 HDF5 superblock at offset 0")
+        size_of_offsets = head[9]
+        fh.seek(0)
+        block = fh.read(12 + 4 * size_of_offsets + 4)
+        if lookup3(block[:-4]) != int.from_bytes(block[-4:], "little"):
+            raise SuperblockError(f"{path}: superblock checksum mismatch; not modifying it")
+        start = 12 + 2 * size_of_offsets  # base address, extension address, then end of file
+        stored_eof = int.from_bytes(block[start:start + size_of_offsets], "little")
+        size = os.fstat(fh.fileno()).st_size
+        if stored_eof <= size:
+            return False
+        fh.truncate(stored_eof)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True

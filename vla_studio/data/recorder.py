@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+from vla_studio.core import commands
 from vla_studio.core.session import SessionError
 from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_second
 from vla_studio.data.dataset_index import DatasetIndex
@@ -38,9 +39,6 @@ from vla_studio.data.recovery import RecoveryResult, recover_dataset
 from vla_studio.data.tasks import TaskSampler
 
 log = logging.getLogger(__name__)
-
-COMMANDS = ("record.toggle", "record.start", "record.stop", "record.discard", "episode.success",
-            "episode.failure", "record.rerecord", "task.next")
 
 
 class RecorderError(RuntimeError):
@@ -205,6 +203,7 @@ class Recorder:
         try:
             self._check_cameras()
             self._check_disk()
+            self.dataset.make_reserve()  # given back if the disk fills during the episode
             if reset_scene:
                 self.station.begin_episode(labels.instruction, seed)
             policy = self.station.arbiter.policy
@@ -489,14 +488,14 @@ class Recorder:
     # ----- commands --------------------------------------------------------------------------
     def _register_commands(self) -> None:
         handlers: dict[str, Callable[[], object]] = {
-            "record.toggle": self._toggle,
-            "record.start": self.start,
-            "record.stop": self.stop,
-            "record.discard": self.discard,
-            "episode.success": lambda: self._finish_with(True),
-            "episode.failure": lambda: self._finish_with(False),
-            "record.rerecord": self.rerecord,
-            "task.next": self.next_task,
+            commands.RECORD_TOGGLE: self._toggle,
+            commands.RECORD_START: self.start,
+            commands.RECORD_STOP: self.stop,
+            commands.RECORD_DISCARD: self.discard,
+            commands.EPISODE_SUCCESS: lambda: self._finish_with(True),
+            commands.EPISODE_FAILURE: lambda: self._finish_with(False),
+            commands.RECORD_RERECORD: self.rerecord,
+            commands.TASK_NEXT: self.next_task,
         }
         for name, fn in handlers.items():
             self.station.on_command(name, self._guarded(fn))

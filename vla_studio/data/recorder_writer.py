@@ -25,10 +25,11 @@ from typing import Callable, Protocol
 
 from vla_studio.core.events import StepQueue
 from vla_studio.core.types import Step
-from vla_studio.data.dataset import Dataset, EpisodeLock, is_storage_error
+from vla_studio.data.dataset import Dataset, EpisodeLock, describe_error, is_storage_error
 from vla_studio.data.dataset_index import DatasetIndex
 from vla_studio.data.episode_file import SOURCE_LABELS, STATUS_COMPLETE
-from vla_studio.data.episode_writer import EpisodeFileWriter, fsync_path, seal_episode, set_success
+from vla_studio.data.episode_writer import (DiskFullError, EpisodeFileWriter, fsync_path,
+                                            seal_episode, set_success)
 from vla_studio.data.hdf5_superblock import SuperblockError, clear_write_flags
 from vla_studio.data.labels import InstructionHistory
 from vla_studio.data.recording import (EpisodeRecording, EpisodeState, RecorderConfig,
@@ -60,6 +61,7 @@ class _Open:
     lock: EpisodeLock | None = None
     saw_after_end: bool = False
     failed: bool = False
+    out_of_space: bool = False
     last_commit: float = 0.0
     camera_start: dict[str, tuple[int, int]] = field(default_factory=dict)
     queue_dropped_start: int = 0
@@ -90,6 +92,7 @@ class RecorderWriter:
         self.profile_text = profile_text
         self.pause_on_camera_failure = station.profile.recording.on_camera_failure == "pause"
         self._open: list[_Open] = []
+        self._abandoned: list[_Open] = []
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -181,14 +184,15 @@ class RecorderWriter:
         missing = o.encoder.missing_cameras(step)
         if missing and self.pause_on_camera_failure:
             with self.lock:
-                if ep.is_open and ep.includes(step.t):
-                    ep.pauses.append([step.t, None])
+                if not (ep.is_open and ep.includes(step.t)):
+                    return
+            self.listener.on_camera_lost(ep, missing)  # the robot holds first
+            with self.lock:
+                ep.pauses.append([step.t, None])
+                if ep.is_open:
                     ep.state = EpisodeState.PAUSED
                     ep.pause_reason = f"camera {', '.join(missing)} lost"
-                else:
-                    return
             self._commit(o)
-            self.listener.on_camera_lost(ep, missing)
             return
         if o.file is None:
             self._create_file(o, step)
@@ -214,7 +218,9 @@ class RecorderWriter:
         o.lock = lock
         writer = EpisodeFileWriter(path, o.encoder.schema,
                                    start_attrs(self.station, ep, o.encoder.schema, self.profile_text),
-                                   fsync_interval_s=self.config.fsync_interval_s)
+                                   fsync_interval_s=self.config.fsync_interval_s,
+                                   min_free_bytes=int(self.config.min_free_mb * 1e6),
+                                   space_guard=self.config.space_guard)
         ep.path = path
         try:
             writer.create()
@@ -228,9 +234,15 @@ class RecorderWriter:
     def _commit(self, o: _Open) -> None:
         if o.file is None or o.encoder is None or o.failed:
             return
+        if o.out_of_space:
+            o.encoder.take()  # past the stop: nothing more fits
+            return
         try:
             o.file.append(o.encoder.take())
             o.file.commit()
+        except DiskFullError as exc:
+            self._out_of_space(o, exc)
+            return
         except Exception as exc:
             self._fail(o, exc)
             return
@@ -259,6 +271,8 @@ class RecorderWriter:
             if o.file is None:
                 with self.lock:
                     ep.state = EpisodeState.FAILED if o.failed else EpisodeState.EMPTY
+                    if o.failed:
+                        ep.error = f"Nothing was saved. {ep.error}"
             else:
                 if not o.failed:
                     try:
@@ -306,17 +320,19 @@ class RecorderWriter:
                 entry["late"] = status.late - o.camera_start[name][1]
             camera_stats[name] = entry
         with self.lock:
-            success = ep.success_code
+            success, success_source = ep.success_code, ep.success_source
             flags = set(ep.flags)
         if sum(encoder.safety_counts.values()):
             flags.add("safety_clamps")
-        attrs = {"status": STATUS_COMPLETE, "flags": sorted(flags),
+        attrs = {"status": STATUS_COMPLETE, "flags": sorted(flags), "success_source": success_source,
                  "safety_counts": dict(encoder.safety_counts),
                  "source_counts": {label: encoder.source_counts.get(label, 0) for label in SOURCE_LABELS},
                  "camera_stats": camera_stats,
                  "dropped_steps": max(0, self.queue.dropped - o.queue_dropped_start)}
         seal_episode(ep.path, num_steps, attrs, success)
         ep.written_success = success
+        if o.file is not None:
+            ep.steps, ep.last_t = num_steps, o.file.committed_last_t
         final = self.dataset.final_path(ep.stem)
         os.replace(ep.path, final)
         fsync_path(final.parent)
@@ -344,7 +360,7 @@ class RecorderWriter:
         while True:
             with self.lock:
                 discard = ep.discard and ep.state != EpisodeState.DISCARDED
-                success = ep.success_code
+                success, source = ep.success_code, ep.success_source
                 if not discard and success == ep.written_success:
                     if ep.state not in (EpisodeState.DISCARDED, EpisodeState.FAILED):
                         ep.state = EpisodeState.SAVED
@@ -357,7 +373,7 @@ class RecorderWriter:
                 with self.lock:
                     ep.state = EpisodeState.DISCARDED
             else:
-                set_success(ep.path, success)
+                set_success(ep.path, success, source)
                 ep.written_success = success
         if ep.path is not None:
             self.index.update(ep.path)
@@ -371,12 +387,13 @@ class RecorderWriter:
         if storage:
             self.dataset.release_reserve()  # room to close the file cleanly
         log.error("recording episode %s failed: %s", o.ep.episode_id, exc, exc_info=not storage)
+        reason = describe_error(exc)
         if storage:
-            message = (f"Recording stopped: the disk refused a write ({exc}). The episode was "
-                       f"saved up to its last second. Free disk space or choose another dataset "
-                       f"folder before recording again.")
+            message = (f"Recording stopped: the disk refused a write ({reason}). What was "
+                       "recorded up to the last second is kept. Free disk space or choose another "
+                       "dataset folder before recording again.")
         else:
-            message = f"Recording stopped: writing the episode failed ({exc})."
+            message = f"Recording stopped: writing the episode failed ({reason})."
         with self.lock:
             o.ep.flags.add("write_failed")
             o.ep.error = message
@@ -384,15 +401,38 @@ class RecorderWriter:
                 o.ep.t_end = time.monotonic()
         self.listener.on_write_failed(o.ep, message, storage)
 
+    def _out_of_space(self, o: _Open, exc: DiskFullError) -> None:
+        """The next batch would not fit: end the episode at its last commit (the file is intact
+        and is saved normally)."""
+        ep = o.ep
+        o.out_of_space = True
+        message = (f"Recording stopped: {exc.strerror}. What was recorded so far is kept. Free "
+                   "disk space or choose another dataset folder before recording again.")
+        log.error("%s", message)
+        with self.lock:
+            ep.flags.add("disk_full")
+            ep.error = message
+            if ep.t_end is None:
+                ep.t_end = time.monotonic()
+        self.listener.on_write_failed(ep, message, True)
+
     def _salvage(self, o: _Open) -> None:
         """Save what was committed of a failed episode; leave it to recovery if even that fails."""
         ep, writer = o.ep, o.file
         assert writer is not None and ep.path is not None
         if o.encoder is not None:
             o.encoder.take()  # not committed: dropped
+        if writer.is_open and not writer.has_room():
+            writer.abandon()
+            self._abandoned.append(o)  # its lock stays held: recovery waits for the next start
+            with self.lock:
+                ep.state = EpisodeState.FAILED
+                ep.error = (f"{ep.error} The recorded part is kept in {ep.path} and will be "
+                            "recovered when the application is started again with free space.")
+            return
         try:
             writer.close()
-        except Exception as exc:  # the handle is gone either way
+        except Exception as exc:  # the handle is parked either way
             log.warning("closing %s after a write failure: %s", ep.path, exc)
         try:
             try:

@@ -43,6 +43,8 @@ class RecorderConfig:
     low_disk_minutes: float = option(5.0, min=0.0, help="warn when less recording time is left")
     finish_grace_s: float = option(1.0, min=0.05, help="wait this long for a stopped loop's steps")
     live_success: bool = option(True, help="ask the robot (simulator) for success at stop")
+    space_guard: bool = option(True, help="check free space before each write (HDF5 cannot "
+                               "recover from a failed write)")
 
 
 class RecorderState(str, enum.Enum):
@@ -217,6 +219,7 @@ def start_attrs(station: "Station", ep: EpisodeRecording, schema: EpisodeSchema,
         "language_instructions": labels.instructions,
         "task": labels.task,
         "success": SUCCESS_UNKNOWN,
+        "success_source": "",
         "operator": labels.operator,
         "notes": labels.notes,
         "scene_id": labels.scene_id,

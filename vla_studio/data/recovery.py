@@ -29,7 +29,8 @@ from vla_studio.data.episode_file import (COMMITTED, IMAGE, SOURCE_LABELS, STATU
                                           STATUS_RECOVERED, STEPS, SUCCESS_UNKNOWN, TIMING,
                                           decode_attrs)
 from vla_studio.data.episode_writer import fsync_path, seal_episode
-from vla_studio.data.hdf5_superblock import SuperblockError, clear_write_flags
+from vla_studio.data.hdf5_superblock import (SuperblockError, clear_write_flags,
+                                             extend_to_stored_eof)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ def recover_episode(dataset: Dataset, path: Path) -> RecoveryResult:
 def _recover_locked(dataset: Dataset, path: Path) -> RecoveryResult:
     try:
         clear_write_flags(path)
+        if extend_to_stored_eof(path):
+            log.warning("%s was shorter than its superblock says (a write failed); padded", path)
     except SuperblockError as exc:
         log.warning("%s", exc)  # try to open it anyway: the flags may not be set
     final = dataset.final_path(dataset.stem_of(path))
