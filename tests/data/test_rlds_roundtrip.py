@@ -85,17 +85,22 @@ class Source:
             for cam in ("front", "wrist"):
                 g = f[f"steps/observation/image/{cam}"]
                 data, index = g["data"][()], g["index"][()]
-                frames = [data[o:o + n].tobytes() if n else None for o, n in index]
-                last = next(x for x in frames[self.start:] if x is not None)
-                filled = []
-                for x in frames[self.start:self.end]:
-                    last = x if x is not None else last
-                    filled.append(last)
-                self.frames[cam] = filled
+                frames = [data[o:o + n].tobytes() for o, n in index]
+                self.frames[cam] = gap_filled(frames[self.start:self.end])
 
     @property
     def n(self) -> int:
         return self.end - self.start
+
+
+def gap_filled(frames: list[bytes]) -> list[bytes]:
+    """A step without a frame (b"") shows the previous one; leading gaps show the first."""
+    first = next(f for f in frames if f)
+    out, last = [], first
+    for f in frames:
+        last = f or last
+        out.append(last)
+    return out
 
 
 def load(builder, split, raw_images=False):
@@ -275,3 +280,46 @@ def test_bench_export_prints_speed_and_tfds_comparison_as_json(capsys):
     assert result["episodes"] == 2 and result["steps"] == 12
     for key in ("episodes_per_s", "mb_per_s", "tfds_builder_s", "speedup_vs_tfds"):
         assert isinstance(result[key], float) and result[key] > 0
+
+
+def test_episodes_recorded_through_the_control_loop_export_with_depth(make_station, tmp_path):
+    """The whole path: dry-run station, real Recorder, RLDS export, tensorflow_datasets."""
+    from vla_studio.data.episode_file import EpisodeReader
+    from vla_studio.data.labels import EpisodeLabels
+    from vla_studio.data.recorder import Recorder
+
+    from tests.data.conftest import wait_until
+
+    station = make_station()
+    recorder = Recorder(station, tmp_path / "dataset")
+    recorder.connect()
+    try:
+        for success in (True, False):
+            recorder.start(EpisodeLabels("pick up the red cube", ("grab the red cube",)))
+            wait_until(lambda: (recorder.status().episode.steps
+                                if recorder.status().episode else 0) >= 12, what="12 steps")
+            recorder.stop(success=success)
+            assert recorder.wait_idle()
+    finally:
+        recorder.disconnect()
+    report = RldsExporter(tmp_path / "dataset", tmp_path / "out",
+                          ExportOptions(name="dry_run", include_depth=True)).run()
+    assert report.total_episodes == 2 and not report.skipped
+    builder = tfds.builder("dry_run", data_dir=str(tmp_path / "out"))
+    skip = tfds.decode.SkipDecoding()
+    raw = tfds.as_numpy(builder.as_dataset(split="train", decoders={
+        "steps": {"observation": {"front": skip, "wrist": skip}}}))
+    decoded = {e["episode_metadata"]["episode_id"]: e for e in load(builder, "train")}
+    for episode in raw:
+        md = episode["episode_metadata"]
+        st, dec = steps_of(episode), steps_of(decoded[md["episode_id"]])
+        with EpisodeReader(md["file_path"].decode()) as reader:
+            n = reader.num_steps
+            assert len(st["action"]) == n and md["success"] == int(reader.success())
+            np.testing.assert_array_equal(st["action"], reader.step("action"))
+            for cam in ("front", "wrist"):
+                frames = list(reader.iter_image_bytes(cam))
+                assert [bytes(b) for b in st["observation"][cam]] == gap_filled(frames)
+            np.testing.assert_array_equal(dec["observation"]["wrist_depth"],
+                                          reader.depth("wrist")[..., None])
+            assert {s.decode() for s in st["language_instruction_2"]} == {"grab the red cube"}
