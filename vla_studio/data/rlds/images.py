@@ -153,14 +153,19 @@ _REDUCED_DECODE = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR
 
 
 def resize(image: np.ndarray, width: int, height: int, shrink_interpolation: int) -> np.ndarray:
-    """Resize to ``width`` x ``height`` (area averaging when shrinking, bilinear when growing)."""
+    """Resize to ``width`` x ``height``.
+
+    ``shrink_interpolation`` is used when shrinking by 2x or more (area averaging avoids
+    aliasing there); milder shrinking and growing use bilinear, which is several times faster
+    than area averaging at non-integer ratios and, below 2x, looks the same.
+    """
     h, w = image.shape[:2]
     if (w, h) == (width, height):
         return image
-    growing = width > w or height > h
-    interpolation = cv2.INTER_LINEAR if growing and shrink_interpolation == cv2.INTER_AREA \
-        else shrink_interpolation
-    return cv2.resize(image, (width, height), interpolation=interpolation)
+    strong_shrink = w >= 2 * width or h >= 2 * height
+    if shrink_interpolation == cv2.INTER_AREA and not strong_shrink:
+        shrink_interpolation = cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=shrink_interpolation)
 
 
 def encode_depth(depth: np.ndarray, width: int, height: int) -> list[bytes]:
