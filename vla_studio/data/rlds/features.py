@@ -112,13 +112,13 @@ class SplitInfo:
 
 def dataset_info_json(name: str, version: str, description: str,
                       splits: list[SplitInfo]) -> dict[str, Any]:
-    """The content of ``dataset_info.json`` (only keys of tfds's ``DatasetInfo`` proto)."""
+    """The content of ``dataset_info.json`` (only keys of tfds's ``DatasetInfo`` proto; no
+    ``moduleName``, so nothing points readers at code they may not have installed)."""
     return {
         "name": name,
         "version": version,
         "description": description,
         "fileFormat": "tfrecord",
-        "moduleName": "vla_studio.data.rlds",
         "splits": [
             {"name": s.name,
              "filepathTemplate": "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
