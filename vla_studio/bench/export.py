@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", default=None, metavar="N|WxH",
                         help="resize frames on export (default: pass the recorded frames through)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="export workers (default: one per core, at most 4)")
+                        help="export workers (default: as vla-studio export chooses)")
     parser.add_argument("--no-tfds", action="store_true",
                         help="skip the tensorflow_datasets builder comparison")
 
@@ -185,6 +185,7 @@ def _episode_files(report: Any, exporter: Any) -> list[tuple[Path, None]]:
 def _tfds_builder_seconds(dataset: Path, out: Path, options: Any) -> float | None:
     """Seconds for tfds's own builder to write the same episodes (None without tfds)."""
     try:
+        import tensorflow as tf
         import tensorflow_datasets as tfds
     except ImportError:
         print("tensorflow_datasets is not installed: no builder comparison", file=sys.stderr)
@@ -194,6 +195,8 @@ def _tfds_builder_seconds(dataset: Path, out: Path, options: Any) -> float | Non
 
     logging.getLogger("absl").setLevel(logging.ERROR)
     tfds.disable_progress_bar()
+    # Warm up outside the timing: TensorFlow's import and first op take seconds.
+    tf.io.serialize_tensor(tf.constant([0.0])).numpy()
     print("writing the same episodes with tensorflow_datasets' builder ...", file=sys.stderr)
     t0 = time.perf_counter()
     exporter = RldsExporter(dataset, out, options)
@@ -235,5 +238,9 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
         node = out
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = value[0] if parents[0] == "episode_metadata" else value
+        if parents[0] == "episode_metadata":
+            value = value[0]
+        elif isinstance(value, list) and value and isinstance(value[0], memoryview):
+            value = [bytes(v) for v in value]  # tfds's Image feature takes bytes, not views
+        node[leaf] = value
     return out

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-mb", type=float, default=128.0,
                    help="target shard size in MB (default 128)")
     p.add_argument("--workers", type=int, default=0,
-                   help="episodes encoded in parallel (default: one per core, at most 4)")
+                   help="episodes encoded in parallel (default: 1 when frames are copied, "
+                        "one per core when they are resized)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing export with the same name and version")
 

@@ -1,8 +1,9 @@
-"""CRC-32C (Castagnoli) in numpy, for TFRecord framing without TensorFlow.
+"""CRC-32C (Castagnoli), for TFRecord framing without TensorFlow.
 
 TFRecord protects every record with a masked CRC-32C. The standard library only has the IEEE
 CRC-32 (``zlib.crc32``), and a byte-at-a-time Python loop manages ~5 MB/s, far too slow for
-episodes of many megabytes. This module computes the same checksum with numpy at a few hundred
+episodes of many megabytes. With the ``google-crc32c`` package the CPU's CRC32C instruction does
+it (~10 GB/s). Without it, this module computes the same checksum with numpy at a few hundred
 MB/s on one core:
 
 1. The payload is split into equal lanes of ``L`` bytes (zero-padded at the front: leading zeros
@@ -22,6 +23,13 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+
+try:  # C extension using the SSE4.2 / ARMv8 CRC32C instruction (Google's crc32c library)
+    import google_crc32c
+
+    _hardware_crc32c = google_crc32c.value if google_crc32c.implementation == "c" else None
+except ImportError:  # the numpy implementation below is used instead
+    _hardware_crc32c = None
 
 _POLY = 0x82F63B78  # reflected Castagnoli polynomial
 _MASK_DELTA = 0xA282EAD8
@@ -62,12 +70,22 @@ del _prev, _HALF
 def crc32c(data: bytes | bytearray | memoryview) -> int:
     """CRC-32C of ``data`` (the checksum TFRecord uses, before masking).
 
+    Uses the CPU's CRC32 instruction through ``google-crc32c`` (~10 GB/s) when its C extension
+    is installed, else :func:`crc32c_numpy` (a few hundred MB/s).
+
     Args:
         data: any bytes-like object.
 
     Returns:
         The checksum as an unsigned 32-bit int; ``crc32c(b"123456789") == 0xE3069283``.
     """
+    if _hardware_crc32c is not None:
+        return _hardware_crc32c(data if isinstance(data, bytes) else bytes(data))
+    return crc32c_numpy(data)
+
+
+def crc32c_numpy(data: bytes | bytearray | memoryview) -> int:
+    """CRC-32C computed with numpy only (the method in the module docstring)."""
     n = len(data)
     if n < _SMALL:
         return _crc32c_loop(bytes(data))

@@ -9,7 +9,6 @@ reader applies that rule), so an edited label reaches the export without touchin
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -17,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from vla_studio.data.rlds.episode_source import EpisodeSkipped, EpisodeSource, text_attr
+from vla_studio.data.rlds.episode_source import (EpisodeSkipped, EpisodeSource, encoded_frames,
+                                                 text_attr)
 from vla_studio.data.rlds.example import ExampleBuilder
 from vla_studio.data.rlds.features import EpisodeSchema, ImageFeature, TextFeature
 from vla_studio.data.rlds.images import FrameEncoder, collect_frames, encode_depth
@@ -123,8 +123,7 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
         if cam.camera not in reader.cameras:
             raise EpisodeSkipped(f"camera '{cam.camera}' has no colour images in this episode")
         frames, filled[cam.camera] = collect_frames(
-            itertools.islice(reader.iter_image_bytes(cam.camera), start, end), start, end,
-            cam.camera)
+            encoded_frames(reader, cam.camera, start, end), start, end, cam.camera)
         encoder = FrameEncoder(cam.width, cam.height, cam.encoding, plan.options.jpeg_quality)
         values[f"steps/{cam.feature}"], converted = encoder.encode_all(frames)
         reencoded += converted

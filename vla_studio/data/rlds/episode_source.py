@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Mapping, Protocol
+from typing import Any, Callable, ContextManager, Mapping, Protocol
 
 import numpy as np
 
@@ -27,9 +27,11 @@ class EpisodeSource(Protocol):
     cameras: list[str]  # cameras with colour images
     depth_cameras: list[str]
 
+    file: Any  # the open h5py.File (encoded frames are read in one block per camera)
+
     def image_format(self, camera: str) -> str: ...
     def image_size(self, camera: str) -> tuple[int, int]: ...
-    def iter_image_bytes(self, camera: str) -> Iterator[bytes]: ...
+    def image_index(self, camera: str) -> np.ndarray: ...
     def depth(self, camera: str) -> np.ndarray | None: ...
     def state(self) -> dict[str, np.ndarray]: ...
     def step(self, name: str) -> np.ndarray: ...
@@ -39,6 +41,7 @@ class EpisodeSource(Protocol):
 
 
 EpisodeOpener = Callable[[Path], ContextManager[EpisodeSource]]
+IMAGE_GROUP = "steps/observation/image"  # episode file layout: <camera>/data + <camera>/index
 
 
 class EpisodeSkipped(Exception):
@@ -161,3 +164,26 @@ def summarize(path: Path, reader: EpisodeSource) -> EpisodeSummary:
         created=text_attr(attrs, "created"), status=status, success=reader.success(),
         num_steps=num_steps, trim=(start, end), instructions=instructions, cameras=cameras,
         state_shapes=state_shapes, action_dim=int(action.shape[1]), attrs=attrs)
+
+
+def encoded_frames(reader: EpisodeSource, camera: str, start: int, end: int) -> list[Any]:
+    """Each step's encoded frame in ``[start, end)`` as a zero-copy view (empty: no image).
+
+    The frames of the range are read from the file in one block; steps that share a frame (a
+    camera slower than the control loop) share a view.
+    """
+    index = np.asarray(reader.image_index(camera)[start:end], np.int64)
+    if len(index) != end - start:
+        raise EpisodeSkipped(f"camera '{camera}' has {len(index)} index rows for steps "
+                             f"{start}..{end - 1}; the file is damaged")
+    offsets, lengths = index[:, 0], index[:, 1]
+    present = lengths > 0
+    if not present.any():
+        return [b""] * len(index)
+    low, high = int(offsets[present].min()), int((offsets + lengths)[present].max())
+    data = reader.file[f"{IMAGE_GROUP}/{camera}/data"]
+    if high > data.shape[0]:
+        raise EpisodeSkipped(f"camera '{camera}' frames point past its image data; the file is "
+                             "damaged")
+    block = memoryview(data[low:high])
+    return [block[o - low:o - low + n] if n else b"" for o, n in index.tolist()]

@@ -72,8 +72,9 @@ class ExampleBuilder:
         raw = _packed_int64(values)
         self._add(key, _TAG_3, [_TAG_1, varint(len(raw)), raw] if raw else [])
 
-    def add_bytes(self, key: str, values: Iterable[bytes]) -> None:
-        """A BytesList: one entry per value (encoded images, UTF-8 text)."""
+    def add_bytes(self, key: str, values: Iterable[bytes | memoryview]) -> None:
+        """A BytesList: one entry per value (encoded images, UTF-8 text); views are copied
+        straight into the serialized message."""
         parts: list[bytes] = []
         for value in values:
             parts += (_TAG_1, varint(len(value)), value)

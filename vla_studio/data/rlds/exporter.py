@@ -326,7 +326,7 @@ class RldsExporter:
                           ) -> Iterator[tuple[PlannedEpisode, EncodedEpisode | None, str]]:
         """Encode episodes on worker threads; yield ``(episode, encoded or None, skip reason)``
         in plan order, with at most a few episodes in memory at once."""
-        workers = self.options.workers or min(4, os.cpu_count() or 1)
+        workers = self.options.workers or _auto_workers(plan)
         pending: collections.deque = collections.deque()
         episodes = iter(plan.episodes)
         with concurrent.futures.ThreadPoolExecutor(workers, "rlds-export") as pool:
@@ -380,6 +380,15 @@ class RldsExporter:
     def _skip(skipped: list[tuple[Path, str]], path: Path, reason: str) -> None:
         skipped.append((path, reason))
         log.warning("skipping %s: %s", path.name, reason)
+
+
+def _auto_workers(plan: ExportPlan) -> int:
+    """One worker when frames pass through: reading, serializing and checksumming are mostly
+    Python and numpy calls that hold the GIL in turns, so a second worker only adds contention
+    (measured). Image conversion runs in OpenCV without the GIL: one worker per core."""
+    if plan.options.image_size is None and not plan.depths:
+        return 1
+    return min(4, os.cpu_count() or 1)
 
 
 def _unreadable(path: Path, exc: Exception) -> str:

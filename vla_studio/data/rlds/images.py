@@ -9,20 +9,21 @@ works in BGR order on both sides, so the colours in the file stay RGB-correct.
 from __future__ import annotations
 
 import struct
-from typing import Iterable
+from typing import Iterable, Union
 
 import cv2
 import numpy as np
 
 from vla_studio.data.rlds.episode_source import EpisodeSkipped
 
+Buffer = Union[bytes, memoryview]  # an encoded frame, possibly a view into the episode file's data
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels after decoding
 # JPEG start-of-frame markers (baseline, progressive, ...); C4/C8/CC are other segments.
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def encoded_image_shape(data: bytes) -> tuple[str, int, int, int] | None:
+def encoded_image_shape(data: Buffer) -> tuple[str, int, int, int] | None:
     """``(format, height, width, channels)`` from a JPEG or PNG header; None if unrecognised."""
     if data[:8] == _PNG_SIGNATURE and len(data) >= 26 and data[12:16] == b"IHDR":
         width, height = struct.unpack(">II", data[16:24])
@@ -48,12 +49,13 @@ def encoded_image_shape(data: bytes) -> tuple[str, int, int, int] | None:
     return None
 
 
-def collect_frames(frames_in_range: Iterable[bytes], start: int, end: int,
-                   camera: str) -> tuple[list[bytes], int]:
+def collect_frames(frames_in_range: Iterable[Buffer], start: int, end: int,
+                   camera: str) -> tuple[list[Buffer], int]:
     """The encoded frame of every step in ``[start, end)``, with gaps filled.
 
     Args:
-        frames_in_range: each step's encoded frame (b"" when it has none), steps start..end-1.
+        frames_in_range: each step's encoded frame, bytes or a view (empty when it has none),
+            for steps start..end-1.
         start, end: the step range (for messages).
         camera: camera name (for messages).
 
@@ -66,12 +68,12 @@ def collect_frames(frames_in_range: Iterable[bytes], start: int, end: int,
     Raises:
         EpisodeSkipped: the camera has no frame at all in the range, or fewer steps than asked.
     """
-    frames: list[bytes | None] = []
-    last: bytes | None = None
+    frames: list[Buffer | None] = []
+    last: Buffer | None = None
     missing = 0
     for data in frames_in_range:
-        if data:
-            last = bytes(data)
+        if len(data):
+            last = data
         else:
             missing += 1
         frames.append(last)
@@ -100,11 +102,11 @@ class FrameEncoder:
         else:
             self._ext, self._params = ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
-    def fits(self, data: bytes) -> bool:
+    def fits(self, data: Buffer) -> bool:
         """True if ``data`` can be stored unchanged."""
         return encoded_image_shape(data) == (self.encoding, self.height, self.width, 3)
 
-    def encode_all(self, frames: list[bytes]) -> tuple[list[bytes], int]:
+    def encode_all(self, frames: list[Buffer]) -> tuple[list[Buffer], int]:
         """Pass through what fits, re-encode the rest. A frame repeated over several steps (gap
         filling, or a camera slower than the control loop) is converted once.
 
@@ -117,13 +119,14 @@ class FrameEncoder:
             if self.fits(data):
                 out.append(data)
                 continue
-            result = converted.get(data)
+            key = bytes(data)  # views are not hashable; only frames to convert pay this copy
+            result = converted.get(key)
             if result is None:
-                result = converted[data] = self.convert(data)
+                result = converted[key] = self.convert(data)
             out.append(result)
         return out, len(converted)
 
-    def convert(self, data: bytes) -> bytes:
+    def convert(self, data: Buffer) -> bytes:
         """Decode, resize and encode one frame."""
         image = cv2.imdecode(np.frombuffer(data, np.uint8), self._decode_flag(data))
         if image is None:
@@ -135,7 +138,7 @@ class FrameEncoder:
         return buf.tobytes()
 
 
-    def _decode_flag(self, data: bytes) -> int:
+    def _decode_flag(self, data: Buffer) -> int:
         """Let libjpeg downscale by 2, 4 or 8 while decoding (DCT scaling: several times faster
         than a full decode) as long as the result stays at least the target size."""
         shape = encoded_image_shape(data)

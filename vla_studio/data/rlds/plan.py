@@ -56,7 +56,8 @@ class ExportOptions:
         include_depth: also export depth streams (16-bit PNG).
         jpeg_quality: quality for frames that must be re-encoded (resize, format change).
         shard_mb: target shard size in MB (shards are closed once they pass it).
-        workers: episodes encoded in parallel; 0 means one per CPU core (at most 4).
+        workers: episodes encoded in parallel; 0 chooses: 1 when frames pass through unchanged,
+            else one per CPU core (at most 4).
         overwrite: replace an existing export of the same name and version.
     """
 
