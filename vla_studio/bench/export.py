@@ -232,6 +232,8 @@ def _tfds_builder_seconds(dataset: Path, out: Path, options: Any) -> float | Non
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     """``{"steps/observation/front": v}`` -> ``{"steps": {"observation": {"front": v}}}``; a
     one-element episode_metadata value becomes the scalar tfds expects."""
+    import numpy as np
+
     out: dict[str, Any] = {}
     for key, value in flat.items():
         *parents, leaf = key.split("/")
@@ -240,7 +242,7 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(part, {})
         if parents[0] == "episode_metadata":
             value = value[0]
-        elif isinstance(value, list) and value and isinstance(value[0], memoryview):
-            value = [bytes(v) for v in value]  # tfds's Image feature takes bytes, not views
+        elif isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+            value = [bytes(v) for v in value]  # tfds's Image feature takes bytes, not arrays
         node[leaf] = value
     return out

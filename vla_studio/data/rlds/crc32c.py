@@ -21,6 +21,7 @@ MB/s on one core:
 from __future__ import annotations
 
 import functools
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -28,6 +29,7 @@ try:  # C extension using the SSE4.2 / ARMv8 CRC32C instruction (Google's crc32c
     import google_crc32c
 
     _hardware_crc32c = google_crc32c.value if google_crc32c.implementation == "c" else None
+    _extend = google_crc32c.extend  # accepts bytes and read-only numpy arrays, not memoryviews
 except ImportError:  # the numpy implementation below is used instead
     _hardware_crc32c = None
 
@@ -130,10 +132,25 @@ def crc32c_numpy(data: bytes | bytearray | memoryview) -> int:
     return int(crc[0]) ^ _shift(0xFFFFFFFF, n) ^ 0xFFFFFFFF
 
 
+def crc32c_of_parts(parts: Sequence[Any]) -> int:
+    """CRC-32C of the concatenation of ``parts`` (bytes, or read-only uint8 numpy arrays),
+    without building the concatenation when the hardware checksum is available."""
+    if _hardware_crc32c is None:
+        return crc32c_numpy(b"".join(parts))
+    crc = 0
+    for part in parts:
+        crc = _extend(crc, part if isinstance(part, (bytes, np.ndarray)) else bytes(part))
+    return crc
+
+
+def mask(crc: int) -> int:
+    """TFRecord's checksum masking: ``((c >> 15) | (c << 17)) + 0xa282ead8`` (32-bit)."""
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
+
+
 def masked_crc32c(data: bytes | bytearray | memoryview) -> int:
-    """The masked CRC-32C stored in TFRecord framing (``((c >> 15) | (c << 17)) + 0xa282ead8``)."""
-    c = crc32c(data)
-    return ((((c >> 15) | (c << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
+    """The masked CRC-32C stored in TFRecord framing."""
+    return mask(crc32c(data))
 
 
 def _crc32c_loop(data: bytes) -> int:

@@ -57,16 +57,21 @@ class EncodedEpisode:
 
     Attributes:
         planned, steps, filled_frames, reencoded_frames: as in :class:`EpisodeFeatures`.
-        data: the ``tf.train.Example`` bytes.
-        framing: TFRecord header and footer for ``data``.
+        parts: the ``tf.train.Example`` bytes, in pieces (frames are views of the data read
+            from the episode file, written without being copied into one message first).
+        framing: TFRecord header and footer for ``parts``.
     """
 
     planned: PlannedEpisode
-    data: bytes
+    parts: list[Any]
     framing: tuple[bytes, bytes]
     steps: int
     filled_frames: dict[str, int]
     reencoded_frames: int
+
+    @property
+    def size(self) -> int:
+        return sum(len(p) for p in self.parts)
 
 
 def encode_episode(plan: ExportPlan, planned: PlannedEpisode,
@@ -78,13 +83,13 @@ def encode_episode(plan: ExportPlan, planned: PlannedEpisode,
             any image, NaN actions); the message says which.
     """
     features = read_episode(plan, planned, reader)
-    data = serialize_episode(plan.schema(), features.values)
-    return EncodedEpisode(planned=planned, data=data, framing=frame_record(data),
+    parts = serialize_episode(plan.schema(), features.values).parts()
+    return EncodedEpisode(planned=planned, parts=parts, framing=frame_record(parts),
                           steps=features.steps, filled_frames=features.filled_frames,
                           reencoded_frames=features.reencoded_frames)
 
 
-def serialize_episode(schema: EpisodeSchema, values: dict[str, Any]) -> bytes:
+def serialize_episode(schema: EpisodeSchema, values: dict[str, Any]) -> ExampleBuilder:
     """The ``tf.train.Example`` of one episode; every schema feature must have a value."""
     expected = {f"steps/{k}": f for k, f in schema.steps.items()}
     expected.update({f"episode_metadata/{k}": f for k, f in schema.episode_metadata.items()})
@@ -103,7 +108,7 @@ def serialize_episode(schema: EpisodeSchema, values: dict[str, Any]) -> bytes:
             ex.add_floats(key, value)
         else:
             ex.add_ints(key, value)
-    return ex.serialize()
+    return ex
 
 
 def read_episode(plan: ExportPlan, planned: PlannedEpisode,
@@ -120,8 +125,6 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
     filled: dict[str, int] = {}
     reencoded = 0
     for cam in plan.cameras:
-        if cam.camera not in reader.cameras:
-            raise EpisodeSkipped(f"camera '{cam.camera}' has no colour images in this episode")
         frames, filled[cam.camera] = collect_frames(
             encoded_frames(reader, cam.camera, start, end), start, end, cam.camera)
         encoder = FrameEncoder(cam.width, cam.height, cam.encoding, plan.options.jpeg_quality)

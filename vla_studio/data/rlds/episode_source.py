@@ -167,11 +167,13 @@ def summarize(path: Path, reader: EpisodeSource) -> EpisodeSummary:
 
 
 def encoded_frames(reader: EpisodeSource, camera: str, start: int, end: int) -> list[Any]:
-    """Each step's encoded frame in ``[start, end)`` as a zero-copy view (empty: no image).
+    """Each step's encoded frame in ``[start, end)`` as a read-only uint8 array viewing one
+    block read from the file (b"" for a step without an image).
 
-    The frames of the range are read from the file in one block; steps that share a frame (a
-    camera slower than the control loop) share a view.
+    Steps that share a frame (a camera slower than the control loop) share a view.
     """
+    if f"{IMAGE_GROUP}/{camera}" not in reader.file:
+        raise EpisodeSkipped(f"camera '{camera}' has no colour images in this episode")
     index = np.asarray(reader.image_index(camera)[start:end], np.int64)
     if len(index) != end - start:
         raise EpisodeSkipped(f"camera '{camera}' has {len(index)} index rows for steps "
@@ -185,5 +187,6 @@ def encoded_frames(reader: EpisodeSource, camera: str, start: int, end: int) -> 
     if high > data.shape[0]:
         raise EpisodeSkipped(f"camera '{camera}' frames point past its image data; the file is "
                              "damaged")
-    block = memoryview(data[low:high])
+    block = data[low:high]
+    block.flags.writeable = False  # read-only views are what the hardware checksum accepts
     return [block[o - low:o - low + n] if n else b"" for o, n in index.tolist()]

@@ -16,7 +16,7 @@ once, so large values (JPEG frames) are copied a single time.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -72,9 +72,9 @@ class ExampleBuilder:
         raw = _packed_int64(values)
         self._add(key, _TAG_3, [_TAG_1, varint(len(raw)), raw] if raw else [])
 
-    def add_bytes(self, key: str, values: Iterable[bytes | memoryview]) -> None:
-        """A BytesList: one entry per value (encoded images, UTF-8 text); views are copied
-        straight into the serialized message."""
+    def add_bytes(self, key: str, values: Iterable[Any]) -> None:
+        """A BytesList: one entry per value (encoded images, UTF-8 text). Values may be bytes or
+        uint8 numpy arrays (kept by reference until written)."""
         parts: list[bytes] = []
         for value in values:
             parts += (_TAG_1, varint(len(value)), value)
@@ -89,10 +89,13 @@ class ExampleBuilder:
         """Bytes the serialized Example will take (before the outer Features wrapper)."""
         return self._size
 
+    def parts(self) -> list[Any]:
+        """The encoded ``Example`` as a list of buffers (large values are not copied)."""
+        return [_TAG_1, varint(self._size), *self._entries]
+
     def serialize(self) -> bytes:
-        """The encoded ``Example`` message."""
-        features_len = self._size
-        return b"".join([_TAG_1, varint(features_len), *self._entries])
+        """The encoded ``Example`` message as one bytes object."""
+        return b"".join(self.parts())
 
     def _add(self, key: str, kind_tag: bytes, list_parts: list[bytes]) -> None:
         if key in self._keys:

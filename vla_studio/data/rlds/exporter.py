@@ -139,7 +139,7 @@ class _SplitShards:
             current.open()
             self.parts.append(current)
             self.lengths.append(0)
-        written = current.write(episode.data, episode.framing)
+        written = current.write(episode.parts, episode.framing)
         self.lengths[-1] += 1
         self.num_bytes += written
         return written

@@ -16,7 +16,7 @@ import numpy as np
 
 from vla_studio.data.rlds.episode_source import EpisodeSkipped
 
-Buffer = Union[bytes, memoryview]  # an encoded frame, possibly a view into the episode file's data
+Buffer = Union[bytes, np.ndarray]  # an encoded frame: bytes, or a uint8 view of read file data
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels after decoding
 # JPEG start-of-frame markers (baseline, progressive, ...); C4/C8/CC are other segments.
@@ -25,9 +25,16 @@ _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0
 
 def encoded_image_shape(data: Buffer) -> tuple[str, int, int, int] | None:
     """``(format, height, width, channels)`` from a JPEG or PNG header; None if unrecognised."""
+    span = _header_span(memoryview(data))
+    return None if span is None else span[0]
+
+
+def _header_span(data: memoryview) -> tuple[tuple[str, int, int, int], int] | None:
+    """The header facts and how many leading bytes hold them (up to the end of the size
+    fields: PNG's IHDR colour type, JPEG's start-of-frame component count)."""
     if data[:8] == _PNG_SIGNATURE and len(data) >= 26 and data[12:16] == b"IHDR":
         width, height = struct.unpack(">II", data[16:24])
-        return "png", height, width, _PNG_CHANNELS.get(data[25], 0)
+        return ("png", height, width, _PNG_CHANNELS.get(data[25], 0)), 26
     if data[:2] != b"\xff\xd8":
         return None
     i, n = 2, len(data)
@@ -44,7 +51,7 @@ def encoded_image_shape(data: Buffer) -> tuple[str, int, int, int] | None:
         length = struct.unpack(">H", data[i + 2:i + 4])[0]
         if marker in _JPEG_SOF and i + 10 <= n:
             height, width = struct.unpack(">HH", data[i + 5:i + 9])
-            return "jpeg", height, width, data[i + 9]
+            return ("jpeg", height, width, data[i + 9]), i + 10
         i += 2 + length
     return None
 
@@ -97,14 +104,28 @@ class FrameEncoder:
 
     def __init__(self, width: int, height: int, encoding: str, jpeg_quality: int = 95) -> None:
         self.width, self.height, self.encoding = width, height, encoding
+        self._fitting_header: bytes | None = None
         if encoding == "jpeg":
             self._ext, self._params = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
         else:
             self._ext, self._params = ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
     def fits(self, data: Buffer) -> bool:
-        """True if ``data`` can be stored unchanged."""
-        return encoded_image_shape(data) == (self.encoding, self.height, self.width, 3)
+        """True if ``data`` can be stored unchanged.
+
+        Frames of one stream come from one encoder, so their headers share a layout: once a
+        frame fits, the next ones are checked by comparing the same header bytes (the first
+        bytes up to and including the size fields) instead of walking the markers again.
+        """
+        view = memoryview(data)
+        known = self._fitting_header
+        if known is not None and len(view) > len(known) and view[:len(known)] == known:
+            return True
+        span = _header_span(view)
+        if span is None or span[0] != (self.encoding, self.height, self.width, 3):
+            return False
+        self._fitting_header = bytes(view[:span[1]])
+        return True
 
     def encode_all(self, frames: list[Buffer]) -> tuple[list[Buffer], int]:
         """Pass through what fits, re-encode the rest. A frame repeated over several steps (gap
