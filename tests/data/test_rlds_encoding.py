@@ -11,7 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vla_studio.data.rlds.crc32c import crc32c, masked_crc32c
+from vla_studio.data.rlds import crc32c as crc_module
+from vla_studio.data.rlds import tfrecord as tfrecord_module
+from vla_studio.data.rlds.crc32c import crc32c, crc32c_numpy, crc32c_of_parts, masked_crc32c
 from vla_studio.data.rlds.episode_source import CameraLayout, EpisodeSkipped, EpisodeSummary
 from vla_studio.data.rlds.example import ExampleBuilder, varint
 from vla_studio.data.rlds.images import FrameEncoder, collect_frames, encoded_image_shape
@@ -32,16 +34,28 @@ def crc32c_bitwise(data: bytes) -> int:
     return crc ^ 0xFFFFFFFF
 
 
-def test_crc32c_matches_the_standard_check_value():
-    assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C catalogue's check value
-    assert crc32c(b"") == 0
+@pytest.mark.parametrize("impl", [crc32c, crc32c_numpy])
+def test_crc32c_matches_the_standard_check_value(impl):
+    assert impl(b"123456789") == 0xE3069283  # the CRC-32C catalogue's check value
+    assert impl(b"") == 0
 
 
-@pytest.mark.parametrize("n", [1, 7, 255, 256, 257, 1023, 1024, 4097, 65_539, 200_001])
-def test_crc32c_vectorised_lanes_agree_with_bitwise_reference(n):
+@pytest.mark.parametrize("n", [1, 7, 255, 256, 257, 1023, 1024, 4097, 65_539, 524_289, 1_100_001])
+def test_crc32c_numpy_blocks_and_lanes_agree_with_bitwise_reference(n):
     data = np.random.default_rng(n).integers(0, 256, n, np.uint8).tobytes()
-    assert crc32c(data) == crc32c_bitwise(data)
-    assert crc32c(memoryview(data)) == crc32c(bytearray(data))
+    expected = crc32c_bitwise(data)
+    assert crc32c_numpy(data) == expected
+    assert crc32c(data) == crc32c(memoryview(data)) == crc32c(bytearray(data)) == expected
+
+
+@pytest.mark.parametrize("hardware", [True, False])
+def test_checksum_of_pieces_equals_checksum_of_their_concatenation(hardware, monkeypatch):
+    if not hardware:
+        monkeypatch.setattr(crc_module, "_hardware_crc32c", None)  # the numpy fallback
+    block = np.random.default_rng(1).integers(0, 256, 300_000, np.uint8)
+    block.flags.writeable = False
+    parts = [b"\x0a\x05", block[:100_000], b"", memoryview(b"xyz"), block[100_000:]]
+    assert crc32c_of_parts(parts) == crc32c_bitwise(b"".join(parts))
 
 
 def read_records(path: Path) -> list[bytes]:
@@ -70,6 +84,22 @@ def test_tfrecord_writer_frames_records_with_masked_checksums(tmp_path):
     assert read_records(tmp_path / "f.tfrecord") == payloads
     assert w.records == 3 and w.bytes_written == sum(16 + len(p) for p in payloads)
     assert masked_crc32c(b"") == ((0 >> 15 | 0 << 17) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def test_tfrecord_writer_finishes_records_the_kernel_took_in_part(tmp_path, monkeypatch):
+    real_writev = tfrecord_module.os.writev
+
+    def stingy_writev(fd, buffers):  # accept at most 777 bytes per call, like a busy pipe
+        return real_writev(fd, [bytes(b"".join(buffers)[:777])])
+
+    monkeypatch.setattr(tfrecord_module.os, "writev", stingy_writev)
+    block = np.arange(5000, dtype=np.uint16).view(np.uint8)
+    payloads = [[b"head", block[:3000], b"", block[3000:]], [b"x" * 10]]
+    with TFRecordWriter(tmp_path / "f.tfrecord") as w:
+        for parts in payloads:
+            w.write(parts)
+    monkeypatch.undo()
+    assert read_records(tmp_path / "f.tfrecord") == [b"".join(p) for p in payloads]
 
 
 def test_varint_encodes_multibyte_and_negative_int64():
