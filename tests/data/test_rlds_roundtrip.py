@@ -273,7 +273,7 @@ def test_episodes_written_by_the_recorder_round_trip(tmp_path):
 def test_bench_export_prints_speed_and_tfds_comparison_as_json(capsys):
     from vla_studio import cli
 
-    code = cli.main(["bench", "export", "--json", "--episodes", "2", "--steps", "6",
+    code = cli.main(["bench", "export", "--json", "--episodes", "2", "--steps", "6", "--repeat", "1",
                      "--cameras", "1", "--size", "64x48"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

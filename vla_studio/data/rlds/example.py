@@ -28,16 +28,21 @@ _TAG_3 = b"\x1a"
 
 def varint(value: int) -> bytes:
     """Protobuf base-128 varint of a non-negative int (negative int64 use two's complement)."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
+    if 0x80 <= value < 0x4000:  # two bytes: every length of a typical camera frame
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     if value < 0:
         value += 1 << 64
-    if value < 0x80:
-        return bytes((value,))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
 
 
 def _packed_int64(values: np.ndarray) -> bytes:
@@ -55,58 +60,70 @@ class ExampleBuilder:
 
     Keys are the flattened tfds feature names (``steps/observation/wrist``); each key is added
     once. Values are flat lists over all steps, as tfds stores a ``Dataset`` feature.
+
+    The message is kept as a list of pieces: values of at least ``_INLINE`` bytes (camera frames)
+    are kept by reference, everything between them is joined into one bytes piece, so writing
+    and checksumming deal with a few large buffers and copy little.
     """
 
     def __init__(self) -> None:
-        self._entries: list[bytes] = []
+        self._pieces: list[Any] = []
+        self._small: list[bytes] = []
         self._size = 0
         self._keys: set[str] = set()
 
     def add_floats(self, key: str, values: np.ndarray) -> None:
         """A FloatList: ``values`` of any shape, stored row-major as float32."""
         raw = np.ascontiguousarray(values, dtype="<f4").tobytes()
-        self._add(key, _TAG_2, [_TAG_1, varint(len(raw)), raw] if raw else [])
+        self._add(key, _TAG_2, [_TAG_1 + varint(len(raw)), raw] if raw else [])
 
     def add_ints(self, key: str, values: np.ndarray) -> None:
         """An Int64List (booleans become 0/1), stored packed."""
         raw = _packed_int64(values)
-        self._add(key, _TAG_3, [_TAG_1, varint(len(raw)), raw] if raw else [])
+        self._add(key, _TAG_3, [_TAG_1 + varint(len(raw)), raw] if raw else [])
 
     def add_bytes(self, key: str, values: Iterable[Any]) -> None:
         """A BytesList: one entry per value (encoded images, UTF-8 text). Values may be bytes or
-        uint8 numpy arrays (kept by reference until written)."""
-        parts: list[bytes] = []
+        uint8 numpy arrays (large ones are kept by reference until written)."""
+        parts: list[Any] = []
         for value in values:
-            parts += (_TAG_1, varint(len(value)), value)
+            parts += (_TAG_1 + varint(len(value)), value)
         self._add(key, _TAG_1, parts)
 
     def add_text(self, key: str, values: Iterable[str]) -> None:
         """A BytesList of UTF-8 strings (tfds ``Text``)."""
         self.add_bytes(key, [v.encode("utf-8") for v in values])
 
-    @property
-    def size(self) -> int:
-        """Bytes the serialized Example will take (before the outer Features wrapper)."""
-        return self._size
-
     def parts(self) -> list[Any]:
-        """The encoded ``Example`` as a list of buffers (large values are not copied)."""
-        return [_TAG_1, varint(self._size), *self._entries]
+        """The encoded ``Example`` as a list of buffers whose concatenation is the message."""
+        tail = [b"".join(self._small)] if self._small else []
+        return [_TAG_1 + varint(self._size), *self._pieces, *tail]
 
     def serialize(self) -> bytes:
         """The encoded ``Example`` message as one bytes object."""
         return b"".join(self.parts())
 
-    def _add(self, key: str, kind_tag: bytes, list_parts: list[bytes]) -> None:
+    def _add(self, key: str, kind_tag: bytes, list_parts: list[Any]) -> None:
         if key in self._keys:
             raise ValueError(f"feature {key!r} added twice to one Example")
         self._keys.add(key)
-        list_len = sum(len(p) for p in list_parts)
-        feature = [kind_tag, varint(list_len), *list_parts]
-        feature_len = 1 + len(feature[1]) + list_len
+        list_len = sum(map(len, list_parts))
+        feature_len = 1 + len(varint(list_len)) + list_len
         key_raw = key.encode("utf-8")
-        entry_head = [_TAG_1, varint(len(key_raw)), key_raw, _TAG_2, varint(feature_len)]
-        entry_len = sum(len(p) for p in entry_head) + feature_len
-        parts = [_TAG_1, varint(entry_len), *entry_head, *feature]
-        self._entries += parts
-        self._size += 1 + len(parts[1]) + entry_len
+        head = b"".join([_TAG_1 + varint(len(key_raw)), key_raw, _TAG_2 + varint(feature_len),
+                         kind_tag + varint(list_len)])
+        entry_len = len(head) - len(kind_tag + varint(list_len)) + feature_len
+        # entry = [TAG_1, varint(entry_len)] + key field + value field
+        self._small.append(_TAG_1 + varint(entry_len) + head)
+        self._size += 1 + len(varint(entry_len)) + entry_len
+        for part in list_parts:
+            if len(part) >= _INLINE:
+                if self._small:
+                    self._pieces.append(b"".join(self._small))
+                    self._small = []
+                self._pieces.append(part)
+            else:
+                self._small.append(part)
+
+
+_INLINE = 16 * 1024
