@@ -323,3 +323,24 @@ def test_episodes_recorded_through_the_control_loop_export_with_depth(make_stati
             np.testing.assert_array_equal(dec["observation"]["wrist_depth"],
                                           reader.depth("wrist")[..., None])
             assert {s.decode() for s in st["language_instruction_2"]} == {"grab the red cube"}
+
+
+def test_hand_written_example_encoding_parses_with_tensorflows_protobuf():
+    from vla_studio.data.rlds.example import ExampleBuilder
+
+    big = np.random.default_rng(0).integers(0, 256, 40_000, np.uint8)  # kept by reference
+    ex = ExampleBuilder()
+    ex.add_floats("steps/action", np.arange(14, dtype=np.float64).reshape(2, 7))
+    ex.add_ints("steps/is_first", np.array([True, False]))
+    ex.add_ints("ints", np.array([-1, 0, 300, 2**40]))
+    ex.add_text("text", ["héllo", ""])
+    ex.add_bytes("frames", [big, b"small", big[:10]])
+    ex.add_floats("empty", np.zeros(0))
+    parsed = tf.train.Example.FromString(ex.serialize()).features.feature
+    assert list(parsed["steps/action"].float_list.value) == list(range(14))
+    assert list(parsed["steps/is_first"].int64_list.value) == [1, 0]
+    assert list(parsed["ints"].int64_list.value) == [-1, 0, 300, 2**40]
+    assert [v.decode() for v in parsed["text"].bytes_list.value] == ["héllo", ""]
+    assert list(parsed["frames"].bytes_list.value) == [big.tobytes(), b"small", big[:10].tobytes()]
+    assert len(parsed["empty"].float_list.value) == 0
+    assert len(ex.parts()) > 2 and b"".join(ex.parts()) == ex.serialize()

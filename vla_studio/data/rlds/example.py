@@ -108,14 +108,15 @@ class ExampleBuilder:
             raise ValueError(f"feature {key!r} added twice to one Example")
         self._keys.add(key)
         list_len = sum(map(len, list_parts))
-        feature_len = 1 + len(varint(list_len)) + list_len
+        list_head = kind_tag + varint(list_len)  # Feature: which list, and its length
+        feature_len = len(list_head) + list_len
         key_raw = key.encode("utf-8")
-        head = b"".join([_TAG_1 + varint(len(key_raw)), key_raw, _TAG_2 + varint(feature_len),
-                         kind_tag + varint(list_len)])
-        entry_len = len(head) - len(kind_tag + varint(list_len)) + feature_len
-        # entry = [TAG_1, varint(entry_len)] + key field + value field
-        self._small.append(_TAG_1 + varint(entry_len) + head)
-        self._size += 1 + len(varint(entry_len)) + entry_len
+        key_field = _TAG_1 + varint(len(key_raw)) + key_raw  # map entry field 1: the key
+        value_head = _TAG_2 + varint(feature_len)  # map entry field 2: the Feature
+        entry_len = len(key_field) + len(value_head) + feature_len
+        entry_head = _TAG_1 + varint(entry_len)  # Features field 1: one map entry
+        self._small.append(entry_head + key_field + value_head + list_head)
+        self._size += len(entry_head) + entry_len
         for part in list_parts:
             if len(part) >= _INLINE:
                 if self._small:
