@@ -15,8 +15,9 @@ from typing import Any, Callable, ContextManager, Mapping, Protocol
 
 import numpy as np
 
-FORMAT = "vla-studio-episode"
-FORMAT_VERSIONS = (1,)
+from vla_studio.data.episode_file import FORMAT, FORMAT_VERSION, IMAGE, RECORDING_SUFFIX
+
+FORMAT_VERSIONS = (FORMAT_VERSION,)
 
 
 class EpisodeSource(Protocol):
@@ -41,7 +42,6 @@ class EpisodeSource(Protocol):
 
 
 EpisodeOpener = Callable[[Path], ContextManager[EpisodeSource]]
-IMAGE_GROUP = "steps/observation/image"  # episode file layout: <camera>/data + <camera>/index
 
 
 class EpisodeSkipped(Exception):
@@ -130,7 +130,7 @@ def summarize(path: Path, reader: EpisodeSource) -> EpisodeSummary:
         raise EpisodeSkipped(f"episode format version {version} is not supported by this "
                              f"exporter (supports {FORMAT_VERSIONS}); update VLA Studio")
     status = text_attr(attrs, "status")
-    if status == "recording":
+    if status == "recording" or path.name.endswith(RECORDING_SUFFIX):
         raise EpisodeSkipped("still marked 'recording' (being recorded now, or interrupted and not "
                              "yet recovered: start VLA Studio once to recover it)")
     num_steps = int(reader.num_steps)
@@ -172,7 +172,7 @@ def encoded_frames(reader: EpisodeSource, camera: str, start: int, end: int) -> 
 
     Steps that share a frame (a camera slower than the control loop) share a view.
     """
-    if f"{IMAGE_GROUP}/{camera}" not in reader.file:
+    if f"{IMAGE}/{camera}" not in reader.file:
         raise EpisodeSkipped(f"camera '{camera}' has no colour images in this episode")
     index = np.asarray(reader.image_index(camera)[start:end], np.int64)
     if len(index) != end - start:
@@ -183,7 +183,7 @@ def encoded_frames(reader: EpisodeSource, camera: str, start: int, end: int) -> 
     if not present.any():
         return [b""] * len(index)
     low, high = int(offsets[present].min()), int((offsets + lengths)[present].max())
-    data = reader.file[f"{IMAGE_GROUP}/{camera}/data"]
+    data = reader.file[f"{IMAGE}/{camera}/data"]
     if high > data.shape[0]:
         raise EpisodeSkipped(f"camera '{camera}' frames point past its image data; the file is "
                              "damaged")

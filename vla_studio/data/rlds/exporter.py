@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from vla_studio.data.episode_file import EPISODE_SUFFIX, RECORDING_SUFFIX, EpisodeReader
 from vla_studio.data.rlds.episode_encoder import EncodedEpisode, encode_episode
 from vla_studio.data.rlds.episode_source import (EpisodeOpener, EpisodeSkipped, EpisodeSummary,
                                                  summarize)
@@ -38,8 +39,6 @@ from vla_studio.data.rlds.plan import (ExportError, ExportOptions, ExportPlan, P
 from vla_studio.data.rlds.tfrecord import TFRecordWriter
 
 log = logging.getLogger(__name__)
-EPISODE_SUFFIX = ".h5"
-RECORDING_SUFFIX = ".h5.recording"  # the recorder's name for a file still being written
 
 
 class ExportCancelled(Exception):
@@ -114,11 +113,6 @@ def find_episode_files(dataset: Path) -> list[Path]:
     return files
 
 
-def default_episode_opener() -> EpisodeOpener:
-    """The application's episode reader."""
-    from vla_studio.data.episode_file import EpisodeReader
-
-    return EpisodeReader
 
 
 class _SplitShards:
@@ -252,7 +246,7 @@ class RldsExporter:
     def open_episode(self) -> EpisodeOpener:
         """The episode opener in use (the application's reader unless one was given)."""
         if self._open_episode is None:
-            self._open_episode = default_episode_opener()
+            self._open_episode = EpisodeReader
         return self._open_episode
 
     # ----- phases ----------------------------------------------------------------------------
