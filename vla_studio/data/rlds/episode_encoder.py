@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_studio.data.rlds.episode_source import (EpisodeSkipped, EpisodeSource, encoded_frames,
+from vla_studio.data.rlds.episode_source import (EpisodeRows, EpisodeSkipped, EpisodeSource,
                                                  text_attr)
 from vla_studio.data.rlds.example import ExampleBuilder
 from vla_studio.data.rlds.features import EpisodeSchema, ImageFeature, TextFeature
@@ -121,12 +121,13 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
     summary = planned.summary
     start, end = summary.trim
     n = end - start
+    rows = EpisodeRows(reader, start, end)
     values: dict[str, Any] = {}
     filled: dict[str, int] = {}
     reencoded = 0
     for cam in plan.cameras:
-        frames, filled[cam.camera] = collect_frames(
-            encoded_frames(reader, cam.camera, start, end), start, end, cam.camera)
+        frames, filled[cam.camera] = collect_frames(rows.frames(cam.camera), start, end,
+                                                    cam.camera)
         encoder = FrameEncoder(cam.width, cam.height, cam.encoding, plan.options.jpeg_quality)
         values[f"steps/{cam.feature}"], converted = encoder.encode_all(frames)
         reencoded += converted
@@ -141,10 +142,9 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
         values[f"steps/{d.feature}"] = encode_depth(depth, d.width, d.height)
 
     if plan.state.keys:
-        state = reader.state()
         parts = []
         for key, shape in plan.state.keys:
-            part = np.asarray(state[key][start:end], np.float32)
+            part = rows.array(f"observation/state/{key}", np.float32)
             if part.shape != (n, *shape):
                 raise EpisodeSkipped(f"state '{key}' has shape {part.shape[1:]}, the export "
                                      f"declares {shape}")
@@ -154,7 +154,7 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
                 values[f"steps/observation/{key}"] = part
         values["steps/observation/state"] = np.concatenate(parts, axis=1)
 
-    action = np.asarray(reader.step("action")[start:end], np.float32)
+    action = rows.array("action", np.float32)
     if action.shape != (n, plan.action_dim):
         raise EpisodeSkipped(f"steps/action has shape {action.shape}, expected "
                              f"({n}, {plan.action_dim}); the file is damaged")
@@ -173,8 +173,8 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
     texts = summary.instructions or ("",)
     for k, key in enumerate(plan.instruction_features):
         values[f"steps/{key}"] = [texts[k % len(texts)]] * n
-    values["steps/action_source"] = np.asarray(reader.step("action_source")[start:end], np.int32)
-    stamps = np.asarray(reader.step("timestamp")[start:end], np.float64)
+    values["steps/action_source"] = rows.array("action_source", np.int32)
+    stamps = rows.array("timestamp", np.float64)
     values["steps/timestamp"] = (stamps - stamps[0]).astype(np.float32)
 
     attrs = summary.attrs

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Mapping, Protocol
 
+import h5py
 import numpy as np
 
-from vla_studio.data.episode_file import FORMAT, FORMAT_VERSION, IMAGE, RECORDING_SUFFIX
+from vla_studio.data.episode_file import FORMAT, FORMAT_VERSION, RECORDING_SUFFIX, STATE, STEPS
 
 FORMAT_VERSIONS = (FORMAT_VERSION,)
 
@@ -28,14 +29,11 @@ class EpisodeSource(Protocol):
     cameras: list[str]  # cameras with colour images
     depth_cameras: list[str]
 
-    file: Any  # the open h5py.File (encoded frames are read in one block per camera)
+    file: h5py.File  # the open file: step arrays are read in bulk (see EpisodeRows)
 
     def image_format(self, camera: str) -> str: ...
     def image_size(self, camera: str) -> tuple[int, int]: ...
-    def image_index(self, camera: str) -> np.ndarray: ...
     def depth(self, camera: str) -> np.ndarray | None: ...
-    def state(self) -> dict[str, np.ndarray]: ...
-    def step(self, name: str) -> np.ndarray: ...
     def instructions(self) -> list[str]: ...
     def success(self) -> bool | None: ...
     def trim(self) -> tuple[int, int]: ...
@@ -136,12 +134,15 @@ def summarize(path: Path, reader: EpisodeSource) -> EpisodeSummary:
     num_steps = int(reader.num_steps)
     if num_steps <= 0:
         raise EpisodeSkipped("has no steps")
-    action = reader.step("action")
-    if action.ndim != 2 or action.shape[0] < num_steps:
-        raise EpisodeSkipped(f"steps/action has shape {action.shape}, expected "
-                             f"[{num_steps}, D]; the file is damaged")
+    steps = reader.file[STEPS]
+    action = steps.get("action")
+    if not isinstance(action, h5py.Dataset) or action.ndim != 2 or action.shape[0] < num_steps:
+        shape = getattr(action, "shape", None)
+        raise EpisodeSkipped(f"steps/action has shape {shape}, expected [{num_steps}, D]; the "
+                             "file is damaged")
     state_shapes = {}
-    for key, arr in reader.state().items():
+    state = reader.file.get(STATE)
+    for key, arr in (state.items() if state is not None else ()):
         if arr.shape[0] < num_steps:
             raise EpisodeSkipped(f"state '{key}' has {arr.shape[0]} rows for {num_steps} steps; "
                                  "the file is damaged")
@@ -166,27 +167,58 @@ def summarize(path: Path, reader: EpisodeSource) -> EpisodeSummary:
         state_shapes=state_shapes, action_dim=int(action.shape[1]), attrs=attrs)
 
 
-def encoded_frames(reader: EpisodeSource, camera: str, start: int, end: int) -> list[Any]:
-    """Each step's encoded frame in ``[start, end)`` as a read-only uint8 array viewing one
-    block read from the file (b"" for a step without an image).
+class EpisodeRows:
+    """Bulk reads of one episode's exported step range ``[start, end)``.
 
-    Steps that share a frame (a camera slower than the control loop) share a view.
+    The reader's per-call accessors resolve paths and recount the committed steps every time
+    (right for a file still being recorded); exported files are sealed (recording files are
+    skipped), so one handle on ``steps/`` and slices of exactly the exported rows suffice. The
+    reader stays the one place that knows labels, annotations and trims.
+
+    Args:
+        reader: the open episode.
+        start, end: the exported step range.
     """
-    if f"{IMAGE}/{camera}" not in reader.file:
-        raise EpisodeSkipped(f"camera '{camera}' has no colour images in this episode")
-    index = np.asarray(reader.image_index(camera)[start:end], np.int64)
-    if len(index) != end - start:
-        raise EpisodeSkipped(f"camera '{camera}' has {len(index)} index rows for steps "
-                             f"{start}..{end - 1}; the file is damaged")
-    offsets, lengths = index[:, 0], index[:, 1]
-    present = lengths > 0
-    if not present.any():
-        return [b""] * len(index)
-    low, high = int(offsets[present].min()), int((offsets + lengths)[present].max())
-    data = reader.file[f"{IMAGE}/{camera}/data"]
-    if high > data.shape[0]:
-        raise EpisodeSkipped(f"camera '{camera}' frames point past its image data; the file is "
-                             "damaged")
-    block = data[low:high]
-    block.flags.writeable = False  # read-only views are what the hardware checksum accepts
-    return [block[o - low:o - low + n] if n else b"" for o, n in index.tolist()]
+
+    def __init__(self, reader: EpisodeSource, start: int, end: int) -> None:
+        self._steps = reader.file[STEPS]
+        self.start, self.end = start, end
+
+    def array(self, name: str, dtype: Any) -> np.ndarray:
+        """Rows ``[start, end)`` of ``steps/<name>`` as ``dtype``.
+
+        Raises:
+            EpisodeSkipped: the dataset is missing or shorter than the range.
+        """
+        ds = self._steps.get(name)
+        if not isinstance(ds, h5py.Dataset):
+            raise EpisodeSkipped(f"steps/{name} is missing; the file is damaged")
+        rows = np.asarray(ds[self.start:self.end], dtype)
+        if len(rows) != self.end - self.start:
+            raise EpisodeSkipped(f"steps/{name} has {ds.shape[0]} rows, fewer than the "
+                                 f"{self.end} steps exported; the file is damaged")
+        return rows
+
+    def frames(self, camera: str) -> list[Any]:
+        """Each step's encoded frame as a read-only uint8 array viewing one block read from the
+        file (b"" for a step without an image); steps that share a frame share a view.
+
+        Raises:
+            EpisodeSkipped: the camera has no colour images, or its index points past its data.
+        """
+        group = self._steps.get(f"observation/image/{camera}")
+        if not isinstance(group, h5py.Group):
+            raise EpisodeSkipped(f"camera '{camera}' has no colour images in this episode")
+        index = self.array(f"observation/image/{camera}/index", np.int64)
+        offsets, lengths = index[:, 0], index[:, 1]
+        present = lengths > 0
+        if not present.any():
+            return [b""] * len(index)
+        low, high = int(offsets[present].min()), int((offsets + lengths)[present].max())
+        data = group["data"]
+        if high > data.shape[0]:
+            raise EpisodeSkipped(f"camera '{camera}' frames point past its image data; the file "
+                                 "is damaged")
+        block = data[low:high]
+        block.flags.writeable = False  # read-only views are what the hardware checksum accepts
+        return [block[o - low:o - low + n] if n else b"" for o, n in index.tolist()]
