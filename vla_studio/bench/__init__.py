@@ -14,4 +14,5 @@ BENCHMARKS = {
     "capture": "vla_studio.bench.capture",
     "sim": "vla_studio.bench.sim",
     "teleop": "vla_studio.bench.teleop",
+    "export": "vla_studio.bench.export",
 }

@@ -1,0 +1,244 @@
+"""A fast index of a dataset's episodes: one row per file, cached in ``index.sqlite``.
+
+Reading an episode's attributes costs a few milliseconds, so listing thousands of files by
+opening each would take seconds. The index keeps a summary per file keyed by its relative path,
+size and modification time; :meth:`DatasetIndex.refresh` stats the folders (cheap), re-reads only
+files that are new or changed, and drops rows of files that are gone. A file moved to or from the
+trash keeps its row. The recorder updates the index as it saves, so the cache is warm.
+
+The cache is disposable: a missing, corrupt or older-schema ``index.sqlite`` is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import h5py
+
+from vla_studio.data.annotations import read_annotations
+from vla_studio.data.dataset import Dataset
+from vla_studio.data.episode_file import EPISODE_SUFFIX, decode_attrs, success_to_bool
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class EpisodeSummary:
+    """What the dataset browser shows for one episode (annotations already applied).
+
+    Attributes:
+        file: path relative to the dataset folder (``episodes/...h5`` or ``trash/...h5``).
+        source: ``"teleop"``, ``"policy"``, ``"dagger"`` (policy with interventions) or
+            ``"hold"`` (nothing moved the robot).
+        flags: notable conditions: ``recovered``, ``camera_gap``, ``steps_dropped``,
+            ``safety_clamps``, ``write_failed``, ``unreadable`` ...
+    """
+
+    file: str
+    episode_id: str = ""
+    created: str = ""
+    instruction: str = ""
+    instructions: tuple[str, ...] = ()
+    task: str = ""
+    success: bool | None = None
+    status: str = ""
+    operator: str = ""
+    notes: str = ""
+    scene_id: str = ""
+    station_name: str = ""
+    duration_s: float = 0.0
+    num_steps: int = 0
+    source: str = ""
+    flags: tuple[str, ...] = ()
+    quality: int | None = None
+    size_bytes: int = 0
+    trashed: bool = False
+    cameras: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.file.rsplit("/", 1)[-1]
+
+
+def source_label(counts: dict[str, int]) -> str:
+    """Summarise per-step source counts as one word."""
+    if counts.get("policy", 0) and counts.get("intervention", 0):
+        return "dagger"
+    for kind in ("policy", "teleop", "intervention"):
+        if counts.get(kind, 0):
+            return kind
+    return "hold"
+
+
+def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSummary:
+    """Summarise one episode file (annotations override recorded labels)."""
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = decode_attrs(f.attrs)
+            ann = read_annotations(f["annotations"]) if "annotations" in f else {}
+    except (OSError, KeyError, ValueError) as exc:
+        log.warning("index: cannot read %s: %s", path, exc)
+        return EpisodeSummary(file=rel, status="unreadable", flags=("unreadable",),
+                              size_bytes=size, trashed=trashed)
+    instructions = ann.get("instructions") or attrs.get("language_instructions") or \
+        ([attrs["language_instruction"]] if attrs.get("language_instruction") else [])
+    success = ann["success"] if "success" in ann else attrs.get("success", -1)
+    flags = attrs.get("flags") if isinstance(attrs.get("flags"), list) else []
+    counts = attrs.get("source_counts") if isinstance(attrs.get("source_counts"), dict) else {}
+    cams = attrs.get("cameras") if isinstance(attrs.get("cameras"), dict) else {}
+    return EpisodeSummary(
+        file=rel, episode_id=str(attrs.get("episode_id", "")), created=str(attrs.get("created", "")),
+        instruction=str(instructions[0]) if instructions else "",
+        instructions=tuple(str(s) for s in instructions), task=str(attrs.get("task", "")),
+        success=success_to_bool(success), status=str(attrs.get("status", "")),
+        operator=str(attrs.get("operator", "")),
+        notes=str(ann.get("notes", attrs.get("notes", ""))), scene_id=str(attrs.get("scene_id", "")),
+        station_name=str(attrs.get("station_name", "")),
+        duration_s=float(attrs.get("duration_s", 0.0) or 0.0),
+        num_steps=int(attrs.get("num_steps", 0) or 0), source=source_label(counts),
+        flags=tuple(str(x) for x in flags), quality=ann.get("quality"), size_bytes=size,
+        trashed=trashed, cameras=tuple(cams),
+    )
+
+
+class DatasetIndex:
+    """The summary cache of one dataset. Thread-safe; every call opens its own connection.
+
+    Args:
+        dataset: the dataset to index.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._lock = threading.Lock()
+
+    # ----- public ----------------------------------------------------------------------------
+    def refresh(self, include_trashed: bool = False) -> list[EpisodeSummary]:
+        """Bring the cache up to date with the folders and list the episodes (oldest first)."""
+        with self._lock, self._connect() as db:
+            known = {row[0]: (row[1], row[2]) for row in
+                     db.execute("SELECT file, mtime_ns, size FROM episodes")}
+            seen = self._scan()
+            gone = {rel for rel in known if rel not in seen}
+            # A file moved between episodes/ and trash/ keeps its row.
+            by_name_sig = {(rel.rsplit("/", 1)[-1], known[rel]): rel for rel in gone}
+            for rel, sig in seen.items():
+                if rel in known and known[rel] == sig:
+                    continue
+                old = by_name_sig.pop((rel.rsplit("/", 1)[-1], sig), None)
+                if old is not None:
+                    self._move_row(db, old, rel)
+                    gone.discard(old)
+                    continue
+                self._put(db, read_summary(self.dataset.root / rel, rel, sig[1],
+                                           rel.startswith("trash/")), sig)
+            db.executemany("DELETE FROM episodes WHERE file = ?", [(rel,) for rel in gone])
+            db.commit()
+            return self._list(db, include_trashed)
+
+    def list(self, include_trashed: bool = False) -> list[EpisodeSummary]:
+        """The cached summaries without touching the folders."""
+        with self._lock, self._connect() as db:
+            return self._list(db, include_trashed)
+
+    def update(self, path: Path) -> EpisodeSummary | None:
+        """Re-read one episode file now (after saving or editing it); None if it is gone."""
+        path = Path(path)
+        rel = self._rel(path)
+        with self._lock, self._connect() as db:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                db.execute("DELETE FROM episodes WHERE file = ?", (rel,))
+                db.commit()
+                return None
+            summary = read_summary(path, rel, st.st_size, rel.startswith("trash/"))
+            self._put(db, summary, (st.st_mtime_ns, st.st_size))
+            db.commit()
+            return summary
+
+    def forget(self, paths: Iterable[Path]) -> None:
+        with self._lock, self._connect() as db:
+            db.executemany("DELETE FROM episodes WHERE file = ?", [(self._rel(p),) for p in paths])
+            db.commit()
+
+    # ----- internals -------------------------------------------------------------------------
+    def _rel(self, path: Path) -> str:
+        return f"{path.parent.name}/{path.name}"
+
+    def _scan(self) -> dict[str, tuple[int, int]]:
+        seen: dict[str, tuple[int, int]] = {}
+        for folder in (self.dataset.episodes_dir, self.dataset.trash_dir):
+            try:
+                entries = os.scandir(folder)
+            except FileNotFoundError:
+                continue
+            with entries:
+                for entry in entries:
+                    if entry.name.endswith(EPISODE_SUFFIX):
+                        try:
+                            st = entry.stat()
+                        except FileNotFoundError:
+                            continue  # deleted while we looked
+                        seen[f"{folder.name}/{entry.name}"] = (st.st_mtime_ns, st.st_size)
+        return seen
+
+    def _connect(self) -> sqlite3.Connection:
+        path = self.dataset.index_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = self._open(path)
+        except sqlite3.DatabaseError as exc:
+            log.warning("episode index %s is unusable (%s); rebuilding it", path, exc)
+            path.unlink(missing_ok=True)
+            db = self._open(path)
+        return db
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=10.0)
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None or row[0] != str(SCHEMA_VERSION):
+            db.execute("DROP TABLE IF EXISTS episodes")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        db.execute("CREATE TABLE IF NOT EXISTS episodes (file TEXT PRIMARY KEY, "
+                   "mtime_ns INTEGER, size INTEGER, summary TEXT)")
+        db.commit()
+        return db
+
+    @staticmethod
+    def _put(db: sqlite3.Connection, summary: EpisodeSummary, sig: tuple[int, int]) -> None:
+        db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?)",
+                   (summary.file, sig[0], sig[1], json.dumps(asdict(summary))))
+
+    @staticmethod
+    def _move_row(db: sqlite3.Connection, old: str, new: str) -> None:
+        row = db.execute("SELECT mtime_ns, size, summary FROM episodes WHERE file = ?",
+                         (old,)).fetchone()
+        data = json.loads(row[2])
+        data.update(file=new, trashed=new.startswith("trash/"))
+        db.execute("DELETE FROM episodes WHERE file = ?", (old,))
+        db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?)",
+                   (new, row[0], row[1], json.dumps(data)))
+
+    @staticmethod
+    def _list(db: sqlite3.Connection, include_trashed: bool) -> list[EpisodeSummary]:
+        query = "SELECT summary FROM episodes"
+        if not include_trashed:
+            query += " WHERE file LIKE 'episodes/%'"
+        out = []
+        for (text,) in db.execute(query + " ORDER BY file"):
+            data: dict[str, Any] = json.loads(text)
+            for key in ("instructions", "flags", "cameras"):
+                data[key] = tuple(data.get(key) or ())
+            out.append(EpisodeSummary(**data))
+        return out

@@ -1,0 +1,405 @@
+"""Writing one episode file while it is recorded, and sealing it when it ends.
+
+```
+ create()  file + every dataset + the attributes known at start, then SWMR mode on
+ append()  resize and fill every step dataset, image bytes, depth chunks   (one batch)
+ commit()  flush; write the committed step count; flush; fsync at most once per interval
+ close()   clean HDF5 close (clears the superblock's open-for-write flags)
+ seal_episode()  reopen read-write: cut to the committed steps, set is_last/is_terminal and
+                 reward, write the final attributes, drop the journal          (also recovery)
+```
+SWMR keeps the file readable at every flush, so a SIGKILL loses only what was not committed.
+The committed count is written only after the data it covers was flushed: recovery trusts it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import logging
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+
+from vla_studio.data.episode_file import (DEPTH, FORMAT, FORMAT_VERSION, IMAGE, JOURNAL,
+                                          SOURCE_LABELS, STATE, STEPS, STATUS_RECORDING,
+                                          SUCCESS_SUCCESS, TIMING)
+from vla_studio.data.step_encoder import EpisodeSchema, StepBatch
+
+log = logging.getLogger(__name__)
+
+ROW_CHUNK = 256  # steps per chunk of the per-step datasets
+IMAGE_DATA_CHUNK = 1 << 16  # bytes per chunk of the concatenated image buffers
+# Room kept for HDF5's own growth (chunk allocations, metadata, the final attributes).
+WRITE_MARGIN_BYTES = 2 << 20
+
+# File handles HDF5 could not close after a failed write. Freeing such a handle makes HDF5
+# crash the process (measured with h5py 3.14 / HDF5 1.14), so they are pinned for the life of the
+# process instead; the file on disk stays recoverable as of its last commit.
+_UNCLOSABLE: list[object] = []
+
+
+def _pin_forever(*objects: object) -> None:
+    for obj in objects:
+        if obj is None:
+            continue
+        _UNCLOSABLE.append(obj)
+        # An extra reference that is never released: not even interpreter shutdown frees it.
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+        oid = getattr(obj, "id", None)
+        if oid is not None:
+            _UNCLOSABLE.append(oid)
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(oid))
+
+
+class DiskFullError(OSError):
+    """Raised *before* writing when a batch would not fit: the file is untouched and valid."""
+
+
+def encode_attr(value: Any) -> Any:
+    """Attribute value as stored: dicts and lists as JSON text, None as ""."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    if value is None:
+        return ""
+    return value
+
+
+class EpisodeFileWriter:
+    """Appends steps to one ``.h5.recording`` file (writer thread only).
+
+    Args:
+        path: the in-progress file to create.
+        schema: datasets to lay out.
+        attrs: root attributes known at start (format/version/status are added).
+        fsync_interval_s: at most this long between fsyncs (power-cut safety).
+        image_sizes: actual colour ``(width, height)`` per camera when known (first frame).
+    """
+
+    def __init__(self, path: Path, schema: EpisodeSchema, attrs: Mapping[str, Any], *,
+                 fsync_interval_s: float = 1.0, min_free_bytes: int = 0,
+                 space_guard: bool = True) -> None:
+        self.path = Path(path)
+        self.schema = schema
+        self.attrs = dict(attrs)
+        self.fsync_interval_s = fsync_interval_s
+        self.min_free_bytes = min_free_bytes
+        self.space_guard = space_guard
+        self._f: h5py.File | None = None
+        self._rows: dict[str, h5py.Dataset] = {}
+        self._data: dict[str, h5py.Dataset] = {}
+        self._depth: dict[str, h5py.Dataset] = {}
+        self._committed: h5py.Dataset | None = None
+        self.num_steps = 0
+        self.committed_steps = 0
+        self.last_t: float | None = None  # tick time of the last appended step
+        self.committed_last_t: float | None = None
+        self.data_bytes = {c.name: 0 for c in schema.cameras if c.color}
+        self._last_fsync = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return self._f is not None
+
+    def create(self) -> None:
+        """Create the file, every dataset and the start attributes; switch to SWMR."""
+        s = self.schema
+        if self.space_guard:
+            self._ensure_room(StepBatch())
+        f = h5py.File(self.path, "w-", libver="latest")
+        try:
+            attrs = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                     "status": STATUS_RECORDING, **self.attrs}
+            for key, value in attrs.items():
+                f.attrs[key] = encode_attr(value)
+            steps = f.create_group(STEPS)
+            d = s.action_dim
+            self._row("action", steps, (d,), "f4")
+            self._row("requested_action", steps, (d,), "f4")
+            src = self._row("action_source", steps, (), "u1")
+            src.attrs["labels"] = json.dumps(list(SOURCE_LABELS))
+            self._row("safety_flags", steps, (), "u4")
+            for name in ("is_first", "is_last", "is_terminal"):
+                self._row(name, steps, (), "bool")
+            self._row("reward", steps, (), "f4")
+            self._row("discount", steps, (), "f4")
+            ts = self._row("timestamp", steps, (), "f8")
+            ts.attrs["t0_unix"] = float(self.attrs.get("start_time_unix", time.time()))
+            if s.with_policy:
+                self._row("policy_action", steps, (d,), "f4")
+                self._row("confidence", steps, (), "f4")
+            state = f.require_group(STATE)
+            for key, shape in s.state.items():
+                self._row(f"observation/state/{key}", state, tuple(shape), "f4", name=key)
+            for cam in s.cameras:
+                if cam.color:
+                    g = f.require_group(f"{IMAGE}/{cam.name}")
+                    g.attrs.update({"format": s.image_format, "width": cam.width,
+                                    "height": cam.height})
+                    self._data[cam.name] = g.create_dataset(
+                        "data", (0,), "u1", maxshape=(None,), chunks=(IMAGE_DATA_CHUNK,))
+                    self._row(f"observation/image/{cam.name}/index", g, (2,), "i8", name="index")
+                else:
+                    g = f.require_group(f"{TIMING}/{cam.name}")
+                prefix = g.name.removeprefix(f"/{STEPS}/")
+                self._row(f"{prefix}/frame_index", g, (), "i8", name="frame_index")
+                self._row(f"{prefix}/capture_time", g, (), "f8", name="capture_time")
+                self._row(f"{prefix}/device_time", g, (), "f8", name="device_time")
+                if cam.depth_shape is not None:
+                    h, w = cam.depth_shape
+                    dg = f.require_group(DEPTH)
+                    ds = dg.create_dataset(cam.name, (0, h, w), "u2", maxshape=(None, h, w),
+                                           chunks=(1, h, w), compression="gzip",
+                                           compression_opts=1, shuffle=True)
+                    if cam.depth_scale is not None:
+                        ds.attrs["depth_scale"] = cam.depth_scale
+                    self._depth[cam.name] = ds
+            journal = f.create_group(JOURNAL)
+            self._committed = journal.create_dataset("committed_steps", (1,), "i8")
+            f.swmr_mode = True
+        except BaseException:
+            try:
+                f.close()
+            except Exception:
+                _pin_forever(f)
+            self.path.unlink(missing_ok=True)
+            raise
+        self._f = f
+        self._last_fsync = time.monotonic()
+
+    def _row(self, key: str, parent: h5py.Group, shape: tuple[int, ...], dtype: str,
+             name: str | None = None) -> h5py.Dataset:
+        chunk_rows = max(1, min(ROW_CHUNK, (1 << 20) // max(1, int(np.prod(shape or (1,))) * 8)))
+        ds = parent.create_dataset(name or key, (0, *shape), dtype, maxshape=(None, *shape),
+                                   chunks=(chunk_rows, *shape))
+        self._rows[key] = ds
+        return ds
+
+    def append(self, batch: StepBatch) -> None:
+        """Write a batch of steps (not yet committed: call :meth:`commit`).
+
+        Raises:
+            DiskFullError: the batch would not fit on the disk (or under the process's file
+                size limit); nothing was written and the file is still valid.
+        """
+        n = len(batch)
+        if n == 0 or self._f is None:
+            return
+        if self.space_guard:
+            self._ensure_room(batch)
+        t0, t1 = self.num_steps, self.num_steps + n
+        # Image bytes first: rows that point into them are written after.
+        for cam, rows in batch.cameras.items():
+            if cam in self._data and rows.new_bytes:
+                blob = np.frombuffer(b"".join(rows.new_bytes), np.uint8)
+                ds, start = self._data[cam], self.data_bytes[cam]
+                ds.resize((start + blob.size,))
+                ds[start:start + blob.size] = blob
+                self.data_bytes[cam] = start + blob.size
+            if cam in self._depth:
+                ds = self._depth[cam]
+                ds.resize(t1, axis=0)
+                for i, chunk in enumerate(rows.depth_chunks):
+                    ds.id.write_direct_chunk((t0 + i, 0, 0), chunk)
+        cols: dict[str, Any] = {
+            "action": np.stack(batch.action), "requested_action": np.stack(batch.requested),
+            "action_source": np.asarray(batch.source, np.uint8),
+            "safety_flags": np.asarray(batch.safety_flags, np.uint32),
+            "is_first": np.zeros(n, bool), "is_last": np.zeros(n, bool),
+            "is_terminal": np.zeros(n, bool), "reward": np.zeros(n, np.float32),
+            "discount": np.ones(n, np.float32),
+        }
+        if t0 == 0:
+            cols["is_first"][0] = True
+        if self.schema.with_policy:
+            cols["policy_action"] = np.stack(batch.policy_action)
+            cols["confidence"] = np.asarray(batch.confidence, np.float32)
+        for key, values in batch.state.items():
+            cols[f"observation/state/{key}"] = np.stack(values)
+        for cam in self.schema.cameras:
+            rows = batch.cameras[cam.name]
+            prefix = f"observation/image/{cam.name}" if cam.color else f"observation/timing/{cam.name}"
+            if cam.color:
+                cols[f"{prefix}/index"] = np.asarray(rows.index, np.int64).reshape(n, 2)
+            cols[f"{prefix}/frame_index"] = np.asarray(rows.frame_index, np.int64)
+            cols[f"{prefix}/capture_time"] = np.asarray(rows.capture_time, np.float64)
+            cols[f"{prefix}/device_time"] = np.asarray(rows.device_time, np.float64)
+        cols["timestamp"] = np.asarray(batch.timestamp, np.float64)  # last: recovery's length
+        for key, values in cols.items():
+            ds = self._rows[key]
+            ds.resize(t1, axis=0)
+            ds[t0:t1] = values
+        self.num_steps = t1
+        self.last_t = batch.timestamp[-1]
+
+    def _ensure_room(self, batch: StepBatch) -> None:
+        """HDF5 cannot recover from a failed write (closing the file then crashes the process),
+        so a batch is only written when the disk and the file size limit have room for it."""
+        n = len(batch)
+        need = WRITE_MARGIN_BYTES + n * (64 + 8 * self.schema.action_dim * 3)
+        for rows in batch.cameras.values():
+            need += sum(len(b) for b in rows.new_bytes) + sum(len(c) for c in rows.depth_chunks)
+        st = os.statvfs(self.path.parent)
+        free = st.f_bavail * st.f_frsize
+        if free - need < self.min_free_bytes:
+            raise DiskFullError(errno.ENOSPC, f"only {free / 1e6:.0f} MB free on the disk "
+                                f"(keeping {self.min_free_bytes / 1e6:.0f} MB free)", str(self.path))
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if limit != resource.RLIM_INFINITY and size + need > limit:
+            raise DiskFullError(errno.EFBIG, f"the file would exceed this process's file size "
+                                f"limit ({limit / 1e6:.0f} MB, ulimit -f)", str(self.path))
+
+    def commit(self, force_fsync: bool = False) -> None:
+        """Make every appended step durable against a crash of this process (and, once per
+        ``fsync_interval_s``, against a power cut)."""
+        if self._f is None or self._committed is None:
+            return
+        self._f.flush()
+        now = time.monotonic()
+        if force_fsync or now - self._last_fsync >= self.fsync_interval_s:
+            self._fsync()
+            self._last_fsync = now
+        self._committed[0] = self.num_steps
+        self._committed.flush()
+        self.committed_steps = self.num_steps
+        self.committed_last_t = self.last_t
+
+    def _fsync(self) -> None:
+        assert self._f is not None
+        try:
+            fd = self._f.id.get_vfd_handle()
+            os.fsync(fd)
+        except (OSError, ValueError, TypeError) as exc:  # a driver without a plain fd
+            log.debug("fsync of %s skipped: %s", self.path, exc)
+
+    def has_room(self) -> bool:
+        """Whether the disk and the file size limit leave room to close the file cleanly."""
+        try:
+            self._ensure_room(StepBatch())
+        except (DiskFullError, OSError):
+            return False
+        return True
+
+    def abandon(self) -> None:
+        """Give up on a file HDF5 could not write, without closing it (closing without room
+        would damage it and crash the process). The file stays as of its last commit; recovery
+        repairs it once this process has exited."""
+        f, self._f = self._f, None
+        if f is None:
+            return
+        _pin_forever(f, *self._rows.values(), *self._data.values(), *self._depth.values(),
+                     self._committed)
+        self._rows.clear()
+        self._data.clear()
+        self._depth.clear()
+        self._committed = None
+
+    def close(self) -> None:
+        """Close the file cleanly (the data stays as committed). Safe to call twice.
+
+        When HDF5 cannot close the file (a write failed and the disk is still full), the handle
+        is parked for the rest of the process (see ``_UNCLOSABLE``) and the error re-raised.
+        """
+        f, self._f = self._f, None
+        if f is None:
+            return
+        handles = [f, *self._rows.values(), *self._data.values(), *self._depth.values(),
+                   self._committed]
+        self._rows.clear()
+        self._data.clear()
+        self._depth.clear()
+        self._committed = None
+        try:
+            f.close()
+        except Exception:
+            _pin_forever(*handles)
+            raise
+
+
+def seal_episode(path: Path, num_steps: int, attrs: Mapping[str, Any], success: int) -> None:
+    """Finish an episode file in place: cut every step dataset to ``num_steps``, mark the first
+    and last steps, set the reward, write ``attrs`` and remove the journal.
+
+    Used when an episode is saved and when an interrupted one is recovered. The file must not be
+    open for writing anywhere (the recording handle closed, or its flags cleared after a crash).
+    """
+    with h5py.File(path, "r+") as f:
+        t = int(num_steps)
+        steps = f[STEPS]
+        datasets: list[h5py.Dataset] = []
+        steps.visititems(lambda name, obj: datasets.append(obj)
+                         if isinstance(obj, h5py.Dataset) and not name.endswith("/data") else None)
+        for ds in datasets:
+            if ds.shape and ds.shape[0] != t:
+                ds.resize(t, axis=0)
+        images = f.get(IMAGE)
+        if images is not None:
+            for g in images.values():
+                idx = g["index"][:t]
+                end = int((idx[:, 0] + idx[:, 1]).max()) if t else 0
+                if g["data"].shape[0] != end:
+                    g["data"].resize((end,))
+        if t:
+            flags = np.zeros(t, bool)
+            flags[0] = True
+            steps["is_first"][:] = flags
+            flags[0] = False
+            flags[-1] = True
+            steps["is_last"][:] = flags
+            steps["is_terminal"][:] = flags
+            reward = np.zeros(t, np.float32)
+            if success == SUCCESS_SUCCESS:
+                reward[-1] = 1.0
+            steps["reward"][:] = reward
+        final = dict(attrs)
+        status = final.pop("status", None)
+        for key, value in final.items():
+            f.attrs[key] = encode_attr(value)
+        f.attrs["success"] = np.int8(success)
+        f.attrs["num_steps"] = t
+        if t:
+            ts = steps["timestamp"]
+            first, last = float(ts[0]), float(ts[t - 1])
+            ts.attrs["t0_unix"] = float(f.attrs.get("start_time_unix", 0.0)) + \
+                (first - float(f.attrs.get("start_time_monotonic", first)))
+            f.attrs["duration_s"] = last - first
+        else:
+            f.attrs["duration_s"] = 0.0
+        if JOURNAL in f:
+            del f[JOURNAL]
+        if status is not None:  # last: a file marked finished is finished
+            f.attrs["status"] = status
+    fsync_path(path)
+
+
+def set_success(path: Path, success: int, source: str = "operator") -> None:
+    """Change a saved episode's recorded success label (and who set it) and its final reward."""
+    with h5py.File(path, "r+") as f:
+        f.attrs["success"] = np.int8(success)
+        f.attrs["success_source"] = source
+        reward = f[f"{STEPS}/reward"]
+        if reward.shape[0]:
+            reward[-1] = 1.0 if success == SUCCESS_SUCCESS else 0.0
+    fsync_path(path)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file (or directory) by path; errors are logged, never raised."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        log.warning("cannot open %s to fsync it: %s", path, exc)
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        log.warning("fsync of %s failed: %s", path, exc)
+    finally:
+        os.close(fd)

@@ -1,0 +1,531 @@
+"""The recorder: a Qt-free session object that turns control-loop steps into episode files.
+
+```
+            start(labels)                     stop(success) / discard()
+   IDLE  ---------------->  RECORDING  ----------------------------------> IDLE  (ready at once)
+    ^                        |     ^                                          |
+    |            pause()/    |     | resume()                                 | the writer finishes
+    |        camera lost     v     |                                          v the file meanwhile
+    +----- stop/discard --- PAUSED +                            mark_success(), discard() and
+                                                                rerecord() still act on it
+```
+The GUI dock, gamepad buttons (station commands ``record.*``, ``episode.*``, ``task.next``) and
+``vla-studio record`` all drive the same object. Every method returns quickly: file work happens
+on the writer thread (:mod:`vla_studio.data.recorder_writer`), so between episodes the operator
+waits for nothing. Operator-facing news (saved, recovered, disk low, camera lost) goes out as
+:class:`~vla_studio.core.events.AppEvent` on the station's event bus, kinds ``recorder.*``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from vla_studio.core import commands
+from vla_studio.core.session import SessionError
+from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_second
+from vla_studio.data.dataset_index import DatasetIndex
+from vla_studio.data.episode_file import success_to_code
+from vla_studio.data.labels import EpisodeLabels, InstructionHistory, LabelError
+from vla_studio.data.recorder_writer import RecorderWriter
+from vla_studio.data.recording import (EpisodeInfo, EpisodeRecording, EpisodeState,
+                                       RecorderConfig, RecorderState, RecorderStatus, new_episode)
+from vla_studio.data.recovery import RecoveryResult, recover_dataset
+from vla_studio.data.tasks import TaskSampler
+
+log = logging.getLogger(__name__)
+
+
+class RecorderError(RuntimeError):
+    """An operation that is not possible now; the message says why and what to do."""
+
+
+class Recorder:
+    """Records episodes of one station into one dataset folder.
+
+    Args:
+        station: the station whose loop, cameras and session are used.
+        dataset: the dataset folder (default: the profile's ``[recording] dataset_dir``).
+        config: tuning; defaults suit the targets in the issue.
+        tasks: a task sampler; it proposes the labels of each next episode.
+        labels: initial labels (default: operator and station id from the profile).
+    """
+
+    def __init__(self, station, dataset: Dataset | str | Path | None = None, *,
+                 config: RecorderConfig | None = None, tasks: TaskSampler | None = None,
+                 labels: EpisodeLabels | None = None) -> None:
+        self.station = station
+        if not isinstance(dataset, Dataset):
+            dataset = Dataset(dataset if dataset is not None else station.profile.dataset_dir)
+        self.dataset = dataset
+        self.config = config or RecorderConfig()
+        self.index = DatasetIndex(dataset)
+        self.history = InstructionHistory(dataset.history_path)
+        self.tasks = tasks
+        rec = station.profile.recording
+        self._labels = labels or EpisodeLabels(operator=rec.operator, scene_id=rec.station_id)
+        self._lock = threading.RLock()
+        self._active: EpisodeRecording | None = None
+        self._last: EpisodeRecording | None = None
+        self._starting = False
+        self._saved = 0
+        self._queue = None
+        self._writer: RecorderWriter | None = None
+        self._commands_registered = False
+        self.recovered: list[RecoveryResult] = []
+
+    # ----- lifecycle -------------------------------------------------------------------------
+    @property
+    def is_connected(self) -> bool:
+        return self._writer is not None
+
+    def connect(self) -> None:
+        """Prepare the dataset, recover interrupted episodes, subscribe to the loop and start
+        the writer thread.
+
+        Raises:
+            DatasetError: the dataset folder cannot be created or written.
+        """
+        if self._writer is not None:
+            return
+        self.dataset.ensure()
+        self.dataset.make_reserve()
+        self.recover()
+        profile = self.station.profile
+        profile_text = ""
+        if profile.path is not None:
+            try:
+                profile_text = Path(profile.path).read_text(encoding="utf-8")
+            except OSError as exc:
+                log.warning("cannot read the station profile %s: %s", profile.path, exc)
+        maxsize = max(64, int(self.config.queue_seconds * profile.control_rate_hz))
+        self._queue = self.station.loop.subscribe("recorder", maxsize)
+        self._writer = RecorderWriter(self.station, self.dataset, self.index, self.history,
+                                      self._queue, self._lock, self, self.config, profile_text)
+        self._writer.start()
+        if self.tasks is not None:
+            self._propose(self.tasks.next())
+        if not self._commands_registered:
+            self._register_commands()
+
+    def disconnect(self) -> None:
+        """Stop (and save) an open episode, finish every file, stop and join the writer."""
+        if self._writer is None:
+            return
+        if self._active is not None:
+            self.stop()
+        self._writer.stop()
+        self._writer = None
+        if self._queue is not None:
+            self.station.loop.unsubscribe(self._queue)
+            self._queue = None
+
+    def __enter__(self) -> "Recorder":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    def recover(self) -> list[RecoveryResult]:
+        """Recover interrupted episodes of the dataset now (also done by :meth:`connect`)."""
+        results = recover_dataset(self.dataset)
+        for r in results:
+            if r.outcome in ("recovered", "renamed") and r.path is not None:
+                self.index.update(r.path)
+                self._emit("recorder.recovered", r.message, logging.WARNING, path=str(r.path))
+            elif r.outcome == "failed":
+                self._emit("recorder.recovery_failed", r.message, logging.ERROR, path=str(r.source))
+        self.recovered.extend(results)
+        return results
+
+    # ----- labels ----------------------------------------------------------------------------
+    @property
+    def labels(self) -> EpisodeLabels:
+        """Labels the next episode will be recorded with."""
+        with self._lock:
+            return self._labels
+
+    def set_labels(self, labels: EpisodeLabels | None = None, **changes: object) -> EpisodeLabels:
+        """Replace or change (``instruction=``, ``paraphrases=``, ``operator=``...) the labels of
+        the next episode."""
+        with self._lock:
+            base = labels if labels is not None else self._labels
+            self._labels = dataclasses.replace(base, **changes) if changes else base
+            return self._labels
+
+    def next_task(self) -> EpisodeLabels:
+        """Skip to the next task of the task list ("task.next")."""
+        if self.tasks is None:
+            raise RecorderError("no task list is loaded: load a task file to get proposals")
+        return self._propose(self.tasks.next())
+
+    def _propose(self, task) -> EpisodeLabels:
+        with self._lock:
+            self._labels = dataclasses.replace(self._labels, instruction=task.instruction,
+                                               paraphrases=tuple(task.paraphrases), task=task.task)
+            labels = self._labels
+        self._emit("recorder.task_proposed", f"Next task: {labels.instruction}", task=labels.task)
+        return labels
+
+    # ----- episode lifecycle -----------------------------------------------------------------
+    def start(self, labels: EpisodeLabels | None = None, *, seed: int | None = None,
+              reset_scene: bool = True, drive: bool = True) -> str:
+        """Start recording an episode.
+
+        Args:
+            labels: labels of this episode (default: :attr:`labels`).
+            seed: scene seed for simulated robots (stored with the episode).
+            reset_scene: call ``station.begin_episode`` first (resets a simulated scene and
+                tells every action source the instruction).
+            drive: start the session so the operator (or expert) can move the robot.
+
+        Returns:
+            The new episode's id.
+
+        Raises:
+            RecorderError: already recording, not connected, a camera without images (when
+                the profile pauses on camera failure), too little disk, or the e-stop latched.
+            LabelError: no instruction.
+        """
+        if self._writer is None:
+            raise RecorderError("the recorder is not connected")
+        labels = (labels if labels is not None else self.labels).validated()
+        with self._lock:
+            if self._active is not None or self._starting:
+                raise RecorderError("an episode is already being recorded: stop or discard it first")
+            self._starting = True
+        try:
+            self._check_cameras()
+            self._check_disk()
+            self.dataset.make_reserve()  # given back if the disk fills during the episode
+            if reset_scene:
+                self.station.begin_episode(labels.instruction, seed)
+            policy = self.station.arbiter.policy
+            ep = new_episode(labels, seed, self.dataset.episode_stem, with_policy=policy is not None,
+                             policy_id=str(getattr(policy, "policy_id", "") or ""),
+                             episode_id=str(uuid.uuid4()))
+            with self._lock:
+                self._active = ep
+                self._labels = labels
+                self._writer.add(ep)
+            if drive:
+                try:
+                    self.station.session.start(self.station.session.mode)
+                except SessionError as exc:
+                    self._end(ep, discard=True)
+                    raise RecorderError(f"cannot start the episode: {exc}") from None
+        finally:
+            with self._lock:
+                self._starting = False
+        self._emit("recorder.started", f"Recording: {labels.instruction}", episode=ep.episode_id)
+        return ep.episode_id
+
+    def stop(self, success: bool | None = None) -> str:
+        """Stop the open episode and save it (in the background).
+
+        Args:
+            success: the outcome; None keeps what was marked, else asks the robot (simulators
+                judge their tasks), else unknown.
+
+        Returns:
+            The episode's id.
+        """
+        with self._lock:
+            ep = self._active
+        if ep is None:
+            raise RecorderError("no episode is being recorded")
+        live = None
+        if success is None and ep.success is None and self.config.live_success:
+            live = self._live_success(ep.labels.instruction)
+        with self._lock:
+            if success is not None:
+                ep.success, ep.success_source = success_to_code(success), "operator"
+            elif ep.success is None and live is not None:
+                ep.success, ep.success_source = success_to_code(live), "robot"
+        self._end(ep)
+        if self.tasks is not None:
+            self.tasks.mark_done(ep.labels.task)
+            self._propose(self.tasks.next())
+        else:
+            self.set_labels(notes="")
+        return ep.episode_id
+
+    def discard(self) -> str:
+        """Throw away the open episode, or else the last stopped one (it goes to the trash, so a
+        mistaken discard can be restored from the dataset browser). Returns its id."""
+        with self._lock:
+            ep = self._active or self._last
+            if ep is None or ep.discard:
+                raise RecorderError("there is no episode to discard")
+            ep.discard = True
+            state = ep.state
+        if ep.is_open:
+            self._end(ep, discard=True)
+        elif state in (EpisodeState.SAVED, EpisodeState.FAILED) and self._writer is not None:
+            self._writer.post(lambda: self._writer and self._writer.settle(ep))
+        if self.tasks is not None and ep.labels.task:
+            self.tasks.mark_undone(ep.labels.task)
+        self._emit("recorder.discarded", f"Episode discarded (moved to the trash): "
+                   f"{ep.labels.instruction}", episode=ep.episode_id)
+        return ep.episode_id
+
+    def mark_success(self, success: bool | None) -> str:
+        """Label the open episode, or else the last stopped one, as a success or failure."""
+        with self._lock:
+            ep = self._active or self._last
+            if ep is None:
+                raise RecorderError("there is no episode to mark")
+            ep.success, ep.success_source = success_to_code(success), "operator"
+            saved = ep.state == EpisodeState.SAVED
+        if saved and self._writer is not None:
+            writer = self._writer
+            writer.post(lambda: writer.settle(ep))
+        word = "unknown" if success is None else ("success" if success else "failure")
+        self._emit("recorder.marked", f"Episode marked {word}", episode=ep.episode_id)
+        return ep.episode_id
+
+    def rerecord(self) -> str:
+        """Discard the open (or last) episode and record it again: same labels, same seed."""
+        with self._lock:
+            ep = self._active or self._last
+        if ep is None:
+            raise RecorderError("there is no episode to record again")
+        if not ep.discard:
+            self.discard()
+        return self.start(ep.labels, seed=ep.seed)
+
+    def pause(self, reason: str = "paused by the operator") -> None:
+        """Stop recording steps (and pause the robot) without ending the episode."""
+        with self._lock:
+            ep = self._active
+            if ep is None or ep.state != EpisodeState.RECORDING:
+                raise RecorderError("no episode is recording")
+            ep.pauses.append([time.monotonic(), None])
+            ep.state, ep.pause_reason = EpisodeState.PAUSED, reason
+        self.station.session.pause(reason)
+        self._emit("recorder.paused", f"Recording paused: {reason}", episode=ep.episode_id)
+
+    def resume(self) -> None:
+        """Continue a paused episode (the robot's session is started again)."""
+        with self._lock:
+            ep = self._active
+            if ep is None or ep.state != EpisodeState.PAUSED:
+                raise RecorderError("no episode is paused")
+        self._check_cameras()
+        with self._lock:
+            for interval in ep.pauses:
+                if interval[1] is None:
+                    interval[1] = time.monotonic()
+            ep.state, ep.pause_reason = EpisodeState.RECORDING, ""
+        try:
+            self.station.session.start(self.station.session.mode)
+        except SessionError as exc:
+            raise RecorderError(f"recording resumed but the robot cannot move: {exc}") from None
+        self._emit("recorder.resumed", "Recording resumed", episode=ep.episode_id)
+
+    def _end(self, ep: EpisodeRecording, discard: bool = False) -> None:
+        with self._lock:
+            if ep.t_end is None:
+                ep.t_end = time.monotonic()
+            if discard:
+                ep.discard = True
+            if ep.is_open:
+                ep.state = EpisodeState.SAVING
+            if self._active is ep:
+                self._active = None
+            self._last = ep
+
+    def _live_success(self, instruction: str) -> bool | None:
+        try:
+            return self.station.loop.call_on_loop(
+                lambda: self.station.robot.episode_success(instruction), timeout_s=1.0)
+        except Exception as exc:  # a judgement is a bonus, never a reason to lose the stop
+            log.warning("the robot could not judge success: %s", exc)
+            return None
+
+    # ----- checks ----------------------------------------------------------------------------
+    def _check_cameras(self) -> None:
+        if self.station.profile.recording.on_camera_failure != "pause":
+            return
+        now = time.monotonic()
+        for name, cam in self.station.cameras.items():
+            frame = cam.latest()
+            if frame is None or now - frame.t_capture > cam.stale_after_s:
+                status = cam.status()
+                why = f"{status.state.value}" + (f": {status.last_error}" if status.last_error else "")
+                raise RecorderError(f"camera '{name}' has no current image ({why}). Connect it, "
+                                    "or set on_camera_failure = \"continue\" in the profile's "
+                                    "[recording] table to record without it.")
+
+    def _check_disk(self) -> None:
+        free = self.dataset.free_bytes()
+        need = self.config.min_free_mb * 1e6
+        if free < need:
+            raise RecorderError(f"only {free / 1e6:.0f} MB free in {self.dataset.root}; recording "
+                                f"needs at least {need / 1e6:.0f} MB. Free disk space or choose "
+                                "another dataset folder.")
+
+    def preflight(self) -> Preflight:
+        """How many minutes of recording the free disk allows (measured from this station's
+        recent episodes when there are some, else estimated from the cameras)."""
+        profile = self.station.profile
+        recent = [s for s in self.index.list() if s.station_name == profile.name
+                  and s.duration_s > 1.0][-10:]
+        if recent:
+            rate = sum(s.size_bytes for s in recent) / sum(s.duration_s for s in recent)
+            source = "measured"
+        else:
+            cams = [(c.config.width, c.config.height, c.config.fps, c.config.color, c.config.depth)
+                    for c in self.station.cameras.values()]
+            rate = estimate_bytes_per_second(cams, profile.control_rate_hz,
+                                             profile.recording.image_format,
+                                             profile.recording.jpeg_quality,
+                                             self.station.robot.action_space.dim)
+            source = "estimated"
+        return self.dataset.preflight(rate, source, int(self.config.min_free_mb * 1e6))
+
+    # ----- state -----------------------------------------------------------------------------
+    def status(self) -> RecorderStatus:
+        with self._lock:
+            active, last, labels = self._active, self._last, self._labels
+            if active is None:
+                state = RecorderState.IDLE
+            else:
+                state = RecorderState.PAUSED if active.state == EpisodeState.PAUSED else RecorderState.RECORDING
+            episode = EpisodeInfo.of(active) if active is not None else None
+            last_info = EpisodeInfo.of(last) if last is not None else None
+            saved = self._saved
+        writer, q = self._writer, self._queue
+        busy = writer.busy() if writer is not None else 0
+        fraction = q.qsize() / q.maxsize if q is not None else 0.0
+        high = q.high_water / q.maxsize if q is not None else 0.0
+        free = writer.free_bytes if writer is not None else 0
+        rate = writer.bytes_per_second if writer is not None else 0.0
+        minutes = (free - self.config.min_free_mb * 1e6) / rate / 60.0 if rate > 0 else float("inf")
+        return RecorderStatus(state, episode, last_info, labels, max(0, busy - (active is not None)),
+                              saved, fraction, high, free, max(0.0, minutes))
+
+    def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        """Block until every stopped episode is finished on disk (scripts and tests)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                active = self._active
+            writer = self._writer
+            pending = (writer.busy() if writer is not None else 0) - (active is not None)
+            if pending <= 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+    @property
+    def last_episode(self) -> EpisodeInfo | None:
+        with self._lock:
+            return EpisodeInfo.of(self._last) if self._last is not None else None
+
+    # ----- writer notices (writer thread) ----------------------------------------------------
+    def on_camera_lost(self, ep: EpisodeRecording, cameras: list[str]) -> None:
+        names = ", ".join(f"'{c}'" for c in cameras)
+        self.station.session.pause(f"camera {names} lost")
+        self._emit("recorder.paused", f"Camera {names} stopped delivering images: the episode is "
+                   "paused and the robot holds. Reconnect it and resume, or stop or discard the "
+                   "episode.", logging.WARNING, episode=ep.episode_id, cameras=cameras)
+
+    def on_camera_gap(self, ep: EpisodeRecording, camera: str) -> None:
+        self._emit("recorder.camera_gap", f"Camera '{camera}' has no image: recording continues "
+                   "without it and the gap is flagged in the episode.", logging.WARNING,
+                   episode=ep.episode_id, camera=camera)
+
+    def on_steps_dropped(self, ep: EpisodeRecording, count: int) -> None:
+        self._emit("recorder.steps_dropped", f"The recorder fell behind and {count} step(s) were "
+                   "dropped; the episode is flagged. Close other programs or lower the camera "
+                   "resolution.", logging.ERROR, episode=ep.episode_id, count=count)
+
+    def on_disk_low(self, ep: EpisodeRecording, free_bytes: int, minutes: float, stop: bool) -> None:
+        if not stop:
+            self._emit("recorder.disk_low", f"Disk almost full: about {minutes:.1f} min of "
+                       f"recording left ({free_bytes / 1e6:.0f} MB free).", logging.WARNING,
+                       free_bytes=free_bytes)
+            return
+        self._end(ep)
+        self.station.session.pause("disk full")
+        self._emit("recorder.disk_full", f"Recording stopped: only {free_bytes / 1e6:.0f} MB free "
+                   f"in {self.dataset.root}. The episode was saved. Free disk space or choose "
+                   "another dataset folder before recording again.", logging.ERROR,
+                   episode=ep.episode_id, free_bytes=free_bytes)
+
+    def on_write_failed(self, ep: EpisodeRecording, message: str, storage: bool) -> None:
+        self._end(ep)
+        self.station.session.pause("recording failed")
+        self._emit("recorder.disk_full" if storage else "recorder.write_failed", message,
+                   logging.ERROR, episode=ep.episode_id)
+
+    def on_finished(self, ep: EpisodeRecording) -> None:
+        with self._lock:
+            state, path, error = ep.state, ep.path, ep.error
+            if state == EpisodeState.SAVED:
+                self._saved += 1
+        if state == EpisodeState.SAVED:
+            self._emit("recorder.saved", f"Saved {path.name if path else ''}: {ep.steps} steps, "
+                       f"{ep.duration_s:.1f} s", episode=ep.episode_id, path=str(path))
+        elif state == EpisodeState.EMPTY:
+            self._emit("recorder.empty", "The episode had no steps; nothing was saved.",
+                       logging.WARNING, episode=ep.episode_id)
+        elif state == EpisodeState.FAILED:
+            self._emit("recorder.failed", error or "The episode could not be saved.",
+                       logging.ERROR, episode=ep.episode_id)
+        if state in (EpisodeState.EMPTY, EpisodeState.FAILED) and self.tasks is not None \
+                and not ep.discard and ep.labels.task:
+            self.tasks.mark_undone(ep.labels.task)
+
+    # ----- commands --------------------------------------------------------------------------
+    def _register_commands(self) -> None:
+        handlers: dict[str, Callable[[], object]] = {
+            commands.RECORD_TOGGLE: self._toggle,
+            commands.RECORD_START: self.start,
+            commands.RECORD_STOP: self.stop,
+            commands.RECORD_DISCARD: self.discard,
+            commands.EPISODE_SUCCESS: lambda: self._finish_with(True),
+            commands.EPISODE_FAILURE: lambda: self._finish_with(False),
+            commands.RECORD_RERECORD: self.rerecord,
+            commands.TASK_NEXT: self.next_task,
+        }
+        for name, fn in handlers.items():
+            self.station.on_command(name, self._guarded(fn))
+        self._commands_registered = True
+
+    def _toggle(self) -> None:
+        state = self.status().state
+        if state == RecorderState.IDLE:
+            self.start()
+        elif state == RecorderState.RECORDING:
+            self.stop()
+        else:
+            self.resume()
+
+    def _finish_with(self, success: bool) -> None:
+        """A success/failure button: ends an open episode with that outcome, or labels the last."""
+        if self._active is not None:
+            self.stop(success=success)
+        else:
+            self.mark_success(success)
+
+    def _guarded(self, fn: Callable[[], object]) -> Callable[[], None]:
+        def handler() -> None:
+            if self._writer is None:
+                return
+            try:
+                fn()
+            except (RecorderError, LabelError) as exc:
+                self._emit("recorder.error", str(exc), logging.WARNING)
+        return handler
+
+    def _emit(self, kind: str, message: str, level: int = logging.INFO, **data: object) -> None:
+        self.station.events.emit(kind, message, level, **data)
