@@ -42,6 +42,8 @@ class ActionSpec:
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("station.open", "&Open station profile...", "&File", "Ctrl+O",
                method="open_station", tip="Load another station profile (TOML)"),
+    ActionSpec("data.export_rlds", "&Export RLDS dataset...", "&File", "Ctrl+E",
+               method="export_rlds", tip="Write a TFDS/RLDS dataset that Octo and OpenVLA load"),
     ActionSpec("app.quit", "&Quit", "&File", "Ctrl+Q", method="close"),
     ActionSpec("run.start_teleop", "Start &teleop", "&Robot", "F5", method="start_teleop",
                toolbar=True, icon="play.svg", tip="Let the active teleop device drive the robot"),

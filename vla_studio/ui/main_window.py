@@ -249,6 +249,11 @@ class MainWindow(QMainWindow):
             return
         self.station_requested.emit(profile)
 
+    def export_rlds(self) -> None:
+        from vla_studio.ui.widgets.export_dialog import ExportDialog
+
+        ExportDialog(self.station.profile.dataset_dir, self).exec()
+
     def show_about(self) -> None:
         QMessageBox.about(
             self, "About VLA Studio",

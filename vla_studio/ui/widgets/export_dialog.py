@@ -1,0 +1,244 @@
+"""RLDS export dialog: the same export as `vla-studio export rlds`, with a progress bar.
+
+The export runs on a worker thread owned by the dialog; the exporter reports progress through a
+callback that only stores the latest :class:`ExportProgress`, and a QTimer on the GUI thread shows
+it. Cancelling sets a flag the exporter polls between episodes; a cancelled or failed export
+leaves nothing at the destination.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from vla_studio.data.rlds import (ExportCancelled, ExportError, ExportOptions, ExportProgress,
+                                  ExportReport, RldsExporter, parse_image_size, snake_case)
+
+log = logging.getLogger(__name__)
+ORIGINAL_SIZE = "recorded size (JPEG pass-through)"
+
+
+def _path_row(line: QLineEdit, caption: str, parent: QWidget) -> QWidget:
+    row = QWidget(parent)
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    browse = QPushButton("Browse...")
+
+    def pick() -> None:
+        chosen = QFileDialog.getExistingDirectory(parent, caption, line.text())
+        if chosen:
+            line.setText(chosen)
+
+    browse.clicked.connect(pick)
+    layout.addWidget(line, 1)
+    layout.addWidget(browse)
+    return row
+
+
+def summarize_report(report: ExportReport, options: ExportOptions, out: Path) -> str:
+    """The operator-facing summary of a finished export (what the CLI prints, as text)."""
+    splits = ", ".join(f"{n} {s}" for s, n in report.episodes.items())
+    lines = [f"Exported {splits} episode(s): {report.steps} steps, "
+             f"{report.bytes_written / 1e6:.1f} MB in {report.seconds:.1f} s",
+             f"  {report.dataset_dir}"]
+    filled = sum(report.filled_frames.values())
+    if filled:
+        lines.append(f"  {filled} step(s) without a new camera frame repeat the previous one")
+    if report.filtered_unsuccessful:
+        lines.append(f"  {report.filtered_unsuccessful} episode(s) left out: not marked successful")
+    if report.skipped:
+        lines.append(f"  {len(report.skipped)} episode(s) skipped:")
+        lines += [f"    {path.name}: {reason}" for path, reason in report.skipped]
+    lines += [f"  warning: {w}" for w in report.warnings]
+    lines.append(f"  load it: tfds.builder({options.name!r}, data_dir={str(out)!r})")
+    return "\n".join(lines)
+
+
+class ExportDialog(QDialog):
+    """Choose a dataset folder, a destination and options; export to RLDS with progress.
+
+    Args:
+        dataset_dir: the dataset folder proposed first (the station's recording folder).
+    """
+
+    def __init__(self, dataset_dir: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export RLDS dataset")
+        self.setMinimumWidth(640)
+        self.dataset = QLineEdit(str(dataset_dir))
+        self.out = QLineEdit(str(Path(dataset_dir).parent / "rlds"))
+        self.name = QLineEdit(snake_case(Path(dataset_dir).name) or "vla_dataset")
+        self.image_size = QComboBox()
+        self.image_size.setEditable(True)
+        self.image_size.addItems([ORIGINAL_SIZE, "224", "256", "320x240"])
+        self.image_size.setToolTip("Resize every colour camera (e.g. 224 or 256x256); the "
+                                   "recorded size copies the JPEG frames without re-encoding")
+        self.success_only = QCheckBox("Only episodes marked successful")
+        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction.setRange(0.0, 0.5)
+        self.val_fraction.setSingleStep(0.05)
+        self.val_fraction.setValue(0.05)
+        self.depth = QCheckBox("Include depth streams (16-bit PNG)")
+        self.overwrite = QCheckBox("Replace an existing export of the same name")
+
+        form = QFormLayout()
+        form.addRow("Dataset folder", _path_row(self.dataset, "Dataset folder", self))
+        form.addRow("Export into", _path_row(self.out, "TFDS data folder", self))
+        form.addRow("Dataset name", self.name)
+        form.addRow("Image size", self.image_size)
+        form.addRow("Validation share", self.val_fraction)
+        form.addRow("", self.success_only)
+        form.addRow("", self.depth)
+        form.addRow("", self.overwrite)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("Ready.")
+        self.status.setWordWrap(True)
+        self.summary = QPlainTextEdit()
+        self.summary.setReadOnly(True)
+        self.summary.setMinimumHeight(120)
+        self.buttons = QDialogButtonBox()
+        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = self.buttons.addButton("Cancel export", QDialogButtonBox.ButtonRole.ActionRole)
+        self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        self.cancel_button.setEnabled(False)
+        self.export_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.close_button.clicked.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.summary, 1)
+        layout.addWidget(self.buttons)
+
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._latest: ExportProgress | None = None
+        self._outcome: tuple[str, object] | None = None
+        self._options: ExportOptions | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._poll)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def options(self) -> ExportOptions:
+        """The options as entered. Raises ExportError for a bad size or name."""
+        size_text = self.image_size.currentText().strip()
+        size = None if size_text in ("", ORIGINAL_SIZE) else parse_image_size(size_text)
+        options = ExportOptions(name=self.name.text().strip(), image_size=size,
+                                success_only=self.success_only.isChecked(),
+                                val_fraction=round(self.val_fraction.value(), 4),
+                                include_depth=self.depth.isChecked(),
+                                overwrite=self.overwrite.isChecked())
+        options.validate()
+        return options
+
+    def start(self) -> None:
+        """Validate the form and start the export on the worker thread."""
+        if self.running:
+            return
+        try:
+            options = self.options()
+        except (ExportError, ValueError) as exc:
+            self._show_error(str(exc))
+            return
+        dataset, out = Path(self.dataset.text()).expanduser(), Path(self.out.text()).expanduser()
+        self._options, self._out = options, out
+        self._cancel.clear()
+        self._latest, self._outcome = None, None
+        exporter = RldsExporter(dataset, out, options, progress=self._on_progress,
+                                should_cancel=self._cancel.is_set)
+        self._thread = threading.Thread(target=self._work, args=(exporter,), name="rlds-export",
+                                         daemon=True)
+        self.summary.clear()
+        self.status.setText("Scanning episodes...")
+        self.progress.setRange(0, 0)  # busy until the first progress report
+        self._set_running(True)
+        self._thread.start()
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self.running:
+            self._cancel.set()
+            self.status.setText("Cancelling after the current episode...")
+
+    def wait(self, timeout_s: float = 60.0) -> None:
+        """Join the worker (tests, closing)."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._poll()
+
+    # ----- worker thread ---------------------------------------------------------------------
+    def _on_progress(self, progress: ExportProgress) -> None:
+        self._latest = progress  # one reference store; the GUI timer reads it
+
+    def _work(self, exporter: RldsExporter) -> None:
+        try:
+            self._outcome = ("done", exporter.run())
+        except ExportCancelled:
+            self._outcome = ("cancelled", None)
+        except ExportError as exc:
+            self._outcome = ("error", str(exc))
+        except Exception as exc:  # never lose the dialog to an unexpected failure
+            log.exception("RLDS export failed")
+            self._outcome = ("error", f"unexpected error: {exc}")
+
+    # ----- GUI thread ------------------------------------------------------------------------
+    def _poll(self) -> None:
+        p = self._latest
+        if p is not None and p.total:
+            self.progress.setRange(0, p.total)
+            self.progress.setValue(p.done)
+            text = f"{p.phase.capitalize()}: {p.done}/{p.total} episodes"
+            if p.phase == "writing":
+                text += f", {p.bytes_written / 1e6:.1f} MB"
+            if p.skipped:
+                text += f", {p.skipped} skipped"
+            self.status.setText(text)
+        if self.running or self._outcome is None:
+            return
+        self._timer.stop()
+        self._set_running(False)
+        kind, value = self._outcome
+        self._outcome, self._latest = None, None
+        if kind == "done":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            self.status.setText("Export finished.")
+            self.summary.setPlainText(summarize_report(value, self._options, self._out))
+        elif kind == "cancelled":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.status.setText("Export cancelled; nothing was written to the destination.")
+        else:
+            self._show_error(str(value))
+
+    def _show_error(self, message: str) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText(f"<span style='color:#ff8a80'>Export failed: {html.escape(message)}</span>")
+
+    def _set_running(self, running: bool) -> None:
+        self.export_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        self.close_button.setEnabled(not running)
+
+    def reject(self) -> None:
+        if self.running:  # closing the window cancels and waits: nothing half-written remains
+            self.cancel()
+            self.wait()
+        super().reject()
