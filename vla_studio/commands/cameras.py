@@ -7,8 +7,8 @@ Examples:
   vla-studio --station cell.toml cameras preview wrist front
 
 `list` prints, for each camera, the modes it offers and a [[cameras]] table to paste into a
-station profile. `preview` connects only the cameras (never the robot or teleop devices), so it
-is safe on a real cell.
+station profile. `preview` connects only the cameras (never a real robot or teleop devices), so
+it is safe on a real cell; simulated cameras bring up the simulator they render, which holds still.
 """
 
 from __future__ import annotations
@@ -106,5 +106,5 @@ def preview(args: argparse.Namespace) -> int:
     from vla_studio.station import Station
     from vla_studio.ui.camera_preview import run_preview  # Qt only now
 
-    station = Station.from_profile(profile)  # no I/O: only the cameras will be connected
+    station = Station.from_profile(profile)  # no I/O: only the cameras (and a simulator) connect
     return run_preview(station, args.names or None, args.seconds, args.screenshot)

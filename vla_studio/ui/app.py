@@ -21,8 +21,21 @@ ORGANIZATION = "VLA Studio"
 APPLICATION = "VLA Studio"
 
 
+def ensure_display() -> None:
+    """Exit with a clear message instead of Qt's abort when there is no screen to open on."""
+    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        print("vla-studio: error: no display to open the window on (DISPLAY and WAYLAND_DISPLAY "
+              "are unset). Run it in a desktop session, over `ssh -X`, or under "
+              "`xvfb-run -a vla-studio ...`; headless commands (record, export, bench) need none.",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
 def create_application(argv: list[str] | None = None) -> QApplication:
     """The QApplication with names (for QSettings) and the dark theme; reuses an existing one."""
+    if QApplication.instance() is None:
+        ensure_display()
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)

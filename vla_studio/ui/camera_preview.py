@@ -66,6 +66,9 @@ def run_preview(station: Station, cameras: Sequence[str] | None = None,
     app = create_application()
     names = list(station.cameras) if not cameras else list(cameras)
     window = CameraPreviewWindow(station, names)  # validates the names before connecting
+    with_robot = any(station.cameras[n].needs_robot for n in names)
+    if with_robot:  # simulated cameras render the robot's world; it is never commanded here
+        station.robot.connect()
     for name in names:
         station.cameras[name].connect()
     try:
@@ -83,3 +86,5 @@ def run_preview(station: Station, cameras: Sequence[str] | None = None,
     finally:
         for name in names:
             station.cameras[name].disconnect()
+        if with_robot:
+            station.robot.disconnect()

@@ -196,6 +196,9 @@ class Camera(Device):
 
     config_class: ClassVar[type[DeviceConfig]] = CameraConfig
     config: CameraConfig
+    # True for cameras that render the robot's own world (a simulator): a camera-only preview
+    # must then connect the robot too (it only holds; nothing moves without the control loop).
+    needs_robot: ClassVar[bool] = False
 
     def __init__(self, config: CameraConfig) -> None:
         super().__init__(config)

@@ -50,6 +50,7 @@ class SimCamera(Camera):
 
     config_class = SimCameraConfig
     config: SimCameraConfig
+    needs_robot = True  # renders the sim robot's world
 
     def __init__(self, config: SimCameraConfig) -> None:
         super().__init__(config)
