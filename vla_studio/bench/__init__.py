@@ -11,4 +11,5 @@ from __future__ import annotations
 BENCHMARKS = {
     "control": "vla_studio.bench.control",
     "estop": "vla_studio.bench.estop",
+    "record": "vla_studio.bench.record",
 }

@@ -72,6 +72,7 @@ class Recorder:
         self._lock = threading.RLock()
         self._active: EpisodeRecording | None = None
         self._last: EpisodeRecording | None = None
+        self._episodes: dict[str, EpisodeRecording] = {}  # this session's, by id
         self._starting = False
         self._saved = 0
         self._queue = None
@@ -213,6 +214,7 @@ class Recorder:
             with self._lock:
                 self._active = ep
                 self._labels = labels
+                self._episodes[ep.episode_id] = ep
                 self._writer.add(ep)
             if drive:
                 try:
@@ -424,6 +426,12 @@ class Recorder:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
+
+    def episode(self, episode_id: str) -> EpisodeInfo | None:
+        """An episode recorded since :meth:`connect`, by id."""
+        with self._lock:
+            ep = self._episodes.get(episode_id)
+            return EpisodeInfo.of(ep) if ep is not None else None
 
     @property
     def last_episode(self) -> EpisodeInfo | None:

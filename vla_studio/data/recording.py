@@ -131,11 +131,13 @@ class EpisodeInfo:
     path: Path | None
     error: str
     flags: tuple[str, ...]
+    t_begin: float  # host monotonic: steps ticked in [t_begin, t_end) belong to the episode
+    t_end: float | None
 
     @classmethod
     def of(cls, ep: EpisodeRecording) -> "EpisodeInfo":
         return cls(ep.episode_id, ep.state, ep.labels, success_to_bool(ep.success_code), ep.steps,
-                   ep.duration_s, ep.path, ep.error, tuple(sorted(ep.flags)))
+                   ep.duration_s, ep.path, ep.error, tuple(sorted(ep.flags)), ep.t_begin, ep.t_end)
 
 
 @dataclass(frozen=True)
