@@ -184,7 +184,7 @@ class Dataset:
 
     # ----- listing ---------------------------------------------------------------------------
     def episode_files(self, trashed: bool = False) -> list[Path]:
-        """Saved episode files, oldest first."""
+        """Saved episode files, by name (that is by start time, to the second)."""
         folder = self.trash_dir if trashed else self.episodes_dir
         if not folder.is_dir():
             return []

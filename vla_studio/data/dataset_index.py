@@ -122,7 +122,7 @@ class DatasetIndex:
 
     # ----- public ----------------------------------------------------------------------------
     def refresh(self, include_trashed: bool = False) -> list[EpisodeSummary]:
-        """Bring the cache up to date with the folders and list the episodes (oldest first)."""
+        """Bring the cache up to date with the folders and list the episodes, oldest first."""
         with self._lock, self._connect() as db:
             known = {row[0]: (row[1], row[2]) for row in
                      db.execute("SELECT file, mtime_ns, size FROM episodes")}
@@ -236,9 +236,11 @@ class DatasetIndex:
         if not include_trashed:
             query += " WHERE file LIKE 'episodes/%'"
         out = []
-        for (text,) in db.execute(query + " ORDER BY file"):
+        for (text,) in db.execute(query):
             data: dict[str, Any] = json.loads(text)
             for key in ("instructions", "flags", "cameras"):
                 data[key] = tuple(data.get(key) or ())
             out.append(EpisodeSummary(**data))
+        # File names carry the start time to the second; ``created`` has milliseconds.
+        out.sort(key=lambda s: (s.created, s.file))
         return out

@@ -38,6 +38,8 @@ from vla_studio.data.step_encoder import StepEncoder
 
 log = logging.getLogger(__name__)
 DISK_CHECK_INTERVAL_S = 2.0
+SETTLE_RETRIES = 40  # a saved file held open by a reader: retry relabelling for ~10 s
+SETTLE_RETRY_S = 0.25
 
 
 class WriterListener(Protocol):
@@ -94,6 +96,7 @@ class RecorderWriter:
         self._open: list[_Open] = []
         self._abandoned: list[_Open] = []
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
+        self._delayed: list[tuple[float, Callable[[], None]]] = []  # writer thread only
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_disk_check = 0.0
@@ -123,9 +126,13 @@ class RecorderWriter:
         """Start routing steps to ``ep`` (call under the lock)."""
         self._open.append(_Open(ep))
 
-    def post(self, job: Callable[[], None]) -> None:
-        """Run ``job`` on the writer thread (relabel or trash a saved episode)."""
-        self._jobs.append(job)
+    def post(self, job: Callable[[], None], delay_s: float = 0.0) -> None:
+        """Run ``job`` on the writer thread (relabel or trash a saved episode), after
+        ``delay_s`` seconds."""
+        if delay_s > 0:
+            self._delayed.append((time.monotonic() + delay_s, job))
+        else:
+            self._jobs.append(job)
 
     def busy(self) -> int:
         """Episodes not finished yet."""
@@ -136,6 +143,10 @@ class RecorderWriter:
     def _run(self) -> None:
         while True:
             step = self.queue.get(timeout=0.05)
+            if self._delayed:
+                due = [job for t, job in self._delayed if t <= time.monotonic() or self._stop.is_set()]
+                self._delayed = [(t, job) for t, job in self._delayed if job not in due]
+                self._jobs.extend(due)
             while self._jobs:
                 self._run_job(self._jobs.popleft())
             if step is not None:
@@ -148,7 +159,8 @@ class RecorderWriter:
             self._finish_ready(now)
             if now >= self._next_disk_check:
                 self._check_disk(now)
-            if self._stop.is_set() and not self._open and not self._jobs and self.queue.qsize() == 0:
+            if self._stop.is_set() and not self._open and not self._jobs and not self._delayed \
+                    and self.queue.qsize() == 0:
                 return
 
     def _run_job(self, job: Callable[[], None]) -> None:
@@ -344,16 +356,22 @@ class RecorderWriter:
                 self.history.add(text)
         self.settle(ep)
 
-    def settle(self, ep: EpisodeRecording) -> None:
+    def settle(self, ep: EpisodeRecording, attempt: int = 0) -> None:
         """Bring a sealed episode's file in line with its labels: success marked after the
-        stop, or a discard (moves it to the trash). Writer thread only; never raises."""
+        stop, or a discard (moves it to the trash). Writer thread only; never raises. A file
+        another reader holds open (replay, export) is retried for a while."""
         try:
             self._settle(ep)
         except Exception as exc:
-            log.exception("updating episode %s failed", ep.episode_id)
             with self.lock:
                 if ep.state == EpisodeState.SAVING:
                     ep.state = EpisodeState.SAVED
+            if isinstance(exc, OSError) and attempt < SETTLE_RETRIES and not self._stop.is_set():
+                log.info("episode %s is busy (%s); retrying", ep.path, exc)
+                self.post(lambda: self.settle(ep, attempt + 1), delay_s=SETTLE_RETRY_S)
+                return
+            log.exception("updating episode %s failed", ep.episode_id)
+            with self.lock:
                 ep.error = f"could not update the saved episode {ep.path}: {exc}"
 
     def _settle(self, ep: EpisodeRecording) -> None:
