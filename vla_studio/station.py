@@ -130,7 +130,7 @@ class Station:
         """Prepare an episode: pause, reset the robot's scene (simulators), tell every source the
         instruction. The caller starts the session when the operator (or script) is ready."""
         self.session.pause("new episode")
-        self.loop.call_on_loop(lambda: self.robot.reset_episode(seed))
+        self.loop.call_on_loop(lambda: self.robot.prepare_episode(instruction, seed))
         self.instruction = instruction
         self.arbiter.reset(instruction)
 

@@ -12,4 +12,5 @@ BENCHMARKS = {
     "control": "vla_studio.bench.control",
     "estop": "vla_studio.bench.estop",
     "record": "vla_studio.bench.record",
+    "sim": "vla_studio.bench.sim",
 }

@@ -156,6 +156,11 @@ class Robot(Device):
         pause (the loop only holds while paused, so no tick runs a move concurrently).
         """
 
+    def prepare_episode(self, instruction: str, seed: int | None = None) -> None:
+        """Like :meth:`reset_episode`, knowing the episode's language instruction (a simulator
+        samples a layout that suits the task). Default: ``reset_episode(seed)``."""
+        self.reset_episode(seed)
+
     def episode_success(self, instruction: str) -> bool | None:
         """Whether ``instruction`` is accomplished now, for robots that can judge it
         (a simulator with task predicates); None when unknown (real robots)."""

@@ -15,13 +15,16 @@ from vla_studio.devices.cameras.base import Camera
 
 ROBOTS: Registry[Robot] = Registry("robot", "vla_studio.robots", {
     "null": "vla_studio.devices.robots.null:NullRobot",
+    "sim": "vla_studio.devices.robots.sim:SimRobot",
 }, Robot)
 
 CAMERAS: Registry[Camera] = Registry("camera", "vla_studio.cameras", {
     "synthetic": "vla_studio.devices.cameras.synthetic:SyntheticCamera",
+    "sim": "vla_studio.devices.cameras.sim:SimCamera",
 }, Camera)
 
 TELEOPS: Registry[Teleop] = Registry("teleop", "vla_studio.teleops", {
+    "scripted": "vla_studio.devices.teleop.scripted:ScriptedTeleop",
 }, Teleop)
 
 REGISTRIES: dict[str, Registry] = {"robots": ROBOTS, "cameras": CAMERAS, "teleops": TELEOPS}

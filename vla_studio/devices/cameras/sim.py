@@ -1,0 +1,131 @@
+"""Camera kind ``sim``: a rendered camera of the simulated tabletop (RGB and optional depth).
+
+The camera finds the simulation by the name the ``sim`` robot published it under (``world``), so
+robot and cameras stay separate devices in the profile. Until that world exists ``_open`` fails
+with a clear message and the capture thread retries with backoff. Every frame renders a snapshot
+of the world (copied under a short lock into the camera's own ``MjData``; the control loop's state
+is never touched) with an EGL renderer created and used on the capture thread only. Frames are
+paced at the configured fps; ``t_device`` is the simulated time of the snapshot, depth is uint16
+millimetres (``depth_scale`` 0.001, 0 = nothing hit) and the intrinsics follow from the scene
+camera's vertical field of view.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from vla_studio.core.config import option
+from vla_studio.devices.cameras.base import Camera, CameraConfig, CameraIntrinsics, RawFrame
+from vla_studio.sim.render import SceneRenderer
+from vla_studio.sim.scene import CAMERAS
+from vla_studio.sim.world import SimWorld, find_world
+
+log = logging.getLogger(__name__)
+DEPTH_SCALE_M = 0.001
+
+
+@dataclass(frozen=True)
+class SimCameraConfig(CameraConfig):
+    """A ``[[cameras]]`` table with ``type = "sim"``."""
+
+    world: str = option("sim", help="world name of the sim robot to render")
+    camera: str = option("", help="scene camera: front, wrist or side; empty = this camera's name")
+    shadows: bool = option(True, help="render shadows (about twice the render time)")
+    nice: int = option(10, min=0, max=19,
+                       help="lower the render thread's CPU priority by this much (0 = same as "
+                            "the control loop)")
+
+
+class SimCamera(Camera):
+    """A fixed (front, side) or wrist-mounted camera of the MuJoCo tabletop."""
+
+    config_class = SimCameraConfig
+    config: SimCameraConfig
+
+    def __init__(self, config: SimCameraConfig) -> None:
+        super().__init__(config)
+        self._renderer: SceneRenderer | None = None
+        self._world: SimWorld | None = None
+        self._t0 = self._next_t = 0.0
+
+    @property
+    def scene_camera(self) -> str:
+        return self.config.camera or self.name
+
+    # ----- capture thread ----------------------------------------------------------------------
+    def _open(self) -> None:
+        c = self.config
+        if not (c.color or c.depth):
+            raise ValueError(f"sim camera {self.name!r} has both color and depth off; enable one")
+        _lower_priority(c.nice)
+        world = find_world(c.world)
+        if world is None:
+            raise RuntimeError(
+                f"no simulated world named {c.world!r} is running: it appears when a robot of type "
+                f"\"sim\" with world = \"{c.world}\" connects (check the profile's [robot])")
+        try:
+            renderer = SceneRenderer(world.model, self.scene_camera, c.width, c.height,
+                                     shadows=c.shadows, color=c.color, depth=c.depth)
+        except ValueError as exc:
+            raise ValueError(f"sim camera {self.name!r}: {exc}. Scene cameras: "
+                             f"{', '.join(CAMERAS)}; image size at most 1280x960") from None
+        self._renderer, self._world = renderer, world
+        k = renderer.intrinsics
+        self._set_intrinsics(CameraIntrinsics(k.width, k.height, k.fx, k.fy, k.cx, k.cy,
+                                              depth_scale=DEPTH_SCALE_M if c.depth else None))
+        self._set_mode(width=c.width, height=c.height, fps=c.fps, fourcc="RGB3",
+                       camera=self.scene_camera, shadows=c.shadows)
+        self._t0 = self._next_t = time.monotonic()
+
+    def _read(self, timeout_s: float) -> RawFrame | None:
+        renderer, world = self._renderer, self._world
+        assert renderer is not None and world is not None
+        if find_world(self.config.world) is not world:
+            raise RuntimeError("the simulated world stopped (its robot disconnected)")
+        sched = self._next_t
+        wait = sched - time.monotonic()
+        if wait > timeout_s:
+            time.sleep(timeout_s)
+            return None
+        if wait > 0:
+            time.sleep(wait)
+        # A fixed schedule of frame slots. After a stall (a slow render) the missed slots are
+        # skipped, not burst through, and show up as drops through the slot index.
+        behind = time.monotonic() - sched
+        if behind > self.period_s:
+            sched += (behind // self.period_s) * self.period_s
+        self._next_t = sched + self.period_s
+        snapshot = world.snapshot()
+        if snapshot is None:
+            return None
+        t_capture = time.monotonic()
+        color, depth = renderer.render(snapshot)
+        for image in (color, depth):
+            if image is not None:
+                image.flags.writeable = False
+        slot = int(round((sched - self._t0) / self.period_s))
+        return RawFrame(color=color, depth=depth, t_device=snapshot.time, device_index=slot,
+                        t_capture=t_capture)
+
+    def _close(self) -> None:
+        renderer, self._renderer, self._world = self._renderer, None, None
+        if renderer is not None:
+            renderer.close()
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value (Linux: per thread; rasterizer threads the GL
+    driver starts from this thread inherit it). Rendering is best effort: under load a camera
+    delivers fewer frames, the control loop stays on time."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, max(current, nice)))
+    except OSError as exc:
+        log.debug("cannot lower the render thread's priority: %s", exc)

@@ -1,0 +1,204 @@
+"""Robot kind ``sim``: the 7-DoF arm of the built-in MuJoCo tabletop.
+
+Actions: ``ee_delta`` (``[dx, dy, dz, droll, dpitch, dyaw, gripper]`` in the base frame, tracked
+by differential IK that respects joint limits) or ``joint_position`` (seven joint targets +
+gripper). Each command advances physics by exactly one control period, in 2 ms substeps; holding
+keeps physics running. Observation state: ``joint_pos``, ``joint_vel`` (7), ``ee_pos`` (3, metres,
+base frame), ``ee_quat`` (4, w x y z, base frame), ``gripper`` (1 = open, 0 = closed, measured).
+
+At connect the robot publishes its :class:`~vla_studio.sim.world.SimWorld` under ``world``;
+``sim`` cameras with the same ``world`` render it. Episodes are deterministic for their seed: the
+first uses ``seed``, each later reset without a seed uses the next integer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from vla_studio.core.action_space import EE_DELTA, JOINT_POSITION, ActionSpace
+from vla_studio.core.config import option
+from vla_studio.core.types import Feature
+from vla_studio.devices.base import DeviceError, Robot, RobotConfig
+from vla_studio.sim.arm import ArmSettings
+from vla_studio.sim.ik import IKSettings
+from vla_studio.sim.layout import Layout, LayoutError, LayoutSettings
+from vla_studio.sim.scene import ARM_JOINTS, COLOURS, CUBE_HALF_M, SceneError, cube_name, load_model
+from vla_studio.sim.tasks import GRASP_CLEARANCE_M, Task, UnknownInstruction, parse_instruction
+from vla_studio.sim.world import SimWorld, WorldError, publish_world, withdraw_world
+
+log = logging.getLogger(__name__)
+
+JOINT_NAMES = ARM_JOINTS  # fixed by the scene contract, so features are known before connect
+
+
+@dataclass(frozen=True)
+class SimRobotConfig(RobotConfig):
+    """The ``[robot]`` table of a station with ``type = "sim"``."""
+
+    scene: str = option("", help="MJCF scene file; empty = the built-in tabletop")
+    world: str = option("sim", help="name sim cameras use to find this simulation")
+    seed: int = option(0, min=0, help="layout seed of the first episode (later ones count up)")
+    distractors: int = option(0, min=0, max=2, help="neutral distractor objects on the table")
+    arm_jitter: float = option(0.03, min=0.0, max=0.3, help="random start joint offsets, radians")
+    light_jitter: bool = option(False, help="vary the lights between episodes")
+    colour_jitter: bool = option(False, help="vary object and table colours slightly")
+    max_joint_speed: float = option(2.0, min=0.1, max=4.0, help="joint speed cap of the IK, rad/s")
+
+
+class SimRobot(Robot):
+    """The simulated tabletop arm (MuJoCo), with task-aware episode resets and success checks."""
+
+    config_class = SimRobotConfig
+    config: SimRobotConfig
+    supported_action_kinds = (EE_DELTA, JOINT_POSITION)
+
+    def __init__(self, config: SimRobotConfig | None = None, action_kind: str = EE_DELTA) -> None:
+        super().__init__(config or SimRobotConfig(name="sim"), action_kind)
+        self._world: SimWorld | None = None
+        self._next_seed = self.config.seed
+        self.episode_seed: int | None = None
+        self.episode_task: str = ""
+        self._owner: int | None = None  # thread that steps the world (the control loop)
+        self._replica_lock = threading.Lock()
+        self._replica_data: mujoco.MjData | None = None
+        self._tasks: dict[str, Task | None] = {}
+
+    # ----- schema ------------------------------------------------------------------------------
+    @property
+    def action_space(self) -> ActionSpace:
+        if self.action_kind == JOINT_POSITION:
+            return ActionSpace.joint_position(JOINT_NAMES)
+        return ActionSpace.ee_delta()
+
+    @property
+    def observation_features(self) -> dict[str, Feature]:
+        return {
+            "joint_pos": Feature("float32", (7,), JOINT_NAMES, "rad"),
+            "joint_vel": Feature("float32", (7,), JOINT_NAMES, "rad/s"),
+            "ee_pos": Feature("float32", (3,), ("x", "y", "z"), "m"),
+            "ee_quat": Feature("float32", (4,), ("w", "x", "y", "z")),
+            "gripper": Feature("float32", (1,), ("opening",)),
+        }
+
+    # ----- lifecycle ---------------------------------------------------------------------------
+    @property
+    def is_connected(self) -> bool:
+        return self._world is not None
+
+    @property
+    def world(self) -> SimWorld | None:
+        """The live world (touch it only on the thread that steps it), None before connect."""
+        return self._world
+
+    def connect(self) -> None:
+        """Load the scene, reset the first episode and publish the world for sim cameras."""
+        if self._world is not None:
+            return
+        c = self.config
+        try:
+            model = load_model(c.scene or None)
+            world = SimWorld(
+                model,
+                LayoutSettings(distractors=c.distractors, arm_jitter=c.arm_jitter,
+                               light_jitter=c.light_jitter, colour_jitter=c.colour_jitter),
+                ArmSettings(ik=IKSettings(max_joint_speed=c.max_joint_speed)))
+        except SceneError as exc:
+            raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
+        self._world = world
+        self._reset(None, None)
+        try:
+            publish_world(c.world, world)
+        except WorldError as exc:
+            self._world = None
+            raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
+        log.info("sim robot %r connected (world %r, seed %s)", self.name, c.world, self.episode_seed)
+
+    def disconnect(self) -> None:
+        world, self._world = self._world, None
+        if world is not None:
+            withdraw_world(self.config.world, world)
+
+    # ----- control (loop thread) ---------------------------------------------------------------
+    def get_observation(self) -> dict[str, np.ndarray]:
+        world = self._require()
+        self._owner = threading.get_ident()
+        return world.observation()
+
+    def _send(self, action: np.ndarray) -> np.ndarray:
+        world = self._require()
+        self._owner = threading.get_ident()
+        if self.action_kind == JOINT_POSITION:
+            return world.step_joints(action, self.control_period_s)
+        return world.step_ee_delta(action, self.control_period_s)
+
+    def reset_episode(self, seed: int | None = None) -> None:
+        """New episode with a layout for any task (all cubes graspable)."""
+        self._reset(seed, None)
+
+    def prepare_episode(self, instruction: str, seed: int | None = None) -> None:
+        """New episode whose layout suits ``instruction`` (a free lane for a push, room to grasp
+        the cubes it names); an instruction that names no task gets the general layout."""
+        self._reset(seed, self._task(instruction) if instruction else None)
+
+    def episode_success(self, instruction: str) -> bool | None:
+        """Whether the task of ``instruction`` is accomplished now (None: not a sim task).
+
+        On the thread that steps the simulation the live state is checked; any other thread
+        checks a private replica of the latest published state (never the live ``MjData``).
+        """
+        task = self._task(instruction)
+        world = self._world
+        if task is None or world is None:
+            return None
+        if self._owner is None or self._owner == threading.get_ident():
+            return bool(task.success(world))
+        with self._replica_lock:
+            if self._replica_data is None:
+                self._replica_data = mujoco.MjData(world.model)
+            replica = world.replica(self._replica_data)
+            return None if replica is None else bool(task.success(replica))
+
+    # ----- helpers -----------------------------------------------------------------------------
+    def _require(self) -> SimWorld:
+        world = self._world
+        if world is None:
+            raise DeviceError(f"sim robot {self.name!r} is not connected; connect the station first")
+        return world
+
+    def _reset(self, seed: int | None, task: Task | None) -> None:
+        world = self._require()
+        self._owner = threading.get_ident()
+        seed = self._next_seed if seed is None else int(seed)
+        try:
+            world.reset(seed, accept=task.accepts if task is not None else _general_layout)
+        except LayoutError as exc:
+            raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
+        self._next_seed = seed + 1
+        self.episode_seed = seed
+        self.episode_task = task.name if task is not None else ""
+
+    def _task(self, instruction: str) -> Task | None:
+        """The task an instruction names (cached), or None."""
+        if instruction in self._tasks:
+            return self._tasks[instruction]
+        try:
+            task = parse_instruction(instruction)
+        except UnknownInstruction as exc:
+            log.info("sim robot: %s", exc)
+            task = None
+        self._tasks[instruction] = task
+        return task
+
+
+def _general_layout(layout: Layout) -> bool:
+    """Every cube can be grasped (the layout suits pick, place and stack of any colour)."""
+    for colour in COLOURS:
+        cube = layout.objects[cube_name(colour)]
+        if layout.too_close(cube.name, cube.x, cube.y, CUBE_HALF_M + GRASP_CLEARANCE_M):
+            return False
+    return True

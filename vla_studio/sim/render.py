@@ -1,0 +1,108 @@
+"""Offscreen rendering of one scene camera from world snapshots.
+
+A :class:`SceneRenderer` owns a private copy of the model (so an episode's light and colour
+jitter can be applied without touching the physics model), its own ``MjData`` and a
+``mujoco.Renderer``. Rendering never reads the live simulation: :meth:`render` copies a
+:class:`~vla_studio.sim.world.WorldSnapshot` into the private data, recomputes positions and
+draws. Create, use and close it on one thread: an EGL context belongs to the thread that made it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from vla_studio.sim.layout import Appearance
+from vla_studio.sim.world import WorldSnapshot
+
+MAX_DEPTH_MM = 65535
+
+
+@dataclass(frozen=True)
+class PinholeIntrinsics:
+    """Pinhole intrinsics of a rendered camera (OpenCV convention: pixel centres at integers)."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+
+def intrinsics_for(fovy_deg: float, width: int, height: int) -> PinholeIntrinsics:
+    """Intrinsics of a MuJoCo camera with vertical field of view ``fovy_deg`` (square pixels)."""
+    f = 0.5 * height / math.tan(math.radians(fovy_deg) / 2.0)
+    return PinholeIntrinsics(width, height, f, f, (width - 1) / 2.0, (height - 1) / 2.0)
+
+
+class SceneRenderer:
+    """Renders camera ``camera`` of ``model`` at ``width`` x ``height``.
+
+    Args:
+        model: the scene (copied; the original is never modified).
+        camera: camera name in the MJCF (``front``, ``wrist``, ``side``).
+        width, height: image size in pixels.
+        shadows: draw shadows (nicer, about twice the render time).
+        color: render RGB.
+        depth: render depth (uint16 millimetres, 0 = no return).
+
+    Raises:
+        ValueError: unknown camera or an image larger than the model's offscreen buffer.
+    """
+
+    def __init__(self, model: mujoco.MjModel, camera: str, width: int, height: int,
+                 shadows: bool = True, color: bool = True, depth: bool = False) -> None:
+        self.camera_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+        if self.camera_id < 0:
+            names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+            raise ValueError(f"the scene has no camera named {camera!r}; it has: {', '.join(names)}")
+        self.model = copy.deepcopy(model)
+        self.data = mujoco.MjData(self.model)
+        self.width, self.height = width, height
+        self.shadows, self.color, self.depth = shadows, color, depth
+        self.intrinsics = intrinsics_for(float(self.model.cam_fovy[self.camera_id]), width, height)
+        self._renderer = mujoco.Renderer(self.model, height, width)
+        self._appearance: Appearance | None = None
+        extent = float(self.model.stat.extent)
+        self.far_m = float(self.model.vis.map.zfar) * extent
+
+    def render(self, snapshot: WorldSnapshot) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """RGB ``HxWx3`` uint8 and depth ``HxW`` uint16 millimetres (each None when off)."""
+        if snapshot.appearance is not self._appearance:
+            snapshot.appearance.apply(self.model)
+            self._appearance = snapshot.appearance
+        d = self.data
+        d.qpos[:] = snapshot.qpos
+        d.time = snapshot.time
+        mujoco.mj_kinematics(self.model, d)
+        mujoco.mj_camlight(self.model, d)
+        r = self._renderer
+        r.update_scene(d, self.camera_id)
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = self.shadows
+        rgb = r.render() if self.color else None
+        depth = None
+        if self.depth:
+            r.enable_depth_rendering()
+            try:
+                metres = r.render()
+            finally:
+                r.disable_depth_rendering()
+            depth = depth_to_mm(metres, self.far_m)
+        return rgb, depth
+
+    def close(self) -> None:
+        self._renderer.close()
+
+
+def depth_to_mm(metres: np.ndarray, far_m: float) -> np.ndarray:
+    """Metric depth to uint16 millimetres; the far plane (nothing hit) and anything beyond
+    65.535 m become 0, the "no data" value of depth cameras."""
+    mm = np.rint(metres * 1000.0)
+    invalid = (metres >= far_m * 0.999) | ~np.isfinite(metres) | (mm > MAX_DEPTH_MM) | (mm < 0)
+    mm[invalid] = 0
+    return mm.astype(np.uint16)
