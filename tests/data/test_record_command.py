@@ -75,3 +75,20 @@ def test_bench_record_counts_steps_and_frames_independently_of_the_recorder():
     assert result["steps_expected"] >= 30 and result["steps_written"] == result["steps_expected"]
     assert result["frames_written"] == result["frames_expected"] > 0
     assert 0.0 <= result["writer_queue_max_fraction"] <= 1.0
+
+
+def test_record_with_the_simulated_expert_ends_each_episode_on_success(tmp_path):
+    sim = str(resource("stations", "sim_tabletop.toml"))
+    proc = cli("record", "--station", sim, "--teleop", "scripted", "--task",
+               "pick up the red cube", "--episodes", "1", "--seed", "1", "--max-seconds", "40",
+               "--dataset", str(tmp_path / "ds"), "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [episode] = json.loads(proc.stdout.strip().splitlines()[-1])["episodes"]
+    assert episode["ended_by"] == "success" and episode["success"] is True
+    with EpisodeReader(episode["path"]) as ep:
+        assert ep.success() is True and ep.attrs["success_source"] == "robot"
+        assert ep.step("reward")[-1] == 1.0 and ep.attrs["robot_type"] == "sim"
+        assert ep.attrs["source_counts"]["teleop"] > 0.8 * ep.num_steps
+        assert ep.cameras == ["front", "wrist"] and ep.depth("wrist").shape[1:] == (224, 224)
+        # the settle time after success is recorded too
+        assert ep.attrs["duration_s"] >= 0.5

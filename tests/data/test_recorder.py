@@ -15,7 +15,8 @@ from vla_studio.data.episode_file import EpisodeReader
 from vla_studio.data.episode_writer import EpisodeFileWriter
 from vla_studio.data.labels import EpisodeLabels, LabelError
 from vla_studio.data.recorder import Recorder, RecorderError
-from vla_studio.data.recording import EpisodeState, RecorderConfig, RecorderState
+from vla_studio.data.recording import (EpisodeState, RecorderConfig, RecorderState,
+                                       camera_lost_after_s)
 from vla_studio.data.tasks import TaskFile, TaskSampler, TaskSpec
 
 from .conftest import wait_until
@@ -253,7 +254,7 @@ def test_camera_loss_pauses_the_episode_and_the_robot(make_station, recorder_for
         assert (ep.step("observation/image/wrist/frame_index") >= 0).all()  # no imageless step
         assert (ep.image_index("wrist")[:, 1] > 0).all()
         last_frame_t = ep.step("observation/image/wrist/capture_time").max()
-        assert ep.step("timestamp")[-1] - last_frame_t <= station.cameras["wrist"].stale_after_s
+        assert ep.step("timestamp")[-1] - last_frame_t <= camera_lost_after_s(station.cameras["wrist"])
 
 
 def test_camera_loss_in_continue_mode_records_the_gap_and_flags_it(make_station, recorder_for, events):

@@ -24,6 +24,7 @@ NAME = "record"
 HELP = "record episodes headless (simulated expert or a teleop device)"
 POLL_S = 0.02
 SUCCESS_POLL_S = 0.1
+RESUME_RETRY_S = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -158,17 +159,27 @@ def _pick_teleop(station, profile, wanted: str | None) -> str | None:
 def _run_episode(station, recorder, instruction: str, max_seconds: float, settle: float) -> str:
     """Wait for the episode's end; returns what ended it."""
     from vla_studio.core.session import RunState
+    from vla_studio.data.recorder import RecorderError
+    from vla_studio.data.recording import RecorderState
 
     t0 = time.monotonic()
     judged = True  # until the robot answers None once
     success_at: float | None = None
     next_check = t0
+    next_resume = t0
     while True:
         now = time.monotonic()
-        if recorder.status().episode is None:
+        status = recorder.status()
+        if status.episode is None:
             return "recorder"  # a device button, or the recorder stopped it (disk, failure)
+        if status.state == RecorderState.PAUSED and now >= next_resume:
+            next_resume = now + RESUME_RETRY_S  # unattended: continue once the camera is back
+            try:
+                recorder.resume()
+            except RecorderError:
+                pass
         if success_at is not None and now - success_at >= settle:
-            recorder.stop(success=True)
+            recorder.stop(success=True, judged_by="robot")
             return "success"
         if now - t0 >= max_seconds:
             recorder.stop()

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import h5py
 
 from vla_studio.data.annotations import read_annotations
-from vla_studio.data.dataset import Dataset
+from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_second
 from vla_studio.data.episode_file import EPISODE_SUFFIX, decode_attrs, success_to_bool
 
 log = logging.getLogger(__name__)
@@ -244,3 +244,18 @@ class DatasetIndex:
         # File names carry the start time to the second; ``created`` has milliseconds.
         out.sort(key=lambda s: (s.created, s.file))
         return out
+
+
+def station_preflight(station, dataset: Dataset, index: DatasetIndex, reserve_bytes: int) -> Preflight:
+    """Minutes of recording the free disk allows for ``station``: the rate is measured from its
+    recent episodes in the index when there are some, else estimated from its cameras."""
+    profile = station.profile
+    recent = [s for s in index.list() if s.station_name == profile.name and s.duration_s > 1.0][-10:]
+    if recent:
+        rate = sum(s.size_bytes for s in recent) / sum(s.duration_s for s in recent)
+        return dataset.preflight(rate, "measured", reserve_bytes)
+    cams = [(c.config.width, c.config.height, c.config.fps, c.config.color, c.config.depth)
+            for c in station.cameras.values()]
+    rate = estimate_bytes_per_second(cams, profile.control_rate_hz, profile.recording.image_format,
+                                     profile.recording.jpeg_quality, station.robot.action_space.dim)
+    return dataset.preflight(rate, "estimated", reserve_bytes)

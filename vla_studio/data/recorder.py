@@ -24,21 +24,22 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
 
-from vla_studio.core import commands
 from vla_studio.core.session import SessionError
-from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_second
-from vla_studio.data.dataset_index import DatasetIndex
+from vla_studio.data.dataset import Dataset, Preflight
+from vla_studio.data.dataset_index import DatasetIndex, station_preflight
 from vla_studio.data.episode_file import success_to_code
-from vla_studio.data.labels import EpisodeLabels, InstructionHistory, LabelError
+from vla_studio.data.labels import EpisodeLabels, InstructionHistory
 from vla_studio.data.recorder_writer import RecorderWriter
 from vla_studio.data.recording import (EpisodeInfo, EpisodeRecording, EpisodeState,
-                                       RecorderConfig, RecorderState, RecorderStatus, new_episode)
+                                       RecorderConfig, RecorderState, RecorderStatus,
+                                       camera_lost_after_s, new_episode)
 from vla_studio.data.recovery import RecoveryResult, recover_dataset
+from vla_studio.data.recorder_commands import register_recorder_commands
 from vla_studio.data.tasks import TaskSampler
 
 log = logging.getLogger(__name__)
+FRESH_FRAME_TIMEOUT_S = 3.0
 
 
 class RecorderError(RuntimeError):
@@ -112,7 +113,8 @@ class Recorder:
         if self.tasks is not None:
             self._propose(self.tasks.next())
         if not self._commands_registered:
-            self._register_commands()
+            register_recorder_commands(self.station, self)
+            self._commands_registered = True
 
     def disconnect(self) -> None:
         """Stop (and save) an open episode, finish every file, stop and join the writer."""
@@ -207,6 +209,7 @@ class Recorder:
             self.dataset.make_reserve()  # given back if the disk fills during the episode
             if reset_scene:
                 self.station.begin_episode(labels.instruction, seed)
+            self._wait_for_fresh_frames(time.monotonic())
             policy = self.station.arbiter.policy
             ep = new_episode(labels, seed, self.dataset.episode_stem, with_policy=policy is not None,
                              policy_id=str(getattr(policy, "policy_id", "") or ""),
@@ -228,12 +231,13 @@ class Recorder:
         self._emit("recorder.started", f"Recording: {labels.instruction}", episode=ep.episode_id)
         return ep.episode_id
 
-    def stop(self, success: bool | None = None) -> str:
+    def stop(self, success: bool | None = None, *, judged_by: str = "operator") -> str:
         """Stop the open episode and save it (in the background).
 
         Args:
             success: the outcome; None keeps what was marked, else asks the robot (simulators
                 judge their tasks), else unknown.
+            judged_by: who decided ``success`` (stored as ``success_source``).
 
         Returns:
             The episode's id.
@@ -247,7 +251,7 @@ class Recorder:
             live = self._live_success(ep.labels.instruction)
         with self._lock:
             if success is not None:
-                ep.success, ep.success_source = success_to_code(success), "operator"
+                ep.success, ep.success_source = success_to_code(success), judged_by
             elif ep.success is None and live is not None:
                 ep.success, ep.success_source = success_to_code(live), "robot"
         self._end(ep)
@@ -358,12 +362,32 @@ class Recorder:
         now = time.monotonic()
         for name, cam in self.station.cameras.items():
             frame = cam.latest()
-            if frame is None or now - frame.t_capture > cam.stale_after_s:
-                status = cam.status()
-                why = f"{status.state.value}" + (f": {status.last_error}" if status.last_error else "")
-                raise RecorderError(f"camera '{name}' has no current image ({why}). Connect it, "
-                                    "or set on_camera_failure = \"continue\" in the profile's "
-                                    "[recording] table to record without it.")
+            if frame is None or now - frame.t_capture > camera_lost_after_s(cam):
+                raise RecorderError(self._no_image(name, cam))
+
+    def _wait_for_fresh_frames(self, since: float) -> None:
+        """Wait until every camera delivered a frame begun after ``since`` (the scene reset), so
+        an episode never starts on a picture of the previous scene."""
+        deadline = time.monotonic() + FRESH_FRAME_TIMEOUT_S
+        for name, cam in self.station.cameras.items():
+            wanted = since + cam.period_s  # a frame exposed (rendered) wholly after the reset
+            frame = cam.latest()
+            while frame is None or frame.t_capture < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                frame = cam.wait_for_frame(frame.index if frame else -1, timeout_s=left) or frame
+            if (frame is None or frame.t_capture < wanted) and \
+                    self.station.profile.recording.on_camera_failure == "pause":
+                raise RecorderError(self._no_image(name, cam))
+
+    @staticmethod
+    def _no_image(name: str, cam) -> str:
+        status = cam.status()
+        why = f"{status.state.value}" + (f": {status.last_error}" if status.last_error else "")
+        return (f"camera '{name}' has no current image ({why}). Connect it, or set "
+                "on_camera_failure = \"continue\" in the profile's [recording] table to record "
+                "without it.")
 
     def _check_disk(self) -> None:
         free = self.dataset.free_bytes()
@@ -376,21 +400,8 @@ class Recorder:
     def preflight(self) -> Preflight:
         """How many minutes of recording the free disk allows (measured from this station's
         recent episodes when there are some, else estimated from the cameras)."""
-        profile = self.station.profile
-        recent = [s for s in self.index.list() if s.station_name == profile.name
-                  and s.duration_s > 1.0][-10:]
-        if recent:
-            rate = sum(s.size_bytes for s in recent) / sum(s.duration_s for s in recent)
-            source = "measured"
-        else:
-            cams = [(c.config.width, c.config.height, c.config.fps, c.config.color, c.config.depth)
-                    for c in self.station.cameras.values()]
-            rate = estimate_bytes_per_second(cams, profile.control_rate_hz,
-                                             profile.recording.image_format,
-                                             profile.recording.jpeg_quality,
-                                             self.station.robot.action_space.dim)
-            source = "estimated"
-        return self.dataset.preflight(rate, source, int(self.config.min_free_mb * 1e6))
+        return station_preflight(self.station, self.dataset, self.index,
+                                 int(self.config.min_free_mb * 1e6))
 
     # ----- state -----------------------------------------------------------------------------
     def status(self) -> RecorderStatus:
@@ -492,48 +503,6 @@ class Recorder:
         if state in (EpisodeState.EMPTY, EpisodeState.FAILED) and self.tasks is not None \
                 and not ep.discard and ep.labels.task:
             self.tasks.mark_undone(ep.labels.task)
-
-    # ----- commands --------------------------------------------------------------------------
-    def _register_commands(self) -> None:
-        handlers: dict[str, Callable[[], object]] = {
-            commands.RECORD_TOGGLE: self._toggle,
-            commands.RECORD_START: self.start,
-            commands.RECORD_STOP: self.stop,
-            commands.RECORD_DISCARD: self.discard,
-            commands.EPISODE_SUCCESS: lambda: self._finish_with(True),
-            commands.EPISODE_FAILURE: lambda: self._finish_with(False),
-            commands.RECORD_RERECORD: self.rerecord,
-            commands.TASK_NEXT: self.next_task,
-        }
-        for name, fn in handlers.items():
-            self.station.on_command(name, self._guarded(fn))
-        self._commands_registered = True
-
-    def _toggle(self) -> None:
-        state = self.status().state
-        if state == RecorderState.IDLE:
-            self.start()
-        elif state == RecorderState.RECORDING:
-            self.stop()
-        else:
-            self.resume()
-
-    def _finish_with(self, success: bool) -> None:
-        """A success/failure button: ends an open episode with that outcome, or labels the last."""
-        if self._active is not None:
-            self.stop(success=success)
-        else:
-            self.mark_success(success)
-
-    def _guarded(self, fn: Callable[[], object]) -> Callable[[], None]:
-        def handler() -> None:
-            if self._writer is None:
-                return
-            try:
-                fn()
-            except (RecorderError, LabelError) as exc:
-                self._emit("recorder.error", str(exc), logging.WARNING)
-        return handler
 
     def _emit(self, kind: str, message: str, level: int = logging.INFO, **data: object) -> None:
         self.station.events.emit(kind, message, level, **data)

@@ -179,6 +179,16 @@ def new_episode(labels: EpisodeLabels, seed: int | None, stem_for, *, with_polic
         with_policy=with_policy, policy_id=policy_id)
 
 
+# A frame this much older than the tick means the camera is gone (a slow render or a busy CPU
+# delays frames by a few periods; that is recorded honestly through the capture times instead).
+CAMERA_LOST_MIN_S = 1.0
+
+
+def camera_lost_after_s(camera) -> float:
+    """How old a camera's latest frame may be before the recorder treats the camera as lost."""
+    return max(float(camera.stale_after_s), CAMERA_LOST_MIN_S)
+
+
 def build_schema(station: "Station", first: Step, with_policy: bool) -> EpisodeSchema:
     """The file layout for ``station``, with image sizes taken from the first step's frames
     (a camera may deliver another size than configured)."""
@@ -200,7 +210,7 @@ def build_schema(station: "Station", first: Step, with_policy: bool) -> EpisodeS
         cameras.append(CameraSchema(
             name=name, type=types.get(name, type(cam).__name__), color=bool(cfg.color),
             width=int(width), height=int(height), depth_shape=depth_shape, fps=float(cfg.fps),
-            stale_after_s=float(cam.stale_after_s),
+            stale_after_s=camera_lost_after_s(cam),
             intrinsics=intr.as_dict() if intr is not None else None,
             depth_scale=intr.depth_scale if intr is not None else None))
     return EpisodeSchema(
