@@ -122,7 +122,10 @@ class DatasetIndex:
 
     # ----- public ----------------------------------------------------------------------------
     def refresh(self, include_trashed: bool = False) -> list[EpisodeSummary]:
-        """Bring the cache up to date with the folders and list the episodes, oldest first."""
+        """Bring the cache up to date with the folders and list the episodes, oldest first.
+        A dataset folder that does not exist yet lists nothing (and is not created)."""
+        if not self.dataset.root.is_dir():
+            return []
         with self._lock, self._connect() as db:
             known = {row[0]: (row[1], row[2]) for row in
                      db.execute("SELECT file, mtime_ns, size FROM episodes")}
@@ -146,6 +149,8 @@ class DatasetIndex:
 
     def list(self, include_trashed: bool = False) -> list[EpisodeSummary]:
         """The cached summaries without touching the folders."""
+        if not self.dataset.root.is_dir():
+            return []
         with self._lock, self._connect() as db:
             return self._list(db, include_trashed)
 

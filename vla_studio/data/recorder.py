@@ -112,6 +112,11 @@ class Recorder:
         self._writer.start()
         if self.tasks is not None:
             self._propose(self.tasks.next())
+        self.register_commands()
+
+    def register_commands(self) -> None:
+        """Handle the station's ``record.*``, ``episode.*`` and ``task.next`` commands (once;
+        also done by :meth:`connect`). Starting from a command connects the recorder first."""
         if not self._commands_registered:
             register_recorder_commands(self.station, self)
             self._commands_registered = True
@@ -192,13 +197,13 @@ class Recorder:
             The new episode's id.
 
         Raises:
-            RecorderError: already recording, not connected, a camera without images (when
+            RecorderError: already recording, a camera without images (when
                 the profile pauses on camera failure), too little disk, or the e-stop latched.
             LabelError: no instruction.
         """
-        if self._writer is None:
-            raise RecorderError("the recorder is not connected")
         labels = (labels if labels is not None else self.labels).validated()
+        if self._writer is None:
+            self.connect()  # first episode: prepare the dataset folder now
         with self._lock:
             if self._active is not None or self._starting:
                 raise RecorderError("an episode is already being recorded: stop or discard it first")

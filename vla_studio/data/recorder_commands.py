@@ -21,6 +21,7 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 from vla_studio.core import commands
+from vla_studio.data.dataset import DatasetError
 from vla_studio.data.labels import LabelError
 from vla_studio.data.recording import RecorderState
 
@@ -49,11 +50,9 @@ def register_recorder_commands(station, recorder: "Recorder") -> None:
 
     def guarded(fn: Callable[[], object]) -> Callable[[], None]:
         def handler() -> None:
-            if not recorder.is_connected:
-                return
             try:
                 fn()
-            except (RecorderError, LabelError) as exc:
+            except (RecorderError, LabelError, DatasetError) as exc:
                 station.events.emit("recorder.error", str(exc), logging.WARNING)
         return handler
 
