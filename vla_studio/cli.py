@@ -24,6 +24,7 @@ COMMANDS = (
     "profile",
     "bench",
     "record",
+    "cameras",
 )
 
 DESCRIPTION = """\

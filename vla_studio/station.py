@@ -28,7 +28,8 @@ from vla_studio.core.profile import StationProfile
 from vla_studio.core.safety import EStopLatch, Heartbeat
 from vla_studio.core.session import Session, SessionError
 from vla_studio.devices.base import DeviceError, Robot, Teleop, TeleopContext
-from vla_studio.devices.cameras.base import Camera
+from vla_studio.devices.cameras.base import Camera, CameraState, CameraStatus
+from vla_studio.devices.cameras.state_events import camera_event
 from vla_studio.devices.registry import CAMERAS, ROBOTS, TELEOPS
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ class Station:
         self._connected = False
         self.on_command(commands.RUN_PAUSE, lambda: self.session.pause("pause command"))
         self.on_command(commands.RUN_START, self._start_from_command)
+        for cam in cameras.values():  # camera trouble reaches the event bus, never silent
+            if hasattr(cam, "add_listener"):
+                cam.add_listener(self._publish_camera_event)
 
     @classmethod
     def from_profile(cls, profile: StationProfile) -> "Station":
@@ -124,6 +128,12 @@ class Station:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _publish_camera_event(self, status: CameraStatus, previous: CameraState) -> None:
+        """Camera state listener (runs on the camera's capture thread; EventBus is thread-safe)."""
+        event = camera_event(status, previous)
+        if event is not None:
+            self.events.emit(event.kind, event.message, event.level, camera=event.camera)
 
     # ----- episodes ---------------------------------------------------------------------------
     def begin_episode(self, instruction: str, seed: int | None = None) -> None:

@@ -164,7 +164,8 @@ def test_missing_gui_heartbeat_pauses_a_policy_run(rig):
     loop.start()
     assert wait_for(lambda: session.state == RunState.PAUSED, timeout=2.0)
     assert "heartbeat" in session.snapshot.reason
-    assert loop.counters.snapshot().get("HEARTBEAT_LOST") == 1
+    # the counter is written at the end of the tick that paused: wait for it, do not race it
+    assert wait_for(lambda: loop.counters.snapshot().get("HEARTBEAT_LOST") == 1)
     assert any(e.kind == "safety.heartbeat" for e in seen)
     policy.close()
 

@@ -13,4 +13,5 @@ BENCHMARKS = {
     "estop": "vla_studio.bench.estop",
     "record": "vla_studio.bench.record",
     "sim": "vla_studio.bench.sim",
+    "capture": "vla_studio.bench.capture",
 }

@@ -21,6 +21,8 @@ ROBOTS: Registry[Robot] = Registry("robot", "vla_studio.robots", {
 CAMERAS: Registry[Camera] = Registry("camera", "vla_studio.cameras", {
     "synthetic": "vla_studio.devices.cameras.synthetic:SyntheticCamera",
     "sim": "vla_studio.devices.cameras.sim:SimCamera",
+    "opencv": "vla_studio.devices.cameras.opencv:OpenCVCamera",
+    "realsense": "vla_studio.devices.cameras.realsense:RealSenseCamera",
 }, Camera)
 
 TELEOPS: Registry[Teleop] = Registry("teleop", "vla_studio.teleops", {

@@ -164,6 +164,13 @@ class MainWindow(QMainWindow):
                 self.tabifyDockWidget(tab_with, dock)
             self.docks[spec.id] = dock
             self.view_menu.addAction(dock.toggleViewAction())
+        # Cameras get the room: side docks a third of the width, the bottom strip a few lines.
+        side = [d for s, d in zip(DOCKS, self.docks.values()) if s.area in ("left", "right")]
+        bottom = [d for s, d in zip(DOCKS, self.docks.values()) if s.area == "bottom"]
+        if side:
+            self.resizeDocks(side, [440] * len(side), Qt.Orientation.Horizontal)
+        if bottom:
+            self.resizeDocks(bottom, [150] * len(bottom), Qt.Orientation.Vertical)
 
     def create_status_bar(self) -> None:
         bar = self.statusBar()

@@ -8,9 +8,24 @@
 ```
 Backends implement ``_open``, ``_read`` and ``_close``, all called on the capture thread only (an
 EGL renderer or a librealsense pipeline stays in the thread that made it). The base stamps every
-frame with host monotonic time, counts delivered, dropped and late frames, detects staleness, and
-reconnects with exponential backoff. A failing camera never raises into the caller: its state and
-last error are in :meth:`Camera.status`.
+frame with host monotonic time, counts delivered, dropped and late frames, detects staleness,
+records gaps, and reconnects with exponential backoff. A failing camera never raises into the
+caller: its state, last error and gaps are in :meth:`Camera.status`.
+
+States (:class:`CameraState`)::
+
+    CONNECTING --first frame--> STREAMING --no frame for stale_after--> STALE
+         |                        ^   |                                   |
+         | open fails             |   | read raises / silent for          | silent for
+         v                        |   v reconnect_after                   v reconnect_after
+    RECONNECTING --reopen + first frame                              RECONNECTING
+    STREAMING --backend raises StreamEnded (a video file or recording that does not loop)--> ENDED
+
+Counters: *delivered* frames reached :meth:`latest`; *dropped* frames were produced by the device
+but never delivered (exact from device frame counters, estimated from arrival times otherwise);
+*late* frames arrived more than 1.5 frame periods after the previous one. A *gap* is a period
+longer than ``stale_after`` without frames (stale, failed, reconnecting, ended); recording uses
+:meth:`CameraStatus.gaps_between` to pause an episode or flag it.
 """
 
 from __future__ import annotations
@@ -22,7 +37,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -32,6 +47,9 @@ from vla_studio.core.types import Feature, Frame
 from vla_studio.devices.base import Device, DeviceConfig
 
 log = logging.getLogger(__name__)
+
+INITIAL_BACKOFF_S = 0.25
+MAX_GAPS_KEPT = 64
 
 
 @dataclass(frozen=True)
@@ -84,11 +102,64 @@ class CameraState(str, enum.Enum):
     STREAMING = "streaming"
     STALE = "stale"
     RECONNECTING = "reconnecting"
+    ENDED = "ended"  # a finite source (video file, recording) that does not loop has finished
+
+
+class StreamEnded(Exception):
+    """Raised by a backend's ``_read`` when a finite source has no more frames (not an error:
+    the camera goes to ENDED and its thread exits without reconnecting)."""
+
+
+@dataclass(frozen=True)
+class FrameGap:
+    """A period without frames: from the last frame before it to the first frame after it.
+
+    Attributes:
+        t_start: host monotonic time of the last frame before the gap (or when the camera was
+            connected, if it had not delivered any frame yet).
+        t_end: host monotonic time of the first frame after the gap; None while it lasts.
+        reason: why frames stopped ("no frame for 0.25 s", "read failed: ...").
+    """
+
+    t_start: float
+    t_end: float | None
+    reason: str
+
+    @property
+    def is_open(self) -> bool:
+        return self.t_end is None
+
+    def duration_s(self, now: float | None = None) -> float:
+        """Length of the gap; an open gap counts until ``now`` (default: the current time)."""
+        end = self.t_end if self.t_end is not None else (time.monotonic() if now is None else now)
+        return max(0.0, end - self.t_start)
+
+    def overlaps(self, t0: float, t1: float) -> bool:
+        """Whether the gap intersects the interval ``[t0, t1]``."""
+        end = self.t_end if self.t_end is not None else float("inf")
+        return self.t_start < t1 and end > t0
 
 
 @dataclass(frozen=True)
 class CameraStatus:
-    """A consistent snapshot of a camera's health, for panes, recording and benchmarks."""
+    """A consistent snapshot of a camera's health, for panes, recording and benchmarks.
+
+    Attributes:
+        state: see :class:`CameraState` (STALE is also reported when the capture thread is stuck
+            in a backend call).
+        delivered, dropped, late, reconnects: counters since the camera was created.
+        fps: measured frame rate over the last frames (0 while stale).
+        last_frame_age_s: seconds since the last frame (None before the first one).
+        last_error: why the camera is not streaming ("" while it streams; the reason of a past
+            interruption stays in its gap).
+        mode: what the backend negotiated (``width``, ``height``, ``fps``, ``fourcc``, ...).
+        requested: what the profile asked for (``width``, ``height``, ``fps``, ...).
+        warnings: non-fatal problems of the current connection (an unsupported option, a
+            resolution the device could not give and that frames are resized from).
+        gaps: the most recent periods without frames, oldest first; an open one is last.
+        gap_count: how many gaps there have been in total.
+        t_last_frame: host monotonic capture time of the newest frame.
+    """
 
     name: str
     state: CameraState
@@ -100,6 +171,24 @@ class CameraStatus:
     last_frame_age_s: float | None
     last_error: str
     mode: dict = field(default_factory=dict)
+    requested: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    gaps: tuple[FrameGap, ...] = ()
+    gap_count: int = 0
+    t_last_frame: float | None = None
+
+    @property
+    def is_streaming(self) -> bool:
+        return self.state == CameraState.STREAMING
+
+    def gaps_between(self, t0: float, t1: float) -> list[FrameGap]:
+        """Gaps (among the retained ones) that intersect ``[t0, t1]``: what an episode recorded
+        over that interval is missing."""
+        return [g for g in self.gaps if g.overlaps(t0, t1)]
+
+
+# Called on the capture thread after each state change with (new status, previous state).
+CameraListener = Callable[[CameraStatus, CameraState], None]
 
 
 class Camera(Device):
@@ -121,7 +210,17 @@ class Camera(Device):
         self._arrivals: collections.deque[float] = collections.deque(maxlen=61)
         self._last_device_index: int | None = None
         self._mode: dict = {}
+        self._actual_period_s: float | None = None
         self._intrinsics: CameraIntrinsics | None = None
+        self._warnings: tuple[str, ...] = ()
+        self._gaps: collections.deque[FrameGap] = collections.deque(maxlen=MAX_GAPS_KEPT)
+        self._open_gap: FrameGap | None = None
+        self._gap_count = 0
+        self._t_connect = 0.0
+        self._t_opened = 0.0
+        self._listeners: list[CameraListener] = []
+        self._backoff = INITIAL_BACKOFF_S  # capture thread only
+        self._failures = 0  # failures in a row, capture thread only
 
     # ----- backend API (capture thread only) -------------------------------------------------
     @abc.abstractmethod
@@ -130,19 +229,33 @@ class Camera(Device):
 
     @abc.abstractmethod
     def _read(self, timeout_s: float) -> RawFrame | None:
-        """Block until the next frame (None on timeout). Raise when the device is gone."""
+        """Block until the next frame (None on timeout). Raise when the device is gone, or
+        :class:`StreamEnded` when a finite source has no more frames."""
 
     @abc.abstractmethod
     def _close(self) -> None:
         """Release the device. Must not raise."""
 
     def _set_mode(self, **mode: object) -> None:
-        """Backends report the negotiated mode (actual width, height, fps, fourcc, ...)."""
+        """Backends report the negotiated mode (actual width, height, fps, fourcc, ...).
+
+        A positive ``fps`` also becomes the frame period drop and late estimates use, so a
+        device that cannot give the requested rate is not reported as dropping frames.
+        """
+        fps = mode.get("fps")
         with self._lock:
             self._mode = dict(mode)
+            self._actual_period_s = 1.0 / float(fps) if isinstance(fps, (int, float)) and fps > 0 else None
 
     def _set_intrinsics(self, intrinsics: CameraIntrinsics | None) -> None:
         self._intrinsics = intrinsics
+
+    def _warn(self, message: str) -> None:
+        """Report a non-fatal problem of the current connection (cleared before each reopen)."""
+        log.warning("camera %s: %s", self.name, message)
+        with self._lock:
+            if message not in self._warnings:
+                self._warnings = (*self._warnings, message)
 
     # ----- public API ------------------------------------------------------------------------
     @property
@@ -172,6 +285,26 @@ class Camera(Device):
     def is_connected(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def requested_mode(self) -> dict:
+        """What the profile asks of the device (backends add their own keys, e.g. fourcc)."""
+        c = self.config
+        return {"width": c.width, "height": c.height, "fps": c.fps}
+
+    def add_listener(self, callback: CameraListener) -> Callable[[], None]:
+        """Call ``callback(status, previous_state)`` after every state change.
+
+        It runs on the capture thread: it must be quick and must not block (append to a queue,
+        publish an event). Returns a function that removes it.
+        """
+        with self._lock:
+            self._listeners = [*self._listeners, callback]
+
+        def remove() -> None:
+            with self._lock:
+                self._listeners = [cb for cb in self._listeners if cb is not callback]
+
+        return remove
+
     def connect(self, timeout_s: float = 5.0) -> None:
         """Start the capture thread and wait (up to ``timeout_s``) for the first open attempt.
 
@@ -182,7 +315,8 @@ class Camera(Device):
             return
         self._stop.clear()
         self._opened_once.clear()
-        self._set_state(CameraState.CONNECTING)
+        self._t_connect = time.monotonic()
+        self._transition(CameraState.CONNECTING)
         self._thread = threading.Thread(target=self._run, name=f"camera-{self.name}", daemon=True)
         self._thread.start()
         self._opened_once.wait(timeout_s)
@@ -195,7 +329,10 @@ class Camera(Device):
             thread.join(timeout=10.0)
             if thread.is_alive():
                 log.error("camera %s: capture thread did not stop within 10 s", self.name)
-        self._set_state(CameraState.STOPPED)
+        with self._lock:
+            if self._open_gap is not None:  # a deliberate stop ends the gap bookkeeping
+                self._close_gap(time.monotonic())
+        self._transition(CameraState.STOPPED)
 
     def latest(self) -> Frame | None:
         """The newest frame, or None before the first one. Never blocks."""
@@ -215,72 +352,143 @@ class Camera(Device):
     def status(self) -> CameraStatus:
         now = time.monotonic()
         with self._lock:
-            arrivals = list(self._arrivals)
-            state = self._state
-            age = now - arrivals[-1] if arrivals else None
-            if state == CameraState.STREAMING and age is not None and age > self.stale_after_s:
-                state = CameraState.STALE
-            fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) if len(arrivals) > 2 and arrivals[-1] > arrivals[0] else 0.0
-            return CameraStatus(self.name, state, self._delivered, self._dropped, self._late,
-                                self._reconnects, fps, age, self._last_error, dict(self._mode))
+            return self._status_locked(now)
 
-    # ----- capture thread --------------------------------------------------------------------
-    def _set_state(self, state: CameraState, error: str | None = None) -> None:
+    # ----- bookkeeping (lock held) -----------------------------------------------------------
+    def _status_locked(self, now: float) -> CameraStatus:
+        arrivals = list(self._arrivals)
+        state = self._state
+        last = arrivals[-1] if arrivals else None
+        age = now - last if last is not None else None
+        silent = now - max(last if last is not None else 0.0, self._t_opened)
+        gaps = list(self._gaps)
+        if state == CameraState.STREAMING and silent > self.stale_after_s:
+            # The capture thread is stuck inside a backend call; report what the operator sees.
+            state = CameraState.STALE
+            if self._open_gap is None:
+                gaps.append(FrameGap(last if last is not None else self._t_opened, None,
+                                     f"no frame for {silent:.2f} s"))
+        if self._open_gap is not None:
+            gaps.append(self._open_gap)
+        fps = 0.0
+        if (state == CameraState.STREAMING and len(arrivals) > 2 and arrivals[-1] > arrivals[0]):
+            fps = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+        return CameraStatus(self.name, state, self._delivered, self._dropped, self._late,
+                            self._reconnects, fps, age, self._last_error, dict(self._mode),
+                            self.requested_mode(), self._warnings, tuple(gaps), self._gap_count,
+                            last)
+
+    def _open_gap_locked(self, reason: str) -> None:
+        if self._open_gap is None:
+            start = self._arrivals[-1] if self._arrivals else self._t_connect
+            self._open_gap = FrameGap(start, None, reason)
+            self._gap_count += 1
+
+    def _close_gap(self, t_end: float) -> None:
+        if self._open_gap is not None:
+            gap = self._open_gap
+            self._gaps.append(FrameGap(gap.t_start, max(t_end, gap.t_start), gap.reason))
+            self._open_gap = None
+
+    def _transition(self, state: CameraState, error: str | None = None,
+                    gap_reason: str | None = None) -> None:
+        """Change state (and error), open a gap if asked; tell the listeners if the state changed."""
         with self._lock:
+            previous = self._state
             self._state = state
             if error is not None:
                 self._last_error = error
+            if gap_reason is not None:
+                self._open_gap_locked(gap_reason)
+            if previous == state:  # a new error in the same state (retries) is not news
+                return
+            listeners = self._listeners
+            status = self._status_locked(time.monotonic()) if listeners else None
+        for cb in listeners:
+            try:
+                cb(status, previous)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("camera %s: state listener %r failed", self.name, cb)
 
+    def _set_state(self, state: CameraState, error: str | None = None) -> None:
+        self._transition(state, error)
+
+    # ----- capture thread --------------------------------------------------------------------
     def _run(self) -> None:
-        backoff = 0.25
+        self._backoff = INITIAL_BACKOFF_S
+        self._failures = 0
         opened = False
         last_frame_t = time.monotonic()
         try:
             while not self._stop.is_set():
                 if not opened:
+                    with self._lock:
+                        self._warnings = ()
                     try:
                         self._open()
                     except Exception as exc:  # any backend failure is reported, never raised
-                        self._set_state(CameraState.RECONNECTING, f"{exc}")
-                        log.warning("camera %s: cannot open: %s", self.name, exc)
+                        self._log_failure("cannot open: %s", exc)
+                        self._transition(CameraState.RECONNECTING, f"{exc}",
+                                         gap_reason=f"cannot open: {exc}")
                         self._opened_once.set()
                         if not self.config.reconnect:
-                            self._set_state(CameraState.STOPPED)
+                            self._transition(CameraState.STOPPED)
                             return
-                        self._stop.wait(backoff)
-                        backoff = min(backoff * 2.0, self.config.max_backoff_s)
+                        self._wait_backoff()
                         continue
                     opened, last_frame_t = True, time.monotonic()
-                    self._last_device_index = None
-                    self._set_state(CameraState.STREAMING, "")
+                    with self._lock:
+                        self._last_device_index = None
+                        self._t_opened = last_frame_t
                     self._opened_once.set()
                 try:
                     raw = self._read(min(0.2, self.stale_after_s))
+                except StreamEnded as exc:
+                    why = str(exc) or "the stream ended"
+                    log.info("camera %s: %s", self.name, why)
+                    self._safe_close()
+                    opened = False
+                    self._transition(CameraState.ENDED, why, gap_reason=why)
+                    return
                 except Exception as exc:
-                    log.warning("camera %s: read failed: %s", self.name, exc)
+                    self._log_failure("read failed: %s", exc)
                     opened = self._reopen_later(f"read failed: {exc}")
                     continue
                 now = time.monotonic()
                 if raw is None:
-                    if now - last_frame_t > self.config.reconnect_after_ms / 1000.0:
-                        opened = self._reopen_later(
-                            f"no frame for {now - last_frame_t:.1f} s")
+                    silent = now - last_frame_t
+                    if silent > self.config.reconnect_after_ms / 1000.0:
+                        self._log_failure("%s", f"no frame for {silent:.1f} s")
+                        opened = self._reopen_later(f"no frame for {silent:.1f} s")
+                    elif silent > self.stale_after_s and self._state != CameraState.STALE:
+                        why = f"no frame for {silent:.2f} s"
+                        self._transition(CameraState.STALE, why, gap_reason=why)
                     continue
                 last_frame_t = now
-                backoff = 0.25
+                self._backoff, self._failures = INITIAL_BACKOFF_S, 0
                 self._deliver(raw, now)
         finally:
             if opened:
                 self._safe_close()
 
+    def _log_failure(self, fmt: str, exc: object) -> None:
+        # The first failure in a row is a warning; the retries that follow are not news.
+        self._failures += 1
+        log.log(logging.WARNING if self._failures == 1 else logging.DEBUG,
+                "camera %s: " + fmt, self.name, exc)
+
+    def _wait_backoff(self) -> None:
+        self._stop.wait(self._backoff)
+        self._backoff = min(self._backoff * 2.0, self.config.max_backoff_s)
+
     def _reopen_later(self, why: str) -> bool:
         self._safe_close()
         with self._lock:
             self._reconnects += 1
-        self._set_state(CameraState.RECONNECTING, why)
+        self._transition(CameraState.RECONNECTING, why, gap_reason=why)
         if not self.config.reconnect:
             self._stop.set()
-        self._stop.wait(0.25)
+        self._wait_backoff()
         return False
 
     def _safe_close(self) -> None:
@@ -291,8 +499,9 @@ class Camera(Device):
 
     def _deliver(self, raw: RawFrame, now: float) -> None:
         t_capture = raw.t_capture if raw.t_capture is not None else now
-        period = self.period_s
+        recovered = False
         with self._lock:
+            period = self._actual_period_s or self.period_s
             prev = self._arrivals[-1] if self._arrivals else None
             if raw.device_index is not None:
                 if self._last_device_index is not None:
@@ -307,6 +516,9 @@ class Camera(Device):
             index = self._delivered
             self._delivered += 1
             self._arrivals.append(t_capture)
-            if self._state != CameraState.STREAMING:
-                self._state = CameraState.STREAMING
+            if self._open_gap is not None:
+                self._close_gap(t_capture)
+            recovered = self._state != CameraState.STREAMING
         self._slot.put(Frame(self.name, index, t_capture, raw.color, raw.depth, raw.t_device))
+        if recovered:  # frames flow again: the error is history (kept in the gap's reason)
+            self._transition(CameraState.STREAMING, "")

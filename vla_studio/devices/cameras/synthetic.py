@@ -20,6 +20,8 @@ from vla_studio.devices.cameras.base import Camera, CameraConfig, CameraIntrinsi
 class SyntheticCameraConfig(CameraConfig):
     pattern_frames: int = option(30, min=1, max=600, help="distinct frames in the moving pattern")
     fail_after_frames: int = option(0, min=0, help="simulate an unplug after N frames (0 = never)")
+    queue_frames: int = option(4, min=1, max=64,
+                               help="frames the simulated device buffers while the reader is late")
 
 
 class SyntheticCamera(Camera):
@@ -61,19 +63,26 @@ class SyntheticCamera(Camera):
         c = self.config
         if c.fail_after_frames and self._count >= c.fail_after_frames:
             raise OSError("synthetic camera unplugged (fail_after_frames reached)")
-        now = time.monotonic()
-        wait = self._next_t - now
+        due = self._next_t
+        wait = due - time.monotonic()
         if wait > timeout_s:
             time.sleep(timeout_s)
             return None
         if wait > 0:
             time.sleep(wait)
-        # Keep a fixed schedule; after a long stall resume from now instead of bursting.
-        self._next_t = max(self._next_t + self.period_s, time.monotonic() - self.period_s)
+        # Like a real device, frames are produced on schedule whether or not anyone reads them:
+        # a late reader gets the oldest buffered frame (with its true capture time), and frames
+        # older than the device's queue are lost, which shows up as a device-index gap (a drop).
+        behind = int((time.monotonic() - due) / self.period_s)
+        if behind >= c.queue_frames:
+            lost = behind - c.queue_frames + 1
+            self._count += lost
+            due += lost * self.period_s
+        self._next_t = due + self.period_s
         k = self._count
         self._count += 1
         return RawFrame(color=self._frames[k % len(self._frames)] if c.color else None,
-                        depth=self._depth, t_device=None, device_index=k)
+                        depth=self._depth, t_device=None, device_index=k, t_capture=due)
 
     def _close(self) -> None:
         self._count = 0 if self.config.fail_after_frames == 0 else self._count
