@@ -110,8 +110,8 @@ class Recorder:
         self._writer = RecorderWriter(self.station, self.dataset, self.index, self.history,
                                       self._queue, self._lock, self, self.config, profile_text)
         self._writer.start()
-        if self.tasks is not None:
-            self._propose(self.tasks.next())
+        if self.tasks is not None and not self.labels.instruction:
+            self._propose(self.tasks.next())  # the first task, unless one is already proposed
         self.register_commands()
 
     def register_commands(self) -> None:
