@@ -282,7 +282,8 @@ class RecorderWriter:
         try:
             if o.file is None:
                 with self.lock:
-                    ep.state = EpisodeState.FAILED if o.failed else EpisodeState.EMPTY
+                    ep.state = EpisodeState.FAILED if o.failed else \
+                        EpisodeState.DISCARDED if ep.discard else EpisodeState.EMPTY
                     if o.failed:
                         ep.error = f"Nothing was saved. {ep.error}"
             else:
@@ -319,7 +320,7 @@ class RecorderWriter:
             if o.lock:
                 o.lock.release()
             with self.lock:
-                ep.state = EpisodeState.EMPTY
+                ep.state = EpisodeState.DISCARDED if ep.discard else EpisodeState.EMPTY
             return
         camera_stats = {}
         for name, stats in encoder.camera_stats.items():

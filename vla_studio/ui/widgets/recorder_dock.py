@@ -314,7 +314,7 @@ class RecorderDock(QWidget):
             outcome = {True: "success", False: "failure", None: "outcome unknown"}[last.success]
             name = last.path.name if last.path is not None else ""
             words = {EpisodeState.SAVING: "saving", EpisodeState.SAVED: "saved",
-                     EpisodeState.DISCARDED: "discarded (in the trash)",
+                     EpisodeState.DISCARDED: "discarded",
                      EpisodeState.EMPTY: "empty, not saved",
                      EpisodeState.FAILED: "could not be saved"}.get(last.state, last.state.value)
             self.last_label.setText(f"Last: {last.labels.instruction!r} · {last.duration_s:.1f} s · "
