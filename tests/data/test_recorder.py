@@ -358,3 +358,22 @@ def test_policy_runs_store_policy_actions_and_confidence(make_station, recorder_
         assert (ep.step("action_source") == 2).all()
         np.testing.assert_allclose(ep.step("confidence"), 0.8)
         np.testing.assert_allclose(ep.step("policy_action")[:, 1], 0.001)
+
+
+def test_marking_the_last_episode_follows_it_into_the_trash(make_station, recorder_for):
+    station = make_station()
+    rec = recorder_for(station)
+    record(rec, station, 5)
+    rec.stop(success=True)
+    rec.wait_idle()
+    wait_until(lambda: rec.last_episode.state == EpisodeState.SAVED)
+    trashed = rec.dataset.trash(rec.last_episode.path)  # the dataset browser moved it
+    rec.mark_success(False)
+
+    def label():
+        with EpisodeReader(trashed) as ep:
+            return ep.success()
+    wait_until(lambda: label() is False, what="failure written to the trashed file")
+    rec.discard()  # already in the trash: stays there, reads as discarded
+    wait_until(lambda: rec.last_episode.state == EpisodeState.DISCARDED)
+    assert rec.last_episode.path == trashed and not rec.last_episode.error

@@ -367,7 +367,8 @@ class RecorderWriter:
             with self.lock:
                 if ep.state == EpisodeState.SAVING:
                     ep.state = EpisodeState.SAVED
-            if isinstance(exc, OSError) and attempt < SETTLE_RETRIES and not self._stop.is_set():
+            if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and \
+                    attempt < SETTLE_RETRIES and not self._stop.is_set():
                 log.info("episode %s is busy (%s); retrying", ep.path, exc)
                 self.post(lambda: self.settle(ep, attempt + 1), delay_s=SETTLE_RETRY_S)
                 return
@@ -385,6 +386,15 @@ class RecorderWriter:
                         ep.state = EpisodeState.SAVED
                     break
             assert ep.path is not None
+            if not ep.path.exists():  # moved by the dataset browser (trash / restore)
+                for folder in (self.dataset.episodes_dir, self.dataset.trash_dir):
+                    if (folder / ep.path.name).exists():
+                        ep.path = folder / ep.path.name
+                        break
+            if discard and ep.path.parent == self.dataset.trash_dir:
+                with self.lock:
+                    ep.state = EpisodeState.DISCARDED
+                continue
             if discard:
                 old = ep.path
                 ep.path = self.dataset.trash(old)
