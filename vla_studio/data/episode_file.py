@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -86,10 +86,11 @@ def success_to_code(value: bool | None) -> int:
     return SUCCESS_UNKNOWN if value is None else (SUCCESS_SUCCESS if value else SUCCESS_FAILURE)
 
 
-def decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
-    """Root attributes as plain Python values, JSON fields decoded."""
+def decode_attrs(attrs: h5py.AttributeManager, keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """Root attributes (all, or only ``keys`` that exist) as plain Python values, JSON fields
+    decoded."""
     out: dict[str, Any] = {}
-    for key in attrs:
+    for key in (attrs if keys is None else [k for k in keys if k in attrs]):
         value = attrs[key]
         if isinstance(value, bytes):
             value = value.decode("utf-8")
