@@ -6,7 +6,8 @@ subscriber counts every step the loop emitted inside the episode and every disti
 steps carried, so "expected" does not come from the recorder being measured.
 
 Keys: steps_expected / steps_written, frames_expected / frames_written, frames_dropped (frames
-the loop saw but the file lacks, plus camera-side drops), writer_queue_max_fraction (high-water
+the loop saw but the file lacks, plus camera-side drops; both also apart as recorder_frames_lost
+and camera_drops), writer_queue_max_fraction (high-water
 mark of the recorder's step queue), mb_per_s, cpu_percent (this process, all threads; 100 = one
 core), stop_to_ready_s. Target (2 cores): 3 cameras 640x480 @ 30 fps + 30 Hz for 10 minutes:
 0 steps and 0 frames lost, queue never above half full, stop-to-ready < 0.5 s.
@@ -117,6 +118,9 @@ def run(args: argparse.Namespace) -> dict:
         "frames_expected": expected_frames,
         "frames_written": frames_written,
         "frames_dropped": max(0, expected_frames - frames_written) + camera_drops,
+        "recorder_frames_lost": max(0, expected_frames - frames_written),
+        "camera_drops": camera_drops,
+        "loop_ticks_nominal": int(round(args.rate * args.seconds)),
         "writer_queue_max_fraction": round(high_water, 4),
         "mb_per_s": round(size / 1e6 / duration, 3) if duration > 0 else 0.0,
         "cpu_percent": round(100.0 * cpu / wall, 1),

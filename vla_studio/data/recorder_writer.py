@@ -142,26 +142,34 @@ class RecorderWriter:
     # ----- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            step = self.queue.get(timeout=0.05)
-            if self._delayed:
-                due = [job for t, job in self._delayed if t <= time.monotonic() or self._stop.is_set()]
-                self._delayed = [(t, job) for t, job in self._delayed if job not in due]
-                self._jobs.extend(due)
-            while self._jobs:
-                self._run_job(self._jobs.popleft())
-            if step is not None:
-                self._on_step(step)
-            now = time.monotonic()
-            for o in list(self._open):
-                if o.encoder is not None and o.encoder.pending and not o.failed and \
-                        now - o.last_commit >= self.config.commit_interval_s:
-                    self._commit(o)
-            self._finish_ready(now)
-            if now >= self._next_disk_check:
-                self._check_disk(now)
-            if self._stop.is_set() and not self._open and not self._jobs and not self._delayed \
-                    and self.queue.qsize() == 0:
-                return
+            try:
+                if self._iterate():
+                    return
+            except Exception:  # a bug must not silence the recorder: log it and keep going
+                log.exception("recorder writer iteration failed")
+                time.sleep(0.05)
+
+    def _iterate(self) -> bool:
+        """One pass: jobs, the next step, commits, finished episodes, disk. True when done."""
+        step = self.queue.get(timeout=0.05)
+        if self._delayed:
+            due = [job for t, job in self._delayed if t <= time.monotonic() or self._stop.is_set()]
+            self._delayed = [(t, job) for t, job in self._delayed if job not in due]
+            self._jobs.extend(due)
+        while self._jobs:
+            self._run_job(self._jobs.popleft())
+        if step is not None:
+            self._on_step(step)
+        now = time.monotonic()
+        for o in list(self._open):
+            if o.encoder is not None and o.encoder.pending and not o.failed and \
+                    now - o.last_commit >= self.config.commit_interval_s:
+                self._commit(o)
+        self._finish_ready(now)
+        if now >= self._next_disk_check:
+            self._check_disk(now)
+        return self._stop.is_set() and not self._open and not self._jobs \
+            and not self._delayed and self.queue.qsize() == 0
 
     def _run_job(self, job: Callable[[], None]) -> None:
         try:
