@@ -33,5 +33,11 @@ lint-imports
 echo "== headless suite (PySide6 blocked)"
 VLA_STUDIO_NO_QT=1 python -m pytest -p no:pytest-qt -p no:cacheprovider -q "$@"
 
+# Modules that need a process of their own (see ISOLATED in tests/conftest.py).
+for module in $(python -c "import sys; sys.path.insert(0, 'tests'); import conftest; print(' '.join(conftest.ISOLATED))"); do
+  echo "== tests/$module (own process)"
+  VLA_STUDIO_NO_QT=1 python -m pytest -p no:pytest-qt -p no:cacheprovider -q "tests/$module" "$@"
+done
+
 echo "== GUI suite (offscreen Qt)"
 python -m pytest tests/ui -p no:cacheprovider -q "$@"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.abc
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -30,6 +31,16 @@ class _BlockQt(importlib.abc.MetaPathFinder):
         return None
 
 
+# Test modules that must run in a pytest process of their own, and why. scripts/test.sh runs each
+# one separately; a run that names the module explicitly runs it, any other run leaves it out and
+# says so at the end.
+ISOLATED = {
+    "data/test_rlds_roundtrip.py": "imports TensorFlow, whose bundled LLVM crashes Mesa's llvmpipe "
+                                   "(MuJoCo's EGL renderer) when both live in one process",
+}
+_TESTS_DIR = Path(__file__).resolve().parent
+_left_out: list[str] = []
+
 collect_ignore: list[str] = []
 if NO_QT:
     sys.meta_path.insert(0, _BlockQt())
@@ -40,6 +51,27 @@ def pytest_configure(config):
     if NO_QT:
         # pytest-qt is a plugin that imports Qt; it is disabled with -p no:pytest-qt (see scripts).
         config.addinivalue_line("markers", "gui: needs PySide6")
+
+
+def pytest_ignore_collect(collection_path, config):
+    try:
+        rel = collection_path.resolve().relative_to(_TESTS_DIR).as_posix()
+    except ValueError:
+        return None
+    if rel not in ISOLATED:
+        return None
+    named = {Path(arg.split("::")[0]).resolve() for arg in config.args}
+    if collection_path.resolve() in named:
+        return None
+    _left_out.append(rel)
+    return True
+
+
+def pytest_terminal_summary(terminalreporter):
+    for rel in _left_out:
+        terminalreporter.write_line(
+            f"note: tests/{rel} runs in its own process ({ISOLATED[rel]}): "
+            f"python -m pytest tests/{rel}", yellow=True)
 
 
 def pytest_sessionfinish(session, exitstatus):

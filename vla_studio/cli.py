@@ -25,6 +25,7 @@ COMMANDS = (
     "bench",
     "record",
     "cameras",
+    "export",
 )
 
 DESCRIPTION = """\

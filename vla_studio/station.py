@@ -95,6 +95,7 @@ class Station:
                 self.events.emit("camera.error", f"camera '{cam.name}': {status.last_error}",
                                  logging.WARNING, camera=cam.name)
         for name, teleop in self.teleops.items():
+            teleop.attach(self.teleop_context())
             try:
                 teleop.connect()
             except DeviceError as exc:
@@ -157,6 +158,7 @@ class Station:
         source = self.teleops[name].make_action_source(self.teleop_context())
         self.set_teleop_source(source)
         self.active_teleop = name
+        self.events.emit("teleop.active", f"Teleop device: {name}", name=name)
         return source
 
     def set_teleop_source(self, source: ActionSource | None) -> None:

@@ -32,7 +32,8 @@ def test_intrinsics_follow_the_vertical_field_of_view():
 def test_bench_sim_reports_the_issue_keys():
     parser = argparse.ArgumentParser()
     sim_bench.add_arguments(parser)
-    args = parser.parse_args(["--episodes", "1", "--render-frames", "2", "--seed", "11"])
+    args = parser.parse_args(["--episodes", "1", "--render-frames", "2", "--seed", "11",
+                              "--loop-seconds", "0"])
     result = sim_bench.run(args)
     assert result["physics_steps_per_s"] > 0
     assert set(result["render_fps"]) == {"front_224x224", "front_640x480", "wrist_224x224",
@@ -45,7 +46,10 @@ def test_bench_sim_reports_the_issue_keys():
 
 def test_bench_sim_command_prints_one_json_object_last():
     out = subprocess.run([sys.executable, "-m", "vla_studio", "bench", "sim", "--json",
-                          "--episodes", "0", "--skip-render"], cwd=ROOT, capture_output=True,
+                          "--episodes", "0", "--skip-render", "--loop-seconds", "2"],
+                         cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert "physics_steps_per_s" in figures and "control_tick_ms" in figures
+    loop = figures["loop_with_cameras"]
+    assert loop["ticks"] > 0 and set(loop["camera_fps"]) == {"front", "wrist"}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,8 @@ from vla_studio.devices.teleop.scripted import ScriptedTeleop
 from vla_studio.sim.scene import ARM_JOINTS, cube_name
 from vla_studio.sim.tasks import PushFamily, parse_instruction
 from vla_studio.sim.world import find_world
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -46,11 +52,25 @@ def test_robot_publishes_its_world_while_connected(robot):
     assert find_world("test_devices") is None
 
 
-def test_two_robots_cannot_share_a_world_name(robot):
-    other = SimRobot(SimRobotConfig(name="sim2", world="test_devices"))
-    with pytest.raises(DeviceError, match="already running"):
-        other.connect()
-    assert not other.is_connected and find_world("test_devices") is robot.world
+def test_a_newer_robot_takes_the_world_name_over_and_cameras_follow(robot):
+    cam = _camera("test_devices")
+    cam.connect()
+    newer = SimRobot(SimRobotConfig(name="sim", world="test_devices", seed=50))
+    try:
+        first = cam.wait_for_frame(timeout_s=5.0)
+        newer.connect()  # a station swap: the new station starts before the old one closes
+        assert find_world("test_devices") is newer.world
+        deadline = time.monotonic() + 5.0
+        while cam.status().reconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert cam.status().reconnects == 1
+        frame = cam.wait_for_frame(cam.latest().index, timeout_s=5.0)
+        assert not np.array_equal(frame.color, first.color)  # the newer world's layout
+        robot.disconnect()  # the old robot leaving does not withdraw the newer world
+        assert find_world("test_devices") is newer.world
+    finally:
+        cam.disconnect()
+        newer.disconnect()
 
 
 def test_unknown_scene_file_is_a_device_error_with_the_fix(tmp_path):
@@ -223,3 +243,58 @@ def test_scripted_source_drives_the_task_and_reports_its_phase(robot):
     assert proposal.reason == "task done"
     assert robot.episode_success("pick up the green cube")
     assert {"approach", "descend", "close", "lift"} <= seen
+
+
+def test_camera_explains_a_windowed_gl_backend_instead_of_hanging():
+    """With MUJOCO_GL=glfw (chosen when mujoco is imported first) a failed context would
+    poison MuJoCo's context creation for the whole process; the camera refuses up front."""
+    code = (
+        "import mujoco, time\n"
+        "from vla_studio.devices.robots.sim import SimRobot, SimRobotConfig\n"
+        "from vla_studio.devices.cameras.sim import SimCamera, SimCameraConfig\n"
+        "r = SimRobot(SimRobotConfig(name='sim', world='w')); r.connect()\n"
+        "c = SimCamera(SimCameraConfig(name='front', world='w', width=64, height=48,\n"
+        "              max_backoff_s=0.05)); c.connect()\n"
+        "time.sleep(0.3); print(c.status().last_error); c.disconnect(); r.disconnect()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "PYOPENGL_PLATFORM")}
+    env["MUJOCO_GL"] = "glfw"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Start with MUJOCO_GL=egl" in out.stdout
+
+
+def test_robot_hold_keeps_physics_running_and_the_gripper_as_commanded(robot):
+    robot.send_action(np.array([0, 0, 0, 0, 0, 0, 0.0]))  # close
+    t0 = robot.world.sim_time
+    for _ in range(10):
+        held = robot.hold(robot.get_observation())
+    assert held.tolist() == [0, 0, 0, 0, 0, 0, 0.0]
+    assert robot.world.sim_time == pytest.approx(t0 + 10 * robot.control_period_s)
+    assert robot.get_observation()["gripper"][0] < 0.05
+
+
+def test_distractors_join_the_cubes_on_the_table_when_enabled():
+    r = SimRobot(SimRobotConfig(name="sim", world="distract", distractors=2))
+    r.connect()
+    try:
+        layout = r.world.layout
+        assert {"distractor_box", "distractor_can"} <= set(layout.objects)
+        for name in ("distractor_box", "distractor_can"):
+            assert 0.0 < r.world.object_pos(name)[2] < 0.1  # resting on the table top
+    finally:
+        r.disconnect()
+    plain = SimRobot(SimRobotConfig(name="sim", world="plain"))
+    plain.connect()
+    try:
+        assert plain.world.object_pos("distractor_box")[2] < -0.5  # parked on the floor
+    finally:
+        plain.disconnect()
+
+
+def test_scripted_source_chosen_after_the_episode_began_takes_its_task(robot):
+    robot.prepare_episode("push the red cube to the left", seed=8)
+    source = ScriptedTeleop().make_action_source(_ctx(robot))  # no reset() reached it
+    proposal = source.propose(_obs(robot), time.monotonic(), 0.05)
+    assert proposal.action is not None
+    assert source.task == parse_instruction("push the red cube to the left")

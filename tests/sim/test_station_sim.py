@@ -15,7 +15,7 @@ def test_default_profile_is_the_simulated_tabletop():
     profile = load_station_profile(default_station_profile())
     assert profile.robot.type == "sim" and profile.action_space.kind == "ee_delta"
     assert [c.name for c in profile.cameras] == ["front", "wrist"]
-    assert [t.type for t in profile.teleops] == ["scripted"]
+    assert [t.type for t in profile.teleops] == ["keyboard", "gamepad", "spacemouse", "scripted"]
     assert 15 <= profile.control_rate_hz <= 20
 
 

@@ -121,7 +121,8 @@ def test_joint_position_actions_are_clipped_to_limits(world):
 
 def test_target_never_leads_a_blocked_arm_by_more_than_the_windup_limit(world):
     for _ in range(80):  # push the gripper down into the table
-        world.step_ee_delta(np.array([0, 0, -0.02, 0, 0, 0, 1.0]), PERIOD)
+        applied = world.step_ee_delta(np.array([0, 0, -0.02, 0, 0, 0, 1.0]), PERIOD)
+    assert applied[2] > -0.002  # what the robot reports it applied: (almost) nothing more
     lead = np.linalg.norm(world.arm.target_pos - world.arm.tcp_world()[0])
     assert lead <= world.arm.settings.max_lead_m + 0.002  # the TCP moves a little in the tick
     assert world.tcp_pose()[0][2] > 0.0  # the fingers rest on the table, not in it
@@ -166,3 +167,13 @@ def test_replica_answers_like_the_live_world(world):
     assert np.allclose(replica.tcp_pose()[0], world.tcp_pose()[0])
     assert np.allclose(replica.cube_pos("red"), world.cube_pos("red"))
     assert replica.initial_positions is world.initial_positions
+
+
+def test_reset_leaves_every_object_at_rest_on_the_table(model):
+    w = SimWorld(model, LayoutSettings(distractors=2))
+    for seed in range(5):
+        layout = w.reset(seed)
+        for name, addr in w.index.objects.items():
+            assert np.abs(w.data.qvel[addr.dof:addr.dof + 6]).max() < 0.01, (seed, name)
+            placed = layout.objects[name]
+            assert np.allclose(w.object_pos(name)[:2], (placed.x, placed.y), atol=2e-3)

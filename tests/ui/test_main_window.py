@@ -130,3 +130,13 @@ def test_frozen_gui_and_hung_policy_still_stop_the_robot_within_one_period(qtbot
     assert holds, "the robot never received the stop"
     assert holds[0] - t_trigger <= station.loop.period_s
     release.set()
+
+
+def test_station_panel_follows_a_teleop_device_chosen_elsewhere(qtbot, main_window):
+    station = main_window.station
+    panel = main_window.docks["station"].widget()
+    names = list(station.teleops)
+    assert len(names) >= 2
+    station.use_teleop(names[1])
+    qtbot.waitUntil(lambda: panel.teleop_combo.currentText() == names[1], timeout=2000)
+    assert station.active_teleop == names[1]

@@ -11,7 +11,9 @@ from __future__ import annotations
 BENCHMARKS = {
     "control": "vla_studio.bench.control",
     "estop": "vla_studio.bench.estop",
-    "record": "vla_studio.bench.record",
-    "sim": "vla_studio.bench.sim",
     "capture": "vla_studio.bench.capture",
+    "sim": "vla_studio.bench.sim",
+    "teleop": "vla_studio.bench.teleop",
+    "export": "vla_studio.bench.export",
+    "record": "vla_studio.bench.record",
 }

@@ -3,12 +3,15 @@
 Figures:
   physics_steps_per_s   raw mj_step rate of the scene (2 ms steps; 25 per 20 Hz control tick)
   control_tick_ms       one 20 Hz control tick: IK + 25 physics steps + state publication
-  render_fps            per camera and size, e.g. front_224x224, wrist_640x480 (shadows as the
-                        camera default: on), plus render_fps_no_shadows
+  render_fps            per camera and size, e.g. front_224x224, wrist_640x480 (the camera
+                        default: no shadows), plus render_fps_shadows (shadows = true)
   expert_success        task family -> success rate of the scripted expert over N seeded
                         episodes (seeds --seed .. --seed+N-1), every action passed through the
                         default profile's safety filter; expert_clamps counts the filter's clips
   expert_episode_s      task family -> mean simulated duration of the successful episodes
+  loop_with_cameras     the default station running for --loop-seconds (control loop, both
+                        cameras rendering, the expert driving): loop rate, tick-start jitter
+                        p50/p99/max, overruns, per-stage p99, and each camera's delivered fps
 
 Target (issue 3): expert success >= 0.95 for every task with --episodes 100.
 
@@ -35,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulated time limit of one expert episode")
     parser.add_argument("--render-frames", type=int, default=30, help="frames per render figure")
     parser.add_argument("--skip-render", action="store_true", help="no render figures")
+    parser.add_argument("--loop-seconds", type=float, default=10.0,
+                        help="run the default station this long for the loop figures (0 = skip)")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -54,9 +59,57 @@ def run(args: argparse.Namespace) -> dict:
     result.update(_physics(world))
     if not args.skip_render:
         result.update(_render(world, args.render_frames))
+    if args.loop_seconds > 0:
+        result["loop_with_cameras"] = _loop(args.loop_seconds)
     if args.episodes > 0:
         result.update(_expert(world, args, np))
     return result
+
+
+def _loop(seconds: float) -> dict:
+    from vla_studio.core.session import ControlMode
+    from vla_studio.devices.registry import load_station_profile
+    from vla_studio.paths import default_station_profile
+    from vla_studio.station import Station
+
+    print(f"default station with cameras for {seconds:g} s ...", file=sys.stderr)
+    station = Station.from_profile(load_station_profile(default_station_profile()))
+    instructions = ("pick up the red cube", "put the blue cube in the bowl",
+                    "push the green cube to the left", "stack the yellow cube on the red cube")
+    try:
+        station.start()
+        station.use_teleop(next(iter(station.teleops)))
+        end = time.monotonic() + seconds
+        k = 0
+        while time.monotonic() < end:
+            station.begin_episode(instructions[k % len(instructions)], seed=k)
+            station.session.start(ControlMode.TELEOP)
+            episode_end = min(end, time.monotonic() + 15.0)
+            while time.monotonic() < episode_end:
+                time.sleep(0.2)
+                step = station.loop.snapshot.get()
+                if step is not None and step.hold_reason == "task done":
+                    break
+            k += 1
+        stats = station.loop.stats.snapshot()
+        cameras = {name: round(cam.status().fps, 2) for name, cam in station.cameras.items()}
+        dropped = {name: cam.status().dropped for name, cam in station.cameras.items()}
+    finally:
+        station.close()
+    return {
+        "rate_hz": stats.rate_hz,
+        "achieved_hz": round(stats.achieved_hz, 3),
+        "ticks": stats.ticks,
+        "jitter_p50_ms": round(stats.jitter_p50_ms, 3),
+        "jitter_p99_ms": round(stats.jitter_p99_ms, 3),
+        "jitter_max_ms": round(stats.jitter_max_ms, 3),
+        "overruns": stats.overruns,
+        "skipped_ticks": stats.skipped_ticks,
+        "stage_p99_ms": {k: round(v, 3) for k, v in stats.stage_p99_ms.items()},
+        "camera_fps": cameras,
+        "camera_dropped": dropped,
+        "episodes": k,
+    }
 
 
 def _physics(world) -> dict:
@@ -84,10 +137,10 @@ def _render(world, frames: int) -> dict:
 
     snap = world.snapshot()
     fps: dict[str, float] = {}
-    fps_flat: dict[str, float] = {}
+    fps_shadows: dict[str, float] = {}
     for camera in RENDER_CAMERAS:
         for width, height in RENDER_SIZES:
-            for shadows, out in ((True, fps), (False, fps_flat)):
+            for shadows, out in ((False, fps), (True, fps_shadows)):
                 print(f"render {camera} {width}x{height} shadows={shadows} ...", file=sys.stderr)
                 renderer = SceneRenderer(world.model, camera, width, height, shadows=shadows)
                 try:
@@ -98,7 +151,7 @@ def _render(world, frames: int) -> dict:
                     out[f"{camera}_{width}x{height}"] = round(frames / (time.perf_counter() - t), 2)
                 finally:
                     renderer.close()
-    return {"render_fps": fps, "render_fps_no_shadows": fps_flat}
+    return {"render_fps": fps, "render_fps_shadows": fps_shadows}
 
 
 def _expert(world, args: argparse.Namespace, np) -> dict:

@@ -232,3 +232,11 @@ class Teleop(Device):
     @abc.abstractmethod
     def make_action_source(self, ctx: TeleopContext) -> "ActionSource":
         """Build the action source that turns this device's input into actions for ``ctx``."""
+
+    def attach(self, ctx: TeleopContext) -> None:
+        """The station this device serves; called before :meth:`connect`.
+
+        Every teleop device of a station is attached, not only the active one, so a device can
+        keep ``ctx.latch`` and ``ctx.on_command``: its STOP button latches the e-stop (and its
+        record/success buttons work) whichever device is driving. Default: nothing.
+        """

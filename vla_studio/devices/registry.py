@@ -20,13 +20,16 @@ ROBOTS: Registry[Robot] = Registry("robot", "vla_studio.robots", {
 
 CAMERAS: Registry[Camera] = Registry("camera", "vla_studio.cameras", {
     "synthetic": "vla_studio.devices.cameras.synthetic:SyntheticCamera",
-    "sim": "vla_studio.devices.cameras.sim:SimCamera",
     "opencv": "vla_studio.devices.cameras.opencv:OpenCVCamera",
     "realsense": "vla_studio.devices.cameras.realsense:RealSenseCamera",
+    "sim": "vla_studio.devices.cameras.sim:SimCamera",
 }, Camera)
 
 TELEOPS: Registry[Teleop] = Registry("teleop", "vla_studio.teleops", {
     "scripted": "vla_studio.devices.teleop.scripted:ScriptedTeleop",
+    "keyboard": "vla_studio.devices.teleop.keyboard:KeyboardTeleop",
+    "gamepad": "vla_studio.devices.teleop.gamepad:GamepadTeleop",
+    "spacemouse": "vla_studio.devices.teleop.spacemouse:SpaceMouseTeleop",
 }, Teleop)
 
 REGISTRIES: dict[str, Registry] = {"robots": ROBOTS, "cameras": CAMERAS, "teleops": TELEOPS}

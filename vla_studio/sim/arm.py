@@ -116,20 +116,24 @@ class ArmController:
         meas_pos, meas_mat = self.tcp_world()
         lead = pos - meas_pos
         dist = float(np.linalg.norm(lead))
+        clamped = False
         if dist > st.max_lead_m:
             pos = meas_pos + lead * (st.max_lead_m / dist)
+            clamped = True
         rot_lead = rotation_error(mat, meas_mat)
         angle = float(np.linalg.norm(rot_lead))
         if angle > st.max_lead_rad:
             mat = rotvec_to_mat(rot_lead * (st.max_lead_rad / angle)) @ meas_mat
+            clamped = True
         self.target_pos, self.target_mat = pos, mat
         result = self.ik.solve(self.q_cmd, pos, mat, period_s)
         self.last_ik_limited = result.limited
         self._set_next(result.q)
         self.gripper_cmd = _clip01(a[6])
-        applied = np.empty(7)
-        applied[:3] = self.base_mat.T @ (pos - old_pos)
-        applied[3:6] = mat_to_rpy(self.base_mat.T @ (mat @ old_mat.T) @ self.base_mat)
+        applied = a[:7].copy()
+        if clamped:  # report the delta the target really moved by
+            applied[:3] = self.base_mat.T @ (pos - old_pos)
+            applied[3:6] = mat_to_rpy(self.base_mat.T @ (mat @ old_mat.T) @ self.base_mat)
         applied[6] = self.gripper_cmd
         return applied
 

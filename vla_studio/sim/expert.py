@@ -141,7 +141,7 @@ class ScriptedExpert:
             yaw = self._choose_grasp_yaw(task.cube, yaw_of(mat))
             grasp = np.array([cube[0], cube[1], cube[2] + st.grasp_offset])
             if not self._near(pos, grasp, 0.012, xy_only=True):
-                self.phase = "approach"  # the cube moved away: re-approach
+                self.phase, self._yaw = "approach", None  # the cube moved away: re-approach
             elif self._near(pos, grasp, st.pos_tolerance):
                 self.phase, self._timer = "close", 0.0
             return self._move(pos, mat, grasp, yaw, st.fine, dt)
@@ -155,7 +155,7 @@ class ScriptedExpert:
                     self._restart("missed the grasp")
             return self._hold(pos, mat, dt)
         if self.phase == "lift":
-            target = np.array([pos[0], pos[1], self._lift_z(cube)])
+            target = np.array([pos[0], pos[1], self._lift_z()])
             if task.family == "pick":
                 if self._near(pos, target, st.pos_tolerance) and task.success(w):
                     self.phase = "done"
@@ -211,7 +211,7 @@ class ScriptedExpert:
             return self._move(pos, mat, target, self._keep_yaw(mat), st.fine, dt)
         raise AssertionError(f"unknown phase {self.phase}")
 
-    def _lift_z(self, cube: np.ndarray) -> float:
+    def _lift_z(self) -> float:
         st = self.settings
         if self.task is not None and self.task.family == "pick":
             return CUBE_HALF_M + st.grasp_offset + st.lift_above

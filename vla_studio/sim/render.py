@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import threading
 from dataclasses import dataclass
 
 import mujoco
@@ -20,6 +22,16 @@ from vla_studio.sim.layout import Appearance
 from vla_studio.sim.world import WorldSnapshot
 
 MAX_DEPTH_MM = 65535
+
+# MuJoCo 4.0 leaves a static initialisation guard inside mjr_makeContext locked when creating a
+# context fails: the next attempt in the same process hangs forever (holding the GIL) or aborts.
+# So the first failure is remembered and every later attempt gets its message instead.
+_context_failure: str | None = None
+_context_lock = threading.Lock()
+
+
+class RenderUnavailable(RuntimeError):
+    """Offscreen rendering cannot work in this process; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class SceneRenderer:
 
     Raises:
         ValueError: unknown camera or an image larger than the model's offscreen buffer.
+        RenderUnavailable: no usable OpenGL backend (see :func:`check_render_backend`).
     """
 
     def __init__(self, model: mujoco.MjModel, camera: str, width: int, height: int,
@@ -66,7 +79,7 @@ class SceneRenderer:
         self.width, self.height = width, height
         self.shadows, self.color, self.depth = shadows, color, depth
         self.intrinsics = intrinsics_for(float(self.model.cam_fovy[self.camera_id]), width, height)
-        self._renderer = mujoco.Renderer(self.model, height, width)
+        self._renderer = _make_renderer(self.model, width, height)
         self._appearance: Appearance | None = None
         extent = float(self.model.stat.extent)
         self.far_m = float(self.model.vis.map.zfar) * extent
@@ -97,6 +110,41 @@ class SceneRenderer:
 
     def close(self) -> None:
         self._renderer.close()
+
+
+def check_render_backend() -> None:
+    """Raise RenderUnavailable unless MuJoCo picked a backend that renders headless from any
+    thread (EGL or OSMesa). The choice is made when ``mujoco`` is first imported, from
+    ``MUJOCO_GL``; :mod:`vla_studio.sim` defaults it to ``egl``, which only works if nothing
+    imported ``mujoco`` before it."""
+    if _context_failure is not None:
+        raise RenderUnavailable(_context_failure)
+    try:
+        from mujoco.rendering.classic import gl_context
+    except ImportError:  # other MuJoCo layouts: let the renderer report problems itself
+        return
+    backend = getattr(gl_context, "GLContext", None)
+    module = getattr(backend, "__module__", "") or ""
+    if backend is None:
+        raise RenderUnavailable("MuJoCo rendering is disabled (MUJOCO_GL); set MUJOCO_GL=egl")
+    if not (module.endswith(".egl") or module.endswith(".osmesa")):
+        raise RenderUnavailable(
+            f"MuJoCo uses its {module.rsplit('.', 1)[-1].upper()} renderer, which needs a window "
+            "on the main thread; the simulated cameras render headless on their own threads. "
+            f"Start with MUJOCO_GL=egl (now {os.environ.get('MUJOCO_GL', 'unset')!r} when mujoco "
+            "was imported)")
+
+
+def _make_renderer(model: mujoco.MjModel, width: int, height: int) -> mujoco.Renderer:
+    global _context_failure
+    with _context_lock:
+        check_render_backend()
+        try:
+            return mujoco.Renderer(model, height, width)
+        except mujoco.FatalError as exc:
+            _context_failure = (f"MuJoCo could not create an OpenGL context ({exc}); restart the "
+                                "application with MUJOCO_GL=egl or MUJOCO_GL=osmesa")
+            raise RenderUnavailable(_context_failure) from None
 
 
 def depth_to_mm(metres: np.ndarray, far_m: float) -> np.ndarray:

@@ -17,7 +17,6 @@ import logging
 import threading
 from dataclasses import dataclass
 
-import mujoco
 import numpy as np
 
 from vla_studio.core.action_space import EE_DELTA, JOINT_POSITION, ActionSpace
@@ -29,7 +28,7 @@ from vla_studio.sim.ik import IKSettings
 from vla_studio.sim.layout import Layout, LayoutError, LayoutSettings
 from vla_studio.sim.scene import ARM_JOINTS, COLOURS, CUBE_HALF_M, SceneError, cube_name, load_model
 from vla_studio.sim.tasks import GRASP_CLEARANCE_M, Task, UnknownInstruction, parse_instruction
-from vla_studio.sim.world import SimWorld, WorldError, publish_world, withdraw_world
+from vla_studio.sim.world import SimWorld, publish_world, withdraw_world
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +62,10 @@ class SimRobot(Robot):
         self._next_seed = self.config.seed
         self.episode_seed: int | None = None
         self.episode_task: str = ""
+        self.episode_instruction: str = ""
         self._owner: int | None = None  # thread that steps the world (the control loop)
         self._replica_lock = threading.Lock()
-        self._replica_data: mujoco.MjData | None = None
+        self._replica_data = None  # a private MjData for replicas, made on first use
         self._tasks: dict[str, Task | None] = {}
 
     # ----- schema ------------------------------------------------------------------------------
@@ -111,11 +111,7 @@ class SimRobot(Robot):
             raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
         self._world = world
         self._reset(None, None)
-        try:
-            publish_world(c.world, world)
-        except WorldError as exc:
-            self._world = None
-            raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
+        publish_world(c.world, world)
         log.info("sim robot %r connected (world %r, seed %s)", self.name, c.world, self.episode_seed)
 
     def disconnect(self) -> None:
@@ -139,11 +135,13 @@ class SimRobot(Robot):
     def reset_episode(self, seed: int | None = None) -> None:
         """New episode with a layout for any task (all cubes graspable)."""
         self._reset(seed, None)
+        self.episode_instruction = ""
 
     def prepare_episode(self, instruction: str, seed: int | None = None) -> None:
         """New episode whose layout suits ``instruction`` (a free lane for a push, room to grasp
         the cubes it names); an instruction that names no task gets the general layout."""
         self._reset(seed, self._task(instruction) if instruction else None)
+        self.episode_instruction = instruction
 
     def episode_success(self, instruction: str) -> bool | None:
         """Whether the task of ``instruction`` is accomplished now (None: not a sim task).
@@ -159,7 +157,7 @@ class SimRobot(Robot):
             return bool(task.success(world))
         with self._replica_lock:
             if self._replica_data is None:
-                self._replica_data = mujoco.MjData(world.model)
+                self._replica_data = world.new_data()
             replica = world.replica(self._replica_data)
             return None if replica is None else bool(task.success(replica))
 

@@ -145,6 +145,11 @@ class ScriptedSource(ActionSource):
             return Proposal(None, now, "the sim robot is not connected")
         with self._lock:
             pending, self._pending = self._pending, None
+        if pending is None and self._expert is None and self.robot.episode_instruction:
+            # Chosen after the episode began: take the task the simulator was prepared for.
+            self.reset(self.robot.episode_instruction)
+            with self._lock:
+                pending, self._pending = self._pending, None
         if isinstance(pending, str):
             self._expert, self._task, self._error = None, None, pending
         elif pending is not None:

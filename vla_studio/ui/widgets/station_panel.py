@@ -77,6 +77,7 @@ class StationPanel(QWidget):
         layout.addWidget(safety_box, 1)
 
         bridge.session_changed.connect(self.show_session)
+        bridge.app_event.connect(self._on_event)
         bridge.stats.connect(self.show_stats)
         self.show_session(station.session.snapshot)
         if station.teleops and station.active_teleop is None:
@@ -102,6 +103,12 @@ class StationPanel(QWidget):
             self.error_label.setText("")
         except DeviceError as exc:
             self.error_label.setText(str(exc))
+
+    def _on_event(self, event) -> None:
+        if event.kind == "teleop.active":  # picked elsewhere (Teleop dock, CLI): follow it
+            self.teleop_combo.blockSignals(True)
+            self.teleop_combo.setCurrentText(event.data.get("name", ""))
+            self.teleop_combo.blockSignals(False)
 
     def show_session(self, snap: SessionState) -> None:
         self.state_label.setText(snap.state.value.upper())

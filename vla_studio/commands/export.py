@@ -1,0 +1,104 @@
+"""Export a dataset folder to a training format.
+
+rlds: writes a TFDS dataset directory OUT/NAME/VERSION that tensorflow_datasets, Octo and OpenVLA
+load unchanged (tfds.builder(NAME, data_dir=OUT)). Camera frames are copied as recorded (no
+re-encoding) unless --image-size asks for another size. Episodes still being recorded or damaged
+are skipped with the reason; the export is built in a temporary folder and appears only when
+complete.
+
+Examples:
+  vla-studio export rlds ~/vla_datasets/pick_cube exports --name pick_cube
+  vla-studio export rlds ~/vla_datasets/pick_cube exports --name pick_cube_224 \\
+      --image-size 224 --success-only --val-fraction 0.05
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "export"
+HELP = "export a dataset (RLDS for tensorflow_datasets / Octo / OpenVLA)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="format", metavar="FORMAT", required=True)
+    p = sub.add_parser("rlds", help="TFDS/RLDS dataset directory",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", type=Path, help="dataset folder (holds episodes/*.h5)")
+    p.add_argument("out", type=Path, help="TFDS data dir to write into (created if missing)")
+    p.add_argument("--name", required=True,
+                   help="dataset name: lowercase snake_case starting with a letter")
+    p.add_argument("--version", default="1.0.0", help="dataset version X.Y.Z (default 1.0.0)")
+    p.add_argument("--image-size", metavar="N|WxH", default=None,
+                   help="resize colour frames, e.g. 224 or 320x240 (default: keep and copy "
+                        "the recorded frames)")
+    p.add_argument("--success-only", action="store_true",
+                   help="export only episodes marked successful")
+    p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
+                   help="share of episodes in a 'val' split, e.g. 0.05 (default 0: none)")
+    p.add_argument("--depth", action="store_true", help="also export depth (16-bit PNG)")
+    p.add_argument("--jpeg-quality", type=int, default=95,
+                   help="quality of re-encoded frames (default 95)")
+    p.add_argument("--shard-mb", type=float, default=128.0,
+                   help="target shard size in MB (default 128)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="episodes encoded in parallel (default: 1 when frames are copied, "
+                        "one per core when they are resized)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing export with the same name and version")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla_studio.data.rlds import (ExportError, ExportOptions, ExportProgress, RldsExporter,
+                                      parse_image_size)
+
+    tty = sys.stderr.isatty()
+
+    def show(p: ExportProgress) -> None:
+        if p.phase == "done":
+            if tty:
+                print(file=sys.stderr)
+            return
+        line = f"{p.phase} {p.done}/{p.total} episodes"
+        if p.phase == "writing":
+            line += f", {p.bytes_written / 1e6:.1f} MB"
+        if p.skipped:
+            line += f", {p.skipped} skipped"
+        if tty:
+            print(f"\r{line:<70}", end="", file=sys.stderr, flush=True)
+        elif p.done == p.total:
+            print(line, file=sys.stderr)
+
+    try:
+        options = ExportOptions(
+            name=args.name, version=args.version,
+            image_size=parse_image_size(args.image_size) if args.image_size else None,
+            success_only=args.success_only, val_fraction=args.val_fraction,
+            include_depth=args.depth, jpeg_quality=args.jpeg_quality, shard_mb=args.shard_mb,
+            workers=args.workers, overwrite=args.overwrite)
+        report = RldsExporter(args.dataset, args.out, options, progress=show).run()
+    except ExportError as exc:
+        print(f"vla-studio: error: {exc}", file=sys.stderr)
+        return 2
+
+    splits = ", ".join(f"{n} {s} ({report.shards[s]} shard{'s' if report.shards[s] > 1 else ''})"
+                       for s, n in report.episodes.items())
+    print(f"exported {splits}: {report.steps} steps, {report.bytes_written / 1e6:.1f} MB "
+          f"in {report.seconds:.1f} s")
+    print(f"  {report.dataset_dir}")
+    filled = sum(report.filled_frames.values())
+    if filled:
+        per_cam = ", ".join(f"{c} {n}" for c, n in report.filled_frames.items() if n)
+        print(f"  {filled} step(s) had no new camera frame and repeat the previous one ({per_cam})")
+    if report.filtered_unsuccessful:
+        print(f"  {report.filtered_unsuccessful} episode(s) left out: not marked successful")
+    if report.skipped:
+        print(f"  {len(report.skipped)} episode(s) skipped:")
+        for path, reason in report.skipped:
+            print(f"    {path.name}: {reason}")
+    for message in report.warnings:
+        print(f"  warning: {message}")
+    print(f"  load it: tfds.builder({options.name!r}, data_dir={str(args.out)!r})")
+    return 0

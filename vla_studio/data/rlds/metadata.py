@@ -1,0 +1,102 @@
+"""``metadata.json``: what tfds's own files cannot hold (they reject unknown keys).
+
+It documents the export for people and tools: the state layout (which slice of
+``observation/state`` is which key), action names, cameras (recorded and exported sizes, so
+intrinsics can be rescaled), the conventions used, every exported episode with its split and
+position, and every skipped episode with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+from vla_studio import __version__
+from vla_studio.data.rlds.episode_source import json_attr, text_attr
+from vla_studio.data.rlds.plan import ACTION_SOURCES, ExportPlan
+
+CONVENTIONS = {
+    "is_first": "true on the first exported step",
+    "is_last": "true on the last exported step",
+    "is_terminal": "true on the last exported step",
+    "reward": "1.0 on the last step of an episode marked successful, else 0.0",
+    "discount": "always 1.0",
+    "language_instruction": "the episode's first instruction, repeated on every step",
+    "language_instruction_N": "the episode's N-th instruction (paraphrase), cycling through its "
+                              "own instructions when it has fewer",
+    "missing_frames": "a step without a new camera frame repeats the previous frame (the first "
+                      "frame for steps before it)",
+    "timestamp": "host monotonic seconds since the first exported step (recorded tick times)",
+    "trim": "only steps [trim_start, trim_start + num_steps) of the recording are exported",
+}
+
+
+def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]],
+                  skipped: list[tuple[Path, str]], filled: dict[str, int]) -> dict[str, Any]:
+    """The content of ``metadata.json``.
+
+    Args:
+        plan: the export plan.
+        dataset: the source dataset folder.
+        written: one entry per exported episode, in shard order.
+        skipped: episodes not exported, with reasons.
+        filled: per camera, steps that repeated an earlier frame.
+    """
+    opts = plan.options
+    first = plan.episodes[0].summary if plan.episodes else None
+    source_cameras = json_attr(first.attrs.get("cameras"), {}) if first else {}
+    cameras = {}
+    for cam in plan.cameras:
+        cameras[cam.camera] = {
+            "feature": f"steps/{cam.feature}",
+            "recorded": source_cameras.get(cam.camera, {}),
+            "recorded_size": [cam.source_width, cam.source_height],
+            "exported_size": [cam.width, cam.height],
+            "scale": [cam.width / cam.source_width if cam.source_width else None,
+                      cam.height / cam.source_height if cam.source_height else None],
+            "encoding": cam.encoding,
+            "filled_steps": filled.get(cam.camera, 0),
+        }
+    depth = {d.camera: {"feature": f"steps/{d.feature}", "recorded_size": [d.source_width,
+                                                                           d.source_height],
+                        "exported_size": [d.width, d.height],
+                        "depth_scale": source_cameras.get(d.camera, {}).get("depth_scale")}
+             for d in plan.depths}
+    slices = plan.state.slices()
+    return {
+        "format": "vla-studio-rlds-export",
+        "format_version": 1,
+        "name": opts.name,
+        "version": opts.version,
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "software_version": __version__,
+        "source_dataset": str(dataset.resolve()),
+        "options": {
+            "image_size": list(opts.image_size) if opts.image_size else None,
+            "success_only": opts.success_only,
+            "val_fraction": opts.val_fraction,
+            "include_depth": opts.include_depth,
+            "jpeg_quality": opts.jpeg_quality,
+        },
+        "robot_type": text_attr(first.attrs, "robot_type") if first else "",
+        "action_space_kind": text_attr(first.attrs, "action_space_kind") if first else "",
+        "control_rate_hz": float(first.attrs.get("control_rate_hz", 0.0)) if first else 0.0,
+        "action": {"feature": "steps/action", "names": list(plan.action_names)},
+        "state": {
+            "feature": "steps/observation/state",
+            "order": "state keys sorted by name, each flattened row-major",
+            "keys": [{"key": key, "shape": list(shape), "slice": list(slices[key]),
+                      "feature": f"steps/observation/{key}" if key in plan.state.individual
+                      else None}
+                     for key, shape in plan.state.keys],
+        },
+        "cameras": cameras,
+        "depth": depth,
+        "action_source": {str(k): v for k, v in ACTION_SOURCES.items()},
+        "conventions": CONVENTIONS,
+        "warnings": list(plan.warnings),
+        "episodes": written,
+        "skipped": [{"file": str(p), "reason": r} for p, r in skipped],
+        "filtered_unsuccessful": plan.filtered_unsuccessful,
+    }
