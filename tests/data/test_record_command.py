@@ -54,9 +54,10 @@ def test_record_with_a_task_file_takes_each_task_in_turn(tmp_path):
 def test_record_explains_what_is_missing(tmp_path):
     proc = cli("record", "--station", DRY, "--episodes", "1")
     assert proc.returncode == 2 and "--task" in proc.stderr
-    proc = cli("record", "--station", DRY, "--task", "x", "--teleop", "gamepad",
+    proc = cli("record", "--station", DRY, "--task", "x", "--teleop", "joystick",
                "--dataset", str(tmp_path / "ds"))
-    assert proc.returncode == 2 and "no teleop devices" in proc.stderr
+    assert proc.returncode == 2 and "no teleop device named or typed 'joystick'" in proc.stderr
+    assert "keyboard (keyboard)" in proc.stderr  # the ones it has are listed
     bad = tmp_path / "tasks.toml"
     bad.write_text('mode = "shuffle"\n[[tasks]]\ninstruction = "a"\n', encoding="utf-8")
     proc = cli("record", "--station", DRY, "--task-file", str(bad))

@@ -2,8 +2,9 @@
 with delete-to-trash and restore.
 
 Rows come from the dataset index (:class:`vla_studio.data.dataset_index.DatasetIndex`), which is
-refreshed on a background thread (``dataset-index-refresh``, owned and joined by this widget)
-after the recorder saves, recovers or discards an episode, and on demand. Sorting uses the raw
+refreshed on a background thread (``dataset-index-refresh``, owned by this widget and joined when
+its window closes) after the recorder saves, recovers or discards an episode, and on demand. The
+thread makes no Qt call: a GUI-thread timer collects its result. Sorting uses the raw
 values (dates, seconds, counts), not the displayed text.
 """
 
@@ -15,7 +16,7 @@ import threading
 from typing import Any
 
 from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
-                            QSortFilterProxyModel, Qt, QTimer, Signal)
+                            QSortFilterProxyModel, Qt, QTimer)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget)
@@ -25,7 +26,7 @@ from vla_studio.data.dataset import DatasetError
 from vla_studio.data.dataset_index import EpisodeSummary
 from vla_studio.station import Station
 from vla_studio.ui.bridge import CoreBridge
-from vla_studio.ui.widgets.recorder_dock import recorder_for
+from vla_studio.ui.widgets.recorder_dock import WindowCloseWatcher, recorder_for
 
 log = logging.getLogger(__name__)
 SORT_ROLE = Qt.ItemDataRole.UserRole
@@ -137,13 +138,7 @@ class EpisodeFilter(QSortFilterProxyModel):
 
 
 class DatasetBrowser(QWidget):
-    """The station's dataset as a table, with trash and restore.
-
-    Signals:
-        refreshed(object): the list of summaries after each background refresh (GUI thread).
-    """
-
-    refreshed = Signal(object)
+    """The station's dataset as a table, with trash and restore."""
 
     def __init__(self, station: Station, bridge: CoreBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -206,14 +201,15 @@ class DatasetBrowser(QWidget):
         layout.addWidget(self.table, 1)
         layout.addLayout(foot)
 
-        self.refreshed.connect(self._show_rows)
+        self._poll = QTimer(self)  # picks up the refresh thread's result on the GUI thread
+        self._poll.setInterval(50)
+        self._poll.timeout.connect(self._collect)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(300)
         self._debounce.timeout.connect(self.refresh)
         bridge.app_event.connect(self.on_event)
-        workers = self._workers
-        self.destroyed.connect(lambda *_: workers.join())
+        self._close_watcher = WindowCloseWatcher(self, self._workers.join)
         self.refresh()
 
     # ----- data ------------------------------------------------------------------------------
@@ -223,6 +219,7 @@ class DatasetBrowser(QWidget):
             self._again = True  # one more pass once the running one ends
             return
         self._workers.start(self._refresh_job, self.trash_check.isChecked())
+        self._poll.start()
 
     def _refresh_job(self, trashed: bool) -> None:
         try:
@@ -232,10 +229,15 @@ class DatasetBrowser(QWidget):
             rows = exc
         if trashed:
             rows = rows if isinstance(rows, Exception) else [r for r in rows if r.trashed]
-        try:
-            self.refreshed.emit(rows)  # queued to the GUI thread
-        except RuntimeError:
-            pass  # the widget was deleted meanwhile
+        self._workers.result = rows  # no Qt call off the GUI thread: _collect picks it up
+
+    def _collect(self) -> None:
+        if self._workers.busy():
+            return
+        self._poll.stop()
+        rows, self._workers.result = self._workers.result, None
+        if rows is not None:
+            self._show_rows(rows)
 
     def _show_rows(self, rows: object) -> None:
         if isinstance(rows, Exception):
@@ -305,6 +307,7 @@ class _RefreshThreads:
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
+        self.result: object = None  # set by the thread, taken by the GUI thread
 
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

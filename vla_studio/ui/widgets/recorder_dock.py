@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import weakref
+from typing import Callable
 
-from PySide6.QtCore import QCoreApplication, QStringListModel, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QStringListModel, Qt, QTimer
 from PySide6.QtWidgets import (QCompleter, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton,
                                QVBoxLayout, QWidget)
@@ -60,6 +61,31 @@ def release_recorder(station: Station) -> None:
         recorder.disconnect()
 
 
+class WindowCloseWatcher(QObject):
+    """Calls ``callback`` when the top-level window holding ``widget`` closes.
+
+    Docks are created before they are placed in the main window, so the filter is installed
+    from the event loop's first turn. Work happens in the close event, never in a destructor.
+    """
+
+    def __init__(self, widget: QWidget, callback: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._widget, self._callback = widget, callback
+        self._window: QWidget | None = None
+        QTimer.singleShot(0, self._install)
+
+    def _install(self) -> None:
+        window = self._widget.window()
+        if window is not self._widget:
+            self._window = window
+            window.installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if obj is self._window and event.type() == QEvent.Type.Close:
+            self._callback()
+        return False
+
+
 class RecorderDock(QWidget):
     """Labels, lifecycle buttons and progress of the station's recorder."""
 
@@ -67,7 +93,7 @@ class RecorderDock(QWidget):
         super().__init__(parent)
         self.station, self.bridge = station, bridge
         self.recorder = recorder_for(station)
-        self.destroyed.connect(lambda *_: release_recorder(station))
+        self._close_watcher = WindowCloseWatcher(self, lambda: release_recorder(station))
         self._shown_labels: EpisodeLabels | None = None
 
         self.instruction = QLineEdit()
