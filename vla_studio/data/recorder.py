@@ -31,15 +31,14 @@ from vla_studio.data.dataset_index import DatasetIndex, station_preflight
 from vla_studio.data.episode_file import success_to_code
 from vla_studio.data.labels import EpisodeLabels, InstructionHistory
 from vla_studio.data.recorder_writer import RecorderWriter
+from vla_studio.data.camera_readiness import cameras_without_fresh_frames, cameras_without_images
 from vla_studio.data.recording import (EpisodeInfo, EpisodeRecording, EpisodeState,
-                                       RecorderConfig, RecorderState, RecorderStatus,
-                                       camera_lost_after_s, new_episode)
+                                       RecorderConfig, RecorderState, RecorderStatus, new_episode)
 from vla_studio.data.recovery import RecoveryResult, recover_dataset
 from vla_studio.data.recorder_commands import register_recorder_commands
 from vla_studio.data.tasks import TaskSampler
 
 log = logging.getLogger(__name__)
-FRESH_FRAME_TIMEOUT_S = 3.0
 
 
 class RecorderError(RuntimeError):
@@ -362,37 +361,15 @@ class Recorder:
 
     # ----- checks ----------------------------------------------------------------------------
     def _check_cameras(self) -> None:
-        if self.station.profile.recording.on_camera_failure != "pause":
-            return
-        now = time.monotonic()
-        for name, cam in self.station.cameras.items():
-            frame = cam.latest()
-            if frame is None or now - frame.t_capture > camera_lost_after_s(cam):
-                raise RecorderError(self._no_image(name, cam))
+        problems = cameras_without_images(self.station)
+        if problems:
+            raise RecorderError(problems[0])
 
     def _wait_for_fresh_frames(self, since: float) -> None:
-        """Wait until every camera delivered a frame begun after ``since`` (the scene reset), so
-        an episode never starts on a picture of the previous scene."""
-        deadline = time.monotonic() + FRESH_FRAME_TIMEOUT_S
-        for name, cam in self.station.cameras.items():
-            wanted = since + cam.period_s  # a frame exposed (rendered) wholly after the reset
-            frame = cam.latest()
-            while frame is None or frame.t_capture < wanted:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                frame = cam.wait_for_frame(frame.index if frame else -1, timeout_s=left) or frame
-            if (frame is None or frame.t_capture < wanted) and \
-                    self.station.profile.recording.on_camera_failure == "pause":
-                raise RecorderError(self._no_image(name, cam))
-
-    @staticmethod
-    def _no_image(name: str, cam) -> str:
-        status = cam.status()
-        why = f"{status.state.value}" + (f": {status.last_error}" if status.last_error else "")
-        return (f"camera '{name}' has no current image ({why}). Connect it, or set "
-                "on_camera_failure = \"continue\" in the profile's [recording] table to record "
-                "without it.")
+        """An episode never starts on a picture of the scene before the reset."""
+        problems = cameras_without_fresh_frames(self.station, since)
+        if problems:
+            raise RecorderError(problems[0])
 
     def _check_disk(self) -> None:
         free = self.dataset.free_bytes()

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 from vla_studio.core.events import StepQueue
 from vla_studio.core.types import Step
@@ -33,24 +33,13 @@ from vla_studio.data.episode_writer import (DiskFullError, EpisodeFileWriter, fs
 from vla_studio.data.hdf5_superblock import SuperblockError, clear_write_flags
 from vla_studio.data.labels import InstructionHistory
 from vla_studio.data.recording import (EpisodeRecording, EpisodeState, RecorderConfig,
-                                       build_schema, start_attrs)
+                                       WriterListener, build_schema, start_attrs)
 from vla_studio.data.step_encoder import StepEncoder
 
 log = logging.getLogger(__name__)
 DISK_CHECK_INTERVAL_S = 2.0
 SETTLE_RETRIES = 40  # a saved file held open by a reader: retry relabelling for ~10 s
 SETTLE_RETRY_S = 0.25
-
-
-class WriterListener(Protocol):
-    """What the writer tells the recorder (called on the writer thread, lock not held)."""
-
-    def on_camera_lost(self, ep: EpisodeRecording, cameras: list[str]) -> None: ...
-    def on_camera_gap(self, ep: EpisodeRecording, camera: str) -> None: ...
-    def on_steps_dropped(self, ep: EpisodeRecording, count: int) -> None: ...
-    def on_disk_low(self, ep: EpisodeRecording, free_bytes: int, minutes: float, stop: bool) -> None: ...
-    def on_write_failed(self, ep: EpisodeRecording, message: str, storage: bool) -> None: ...
-    def on_finished(self, ep: EpisodeRecording) -> None: ...
 
 
 @dataclass(eq=False)

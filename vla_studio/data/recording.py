@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from vla_studio import __version__
 from vla_studio.core.config import option
@@ -256,3 +256,14 @@ def start_attrs(station: "Station", ep: EpisodeRecording, schema: EpisodeSchema,
         "flags": [],
         "dropped_steps": 0,
     }
+
+
+class WriterListener(Protocol):
+    """What the writer tells the recorder (called on the writer thread, lock not held)."""
+
+    def on_camera_lost(self, ep: EpisodeRecording, cameras: list[str]) -> None: ...
+    def on_camera_gap(self, ep: EpisodeRecording, camera: str) -> None: ...
+    def on_steps_dropped(self, ep: EpisodeRecording, count: int) -> None: ...
+    def on_disk_low(self, ep: EpisodeRecording, free_bytes: int, minutes: float, stop: bool) -> None: ...
+    def on_write_failed(self, ep: EpisodeRecording, message: str, storage: bool) -> None: ...
+    def on_finished(self, ep: EpisodeRecording) -> None: ...
