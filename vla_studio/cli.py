@@ -23,6 +23,7 @@ COMMANDS = (
     "devices",
     "profile",
     "bench",
+    "record",
     "cameras",
     "export",
 )

@@ -42,11 +42,11 @@ def wait_for_steps(proc: subprocess.Popen, steps: int, timeout_s: float = 60.0) 
 
 @pytest.fixture
 def killed_recording(tmp_path):
-    """A dataset whose recording process was SIGKILLed after ~3 s; yields (dataset, kill time)."""
+    """A dataset whose recording process was SIGKILLed after ~2 s; yields (dataset, kill time)."""
     dataset = tmp_path / "dataset"
     proc = start_child(dataset)
     try:
-        wait_for_steps(proc, 60)
+        wait_for_steps(proc, 40)
         t_kill = time.monotonic()  # CLOCK_MONOTONIC is shared with the child
         proc.kill()
         proc.wait(10)

@@ -100,11 +100,13 @@ def test_ten_thousand_episodes_list_in_well_under_a_second(dataset):
         db.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?)",
                        [(f"episodes/{n}", mtime, size, json.dumps({**data, "file": f"episodes/{n}"}))
                         for n in names])
-    t0 = time.perf_counter()
-    listed = index.refresh()
-    elapsed = time.perf_counter() - t0
-    assert len(listed) == 10_000 and listed[-1].instruction == "pick"
-    assert elapsed < 5.0, f"listing 10,000 episodes took {elapsed:.2f} s"
+    fresh = DatasetIndex(dataset)  # a new process: the index is warm on disk only
+    for attempt in ("first", "second"):
+        t0 = time.perf_counter()
+        listed = fresh.refresh()
+        elapsed = time.perf_counter() - t0
+        assert len(listed) == 10_000 and listed[-1].instruction == "pick"
+        assert elapsed < 5.0, f"the {attempt} listing of 10,000 episodes took {elapsed:.2f} s"
 
 
 def test_preflight_estimates_minutes_of_recording(dataset):

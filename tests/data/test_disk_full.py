@@ -1,7 +1,7 @@
 """Disk full: a real recording process on a tiny filesystem stops cleanly, keeps a valid file,
 tells the operator, and never crashes.
 
-The small disk is a 12 MB tmpfs mounted in a private mount namespace (``unshare -rm``, no root
+The small disk is a 10 MB tmpfs mounted in a private mount namespace (``unshare -rm``, no root
 needed where user namespaces are enabled). Where that is not possible the same process runs
 under a file size limit (``ulimit -f``): writes past it fail with EFBIG, which the recorder must
 handle the same way.
@@ -22,8 +22,8 @@ from vla_studio.data.episode_file import EpisodeReader
 from vla_studio.data.recovery import recover_dataset
 
 CHILD = Path(__file__).with_name("recording_child.py")
-TMPFS_MB = 12
-FSIZE_LIMIT = 6_000_000
+TMPFS_MB = 10
+FSIZE_LIMIT = 5_000_000
 BIG = ("--size", "640x480")  # ~2 MB/s, so the disk fills in seconds
 
 

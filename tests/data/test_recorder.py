@@ -15,7 +15,8 @@ from vla_studio.data.episode_file import EpisodeReader
 from vla_studio.data.episode_writer import EpisodeFileWriter
 from vla_studio.data.labels import EpisodeLabels, LabelError
 from vla_studio.data.recorder import Recorder, RecorderError
-from vla_studio.data.recording import EpisodeState, RecorderConfig, RecorderState
+from vla_studio.data.recording import (EpisodeState, RecorderConfig, RecorderState,
+                                       camera_lost_after_s)
 from vla_studio.data.tasks import TaskFile, TaskSampler, TaskSpec
 
 from .conftest import wait_until
@@ -253,7 +254,7 @@ def test_camera_loss_pauses_the_episode_and_the_robot(make_station, recorder_for
         assert (ep.step("observation/image/wrist/frame_index") >= 0).all()  # no imageless step
         assert (ep.image_index("wrist")[:, 1] > 0).all()
         last_frame_t = ep.step("observation/image/wrist/capture_time").max()
-        assert ep.step("timestamp")[-1] - last_frame_t <= station.cameras["wrist"].stale_after_s
+        assert ep.step("timestamp")[-1] - last_frame_t <= camera_lost_after_s(station.cameras["wrist"])
 
 
 def test_camera_loss_in_continue_mode_records_the_gap_and_flags_it(make_station, recorder_for, events):
@@ -357,3 +358,22 @@ def test_policy_runs_store_policy_actions_and_confidence(make_station, recorder_
         assert (ep.step("action_source") == 2).all()
         np.testing.assert_allclose(ep.step("confidence"), 0.8)
         np.testing.assert_allclose(ep.step("policy_action")[:, 1], 0.001)
+
+
+def test_marking_the_last_episode_follows_it_into_the_trash(make_station, recorder_for):
+    station = make_station()
+    rec = recorder_for(station)
+    record(rec, station, 5)
+    rec.stop(success=True)
+    rec.wait_idle()
+    wait_until(lambda: rec.last_episode.state == EpisodeState.SAVED)
+    trashed = rec.dataset.trash(rec.last_episode.path)  # the dataset browser moved it
+    rec.mark_success(False)
+
+    def label():
+        with EpisodeReader(trashed) as ep:
+            return ep.success()
+    wait_until(lambda: label() is False, what="failure written to the trashed file")
+    rec.discard()  # already in the trash: stays there, reads as discarded
+    wait_until(lambda: rec.last_episode.state == EpisodeState.DISCARDED)
+    assert rec.last_episode.path == trashed and not rec.last_episode.error

@@ -15,4 +15,5 @@ BENCHMARKS = {
     "sim": "vla_studio.bench.sim",
     "teleop": "vla_studio.bench.teleop",
     "export": "vla_studio.bench.export",
+    "record": "vla_studio.bench.record",
 }

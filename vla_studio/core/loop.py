@@ -253,7 +253,7 @@ class ControlLoop:
         step = Step(tick, start, obs, sent, decision.action, source, int(flags), hold_reason,
                     timing, decision.extras)
         for q in self._subs:
-            if not q.offer(step):
+            if not q.offer(step) and not q.closed:  # a queue closed by unsubscribe is no alarm
                 self._queue_full(q, step)
                 flags |= SafetyFlag.STEP_QUEUE_FULL
         self.snapshot.put(step)

@@ -184,7 +184,7 @@ class Dataset:
 
     # ----- listing ---------------------------------------------------------------------------
     def episode_files(self, trashed: bool = False) -> list[Path]:
-        """Saved episode files, oldest first."""
+        """Saved episode files, by name (that is by start time, to the second)."""
         folder = self.trash_dir if trashed else self.episodes_dir
         if not folder.is_dir():
             return []
@@ -256,11 +256,17 @@ class Dataset:
             return False
 
     def is_writable(self) -> bool:
-        probe = self.episodes_dir / f".write-probe-{os.getpid()}"
+        """Whether episodes can be written here (a folder that does not exist yet counts when
+        it can be created; nothing is created by asking)."""
+        if not self.episodes_dir.is_dir():
+            probe = self.root
+            while not probe.exists() and probe != probe.parent:
+                probe = probe.parent
+            return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+        path = self.episodes_dir / f".write-probe-{os.getpid()}"
         try:
-            self.episodes_dir.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"")
-            probe.unlink()
+            path.write_bytes(b"")
+            path.unlink()
             return True
         except OSError:
             return False

@@ -16,18 +16,23 @@ import logging
 import os
 import sqlite3
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 import h5py
 
 from vla_studio.data.annotations import read_annotations
-from vla_studio.data.dataset import Dataset
+from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_second
 from vla_studio.data.episode_file import EPISODE_SUFFIX, decode_attrs, success_to_bool
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
+# Only these root attributes are read (reading all of them, the profile text included, doubles
+# the cost of indexing a file).
+SUMMARY_ATTRS = ("episode_id", "created", "language_instruction", "language_instructions", "task",
+                 "success", "status", "operator", "notes", "scene_id", "station_name",
+                 "duration_s", "num_steps", "flags", "source_counts", "cameras")
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
     """Summarise one episode file (annotations override recorded labels)."""
     try:
         with h5py.File(path, "r") as f:
-            attrs = decode_attrs(f.attrs)
+            attrs = decode_attrs(f.attrs, SUMMARY_ATTRS)
             ann = read_annotations(f["annotations"]) if "annotations" in f else {}
     except (OSError, KeyError, ValueError) as exc:
         log.warning("index: cannot read %s: %s", path, exc)
@@ -110,7 +115,9 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
 
 
 class DatasetIndex:
-    """The summary cache of one dataset. Thread-safe; every call opens its own connection.
+    """The summary cache of one dataset: rows in ``index.sqlite`` (shared with other processes)
+    mirrored in memory, so listing after the first refresh only stats the folders.
+    Thread-safe.
 
     Args:
         dataset: the dataset to index.
@@ -119,45 +126,56 @@ class DatasetIndex:
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self._lock = threading.Lock()
+        self._rows: dict[str, tuple[tuple[int, int], EpisodeSummary]] | None = None
 
     # ----- public ----------------------------------------------------------------------------
     def refresh(self, include_trashed: bool = False) -> list[EpisodeSummary]:
-        """Bring the cache up to date with the folders and list the episodes (oldest first)."""
+        """Bring the cache up to date with the folders and list the episodes, oldest first.
+        A dataset folder that does not exist yet lists nothing (and is not created)."""
+        if not self.dataset.root.is_dir():
+            return []
         with self._lock, self._connect() as db:
-            known = {row[0]: (row[1], row[2]) for row in
-                     db.execute("SELECT file, mtime_ns, size FROM episodes")}
+            rows = self._load(db)
             seen = self._scan()
-            gone = {rel for rel in known if rel not in seen}
+            gone = {rel for rel in rows if rel not in seen}
             # A file moved between episodes/ and trash/ keeps its row.
-            by_name_sig = {(rel.rsplit("/", 1)[-1], known[rel]): rel for rel in gone}
+            by_name_sig = {(rel.rsplit("/", 1)[-1], rows[rel][0]): rel for rel in gone}
             for rel, sig in seen.items():
-                if rel in known and known[rel] == sig:
+                if rel in rows and rows[rel][0] == sig:
                     continue
                 old = by_name_sig.pop((rel.rsplit("/", 1)[-1], sig), None)
                 if old is not None:
-                    self._move_row(db, old, rel)
+                    summary = replace(rows[old][1], file=rel, trashed=rel.startswith("trash/"))
+                    self._delete(db, [old])
                     gone.discard(old)
-                    continue
-                self._put(db, read_summary(self.dataset.root / rel, rel, sig[1],
-                                           rel.startswith("trash/")), sig)
-            db.executemany("DELETE FROM episodes WHERE file = ?", [(rel,) for rel in gone])
+                else:
+                    summary = read_summary(self.dataset.root / rel, rel, sig[1],
+                                           rel.startswith("trash/"))
+                self._put(db, summary, sig)
+            self._delete(db, gone)
             db.commit()
-            return self._list(db, include_trashed)
+            return self._sorted(include_trashed)
 
     def list(self, include_trashed: bool = False) -> list[EpisodeSummary]:
-        """The cached summaries without touching the folders."""
-        with self._lock, self._connect() as db:
-            return self._list(db, include_trashed)
+        """The cached summaries without looking at the folders."""
+        if not self.dataset.root.is_dir():
+            return []
+        with self._lock:
+            if self._rows is None:
+                with self._connect() as db:
+                    self._load(db)
+            return self._sorted(include_trashed)
 
     def update(self, path: Path) -> EpisodeSummary | None:
         """Re-read one episode file now (after saving or editing it); None if it is gone."""
         path = Path(path)
         rel = self._rel(path)
         with self._lock, self._connect() as db:
+            self._load(db)
             try:
                 st = path.stat()
             except FileNotFoundError:
-                db.execute("DELETE FROM episodes WHERE file = ?", (rel,))
+                self._delete(db, [rel])
                 db.commit()
                 return None
             summary = read_summary(path, rel, st.st_size, rel.startswith("trash/"))
@@ -167,7 +185,8 @@ class DatasetIndex:
 
     def forget(self, paths: Iterable[Path]) -> None:
         with self._lock, self._connect() as db:
-            db.executemany("DELETE FROM episodes WHERE file = ?", [(self._rel(p),) for p in paths])
+            self._load(db)
+            self._delete(db, [self._rel(p) for p in paths])
             db.commit()
 
     # ----- internals -------------------------------------------------------------------------
@@ -215,30 +234,51 @@ class DatasetIndex:
         db.commit()
         return db
 
-    @staticmethod
-    def _put(db: sqlite3.Connection, summary: EpisodeSummary, sig: tuple[int, int]) -> None:
+    def _load(self, db: sqlite3.Connection) -> dict[str, tuple[tuple[int, int], EpisodeSummary]]:
+        if self._rows is None:
+            rows = {}
+            for rel, mtime, size, text in db.execute("SELECT file, mtime_ns, size, summary FROM episodes"):
+                try:
+                    data: dict[str, Any] = json.loads(text)
+                    for key in ("instructions", "flags", "cameras"):
+                        data[key] = tuple(data.get(key) or ())
+                    rows[rel] = ((mtime, size), EpisodeSummary(**data))
+                except (TypeError, ValueError) as exc:  # a row of another version: re-read
+                    log.debug("index row %s dropped: %s", rel, exc)
+            self._rows = rows
+        return self._rows
+
+    def _put(self, db: sqlite3.Connection, summary: EpisodeSummary, sig: tuple[int, int]) -> None:
         db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?)",
                    (summary.file, sig[0], sig[1], json.dumps(asdict(summary))))
+        assert self._rows is not None
+        self._rows[summary.file] = (sig, summary)
 
-    @staticmethod
-    def _move_row(db: sqlite3.Connection, old: str, new: str) -> None:
-        row = db.execute("SELECT mtime_ns, size, summary FROM episodes WHERE file = ?",
-                         (old,)).fetchone()
-        data = json.loads(row[2])
-        data.update(file=new, trashed=new.startswith("trash/"))
-        db.execute("DELETE FROM episodes WHERE file = ?", (old,))
-        db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?)",
-                   (new, row[0], row[1], json.dumps(data)))
+    def _delete(self, db: sqlite3.Connection, rels: Iterable[str]) -> None:
+        rels = list(rels)
+        db.executemany("DELETE FROM episodes WHERE file = ?", [(rel,) for rel in rels])
+        for rel in rels:
+            if self._rows is not None:
+                self._rows.pop(rel, None)
 
-    @staticmethod
-    def _list(db: sqlite3.Connection, include_trashed: bool) -> list[EpisodeSummary]:
-        query = "SELECT summary FROM episodes"
-        if not include_trashed:
-            query += " WHERE file LIKE 'episodes/%'"
-        out = []
-        for (text,) in db.execute(query + " ORDER BY file"):
-            data: dict[str, Any] = json.loads(text)
-            for key in ("instructions", "flags", "cameras"):
-                data[key] = tuple(data.get(key) or ())
-            out.append(EpisodeSummary(**data))
+    def _sorted(self, include_trashed: bool) -> list[EpisodeSummary]:
+        assert self._rows is not None
+        out = [summary for _, summary in self._rows.values()
+               if include_trashed or not summary.trashed]
+        # File names carry the start time to the second; ``created`` has milliseconds.
+        out.sort(key=lambda s: (s.created, s.file))
         return out
+
+def station_preflight(station, dataset: Dataset, index: DatasetIndex, reserve_bytes: int) -> Preflight:
+    """Minutes of recording the free disk allows for ``station``: the rate is measured from its
+    recent episodes in the index when there are some, else estimated from its cameras."""
+    profile = station.profile
+    recent = [s for s in index.list() if s.station_name == profile.name and s.duration_s > 1.0][-10:]
+    if recent:
+        rate = sum(s.size_bytes for s in recent) / sum(s.duration_s for s in recent)
+        return dataset.preflight(rate, "measured", reserve_bytes)
+    cams = [(c.config.width, c.config.height, c.config.fps, c.config.color, c.config.depth)
+            for c in station.cameras.values()]
+    rate = estimate_bytes_per_second(cams, profile.control_rate_hz, profile.recording.image_format,
+                                     profile.recording.jpeg_quality, station.robot.action_space.dim)
+    return dataset.preflight(rate, "estimated", reserve_bytes)

@@ -2,9 +2,19 @@
 
 Layout (format ``vla-studio-episode``, version 1; RLDS names so export is a mapping)::
 
-    /                                   root attrs: episode_id, created, language_instruction(s), task,
-                                        success (-1/0/1), status, operator, notes, scene_id, station_*,
-                                        robot_type, action_*, cameras (JSON), control_rate_hz, ...
+    /                                   root attrs: format, format_version, episode_id (UUID),
+                                        created (ISO-8601 UTC), language_instruction,
+                                        language_instructions (JSON, primary first), task,
+                                        success (int8 -1/0/1), success_source (operator/robot/""),
+                                        status (recording/complete/recovered), operator, notes,
+                                        scene_id, station_id, station_name, station_profile (TOML),
+                                        robot_type, action_space_kind, action_names (JSON),
+                                        cameras (JSON: type, size, fps, intrinsics, depth_scale),
+                                        control_rate_hz, software_version, policy_id, seed (-1 =
+                                        none), num_steps, duration_s, start_time_unix,
+                                        start_time_monotonic, safety_counts, camera_stats (JSON:
+                                        frames/duplicates/gaps/drops/late per camera),
+                                        source_counts (JSON), flags (JSON list), dropped_steps
     steps/action                        float32 [T, D]  what the robot received
     steps/requested_action              float32 [T, D]  NaN rows when the loop held
     steps/action_source                 uint8 [T]       0 hold, 1 teleop, 2 policy, 3 intervention
@@ -34,7 +44,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -86,10 +96,11 @@ def success_to_code(value: bool | None) -> int:
     return SUCCESS_UNKNOWN if value is None else (SUCCESS_SUCCESS if value else SUCCESS_FAILURE)
 
 
-def decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
-    """Root attributes as plain Python values, JSON fields decoded."""
+def decode_attrs(attrs: h5py.AttributeManager, keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """Root attributes (all, or only ``keys`` that exist) as plain Python values, JSON fields
+    decoded."""
     out: dict[str, Any] = {}
-    for key in attrs:
+    for key in (attrs if keys is None else [k for k in keys if k in attrs]):
         value = attrs[key]
         if isinstance(value, bytes):
             value = value.decode("utf-8")

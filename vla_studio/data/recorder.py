@@ -24,18 +24,18 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
 
-from vla_studio.core import commands
 from vla_studio.core.session import SessionError
-from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_second
-from vla_studio.data.dataset_index import DatasetIndex
+from vla_studio.data.dataset import Dataset, Preflight
+from vla_studio.data.dataset_index import DatasetIndex, station_preflight
 from vla_studio.data.episode_file import success_to_code
-from vla_studio.data.labels import EpisodeLabels, InstructionHistory, LabelError
+from vla_studio.data.labels import EpisodeLabels, InstructionHistory
 from vla_studio.data.recorder_writer import RecorderWriter
+from vla_studio.data.camera_readiness import cameras_without_fresh_frames, cameras_without_images
 from vla_studio.data.recording import (EpisodeInfo, EpisodeRecording, EpisodeState,
                                        RecorderConfig, RecorderState, RecorderStatus, new_episode)
 from vla_studio.data.recovery import RecoveryResult, recover_dataset
+from vla_studio.data.recorder_commands import register_recorder_commands
 from vla_studio.data.tasks import TaskSampler
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class Recorder:
         self._lock = threading.RLock()
         self._active: EpisodeRecording | None = None
         self._last: EpisodeRecording | None = None
+        self._episodes: dict[str, EpisodeRecording] = {}  # this session's, by id
         self._starting = False
         self._saved = 0
         self._queue = None
@@ -108,10 +109,16 @@ class Recorder:
         self._writer = RecorderWriter(self.station, self.dataset, self.index, self.history,
                                       self._queue, self._lock, self, self.config, profile_text)
         self._writer.start()
-        if self.tasks is not None:
-            self._propose(self.tasks.next())
+        if self.tasks is not None and not self.labels.instruction:
+            self._propose(self.tasks.next())  # the first task, unless one is already proposed
+        self.register_commands()
+
+    def register_commands(self) -> None:
+        """Handle the station's ``record.*``, ``episode.*`` and ``task.next`` commands (once;
+        also done by :meth:`connect`). Starting from a command connects the recorder first."""
         if not self._commands_registered:
-            self._register_commands()
+            register_recorder_commands(self.station, self)
+            self._commands_registered = True
 
     def disconnect(self) -> None:
         """Stop (and save) an open episode, finish every file, stop and join the writer."""
@@ -189,13 +196,13 @@ class Recorder:
             The new episode's id.
 
         Raises:
-            RecorderError: already recording, not connected, a camera without images (when
+            RecorderError: already recording, a camera without images (when
                 the profile pauses on camera failure), too little disk, or the e-stop latched.
             LabelError: no instruction.
         """
-        if self._writer is None:
-            raise RecorderError("the recorder is not connected")
         labels = (labels if labels is not None else self.labels).validated()
+        if self._writer is None:
+            self.connect()  # first episode: prepare the dataset folder now
         with self._lock:
             if self._active is not None or self._starting:
                 raise RecorderError("an episode is already being recorded: stop or discard it first")
@@ -206,6 +213,7 @@ class Recorder:
             self.dataset.make_reserve()  # given back if the disk fills during the episode
             if reset_scene:
                 self.station.begin_episode(labels.instruction, seed)
+            self._wait_for_fresh_frames(time.monotonic())
             policy = self.station.arbiter.policy
             ep = new_episode(labels, seed, self.dataset.episode_stem, with_policy=policy is not None,
                              policy_id=str(getattr(policy, "policy_id", "") or ""),
@@ -213,6 +221,7 @@ class Recorder:
             with self._lock:
                 self._active = ep
                 self._labels = labels
+                self._episodes[ep.episode_id] = ep
                 self._writer.add(ep)
             if drive:
                 try:
@@ -226,12 +235,13 @@ class Recorder:
         self._emit("recorder.started", f"Recording: {labels.instruction}", episode=ep.episode_id)
         return ep.episode_id
 
-    def stop(self, success: bool | None = None) -> str:
+    def stop(self, success: bool | None = None, *, judged_by: str = "operator") -> str:
         """Stop the open episode and save it (in the background).
 
         Args:
             success: the outcome; None keeps what was marked, else asks the robot (simulators
                 judge their tasks), else unknown.
+            judged_by: who decided ``success`` (stored as ``success_source``).
 
         Returns:
             The episode's id.
@@ -245,7 +255,7 @@ class Recorder:
             live = self._live_success(ep.labels.instruction)
         with self._lock:
             if success is not None:
-                ep.success, ep.success_source = success_to_code(success), "operator"
+                ep.success, ep.success_source = success_to_code(success), judged_by
             elif ep.success is None and live is not None:
                 ep.success, ep.success_source = success_to_code(live), "robot"
         self._end(ep)
@@ -351,17 +361,15 @@ class Recorder:
 
     # ----- checks ----------------------------------------------------------------------------
     def _check_cameras(self) -> None:
-        if self.station.profile.recording.on_camera_failure != "pause":
-            return
-        now = time.monotonic()
-        for name, cam in self.station.cameras.items():
-            frame = cam.latest()
-            if frame is None or now - frame.t_capture > cam.stale_after_s:
-                status = cam.status()
-                why = f"{status.state.value}" + (f": {status.last_error}" if status.last_error else "")
-                raise RecorderError(f"camera '{name}' has no current image ({why}). Connect it, "
-                                    "or set on_camera_failure = \"continue\" in the profile's "
-                                    "[recording] table to record without it.")
+        problems = cameras_without_images(self.station)
+        if problems:
+            raise RecorderError(problems[0])
+
+    def _wait_for_fresh_frames(self, since: float) -> None:
+        """An episode never starts on a picture of the scene before the reset."""
+        problems = cameras_without_fresh_frames(self.station, since)
+        if problems:
+            raise RecorderError(problems[0])
 
     def _check_disk(self) -> None:
         free = self.dataset.free_bytes()
@@ -374,21 +382,8 @@ class Recorder:
     def preflight(self) -> Preflight:
         """How many minutes of recording the free disk allows (measured from this station's
         recent episodes when there are some, else estimated from the cameras)."""
-        profile = self.station.profile
-        recent = [s for s in self.index.list() if s.station_name == profile.name
-                  and s.duration_s > 1.0][-10:]
-        if recent:
-            rate = sum(s.size_bytes for s in recent) / sum(s.duration_s for s in recent)
-            source = "measured"
-        else:
-            cams = [(c.config.width, c.config.height, c.config.fps, c.config.color, c.config.depth)
-                    for c in self.station.cameras.values()]
-            rate = estimate_bytes_per_second(cams, profile.control_rate_hz,
-                                             profile.recording.image_format,
-                                             profile.recording.jpeg_quality,
-                                             self.station.robot.action_space.dim)
-            source = "estimated"
-        return self.dataset.preflight(rate, source, int(self.config.min_free_mb * 1e6))
+        return station_preflight(self.station, self.dataset, self.index,
+                                 int(self.config.min_free_mb * 1e6))
 
     # ----- state -----------------------------------------------------------------------------
     def status(self) -> RecorderStatus:
@@ -424,6 +419,12 @@ class Recorder:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
+
+    def episode(self, episode_id: str) -> EpisodeInfo | None:
+        """An episode recorded since :meth:`connect`, by id."""
+        with self._lock:
+            ep = self._episodes.get(episode_id)
+            return EpisodeInfo.of(ep) if ep is not None else None
 
     @property
     def last_episode(self) -> EpisodeInfo | None:
@@ -484,48 +485,6 @@ class Recorder:
         if state in (EpisodeState.EMPTY, EpisodeState.FAILED) and self.tasks is not None \
                 and not ep.discard and ep.labels.task:
             self.tasks.mark_undone(ep.labels.task)
-
-    # ----- commands --------------------------------------------------------------------------
-    def _register_commands(self) -> None:
-        handlers: dict[str, Callable[[], object]] = {
-            commands.RECORD_TOGGLE: self._toggle,
-            commands.RECORD_START: self.start,
-            commands.RECORD_STOP: self.stop,
-            commands.RECORD_DISCARD: self.discard,
-            commands.EPISODE_SUCCESS: lambda: self._finish_with(True),
-            commands.EPISODE_FAILURE: lambda: self._finish_with(False),
-            commands.RECORD_RERECORD: self.rerecord,
-            commands.TASK_NEXT: self.next_task,
-        }
-        for name, fn in handlers.items():
-            self.station.on_command(name, self._guarded(fn))
-        self._commands_registered = True
-
-    def _toggle(self) -> None:
-        state = self.status().state
-        if state == RecorderState.IDLE:
-            self.start()
-        elif state == RecorderState.RECORDING:
-            self.stop()
-        else:
-            self.resume()
-
-    def _finish_with(self, success: bool) -> None:
-        """A success/failure button: ends an open episode with that outcome, or labels the last."""
-        if self._active is not None:
-            self.stop(success=success)
-        else:
-            self.mark_success(success)
-
-    def _guarded(self, fn: Callable[[], object]) -> Callable[[], None]:
-        def handler() -> None:
-            if self._writer is None:
-                return
-            try:
-                fn()
-            except (RecorderError, LabelError) as exc:
-                self._emit("recorder.error", str(exc), logging.WARNING)
-        return handler
 
     def _emit(self, kind: str, message: str, level: int = logging.INFO, **data: object) -> None:
         self.station.events.emit(kind, message, level, **data)

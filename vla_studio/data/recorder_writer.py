@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 from vla_studio.core.events import StepQueue
 from vla_studio.core.types import Step
@@ -33,22 +33,13 @@ from vla_studio.data.episode_writer import (DiskFullError, EpisodeFileWriter, fs
 from vla_studio.data.hdf5_superblock import SuperblockError, clear_write_flags
 from vla_studio.data.labels import InstructionHistory
 from vla_studio.data.recording import (EpisodeRecording, EpisodeState, RecorderConfig,
-                                       build_schema, start_attrs)
+                                       WriterListener, build_schema, start_attrs)
 from vla_studio.data.step_encoder import StepEncoder
 
 log = logging.getLogger(__name__)
 DISK_CHECK_INTERVAL_S = 2.0
-
-
-class WriterListener(Protocol):
-    """What the writer tells the recorder (called on the writer thread, lock not held)."""
-
-    def on_camera_lost(self, ep: EpisodeRecording, cameras: list[str]) -> None: ...
-    def on_camera_gap(self, ep: EpisodeRecording, camera: str) -> None: ...
-    def on_steps_dropped(self, ep: EpisodeRecording, count: int) -> None: ...
-    def on_disk_low(self, ep: EpisodeRecording, free_bytes: int, minutes: float, stop: bool) -> None: ...
-    def on_write_failed(self, ep: EpisodeRecording, message: str, storage: bool) -> None: ...
-    def on_finished(self, ep: EpisodeRecording) -> None: ...
+SETTLE_RETRIES = 40  # a saved file held open by a reader: retry relabelling for ~10 s
+SETTLE_RETRY_S = 0.25
 
 
 @dataclass(eq=False)
@@ -94,6 +85,7 @@ class RecorderWriter:
         self._open: list[_Open] = []
         self._abandoned: list[_Open] = []
         self._jobs: collections.deque[Callable[[], None]] = collections.deque()
+        self._delayed: list[tuple[float, Callable[[], None]]] = []  # writer thread only
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_disk_check = 0.0
@@ -123,9 +115,13 @@ class RecorderWriter:
         """Start routing steps to ``ep`` (call under the lock)."""
         self._open.append(_Open(ep))
 
-    def post(self, job: Callable[[], None]) -> None:
-        """Run ``job`` on the writer thread (relabel or trash a saved episode)."""
-        self._jobs.append(job)
+    def post(self, job: Callable[[], None], delay_s: float = 0.0) -> None:
+        """Run ``job`` on the writer thread (relabel or trash a saved episode), after
+        ``delay_s`` seconds."""
+        if delay_s > 0:
+            self._delayed.append((time.monotonic() + delay_s, job))
+        else:
+            self._jobs.append(job)
 
     def busy(self) -> int:
         """Episodes not finished yet."""
@@ -135,21 +131,34 @@ class RecorderWriter:
     # ----- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            step = self.queue.get(timeout=0.05)
-            while self._jobs:
-                self._run_job(self._jobs.popleft())
-            if step is not None:
-                self._on_step(step)
-            now = time.monotonic()
-            for o in list(self._open):
-                if o.encoder is not None and o.encoder.pending and not o.failed and \
-                        now - o.last_commit >= self.config.commit_interval_s:
-                    self._commit(o)
-            self._finish_ready(now)
-            if now >= self._next_disk_check:
-                self._check_disk(now)
-            if self._stop.is_set() and not self._open and not self._jobs and self.queue.qsize() == 0:
-                return
+            try:
+                if self._iterate():
+                    return
+            except Exception:  # a bug must not silence the recorder: log it and keep going
+                log.exception("recorder writer iteration failed")
+                time.sleep(0.05)
+
+    def _iterate(self) -> bool:
+        """One pass: jobs, the next step, commits, finished episodes, disk. True when done."""
+        step = self.queue.get(timeout=0.05)
+        if self._delayed:
+            due = [job for t, job in self._delayed if t <= time.monotonic() or self._stop.is_set()]
+            self._delayed = [(t, job) for t, job in self._delayed if job not in due]
+            self._jobs.extend(due)
+        while self._jobs:
+            self._run_job(self._jobs.popleft())
+        if step is not None:
+            self._on_step(step)
+        now = time.monotonic()
+        for o in list(self._open):
+            if o.encoder is not None and o.encoder.pending and not o.failed and \
+                    now - o.last_commit >= self.config.commit_interval_s:
+                self._commit(o)
+        self._finish_ready(now)
+        if now >= self._next_disk_check:
+            self._check_disk(now)
+        return self._stop.is_set() and not self._open and not self._jobs \
+            and not self._delayed and self.queue.qsize() == 0
 
     def _run_job(self, job: Callable[[], None]) -> None:
         try:
@@ -270,7 +279,8 @@ class RecorderWriter:
         try:
             if o.file is None:
                 with self.lock:
-                    ep.state = EpisodeState.FAILED if o.failed else EpisodeState.EMPTY
+                    ep.state = EpisodeState.FAILED if o.failed else \
+                        EpisodeState.DISCARDED if ep.discard else EpisodeState.EMPTY
                     if o.failed:
                         ep.error = f"Nothing was saved. {ep.error}"
             else:
@@ -307,7 +317,7 @@ class RecorderWriter:
             if o.lock:
                 o.lock.release()
             with self.lock:
-                ep.state = EpisodeState.EMPTY
+                ep.state = EpisodeState.DISCARDED if ep.discard else EpisodeState.EMPTY
             return
         camera_stats = {}
         for name, stats in encoder.camera_stats.items():
@@ -344,16 +354,23 @@ class RecorderWriter:
                 self.history.add(text)
         self.settle(ep)
 
-    def settle(self, ep: EpisodeRecording) -> None:
+    def settle(self, ep: EpisodeRecording, attempt: int = 0) -> None:
         """Bring a sealed episode's file in line with its labels: success marked after the
-        stop, or a discard (moves it to the trash). Writer thread only; never raises."""
+        stop, or a discard (moves it to the trash). Writer thread only; never raises. A file
+        another reader holds open (replay, export) is retried for a while."""
         try:
             self._settle(ep)
         except Exception as exc:
-            log.exception("updating episode %s failed", ep.episode_id)
             with self.lock:
                 if ep.state == EpisodeState.SAVING:
                     ep.state = EpisodeState.SAVED
+            if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and \
+                    attempt < SETTLE_RETRIES and not self._stop.is_set():
+                log.info("episode %s is busy (%s); retrying", ep.path, exc)
+                self.post(lambda: self.settle(ep, attempt + 1), delay_s=SETTLE_RETRY_S)
+                return
+            log.exception("updating episode %s failed", ep.episode_id)
+            with self.lock:
                 ep.error = f"could not update the saved episode {ep.path}: {exc}"
 
     def _settle(self, ep: EpisodeRecording) -> None:
@@ -366,6 +383,15 @@ class RecorderWriter:
                         ep.state = EpisodeState.SAVED
                     break
             assert ep.path is not None
+            if not ep.path.exists():  # moved by the dataset browser (trash / restore)
+                for folder in (self.dataset.episodes_dir, self.dataset.trash_dir):
+                    if (folder / ep.path.name).exists():
+                        ep.path = folder / ep.path.name
+                        break
+            if discard and ep.path.parent == self.dataset.trash_dir:
+                with self.lock:
+                    ep.state = EpisodeState.DISCARDED
+                continue
             if discard:
                 old = ep.path
                 ep.path = self.dataset.trash(old)

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from vla_studio import __version__
 from vla_studio.core.config import option
@@ -131,11 +131,13 @@ class EpisodeInfo:
     path: Path | None
     error: str
     flags: tuple[str, ...]
+    t_begin: float  # host monotonic: steps ticked in [t_begin, t_end) belong to the episode
+    t_end: float | None
 
     @classmethod
     def of(cls, ep: EpisodeRecording) -> "EpisodeInfo":
         return cls(ep.episode_id, ep.state, ep.labels, success_to_bool(ep.success_code), ep.steps,
-                   ep.duration_s, ep.path, ep.error, tuple(sorted(ep.flags)))
+                   ep.duration_s, ep.path, ep.error, tuple(sorted(ep.flags)), ep.t_begin, ep.t_end)
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,16 @@ def new_episode(labels: EpisodeLabels, seed: int | None, stem_for, *, with_polic
         with_policy=with_policy, policy_id=policy_id)
 
 
+# A frame this much older than the tick means the camera is gone (a slow render or a busy CPU
+# delays frames by a few periods; that is recorded honestly through the capture times instead).
+CAMERA_LOST_MIN_S = 1.0
+
+
+def camera_lost_after_s(camera) -> float:
+    """How old a camera's latest frame may be before the recorder treats the camera as lost."""
+    return max(float(camera.stale_after_s), CAMERA_LOST_MIN_S)
+
+
 def build_schema(station: "Station", first: Step, with_policy: bool) -> EpisodeSchema:
     """The file layout for ``station``, with image sizes taken from the first step's frames
     (a camera may deliver another size than configured)."""
@@ -198,7 +210,7 @@ def build_schema(station: "Station", first: Step, with_policy: bool) -> EpisodeS
         cameras.append(CameraSchema(
             name=name, type=types.get(name, type(cam).__name__), color=bool(cfg.color),
             width=int(width), height=int(height), depth_shape=depth_shape, fps=float(cfg.fps),
-            stale_after_s=float(cam.stale_after_s),
+            stale_after_s=camera_lost_after_s(cam),
             intrinsics=intr.as_dict() if intr is not None else None,
             depth_scale=intr.depth_scale if intr is not None else None))
     return EpisodeSchema(
@@ -244,3 +256,14 @@ def start_attrs(station: "Station", ep: EpisodeRecording, schema: EpisodeSchema,
         "flags": [],
         "dropped_steps": 0,
     }
+
+
+class WriterListener(Protocol):
+    """What the writer tells the recorder (called on the writer thread, lock not held)."""
+
+    def on_camera_lost(self, ep: EpisodeRecording, cameras: list[str]) -> None: ...
+    def on_camera_gap(self, ep: EpisodeRecording, camera: str) -> None: ...
+    def on_steps_dropped(self, ep: EpisodeRecording, count: int) -> None: ...
+    def on_disk_low(self, ep: EpisodeRecording, free_bytes: int, minutes: float, stop: bool) -> None: ...
+    def on_write_failed(self, ep: EpisodeRecording, message: str, storage: bool) -> None: ...
+    def on_finished(self, ep: EpisodeRecording) -> None: ...

@@ -38,7 +38,8 @@ class CameraSchema:
         width, height: colour image size.
         depth_shape: ``(H, W)`` of depth images, or None without depth.
         fps: configured frame rate.
-        stale_after_s: a frame older than this (relative to the tick) counts as "no image".
+        stale_after_s: a frame older than this (relative to the tick) counts as "no image"
+            (the camera is lost).
         intrinsics: pinhole intrinsics as a dict, or None.
         depth_scale: metres per depth unit, or None.
     """

@@ -32,6 +32,8 @@ DOCKS: tuple[DockSpec, ...] = (
     DockSpec("station", "Station", "right", "vla_studio.ui.widgets.station_panel:StationPanel"),
     DockSpec("events", "Events", "bottom", "vla_studio.ui.widgets.event_log:EventLog"),
     DockSpec("teleop", "Teleop", "right", "vla_studio.ui.widgets.teleop_panel:TeleopPanel"),
+    DockSpec("recorder", "Recorder", "right", "vla_studio.ui.widgets.recorder_dock:RecorderDock", "station"),
+    DockSpec("episodes", "Episodes", "bottom", "vla_studio.ui.widgets.dataset_browser:DatasetBrowser", "events"),
 )
 
 # The central widget: the live camera grid.

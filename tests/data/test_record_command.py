@@ -1,0 +1,95 @@
+"""`vla-studio record` (headless recording) and `vla-studio bench record`, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from vla_studio.data.dataset import Dataset
+from vla_studio.data.episode_file import EpisodeReader
+from vla_studio.paths import resource
+
+DRY = str(resource("stations", "dry_run.toml"))
+
+
+def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vla_studio", "--log-level", "WARNING", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_record_saves_each_episode_with_its_labels_and_seed(tmp_path):
+    proc = cli("record", "--station", DRY, "--task", "wave at the camera", "--paraphrase",
+               "say hello", "--episodes", "2", "--max-seconds", "0.6", "--seed", "10",
+               "--operator", "ada", "--scene-id", "desk-3", "--dataset", str(tmp_path / "ds"),
+               "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [e["seed"] for e in summary["episodes"]] == [10, 11]
+    assert all(e["state"] == "saved" and e["ended_by"] == "time limit" for e in summary["episodes"])
+    files = [e["path"] for e in summary["episodes"]]
+    assert sorted(files) == sorted(str(p) for p in Dataset(tmp_path / "ds").episode_files())
+    for path, seed in zip(files, (10, 11)):
+        with EpisodeReader(path) as ep:
+            assert ep.instructions() == ["wave at the camera", "say hello"]
+            assert ep.attrs["seed"] == seed and ep.attrs["operator"] == "ada"
+            assert ep.attrs["scene_id"] == "desk-3" and ep.num_steps >= 8
+            assert ep.success() is None  # the virtual robot cannot judge
+
+
+def test_record_with_a_task_file_takes_each_task_in_turn(tmp_path):
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("open the drawer | pull the drawer open\nclose the drawer\n", encoding="utf-8")
+    proc = cli("record", "--station", DRY, "--task-file", str(tasks), "--episodes", "3",
+               "--max-seconds", "0.4", "--dataset", str(tmp_path / "ds"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    episodes = json.loads(proc.stdout.strip().splitlines()[-1])["episodes"]
+    assert [e["instruction"] for e in episodes] == ["open the drawer", "close the drawer",
+                                                    "open the drawer"]
+    with EpisodeReader(episodes[0]["path"]) as ep:
+        assert ep.attrs["task"] == "open_the_drawer"
+        assert ep.instructions() == ["open the drawer", "pull the drawer open"]
+
+
+def test_record_explains_what_is_missing(tmp_path):
+    proc = cli("record", "--station", DRY, "--episodes", "1")
+    assert proc.returncode == 2 and "--task" in proc.stderr
+    proc = cli("record", "--station", DRY, "--task", "x", "--teleop", "joystick",
+               "--dataset", str(tmp_path / "ds"))
+    assert proc.returncode == 2 and "no teleop device named or typed 'joystick'" in proc.stderr
+    assert "keyboard (keyboard)" in proc.stderr  # the ones it has are listed
+    bad = tmp_path / "tasks.toml"
+    bad.write_text('mode = "shuffle"\n[[tasks]]\ninstruction = "a"\n', encoding="utf-8")
+    proc = cli("record", "--station", DRY, "--task-file", str(bad))
+    assert proc.returncode == 2 and "mode" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_record_counts_steps_and_frames_independently_of_the_recorder():
+    proc = cli("bench", "record", "--cameras", "2", "--size", "160x120", "--fps", "15",
+               "--rate", "30", "--seconds", "1.5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("steps_expected", "steps_written", "frames_expected", "frames_written",
+                "frames_dropped", "writer_queue_max_fraction", "mb_per_s", "cpu_percent",
+                "stop_to_ready_s"):
+        assert key in result, key
+    assert result["steps_expected"] >= 30 and result["steps_written"] == result["steps_expected"]
+    assert result["frames_written"] == result["frames_expected"] > 0
+    assert 0.0 <= result["writer_queue_max_fraction"] <= 1.0
+
+
+def test_record_with_the_simulated_expert_ends_each_episode_on_success(tmp_path):
+    sim = str(resource("stations", "sim_tabletop.toml"))
+    proc = cli("record", "--station", sim, "--teleop", "scripted", "--task",
+               "pick up the red cube", "--episodes", "1", "--seed", "1", "--max-seconds", "40",
+               "--dataset", str(tmp_path / "ds"), "--json", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [episode] = json.loads(proc.stdout.strip().splitlines()[-1])["episodes"]
+    assert episode["ended_by"] == "success" and episode["success"] is True
+    with EpisodeReader(episode["path"]) as ep:
+        assert ep.success() is True and ep.attrs["success_source"] == "robot"
+        assert ep.step("reward")[-1] == 1.0 and ep.attrs["robot_type"] == "sim"
+        assert ep.attrs["source_counts"]["teleop"] > 0.8 * ep.num_steps
+        assert ep.cameras == ["front", "wrist"] and ep.depth("wrist").shape[1:] == (224, 224)
+        # the settle time after success is recorded too
+        assert ep.attrs["duration_s"] >= 0.5

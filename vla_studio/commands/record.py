@@ -1,0 +1,201 @@
+"""Record episodes without the window: unattended with the simulated expert, or with a device.
+
+Each episode resets the scene (a simulator samples a new layout from the seed), starts the
+session and records until the robot reports the task done (then --settle seconds more), until
+--max-seconds, or until the operator ends it with a device button (record stop / success /
+failure). Episodes are saved into the dataset folder with their instruction, outcome and full
+metadata; interrupted episodes from an earlier crash are recovered first. Ctrl-C saves the open
+episode and stops.
+
+Examples:
+  vla-studio record --station resources/stations/sim_tabletop.toml --teleop scripted \\
+      --task "pick up the red cube" --episodes 20 --seed 0
+  vla-studio record --station my_cell.toml --teleop gamepad --task-file tasks.toml --episodes 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+NAME = "record"
+HELP = "record episodes headless (simulated expert or a teleop device)"
+POLL_S = 0.02
+SUCCESS_POLL_S = 0.1
+RESUME_RETRY_S = 0.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--station", metavar="FILE", default=argparse.SUPPRESS,
+                        help="station profile (TOML); default: the simulated tabletop")
+    parser.add_argument("--teleop", metavar="NAME", default=None,
+                        help="teleop device of the profile, by name or type (default: the first)")
+    parser.add_argument("--task", metavar="TEXT", default=None, help="the language instruction")
+    parser.add_argument("--paraphrase", metavar="TEXT", action="append", default=[],
+                        help="another phrasing of --task (repeatable)")
+    parser.add_argument("--task-file", metavar="FILE", default=None,
+                        help="tasks to cycle or sample (.txt, .toml or .json)")
+    parser.add_argument("--episodes", type=int, default=1, help="how many episodes to record")
+    parser.add_argument("--dataset", metavar="DIR", default=None,
+                        help="dataset folder (default: the profile's [recording] dataset_dir)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="scene seed of the first episode (episode i uses SEED+i)")
+    parser.add_argument("--max-seconds", type=float, default=60.0,
+                        help="longest episode; it is saved (as a failure if the robot can tell)")
+    parser.add_argument("--settle", type=float, default=0.5,
+                        help="seconds recorded after the robot reports success")
+    parser.add_argument("--operator", default=None, help="operator name stored with episodes")
+    parser.add_argument("--notes", default="", help="notes stored with every episode")
+    parser.add_argument("--scene-id", default=None, help="scene id stored with episodes")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON summary as the last line of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla_studio.commands import station_profile
+    from vla_studio.data.dataset import Dataset
+    from vla_studio.data.dataset_index import DatasetIndex
+    from vla_studio.data.labels import EpisodeLabels, LabelError
+    from vla_studio.data.recorder import Recorder, RecorderError
+    from vla_studio.data.tasks import TaskSampler, load_task_file, single_task
+    from vla_studio.station import Station
+
+    if not args.task and not args.task_file:
+        print("vla-studio record: error: give the instruction with --task \"...\" or a task list "
+              "with --task-file FILE", file=sys.stderr)
+        return 2
+    if args.episodes < 1 or args.max_seconds <= 0 or args.settle < 0:
+        print("vla-studio record: error: --episodes must be >= 1, --max-seconds > 0 and "
+              "--settle >= 0", file=sys.stderr)
+        return 2
+    profile = station_profile(args)
+    dataset = Dataset(args.dataset or profile.dataset_dir)
+    task_file = load_task_file(args.task_file) if args.task_file else \
+        single_task(args.task, tuple(args.paraphrase))
+    done: dict[str, int] = {}
+    if task_file.mode == "balanced" and dataset.episodes_dir.is_dir():
+        for summary in DatasetIndex(dataset).refresh():
+            done[summary.task] = done.get(summary.task, 0) + 1
+    sampler = TaskSampler(task_file, done)
+    rec = profile.recording
+    labels = EpisodeLabels(operator=args.operator if args.operator is not None else rec.operator,
+                           notes=args.notes,
+                           scene_id=args.scene_id if args.scene_id is not None else rec.station_id)
+
+    station = Station.from_profile(profile)
+    teleop = _pick_teleop(station, profile, args.teleop)
+    results: list[dict] = []
+    ids: list[tuple[str, int | None, str]] = []
+    recorder = Recorder(station, dataset, tasks=sampler, labels=labels)
+    try:
+        station.start()
+        if teleop is not None:
+            station.use_teleop(teleop)
+        recorder.connect()
+        print(f"dataset {dataset.root}: {recorder.preflight().message}")
+        for cam in station.cameras.values():
+            if cam.wait_for_frame(timeout_s=10.0) is None:
+                print(f"warning: camera '{cam.name}' has not delivered a frame yet",
+                      file=sys.stderr)
+        for i in range(args.episodes):
+            seed = None if args.seed is None else args.seed + i
+            try:
+                episode_id = recorder.start(seed=seed)
+            except (RecorderError, LabelError) as exc:
+                print(f"vla-studio record: error: {exc}", file=sys.stderr)
+                return 1
+            instruction = recorder.episode(episode_id).labels.instruction
+            why = _run_episode(station, recorder, instruction, args.max_seconds, args.settle)
+            ids.append((episode_id, seed, why))
+            info = recorder.episode(episode_id)
+            print(f"episode {i + 1}/{args.episodes}: {instruction!r} ended by {why}, "
+                  f"success={_word(info.success)}, {info.duration_s:.1f} s")
+            if info.error:
+                print(f"vla-studio record: error: {info.error}", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        if recorder.is_connected and recorder.status().episode is not None:
+            recorder.stop()
+        print("vla-studio record: interrupted; the open episode is saved", file=sys.stderr)
+        return 130
+    finally:
+        if recorder.is_connected:
+            recorder.wait_idle(60.0)
+            for n, (episode_id, seed, why) in enumerate(ids, 1):
+                info = recorder.episode(episode_id)
+                results.append({"episode": n, "id": episode_id, "instruction": info.labels.instruction,
+                                "seed": seed, "ended_by": why, "success": info.success,
+                                "steps": info.steps, "state": info.state.value,
+                                "path": str(info.path) if info.path else ""})
+            recorder.disconnect()
+        station.close()
+    total = len(DatasetIndex(dataset).refresh())
+    print(f"recorded {len(results)} episode(s) into {dataset.root}; it now holds {total}")
+    if args.json:
+        print(json.dumps({"dataset": str(dataset.root), "episodes": results}))
+    return 0
+
+
+def _pick_teleop(station, profile, wanted: str | None) -> str | None:
+    """The station's teleop device name for ``wanted`` (a name or a type)."""
+    from vla_studio.devices.base import DeviceError
+
+    if not profile.teleops:
+        if wanted:
+            raise DeviceError(f"{profile.path}: the profile has no teleop devices, so --teleop "
+                              f"{wanted} cannot be used; add a [[teleops]] table")
+        return None
+    if wanted is None:
+        return profile.teleops[0].name
+    for spec in profile.teleops:
+        if wanted in (spec.name, spec.type):
+            return spec.name
+    raise DeviceError(f"{profile.path}: no teleop device named or typed {wanted!r}; the profile "
+                      f"has: {', '.join(f'{s.name} ({s.type})' for s in profile.teleops)}")
+
+
+def _run_episode(station, recorder, instruction: str, max_seconds: float, settle: float) -> str:
+    """Wait for the episode's end; returns what ended it."""
+    from vla_studio.core.session import RunState
+    from vla_studio.data.recorder import RecorderError
+    from vla_studio.data.recording import RecorderState
+
+    t0 = time.monotonic()
+    judged = True  # until the robot answers None once
+    success_at: float | None = None
+    next_check = t0
+    next_resume = t0
+    while True:
+        now = time.monotonic()
+        status = recorder.status()
+        if status.episode is None:
+            return "recorder"  # a device button, or the recorder stopped it (disk, failure)
+        if status.state == RecorderState.PAUSED and now >= next_resume:
+            next_resume = now + RESUME_RETRY_S  # unattended: continue once the camera is back
+            try:
+                recorder.resume()
+            except RecorderError:
+                pass
+        if success_at is not None and now - success_at >= settle:
+            recorder.stop(success=True, judged_by="robot")
+            return "success"
+        if now - t0 >= max_seconds:
+            recorder.stop()
+            return "time limit"
+        if station.session.state == RunState.ESTOPPED:
+            recorder.stop()
+            return "e-stop"
+        if judged and success_at is None and now >= next_check:
+            next_check = now + SUCCESS_POLL_S
+            verdict = station.loop.call_on_loop(lambda: station.robot.episode_success(instruction))
+            if verdict is None:
+                judged = False
+            elif verdict:
+                success_at = now
+        time.sleep(POLL_S)
+
+
+def _word(success: bool | None) -> str:
+    return "unknown" if success is None else ("yes" if success else "no")
