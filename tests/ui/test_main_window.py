@@ -70,7 +70,7 @@ def test_two_step_reset_from_the_estop_widget_returns_to_paused(qtbot, main_wind
 def test_station_panel_start_drives_the_robot_and_status_bar_shows_the_loop(qtbot, main_window):
     station = main_window.station
     station.set_teleop_source(FixedActionSource(MOVE))
-    panel = main_window.docks["station"].widget()
+    panel = main_window.panels["station"]
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: station.loop.snapshot.get().source == SourceKind.TELEOP, timeout=3000)
     qtbot.waitUntil(lambda: main_window.run_state.text().startswith("RUNNING"), timeout=2000)
@@ -81,7 +81,7 @@ def test_station_panel_start_drives_the_robot_and_status_bar_shows_the_loop(qtbo
 
 def test_start_while_stopped_explains_why(qtbot, main_window):
     main_window.station.latch.trigger("test", "test")
-    panel = main_window.docks["station"].widget()
+    panel = main_window.panels["station"]
     panel.start_run()
     assert "reset it first" in panel.error_label.text()
 
@@ -134,7 +134,7 @@ def test_frozen_gui_and_hung_policy_still_stop_the_robot_within_one_period(qtbot
 
 def test_station_panel_follows_a_teleop_device_chosen_elsewhere(qtbot, main_window):
     station = main_window.station
-    panel = main_window.docks["station"].widget()
+    panel = main_window.panels["station"]
     names = list(station.teleops)
     assert len(names) >= 2
     station.use_teleop(names[1])

@@ -26,7 +26,7 @@ def start_keyboard_run(station, qtbot):
 
 def test_held_key_moves_the_robot_whichever_widget_has_focus(main_window, dry_station, qtbot):
     start_keyboard_run(dry_station, qtbot)
-    combo = main_window.docks["station"].widget().mode_combo
+    combo = main_window.panels["station"].mode_combo
     combo.setFocus()
     index = combo.currentIndex()
     x0 = x_of(dry_station)
@@ -92,7 +92,7 @@ def test_escape_and_space_still_stop_with_the_keyboard_driving(main_window, dry_
 
 def test_closing_the_window_removes_the_key_filter_and_releases_keys(main_window, dry_station,
                                                                      qtbot):
-    bridge = main_window.docks["teleop"].widget().keyboard_bridge
+    bridge = main_window.panels["teleop"].keyboard_bridge
     kb = dry_station.teleops["keyboard"]
     assert bridge.installed
     qtbot.keyPress(main_window, Qt.Key.Key_W)

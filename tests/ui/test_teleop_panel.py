@@ -18,7 +18,7 @@ def xbox_pad():
 
 
 def panel_of(window):
-    return window.docks["teleop"].widget()
+    return window.panels["teleop"]
 
 
 def test_picker_lists_the_profiles_devices_and_switches_the_active_one(main_window, dry_station,

@@ -11,8 +11,9 @@ import logging
 
 from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeyEvent, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                               QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit, QTextEdit,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel,
+                               QLineEdit, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea,
+                               QTextEdit,
                                QToolBar, QVBoxLayout, QWidget)
 
 from vla_studio import __version__
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(QIcon(str(resource("icons", "app.svg"))))
         self.actions_by_id: dict[str, QAction] = {}
         self.docks: dict[str, QDockWidget] = {}
+        self.panels: dict[str, QWidget] = {}  # dock id -> the panel widget inside it
         self.create_actions()
         self.create_menus()
         self.create_toolbar()
@@ -157,7 +159,14 @@ class MainWindow(QMainWindow):
             widget = load_widget_class(spec.target)(self.station, self.bridge)
             dock = QDockWidget(spec.title, self)
             dock.setObjectName(f"dock.{spec.id}")
-            dock.setWidget(widget)
+            # A tall panel scrolls inside its dock instead of forcing the window taller than
+            # the screen (the cameras and the bottom docks must stay visible).
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(widget)
+            dock.setWidget(scroll)
+            self.panels[spec.id] = widget
             self.addDockWidget(_AREAS[spec.area], dock)
             tab_with = self.docks.get(spec.tab_with) if spec.tab_with else None
             if tab_with is not None:

@@ -15,9 +15,9 @@ import weakref
 from typing import Callable
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QStringListModel, Qt, QTimer
-from PySide6.QtWidgets import (QCompleter, QFileDialog, QFormLayout, QFrame, QGridLayout,
+from PySide6.QtWidgets import (QCompleter, QFileDialog, QFormLayout, QGridLayout,
                                QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+                               QPushButton, QVBoxLayout, QWidget)
 
 from vla_studio.core.config import ConfigError
 from vla_studio.core.events import AppEvent
@@ -181,20 +181,14 @@ class RecorderDock(QWidget):
         info.addWidget(self.last_label)
         info.addWidget(self.disk_label)
 
-        content = QWidget()
-        layout = QVBoxLayout(content)
-        layout.addWidget(labels_box)
+        # Record controls first: they are what the operator looks for mid-episode. (The main
+        # window puts every dock panel in a scroll area, so a short dock never grows the window.)
+        layout = QVBoxLayout(self)
         layout.addWidget(run_box)
+        layout.addWidget(labels_box)
         layout.addWidget(info_box)
         layout.addWidget(self.message)
         layout.addStretch(1)
-        scroll = QScrollArea()  # a short dock scrolls instead of forcing the window taller
-        scroll.setWidget(content)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
 
         self.load_labels()
         bridge.app_event.connect(self.on_event)
