@@ -250,6 +250,18 @@ class Camera(Device):
             self._mode = dict(mode)
             self._actual_period_s = 1.0 / float(fps) if isinstance(fps, (int, float)) and fps > 0 else None
 
+    def _wait_until_due(self, due: float, timeout_s: float) -> bool:
+        """For sources that pace themselves (files, simulators, synthetic): sleep until ``due``
+        (host monotonic). Returns False, after sleeping ``timeout_s``, when ``due`` is further
+        away than that, so the capture thread gets to check for a stop and call ``_read`` again."""
+        wait = due - time.monotonic()
+        if wait > timeout_s:
+            time.sleep(timeout_s)
+            return False
+        if wait > 0:
+            time.sleep(wait)
+        return True
+
     def _set_intrinsics(self, intrinsics: CameraIntrinsics | None) -> None:
         self._intrinsics = intrinsics
 

@@ -291,12 +291,8 @@ class OpenCVCamera(Camera):
         skip = 0
         due = self._next_t
         if c.realtime:
-            wait = due - time.monotonic()
-            if wait > timeout_s:
-                time.sleep(timeout_s)
+            if not self._wait_until_due(due, timeout_s):
                 return None
-            if wait > 0:
-                time.sleep(wait)
             # Like a camera, the file keeps running while nobody reads it: a late reader gets
             # the oldest frame still in the device queue (buffer_size frames, captured on
             # time); older frames are lost, and counted as drops through the frame position.

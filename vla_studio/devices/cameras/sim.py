@@ -93,12 +93,8 @@ class SimCamera(Camera):
         if find_world(self.config.world) is not world:
             raise RuntimeError("the simulated world stopped or was replaced by a newer one")
         sched = self._next_t
-        wait = sched - time.monotonic()
-        if wait > timeout_s:
-            time.sleep(timeout_s)
+        if not self._wait_until_due(sched, timeout_s):
             return None
-        if wait > 0:
-            time.sleep(wait)
         # A fixed schedule of frame slots. After a stall (a slow render) the missed slots are
         # skipped, not burst through, and show up as drops through the slot index.
         behind = time.monotonic() - sched

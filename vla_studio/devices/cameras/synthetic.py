@@ -64,12 +64,8 @@ class SyntheticCamera(Camera):
         if c.fail_after_frames and self._count >= c.fail_after_frames:
             raise OSError("synthetic camera unplugged (fail_after_frames reached)")
         due = self._next_t
-        wait = due - time.monotonic()
-        if wait > timeout_s:
-            time.sleep(timeout_s)
+        if not self._wait_until_due(due, timeout_s):
             return None
-        if wait > 0:
-            time.sleep(wait)
         # Like a real device, frames are produced on schedule whether or not anyone reads them:
         # a late reader gets the oldest buffered frame (with its true capture time), and frames
         # older than the device's queue are lost, which shows up as a device-index gap (a drop).
