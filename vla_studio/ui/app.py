@@ -25,11 +25,10 @@ def ensure_display() -> None:
     """Exit with a clear message instead of Qt's abort when there is no screen to open on."""
     if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
             and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
-        print("vla-studio: error: no display to open the window on (DISPLAY and WAYLAND_DISPLAY "
-              "are unset). Run it in a desktop session, over `ssh -X`, or under "
-              "`xvfb-run -a vla-studio ...`; headless commands (record, export, bench) need none.",
-              file=sys.stderr)
-        raise SystemExit(2)
+        raise DeviceError(
+            "no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset). Run it "
+            "in a desktop session, over `ssh -X`, or under `xvfb-run -a vla-studio ...`; "
+            "headless commands (record, export, bench) need none.")
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, Q
 from vla_studio import __version__
 from vla_studio.core.clock import LoopStatsSnapshot
 from vla_studio.core.config import ConfigError
-from vla_studio.core.profile import StationProfile
 from vla_studio.core.registry import RegistryError
 from vla_studio.core.session import ControlMode, RunState, SessionError, SessionState
 from vla_studio.paths import resource
