@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             print("  (none installed)")
         for r in rows:
             extra = r.get("summary", "") if r["status"] == "ok" else r["status"]
-            print(f"  {r['type']:<12} {r['origin']:<28} {extra}")
+            print(f"  {r['type']:<12} {r['origin']:<32} {extra}")
     print("detected hardware:")
     if args.no_detect:
         print("  (not probed: --no-detect)")
