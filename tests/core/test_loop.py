@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.waiting import wait_until as wait_for
 from vla_studio.core.arbiter import ActionSource, FixedActionSource, Proposal, SourceArbiter
 from vla_studio.core.events import EventBus
 from vla_studio.core.loop import ControlLoop
@@ -67,15 +68,6 @@ def rig():
     loop = ControlLoop(robot, {}, arbiter, session, limits, RATE, events=events)
     yield robot, latch, session, arbiter, loop, events
     loop.stop()
-
-
-def wait_for(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return False
 
 
 def test_loop_emits_every_step_with_stage_timing_and_sent_action(rig):

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.waiting import wait_until
 from vla_studio.core.profile import parse_profile
 from vla_studio.devices.cameras.base import (Camera, CameraConfig, CameraState, CameraStatus,
                                              FrameGap, RawFrame, StreamEnded)
@@ -66,15 +67,6 @@ def make(name: str = "cam", **kw) -> ScriptedCamera:
     kw.setdefault("fps", 30.0)
     kw.setdefault("max_backoff_s", 0.05)
     return ScriptedCamera(CameraConfig(name=name, **kw))
-
-
-def wait_until(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture

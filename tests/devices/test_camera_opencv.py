@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.waiting import wait_until
 from vla_studio.core.config import ConfigError
 from vla_studio.core.profile import parse_profile
 from vla_studio.devices.cameras import v4l2
@@ -37,15 +38,6 @@ def write_video(path: Path, frames: int = 12, size: tuple[int, int] = (64, 48), 
         writer.write(img)
     writer.release()
     return path
-
-
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.fixture

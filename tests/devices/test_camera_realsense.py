@@ -12,6 +12,7 @@ import numpy as np
 import pyrealsense2 as rs
 import pytest
 
+from tests.waiting import wait_until
 from vla_studio.core.config import ConfigError
 from vla_studio.core.profile import parse_profile
 from vla_studio.devices.cameras.base import CameraState
@@ -148,15 +149,6 @@ def record_clip(path: str, frames: int = 30, width: int = 64, height: int = 48, 
 
 
 # ----- tests ---------------------------------------------------------------------------------
-def wait_until(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 @pytest.fixture
 def rig():
     """Builds software cameras (started) and RealSenseCameras; stops everything afterwards."""
