@@ -93,3 +93,17 @@ def test_record_with_the_simulated_expert_ends_each_episode_on_success(tmp_path)
         assert ep.cameras == ["front", "wrist"] and ep.depth("wrist").shape[1:] == (224, 224)
         # the settle time after success is recorded too
         assert ep.attrs["duration_s"] >= 0.5
+
+
+def test_record_refuses_a_task_the_simulated_expert_cannot_perform(tmp_path):
+    sim = str(resource("stations", "sim_tabletop.toml"))
+    tasks = tmp_path / "tasks.txt"
+    tasks.write_text("pick up the red cube\nfly to the moon\n", encoding="utf-8")
+    proc = cli("record", "--station", sim, "--teleop", "scripted", "--task-file", str(tasks),
+               "--episodes", "2", "--dataset", str(tmp_path / "ds"))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "the scripted expert cannot perform this task" in proc.stderr
+    assert "'fly to the moon'" in proc.stderr and "pick up the red cube" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "ds" / "episodes").exists() or not any(
+        (tmp_path / "ds" / "episodes").iterdir())  # nothing was recorded

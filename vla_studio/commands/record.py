@@ -84,8 +84,12 @@ def run(args: argparse.Namespace) -> int:
                            notes=args.notes,
                            scene_id=args.scene_id if args.scene_id is not None else rec.station_id)
 
+    teleop = _pick_teleop(profile, args.teleop)
+    problem = _expert_cannot_do(profile, teleop, task_file)
+    if problem:
+        print(f"vla-studio record: error: {problem}", file=sys.stderr)
+        return 2
     station = Station.from_profile(profile)
-    teleop = _pick_teleop(station, profile, args.teleop)
     results: list[dict] = []
     ids: list[tuple[str, int | None, str]] = []
     recorder = Recorder(station, dataset, tasks=sampler, labels=labels)
@@ -138,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pick_teleop(station, profile, wanted: str | None) -> str | None:
+def _pick_teleop(profile, wanted: str | None) -> str | None:
     """The station's teleop device name for ``wanted`` (a name or a type)."""
     from vla_studio.devices.base import DeviceError
 
@@ -154,6 +158,23 @@ def _pick_teleop(station, profile, wanted: str | None) -> str | None:
             return spec.name
     raise DeviceError(f"{profile.path}: no teleop device named or typed {wanted!r}; the profile "
                       f"has: {', '.join(f'{s.name} ({s.type})' for s in profile.teleops)}")
+
+
+def _expert_cannot_do(profile, teleop: str | None, task_file) -> str:
+    """Why the scripted expert could not perform some task of ``task_file`` ('' when it can do
+    them all, or when the teleop is not the expert): unattended, such an episode would only
+    record the arm standing still until --max-seconds."""
+    from vla_studio.sim.tasks import UnknownInstruction, parse_instruction
+
+    spec = next((s for s in profile.teleops if s.name == teleop), None)
+    if spec is None or spec.type != "scripted":
+        return ""
+    for task in task_file.tasks:
+        try:
+            parse_instruction(task.instruction)
+        except UnknownInstruction as exc:
+            return f"the scripted expert cannot perform this task: {exc}"
+    return ""
 
 
 def _run_episode(station, recorder, instruction: str, max_seconds: float, settle: float) -> str:
