@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -158,6 +160,82 @@ def test_simulated_robots_judge_success_at_stop(make_station, recorder_for):
     rec.wait_idle()
     with EpisodeReader(rec.last_episode.path) as ep:
         assert ep.success() is True and ep.attrs["success_source"] == "robot"
+
+
+def test_the_live_verdict_is_followed_and_a_held_success_saves_the_episode(make_station,
+                                                                         recorder_for, events):
+    station = make_station()
+    seen = events(station)
+    done = threading.Event()
+    judged_on = set()
+
+    def judge(instruction):
+        judged_on.add(threading.current_thread().name)
+        return done.is_set() if instruction == LABELS.instruction else None
+    station.robot.episode_success = judge
+    rec = recorder_for(station)
+    rec.save_on_success_s = 0.3
+    record(rec, station, 5)
+    wait_until(lambda: (rec.poll_task(), rec.status().task.success)[1] is False,
+               what="a 'not yet' verdict")
+    assert judged_on == {"control-loop"}  # the robot is only asked on the loop thread
+    done.set()
+    wait_until(lambda: rec.poll_task() or rec.status().episode is None, what="auto-save")
+    assert rec.status().episode is None  # the recorder stopped it, after the settle time
+    assert rec.last_episode.success is True
+    rec.wait_idle()
+    with EpisodeReader(rec.last_episode.path) as ep:
+        assert ep.success() is True and ep.attrs["success_source"] == "robot"
+        assert ep.attrs["duration_s"] >= 0.3
+    assert any(e.kind == "recorder.task_done" for e in seen)
+    assert rec.status().task.success is None  # idle: no verdict
+
+
+def test_a_success_that_does_not_hold_or_an_operator_choice_keeps_recording(make_station,
+                                                                           recorder_for):
+    station = make_station()
+    verdicts = iter([True, False] * 1000)
+    station.robot.episode_success = lambda instruction: next(verdicts)
+    rec = recorder_for(station)
+    rec.save_on_success_s = 0.5
+    record(rec, station, 5)
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        assert not rec.poll_task()  # flickering: never held for 0.5 s
+        time.sleep(0.02)
+    assert rec.status().state == RecorderState.RECORDING
+    station.robot.episode_success = lambda instruction: True
+    rec.save_on_success_s = None  # the operator decides
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        assert not rec.poll_task()
+        time.sleep(0.02)
+    assert rec.status().task.success is True and rec.status().task.held_s > 0.5
+    assert rec.status().state == RecorderState.RECORDING
+    rec.stop()
+
+
+def test_a_robot_that_cannot_judge_or_fails_to_gives_no_verdict(make_station, recorder_for,
+                                                                caplog):
+    station = make_station()
+    rec = recorder_for(station)
+    rec.save_on_success_s = 0.0
+    record(rec, station, 5)
+    for _ in range(10):
+        assert not rec.poll_task()  # the dry-run robot cannot judge
+        time.sleep(0.02)
+    assert rec.status().task.success is None
+
+    def broken(instruction):
+        raise RuntimeError("judge crashed")
+    station.robot.episode_success = broken
+    with caplog.at_level(logging.WARNING):
+        for _ in range(20):
+            assert not rec.poll_task()
+            time.sleep(0.02)
+    assert rec.status().state == RecorderState.RECORDING and rec.status().task.success is None
+    assert "judge crashed" in caplog.text
+    rec.stop()
 
 
 def test_discard_moves_to_trash_and_rerecord_repeats_labels_and_seed(make_station, recorder_for, events):

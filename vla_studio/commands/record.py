@@ -1,7 +1,7 @@
 """Record episodes without the window: unattended with the simulated expert, or with a device.
 
 Each episode resets the scene (a simulator samples a new layout from the seed), starts the
-session and records until the robot reports the task done (then --settle seconds more), until
+session and records until the robot has judged the task done for --settle seconds, until
 --max-seconds, or until the operator ends it with a device button (record stop / success /
 failure). Episodes are saved into the dataset folder with their instruction, outcome and full
 metadata; interrupted episodes from an earlier crash are recovered first. Ctrl-C saves the open
@@ -23,7 +23,6 @@ import time
 NAME = "record"
 HELP = "record episodes headless (simulated expert or a teleop device)"
 POLL_S = 0.02
-SUCCESS_POLL_S = 0.1
 RESUME_RETRY_S = 0.5
 
 
@@ -45,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="longest episode; it is saved (as a failure if the robot can tell)")
     parser.add_argument("--settle", type=float, default=0.5,
-                        help="seconds recorded after the robot reports success")
+                        help="seconds the robot's success verdict must hold before the "
+                             "episode is saved (recorded too)")
     parser.add_argument("--operator", default=None, help="operator name stored with episodes")
     parser.add_argument("--notes", default="", help="notes stored with every episode")
     parser.add_argument("--scene-id", default=None, help="scene id stored with episodes")
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[dict] = []
     ids: list[tuple[str, int | None, str]] = []
     recorder = Recorder(station, dataset, tasks=sampler, labels=labels)
+    recorder.save_on_success_s = args.settle
     try:
         station.start()
         if teleop is not None:
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"vla-studio record: error: {exc}", file=sys.stderr)
                 return 1
             instruction = recorder.episode(episode_id).labels.instruction
-            why = _run_episode(station, recorder, instruction, args.max_seconds, args.settle)
+            why = _run_episode(station, recorder, args.max_seconds)
             ids.append((episode_id, seed, why))
             info = recorder.episode(episode_id)
             print(f"episode {i + 1}/{args.episodes}: {instruction!r} ended by {why}, "
@@ -177,19 +178,19 @@ def _expert_cannot_do(profile, teleop: str | None, task_file) -> str:
     return ""
 
 
-def _run_episode(station, recorder, instruction: str, max_seconds: float, settle: float) -> str:
-    """Wait for the episode's end; returns what ended it."""
+def _run_episode(station, recorder, max_seconds: float) -> str:
+    """Wait for the episode's end; returns what ended it. The recorder saves the episode itself
+    once the robot has judged the task accomplished for ``recorder.save_on_success_s``."""
     from vla_studio.core.session import RunState
     from vla_studio.data.recorder import RecorderError
     from vla_studio.data.recording import RecorderState
 
     t0 = time.monotonic()
-    judged = True  # until the robot answers None once
-    success_at: float | None = None
-    next_check = t0
     next_resume = t0
     while True:
         now = time.monotonic()
+        if recorder.poll_task():
+            return "success"
         status = recorder.status()
         if status.episode is None:
             return "recorder"  # a device button, or the recorder stopped it (disk, failure)
@@ -199,22 +200,12 @@ def _run_episode(station, recorder, instruction: str, max_seconds: float, settle
                 recorder.resume()
             except RecorderError:
                 pass
-        if success_at is not None and now - success_at >= settle:
-            recorder.stop(success=True, judged_by="robot")
-            return "success"
         if now - t0 >= max_seconds:
             recorder.stop()
             return "time limit"
         if station.session.state == RunState.ESTOPPED:
             recorder.stop()
             return "e-stop"
-        if judged and success_at is None and now >= next_check:
-            next_check = now + SUCCESS_POLL_S
-            verdict = station.loop.call_on_loop(lambda: station.robot.episode_success(instruction))
-            if verdict is None:
-                judged = False
-            elif verdict:
-                success_at = now
         time.sleep(POLL_S)
 
 

@@ -129,9 +129,21 @@ class ControlLoop:
         """
         if not self.is_running or threading.current_thread() is self._thread:
             return fn()
+        return self.post_to_loop(fn).result(timeout=timeout_s)
+
+    def post_to_loop(self, fn: Callable[[], T]) -> "concurrent.futures.Future[T]":
+        """Like :meth:`call_on_loop` without waiting: the future gets ``fn``'s result (or
+        exception) after the next tick. Runs ``fn`` at once when the loop is not running."""
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if not self.is_running or threading.current_thread() is self._thread:
+            fut.set_running_or_notify_cancel()
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:  # handed to whoever reads the future
+                fut.set_exception(exc)
+            return fut
         self._calls.append((fn, fut))
-        return fut.result(timeout=timeout_s)
+        return fut
 
     def _run_calls(self) -> None:
         while self._calls:

@@ -36,6 +36,8 @@ from vla_studio.data.recording import (EpisodeInfo, EpisodeRecording, EpisodeSta
                                        RecorderConfig, RecorderState, RecorderStatus, new_episode)
 from vla_studio.data.recovery import RecoveryResult, recover_dataset
 from vla_studio.data.recorder_commands import register_recorder_commands
+from vla_studio.data.recorder_notices import WriterNotices
+from vla_studio.data.success_monitor import SuccessMonitor, TaskVerdict
 from vla_studio.data.tasks import TaskSampler
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ class RecorderError(RuntimeError):
     """An operation that is not possible now; the message says why and what to do."""
 
 
-class Recorder:
+class Recorder(WriterNotices):
     """Records episodes of one station into one dataset folder.
 
     Args:
@@ -79,6 +81,11 @@ class Recorder:
         self._writer: RecorderWriter | None = None
         self._commands_registered = False
         self.recovered: list[RecoveryResult] = []
+        self._monitor = SuccessMonitor(station.loop,
+                                       lambda text: self.station.robot.episode_success(text))
+        #: With a value, :meth:`poll_task` saves an episode as a success once the robot has
+        #: judged its task accomplished for this many seconds (None: the operator decides).
+        self.save_on_success_s: float | None = None
 
     # ----- lifecycle -------------------------------------------------------------------------
     @property
@@ -223,6 +230,7 @@ class Recorder:
                 self._labels = labels
                 self._episodes[ep.episode_id] = ep
                 self._writer.add(ep)
+            self._monitor.begin(ep.episode_id, labels.instruction)
             if drive:
                 try:
                     self.station.session.start(self.station.session.mode)
@@ -350,6 +358,36 @@ class Recorder:
             if self._active is ep:
                 self._active = None
             self._last = ep
+        if self._monitor.episode_id == ep.episode_id:
+            self._monitor.begin(None)
+
+    def poll_task(self) -> bool:
+        """Follow the robot's verdict on the open episode's task (call a few times a second:
+        the recorder dock's timer, ``vla-studio record``); it never waits for the loop.
+
+        With :attr:`save_on_success_s` set, a recording episode whose task the robot has judged
+        accomplished for that long is stopped and saved as a success (``success_source``
+        "robot"). Returns True when this call did that.
+        """
+        with self._lock:
+            ep = self._active
+            recording = ep is not None and ep.state == EpisodeState.RECORDING
+        if ep is None:
+            return False
+        verdict = self._monitor.poll()
+        settle = self.save_on_success_s
+        if not (recording and settle is not None and verdict.success and verdict.held_s >= settle):
+            return False
+        with self._lock:
+            if self._active is not ep:
+                return False  # stopped meanwhile by someone else
+        try:
+            self.stop(success=True, judged_by="robot")
+        except RecorderError:
+            return False
+        self._emit("recorder.task_done", f"Task accomplished: {ep.labels.instruction}; saving "
+                   "the episode", episode=ep.episode_id)
+        return True
 
     def _live_success(self, instruction: str) -> bool | None:
         try:
@@ -403,8 +441,9 @@ class Recorder:
         free = writer.free_bytes if writer is not None else 0
         rate = writer.bytes_per_second if writer is not None else 0.0
         minutes = (free - self.config.min_free_mb * 1e6) / rate / 60.0 if rate > 0 else float("inf")
+        task = self._monitor.verdict() if active is not None else TaskVerdict()
         return RecorderStatus(state, episode, last_info, labels, max(0, busy - (active is not None)),
-                              saved, fraction, high, free, max(0.0, minutes))
+                              saved, fraction, high, free, max(0.0, minutes), task)
 
     def wait_idle(self, timeout_s: float = 30.0) -> bool:
         """Block until every stopped episode is finished on disk (scripts and tests)."""
@@ -430,61 +469,6 @@ class Recorder:
     def last_episode(self) -> EpisodeInfo | None:
         with self._lock:
             return EpisodeInfo.of(self._last) if self._last is not None else None
-
-    # ----- writer notices (writer thread) ----------------------------------------------------
-    def on_camera_lost(self, ep: EpisodeRecording, cameras: list[str]) -> None:
-        names = ", ".join(f"'{c}'" for c in cameras)
-        self.station.session.pause(f"camera {names} lost")
-        self._emit("recorder.paused", f"Camera {names} stopped delivering images: the episode is "
-                   "paused and the robot holds. Reconnect it and resume, or stop or discard the "
-                   "episode.", logging.WARNING, episode=ep.episode_id, cameras=cameras)
-
-    def on_camera_gap(self, ep: EpisodeRecording, camera: str) -> None:
-        self._emit("recorder.camera_gap", f"Camera '{camera}' has no image: recording continues "
-                   "without it and the gap is flagged in the episode.", logging.WARNING,
-                   episode=ep.episode_id, camera=camera)
-
-    def on_steps_dropped(self, ep: EpisodeRecording, count: int) -> None:
-        self._emit("recorder.steps_dropped", f"The recorder fell behind and {count} step(s) were "
-                   "dropped; the episode is flagged. Close other programs or lower the camera "
-                   "resolution.", logging.ERROR, episode=ep.episode_id, count=count)
-
-    def on_disk_low(self, ep: EpisodeRecording, free_bytes: int, minutes: float, stop: bool) -> None:
-        if not stop:
-            self._emit("recorder.disk_low", f"Disk almost full: about {minutes:.1f} min of "
-                       f"recording left ({free_bytes / 1e6:.0f} MB free).", logging.WARNING,
-                       free_bytes=free_bytes)
-            return
-        self._end(ep)
-        self.station.session.pause("disk full")
-        self._emit("recorder.disk_full", f"Recording stopped: only {free_bytes / 1e6:.0f} MB free "
-                   f"in {self.dataset.root}. The episode was saved. Free disk space or choose "
-                   "another dataset folder before recording again.", logging.ERROR,
-                   episode=ep.episode_id, free_bytes=free_bytes)
-
-    def on_write_failed(self, ep: EpisodeRecording, message: str, storage: bool) -> None:
-        self._end(ep)
-        self.station.session.pause("recording failed")
-        self._emit("recorder.disk_full" if storage else "recorder.write_failed", message,
-                   logging.ERROR, episode=ep.episode_id)
-
-    def on_finished(self, ep: EpisodeRecording) -> None:
-        with self._lock:
-            state, path, error = ep.state, ep.path, ep.error
-            if state == EpisodeState.SAVED:
-                self._saved += 1
-        if state == EpisodeState.SAVED:
-            self._emit("recorder.saved", f"Saved {path.name if path else ''}: {ep.steps} steps, "
-                       f"{ep.duration_s:.1f} s", episode=ep.episode_id, path=str(path))
-        elif state == EpisodeState.EMPTY:
-            self._emit("recorder.empty", "The episode had no steps; nothing was saved.",
-                       logging.WARNING, episode=ep.episode_id)
-        elif state == EpisodeState.FAILED:
-            self._emit("recorder.failed", error or "The episode could not be saved.",
-                       logging.ERROR, episode=ep.episode_id)
-        if state in (EpisodeState.EMPTY, EpisodeState.FAILED) and self.tasks is not None \
-                and not ep.discard and ep.labels.task:
-            self.tasks.mark_undone(ep.labels.task)
 
     def _emit(self, kind: str, message: str, level: int = logging.INFO, **data: object) -> None:
         self.station.events.emit(kind, message, level, **data)

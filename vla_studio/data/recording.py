@@ -22,6 +22,7 @@ from vla_studio.core.types import Step
 from vla_studio.data.episode_file import SUCCESS_UNKNOWN, success_to_bool
 from vla_studio.data.labels import EpisodeLabels
 from vla_studio.data.step_encoder import CameraSchema, EpisodeSchema
+from vla_studio.data.success_monitor import TaskVerdict
 
 if TYPE_CHECKING:
     from vla_studio.station import Station
@@ -155,6 +156,8 @@ class RecorderStatus:
         queue_high_water: the fullest it has been (0..1).
         free_bytes: free disk space at the last check.
         minutes_left: recording time that space allows at the current rate.
+        task: the robot's latest verdict on the open episode's task (see
+            :meth:`Recorder.poll_task`).
     """
 
     state: RecorderState
@@ -167,6 +170,7 @@ class RecorderStatus:
     queue_high_water: float
     free_bytes: int
     minutes_left: float
+    task: TaskVerdict = TaskVerdict()
 
 
 def new_episode(labels: EpisodeLabels, seed: int | None, stem_for, *, with_policy: bool,

@@ -14,10 +14,11 @@ import logging
 import weakref
 from typing import Callable
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QStringListModel, Qt, QTimer
-from PySide6.QtWidgets import (QCompleter, QFileDialog, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import (QCoreApplication, QEvent, QObject, QSettings, QStringListModel, Qt,
+                            QTimer)
+from PySide6.QtWidgets import (QCheckBox, QCompleter, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                               QPlainTextEdit, QPushButton, QVBoxLayout, QWidget)
 
 from vla_studio.core.config import ConfigError
 from vla_studio.core.events import AppEvent
@@ -31,6 +32,9 @@ from vla_studio.ui.bridge import CoreBridge
 
 log = logging.getLogger(__name__)
 STATUS_HZ = 5.0
+AUTO_SAVE_KEY = "recorder/save_when_done"
+SETTLE_KEY = "recorder/save_when_done_after_s"
+DEFAULT_SETTLE_S = 1.0
 PREFLIGHT_INTERVAL_MS = 10_000
 _REFUSED = (RecorderError, LabelError, DatasetError)
 _RECORDERS: "weakref.WeakKeyDictionary[Station, Recorder]" = weakref.WeakKeyDictionary()
@@ -157,6 +161,24 @@ class RecorderDock(QWidget):
                                         "with the same instruction and scene seed")
         self.rerecord_button.clicked.connect(lambda: self._call(self.recorder.rerecord))
 
+        self.task_state = QLabel()
+        self.task_state.setObjectName("taskVerdict")
+        self.task_state.setToolTip("The robot's live verdict on the instruction (simulated "
+                                   "stations judge their tasks; on a real robot, you decide)")
+        settings = QSettings()
+        self.auto_save = QCheckBox("Save when the task is done, after")
+        self.auto_save.setToolTip("Stop and save the episode as a success once the robot has "
+                                  "judged the task accomplished for this long")
+        self.auto_save.setChecked(settings.value(AUTO_SAVE_KEY, False, type=bool))
+        self.settle = QDoubleSpinBox()
+        self.settle.setRange(0.0, 10.0)
+        self.settle.setSingleStep(0.5)
+        self.settle.setDecimals(1)
+        self.settle.setSuffix(" s")
+        self.settle.setValue(settings.value(SETTLE_KEY, DEFAULT_SETTLE_S, type=float))
+        self.auto_save.toggled.connect(self._auto_save_changed)
+        self.settle.valueChanged.connect(self._auto_save_changed)
+
         run_box = QGroupBox("Recording")
         grid = QGridLayout(run_box)
         grid.addWidget(self.state_label, 0, 0, 1, 2)
@@ -167,6 +189,12 @@ class RecorderDock(QWidget):
         grid.addWidget(self.failure_button, 2, 1)
         grid.addWidget(self.discard_button, 2, 2)
         grid.addWidget(self.rerecord_button, 2, 3)
+        auto_row = QHBoxLayout()
+        auto_row.addWidget(self.auto_save)
+        auto_row.addWidget(self.settle)
+        auto_row.addStretch(1)
+        grid.addLayout(auto_row, 3, 0, 1, 4)
+        grid.addWidget(self.task_state, 4, 0, 1, 4)
 
         self.last_label = QLabel("No episode recorded yet.")
         self.last_label.setWordWrap(True)
@@ -190,6 +218,7 @@ class RecorderDock(QWidget):
         layout.addWidget(self.message)
         layout.addStretch(1)
 
+        self._auto_save_changed()
         self.load_labels()
         bridge.app_event.connect(self.on_event)
         self._status_timer = QTimer(self)
@@ -280,6 +309,14 @@ class RecorderDock(QWidget):
         else:
             self._call(lambda: self.recorder.mark_success(success))
 
+    def _auto_save_changed(self) -> None:
+        on = self.auto_save.isChecked()
+        self.recorder.save_on_success_s = self.settle.value() if on else None
+        self.settle.setEnabled(on)
+        settings = QSettings()
+        settings.setValue(AUTO_SAVE_KEY, on)
+        settings.setValue(SETTLE_KEY, self.settle.value())
+
     def _call(self, fn) -> None:
         try:
             fn()
@@ -302,6 +339,8 @@ class RecorderDock(QWidget):
             self.show_preflight()
 
     def refresh(self) -> None:
+        if self.recorder.poll_task():
+            self.load_labels()  # saved as a success: the next task may be proposed
         status = self.recorder.status()
         self.show_status(status)
         if self.recorder.labels != self._shown_labels and not self._editing():
@@ -335,6 +374,7 @@ class RecorderDock(QWidget):
                        self.rerecord_button):
             button.setEnabled(has_episode)
         self.next_task_button.setEnabled(self.recorder.tasks is not None and not recording)
+        self.show_task(status)
         if ep is not None and state == RecorderState.PAUSED:
             self.progress.setToolTip(ep.labels.instruction)
         last = status.last
@@ -347,6 +387,20 @@ class RecorderDock(QWidget):
                      EpisodeState.FAILED: "could not be saved"}.get(last.state, last.state.value)
             self.last_label.setText(f"Last: {last.labels.instruction!r} · {last.duration_s:.1f} s · "
                                     f"{outcome} · {words}\n{name}")
+
+    def show_task(self, status: RecorderStatus) -> None:
+        """The robot's verdict on the open episode's task."""
+        task = status.task
+        if status.episode is None or not task.answered:
+            text, colour = "", "#9aa3ad"
+        elif task.success is None:
+            text, colour = "Task: you judge it (✓ Success / ✗ Failure)", "#9aa3ad"
+        elif task.success:
+            text, colour = f"Task: ✓ accomplished ({task.held_s:.1f} s)", "#3ecf6e"
+        else:
+            text, colour = "Task: not yet accomplished", "#d9a520"
+        self.task_state.setText(text)
+        self.task_state.setStyleSheet(f"color: {colour}; font-weight: 600;")
 
     def show_preflight(self) -> None:
         try:
