@@ -1,7 +1,9 @@
 """Control-loop timing: run the loop with a robot that only counts commands.
 
 Figures: achieved rate, tick-start jitter p50/p99 (ms), overruns and skipped ticks, and per-stage
-p99 times. Target (idle 2-core machine): p99 jitter <= 2 ms at 100 Hz.
+p99 times, and the machine's own stalls over the same run (``host_noise_p99_ms`` /
+``host_noise_max_ms``, see :mod:`vla_studio.bench.host_noise`). Target (idle 2-core machine): p99
+jitter <= 2 ms at 100 Hz.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 
 import numpy as np
 
+from vla_studio.bench.host_noise import HostNoiseProbe
 from vla_studio.core.arbiter import FixedActionSource, SourceArbiter
 from vla_studio.core.loop import ControlLoop
 from vla_studio.core.safety import EStopLatch, SafetyLimits
@@ -37,9 +40,10 @@ def run(args: argparse.Namespace) -> dict:
     loop = ControlLoop(robot, {}, arbiter, session, limits, args.rate)
     session.start(ControlMode.TELEOP)
     print(f"running the control loop at {args.rate:g} Hz for {args.seconds:g} s ...", file=sys.stderr)
-    loop.start()
-    time.sleep(args.seconds)
-    loop.stop()
+    with HostNoiseProbe(1.0 / args.rate) as probe:
+        loop.start()
+        time.sleep(args.seconds)
+        loop.stop()
     s = loop.stats.snapshot()
     return {
         "rate_hz": args.rate,
@@ -52,4 +56,5 @@ def run(args: argparse.Namespace) -> dict:
         "skipped_ticks": s.skipped_ticks,
         "robot_commands": robot.sends,
         "stage_p99_ms": {k: round(v, 4) for k, v in s.stage_p99_ms.items()},
+        **probe.figures,
     }

@@ -6,7 +6,9 @@ arrive through the latch and the control-loop thread. Each trial: run the policy
 time, trigger the latch from a separate thread, measure until the robot receives its hold command,
 reset (two steps) and start again.
 
-Targets: p99 stop latency <= one control period, max <= two, zero missed stops.
+Targets: p99 stop latency <= one control period, max <= two, zero missed stops. The machine's own
+stalls over the same run are reported beside them (``host_noise_p99_ms`` / ``host_noise_max_ms``,
+see :mod:`vla_studio.bench.host_noise`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 
 import numpy as np
 
+from vla_studio.bench.host_noise import HostNoiseProbe
 from vla_studio.core.arbiter import ActionSource, Proposal, SourceArbiter
 from vla_studio.core.loop import ControlLoop
 from vla_studio.core.safety import EStopLatch, SafetyLimits
@@ -93,33 +96,34 @@ def run(args: argparse.Namespace) -> dict:
     gui_blocked = threading.Event()
     threading.Thread(target=gui_blocked.wait, name="blocked-gui", daemon=True).start()
 
-    loop.start()
-    latencies: list[float] = []
-    missed = 0
-    print(f"{args.trials} stops at {args.rate:g} Hz under load ...", file=sys.stderr)
-    for trial in range(args.trials):
-        session.start(ControlMode.POLICY)
-        moves_before = robot.sends - robot.holds
-        deadline = time.monotonic() + 2.0
-        while robot.sends - robot.holds <= moves_before and time.monotonic() < deadline:
-            time.sleep(period / 4)  # wait until the policy moves the robot again
-        time.sleep(rng.uniform(0.5, 3.0) * period)
-        holds_before = len(robot.hold_times)
-        trigger = threading.Thread(target=latch.trigger, args=("bench", "bench-trigger"))
-        trigger.start()
-        trigger.join()
-        t_trigger = latch.event.t if latch.event else time.monotonic()
-        # Sleep rather than poll, so measuring adds no GIL contention of its own.
-        time.sleep(5 * period)
-        after = [t for t in robot.hold_times[holds_before:] if t >= t_trigger]
-        received = after[0] if after else None
-        if received is None:
-            missed += 1
-        else:
-            latencies.append((received - t_trigger) * 1000.0)
-        latch.request_reset()
-        latch.confirm_reset()
-    loop.stop()
+    with HostNoiseProbe(period) as probe:
+        loop.start()
+        latencies: list[float] = []
+        missed = 0
+        print(f"{args.trials} stops at {args.rate:g} Hz under load ...", file=sys.stderr)
+        for trial in range(args.trials):
+            session.start(ControlMode.POLICY)
+            moves_before = robot.sends - robot.holds
+            deadline = time.monotonic() + 2.0
+            while robot.sends - robot.holds <= moves_before and time.monotonic() < deadline:
+                time.sleep(period / 4)  # wait until the policy moves the robot again
+            time.sleep(rng.uniform(0.5, 3.0) * period)
+            holds_before = len(robot.hold_times)
+            trigger = threading.Thread(target=latch.trigger, args=("bench", "bench-trigger"))
+            trigger.start()
+            trigger.join()
+            t_trigger = latch.event.t if latch.event else time.monotonic()
+            # Sleep rather than poll, so measuring adds no GIL contention of its own.
+            time.sleep(5 * period)
+            after = [t for t in robot.hold_times[holds_before:] if t >= t_trigger]
+            received = after[0] if after else None
+            if received is None:
+                missed += 1
+            else:
+                latencies.append((received - t_trigger) * 1000.0)
+            latch.request_reset()
+            latch.confirm_reset()
+        loop.stop()
     policy.close()
     lat = np.array(latencies) if latencies else np.array([float("nan")])
     return {
@@ -130,4 +134,5 @@ def run(args: argparse.Namespace) -> dict:
         "stop_latency_max_ms": round(float(lat.max()), 4),
         "missed": missed,
         "loop_overruns": loop.stats.overruns,
+        **probe.figures,
     }
