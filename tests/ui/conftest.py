@@ -1,6 +1,9 @@
-"""GUI test fixtures: isolated QSettings and a main window on the dry-run station."""
+"""GUI test fixtures: isolated QSettings, and main windows on the dry-run and simulated
+stations."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
@@ -8,6 +11,11 @@ from PySide6.QtCore import QCoreApplication, QSettings
 from vla_studio.devices.registry import load_station_profile
 from vla_studio.paths import resource
 from vla_studio.station import Station
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +48,29 @@ def main_window(qtbot, dry_station):
     qtbot.waitExposed(window)
     yield window
     window.close()
+
+
+@pytest.fixture
+def sim_window(qtbot, tmp_path):
+    """The main window on the default station (the MuJoCo tabletop), recording into tmp_path."""
+    from vla_studio.core.profile import parse_profile
+    from vla_studio.devices.registry import config_class_for
+    from vla_studio.paths import default_station_profile
+    from vla_studio.ui.main_window import MainWindow
+
+    path = default_station_profile()
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data.setdefault("recording", {})["dataset_dir"] = str(tmp_path / "dataset")
+    station = Station.from_profile(parse_profile(data, config_class_for, source=str(path),
+                                                 path=path))
+    station.start()
+    window = MainWindow(station, reset_layout=True)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.close()
+    station.close()
 
 
 def qtbot_app():

@@ -5,29 +5,11 @@ holds the arm, and the pad's STOP latches the e-stop."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 
 from vla_studio.core.session import ControlMode, RunState
 from vla_studio.core.types import SourceKind
-from vla_studio.devices.registry import load_station_profile
 from vla_studio.devices.teleop.virtual_gamepad import VirtualGamepad
-from vla_studio.paths import default_station_profile
-from vla_studio.station import Station
-from vla_studio.ui.main_window import MainWindow
-
-
-@pytest.fixture
-def sim_window(qtbot):
-    station = Station.from_profile(load_station_profile(default_station_profile()))
-    station.start()
-    window = MainWindow(station, reset_layout=True)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    window.close()
-    station.close()
 
 
 def ee(station) -> np.ndarray:

@@ -4,41 +4,11 @@ verdict and the episode is saved as a success once the task has held."""
 
 from __future__ import annotations
 
-import sys
-
-import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from vla_studio.core.profile import parse_profile
 from vla_studio.data.episode_file import EpisodeReader
 from vla_studio.data.recording import EpisodeState, RecorderState
-from vla_studio.devices.registry import config_class_for
-from vla_studio.paths import default_station_profile
-from vla_studio.station import Station
-from vla_studio.ui.main_window import MainWindow
 from vla_studio.ui.widgets.recorder_dock import AUTO_SAVE_KEY, SETTLE_KEY
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-
-@pytest.fixture
-def sim_window(qtbot, tmp_path):
-    path = default_station_profile()
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    data.setdefault("recording", {})["dataset_dir"] = str(tmp_path / "dataset")
-    station = Station.from_profile(parse_profile(data, config_class_for, source=str(path),
-                                                 path=path))
-    station.start()
-    window = MainWindow(station, reset_layout=True)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    window.close()
-    station.close()
 
 
 def test_the_expert_records_a_demo_that_is_saved_when_the_task_is_done(sim_window, qtbot):
