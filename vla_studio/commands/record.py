@@ -165,11 +165,11 @@ def _expert_cannot_do(profile, teleop: str | None, task_file) -> str:
     """Why the scripted expert could not perform some task of ``task_file`` ('' when it can do
     them all, or when the teleop is not the expert): unattended, such an episode would only
     record the arm standing still until --max-seconds."""
-    from vla_studio.sim.tasks import UnknownInstruction, parse_instruction
-
     spec = next((s for s in profile.teleops if s.name == teleop), None)
     if spec is None or spec.type != "scripted":
         return ""
+    from vla_studio.sim.tasks import UnknownInstruction, parse_instruction
+
     for task in task_file.tasks:
         try:
             parse_instruction(task.instruction)
