@@ -29,11 +29,12 @@ class ConfigError(ValueError):
 
     def __init__(self, source: str, key: str, value: Any, allowed: str) -> None:
         self.source, self.key, self.value, self.allowed = source, key, value, allowed
-        shown = "(missing)" if value is _MISSING else repr(value)
         if key.startswith("("):  # the file itself, not one key: "(file)", "(syntax)"
             super().__init__(f"{source}: {allowed}")
+        elif value is _MISSING or value is None:
+            super().__init__(f"{source}: '{key}' is missing ({allowed})")
         else:
-            super().__init__(f"{source}: '{key}' = {shown} is not allowed: {allowed}")
+            super().__init__(f"{source}: '{key}' = {value!r} is not allowed: {allowed}")
 
 
 def option(
