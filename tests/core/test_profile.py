@@ -84,7 +84,7 @@ def test_profile_values_reach_dataclasses(tmp_path):
     (lambda t: t + "\n[[cameras]]\ntype = \"synthetic\"\nname = \"top\"\n", "cameras[1].name",
      "unique"),
     (lambda t: "colour = \"red\"\n" + t, "colour", "allowed top-level keys"),
-    (lambda t: t.replace('name = "Bench cell"', ""), "name", "required"),
+    (lambda t: t.replace('name = "Bench cell"', ""), "name", "'name' is missing (required"),
 ])
 def test_bad_profile_error_names_file_key_value_and_what_is_allowed(tmp_path, edit, key, fragment):
     path = write(tmp_path, edit(GOOD))
