@@ -25,6 +25,7 @@ COMMANDS = (
     "profile",
     "bench",
     "record",
+    "dataset",
     "cameras",
     "export",
 )

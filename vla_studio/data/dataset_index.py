@@ -72,6 +72,16 @@ class EpisodeSummary:
     def name(self) -> str:
         return self.file.rsplit("/", 1)[-1]
 
+    def matches(self, text: str) -> bool:
+        """Whether every word of ``text`` occurs (case-insensitive) in the instructions,
+        operator, task, file, scene, notes or flags (the browser's and the CLI's filter)."""
+        words = text.lower().split()
+        if not words:
+            return True
+        haystack = " ".join((*self.instructions, self.operator, self.task, self.file,
+                             self.scene_id, self.notes, *self.flags)).lower()
+        return all(word in haystack for word in words)
+
 
 def source_label(counts: dict[str, int]) -> str:
     """Summarise per-step source counts as one word."""

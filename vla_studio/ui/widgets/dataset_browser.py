@@ -130,11 +130,7 @@ class EpisodeFilter(QSortFilterProxyModel):
         wanted = {"Success": True, "Failure": False, "Unknown": None}
         if self.outcome in wanted and s.success is not wanted[self.outcome]:
             return False
-        if not self.text:
-            return True
-        haystack = " ".join((*s.instructions, s.operator, s.task, s.file, s.scene_id, s.notes,
-                             *s.flags)).lower()
-        return all(word in haystack for word in self.text.split())
+        return s.matches(self.text)
 
 
 class DatasetBrowser(QWidget):
