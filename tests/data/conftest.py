@@ -3,7 +3,6 @@ robot, synthetic cameras) with per-test changes, and helpers that wait on real t
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any, Callable
 
@@ -11,15 +10,9 @@ import numpy as np
 import pytest
 
 from vla_studio.core.arbiter import FixedActionSource
-from vla_studio.core.profile import parse_profile
-from vla_studio.devices.registry import config_class_for
 from vla_studio.paths import resource
 from vla_studio.station import Station
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from tests.profiles import changed_profile
 
 DRY_RUN = resource("stations", "dry_run.toml")
 ACTION = np.array([0.0005, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
@@ -27,15 +20,8 @@ ACTION = np.array([0.0005, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
 
 def dry_run_profile(tmp_path, *, rate: float | None = None, cameras: list[dict] | None = None,
                     recording: dict | None = None):
-    """The dry-run profile with changes, written to ``tmp_path`` (so its TOML text is real)."""
-    data: dict[str, Any] = tomllib.loads(DRY_RUN.read_text(encoding="utf-8"))
-    if rate is not None:
-        data["control_rate_hz"] = rate
-    if cameras is not None:
-        data["cameras"] = cameras
-    data.setdefault("recording", {}).update({"dataset_dir": str(tmp_path / "dataset")})
-    data["recording"].update(recording or {})
-    return parse_profile(data, config_class_for, source=str(DRY_RUN), path=DRY_RUN)
+    """The dry-run profile with changes, recording into ``tmp_path``."""
+    return changed_profile(DRY_RUN, tmp_path, rate=rate, cameras=cameras, recording=recording)
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "") -> None:

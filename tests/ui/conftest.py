@@ -3,19 +3,13 @@ stations."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
 from vla_studio.devices.registry import load_station_profile
 from vla_studio.paths import resource
 from vla_studio.station import Station
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from tests.profiles import changed_profile
 
 
 @pytest.fixture(autouse=True)
@@ -53,20 +47,14 @@ def main_window(qtbot, dry_station):
 @pytest.fixture
 def sim_window(qtbot, tmp_path):
     """The main window on the default station (the MuJoCo tabletop), recording into tmp_path."""
-    from vla_studio.core.profile import parse_profile
-    from vla_studio.devices.registry import config_class_for
     from vla_studio.paths import default_station_profile
     from vla_studio.ui.main_window import MainWindow
 
-    path = default_station_profile()
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    recording = data.setdefault("recording", {})
-    recording["dataset_dir"] = str(tmp_path / "dataset")
     # The rendered cameras run at low priority: on a loaded machine they may go stale, which
     # would pause recording (tested with the dry-run station); these tests are about driving.
-    recording["on_camera_failure"] = "continue"
-    station = Station.from_profile(parse_profile(data, config_class_for, source=str(path),
-                                                 path=path))
+    profile = changed_profile(default_station_profile(), tmp_path,
+                              recording={"on_camera_failure": "continue"})
+    station = Station.from_profile(profile)
     station.start()
     window = MainWindow(station, reset_layout=True)
     qtbot.addWidget(window)

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
 from vla_studio.core import commands
 from vla_studio.core.arbiter import FixedActionSource
-from vla_studio.core.profile import parse_profile
 from vla_studio.data.episode_file import EpisodeReader
 from vla_studio.data.recording import EpisodeState, RecorderState
-from vla_studio.devices.registry import config_class_for
 from vla_studio.paths import resource
 from vla_studio.station import Station
 from vla_studio.ui.bridge import CoreBridge
 from vla_studio.ui.widgets.dataset_browser import DatasetBrowser
 from vla_studio.ui.widgets.recorder_dock import RecorderDock, recorder_for, release_recorder
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from tests.profiles import changed_profile
 
 
 @pytest.fixture
 def station(tmp_path):
-    path = resource("stations", "dry_run.toml")
-    data = tomllib.loads(path.read_text(encoding="utf-8"))
-    data["recording"]["dataset_dir"] = str(tmp_path / "dataset")
-    st = Station.from_profile(parse_profile(data, config_class_for, source=str(path), path=path))
+    st = Station.from_profile(changed_profile(resource("stations", "dry_run.toml"), tmp_path))
     st.start()
     st.set_teleop_source(FixedActionSource(np.array([0.0005, 0, 0, 0, 0, 0, 1.0])))
     for cam in st.cameras.values():
