@@ -21,8 +21,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from vla_studio.data.episode_file import EPISODE_SUFFIX, RECORDING_SUFFIX, Episo
 from vla_studio.data.rlds.episode_encoder import EncodedEpisode, encode_episode
 from vla_studio.data.rlds.episode_source import (EpisodeOpener, EpisodeSkipped, EpisodeSummary,
                                                  summarize)
+from vla_studio.data.rlds.destination import Staging, check_destination
 from vla_studio.data.rlds.features import SplitInfo, dataset_info_json, shard_file_name
 from vla_studio.data.rlds.metadata import metadata_json
 from vla_studio.data.rlds.plan import (ExportError, ExportOptions, ExportPlan, PlannedEpisode,
@@ -190,21 +189,17 @@ class RldsExporter:
         """
         t0 = time.monotonic()
         self.options.validate()
-        if self.destination.exists() and not self.options.overwrite:
-            raise ExportError(f"{self.destination} already exists; pass --overwrite to replace it "
-                              "or choose another --name")
-        plan = self.plan()
-        parent = self.destination.parent
-        parent_existed = parent.exists()
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.options.version}.incomplete-", dir=parent))
+        check_destination(self.out, self.destination, self.options.overwrite)
+        # The staging folder is made before the scan, so an unwritable destination fails at
+        # once rather than after minutes of reading episodes.
+        staging = Staging(self.out, self.destination)
+        tmp = staging.create()
         try:
+            plan = self.plan()
             report = self._write(plan, tmp)
-            self._move_into_place(tmp)
+            staging.commit()
         except BaseException as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not parent_existed:
-                _remove_if_empty(parent)
+            staging.discard()
             if isinstance(exc, OSError):
                 raise ExportError(f"writing the export failed: {exc}; nothing was written to "
                                   f"{self.destination} (check free disk space and permissions)") \
@@ -355,17 +350,6 @@ class RldsExporter:
         with self.open_episode(planned.summary.path) as reader:
             return encode_episode(plan, planned, reader)
 
-    def _move_into_place(self, tmp: Path) -> None:
-        final = self.destination
-        if not final.exists():
-            tmp.rename(final)
-            return
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.replaced-", dir=final.parent))
-        old.rmdir()
-        final.rename(old)  # keep the previous export until the new one is in place
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-
     def _check_cancel(self) -> None:
         if self._should_cancel():
             raise ExportCancelled("export cancelled")
@@ -407,9 +391,3 @@ def _description(plan: ExportPlan) -> str:
 def _write_json(path: Path, content: dict[str, Any]) -> None:
     path.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
