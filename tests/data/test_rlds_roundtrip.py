@@ -172,7 +172,8 @@ def test_every_episode_matches_its_source_file(passthrough):
         first[0] = True
         np.testing.assert_array_equal(st["is_first"], first)
         np.testing.assert_array_equal(st["is_last"], first[::-1])
-        np.testing.assert_array_equal(st["is_terminal"], first[::-1])
+        terminal = first[::-1] & (src.success == 1)  # truncated unless it succeeded
+        np.testing.assert_array_equal(st["is_terminal"], terminal)
         np.testing.assert_array_equal(st["reward"], first[::-1] * float(src.success == 1))
         np.testing.assert_array_equal(st["discount"], np.ones(n, np.float32))
         texts = src.instructions
@@ -316,6 +317,9 @@ def test_episodes_recorded_through_the_control_loop_export_with_depth(make_stati
         with EpisodeReader(md["file_path"].decode()) as reader:
             n = reader.num_steps
             assert len(st["action"]) == n and md["success"] == int(reader.success())
+            # the failure was stopped by the operator: truncated, not terminal
+            assert list(st["is_last"]).count(True) == 1 and st["is_last"][-1]
+            assert st["is_terminal"].any() == bool(reader.success()) == st["is_terminal"][-1]
             np.testing.assert_array_equal(st["action"], reader.step("action"))
             for cam in ("front", "wrist"):
                 frames = list(reader.iter_image_bytes(cam))

@@ -19,7 +19,9 @@ from vla_studio.data.rlds.plan import ACTION_SOURCES, ExportPlan
 CONVENTIONS = {
     "is_first": "true on the first exported step",
     "is_last": "true on the last exported step",
-    "is_terminal": "true on the last exported step",
+    "is_terminal": "true on the last exported step of an episode marked successful; false on "
+                   "every step of a truncated episode (time limit, stopped without success, "
+                   "outcome unknown), whose is_last is still true",
     "reward": "1.0 on the last step of an episode marked successful, else 0.0",
     "discount": "always 1.0",
     "language_instruction": "the episode's first instruction, repeated on every step",

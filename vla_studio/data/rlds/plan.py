@@ -212,7 +212,10 @@ class ExportPlan:
         steps["discount"] = TensorFeature("float32", doc="always 1")
         steps["is_first"] = TensorFeature("bool")
         steps["is_last"] = TensorFeature("bool")
-        steps["is_terminal"] = TensorFeature("bool", doc="true on the last step")
+        steps["is_terminal"] = TensorFeature(
+            "bool", doc="true on the last step of an episode marked successful (it really "
+                        "ended); false throughout a truncated one (time limit, stopped without "
+                        "success, outcome unknown)")
         for i, key in enumerate(self.instruction_features):
             steps[key] = TextFeature(doc="language instruction" if i == 0 else
                                      f"paraphrase {i + 1} (the episode's own instructions, cycled)")
