@@ -348,3 +348,35 @@ def test_hand_written_example_encoding_parses_with_tensorflows_protobuf():
     assert list(parsed["frames"].bytes_list.value) == [big.tobytes(), b"small", big[:10].tobytes()]
     assert len(parsed["empty"].float_list.value) == 0
     assert len(ex.parts()) > 2 and b"".join(ex.parts()) == ex.serialize()
+
+
+OXE_STATE = ("ee_position", "gripper", "joints")
+
+
+@pytest.fixture(scope="module")
+def oxe_named(source, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rlds_roundtrip_oxe")
+    report = RldsExporter(source, out, ExportOptions(
+        name="vla_demo_oxe", include_depth=True, state_keys=OXE_STATE,
+        camera_map={"front": "image", "wrist": "wrist_image"})).run()
+    return out, report
+
+
+def test_open_x_embodiment_names_load_through_tfds(oxe_named):
+    out, report = oxe_named
+    builder = tfds.builder("vla_demo_oxe", data_dir=str(out))
+    observation = builder.info.features["steps"]["observation"]
+    assert set(observation.keys()) == {"image", "wrist_image", "image_depth", "state",
+                                       *OXE_STATE}
+    assert observation["state"].shape == (10,)  # 3 + 1 + 6, in the order asked for
+    episodes = load(builder, "train")
+    assert len(episodes) == report.total_episodes == 6
+    for ep in episodes:
+        src = Source(ep["episode_metadata"]["file_path"].decode())
+        st = steps_of(ep)
+        state = np.concatenate([src.state[k].reshape(src.n, -1) for k in OXE_STATE], axis=1)
+        np.testing.assert_array_equal(st["observation"]["state"], state)
+        np.testing.assert_array_equal(st["observation"]["image_depth"], src.depth[..., None])
+        for cam, name in (("front", "image"), ("wrist", "wrist_image")):
+            first = tf.io.decode_image(src.frames[cam][0], channels=3).numpy()
+            np.testing.assert_array_equal(st["observation"][name][0], first)

@@ -16,7 +16,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from vla_studio.data.rlds.plan import ExportError
+from vla_studio.data.rlds.errors import ExportError
 
 
 def check_destination(out: Path, final: Path, overwrite: bool) -> None:

@@ -383,7 +383,9 @@ def _episode_entry(episode: EncodedEpisode, lengths: list[int]) -> dict[str, Any
 
 
 def _description(plan: ExportPlan) -> str:
-    cams = ", ".join(f"{c.camera} {c.width}x{c.height} {c.encoding}" for c in plan.cameras)
+    cams = ", ".join(f"{c.exported_name} {c.width}x{c.height} {c.encoding}"
+                     + (f" (recorded as {c.camera})" if c.exported_name != c.camera else "")
+                     for c in plan.cameras)
     return (f"Demonstrations recorded with VLA Studio. Cameras: {cams or 'none'}; action size "
             f"{plan.action_dim}; state size {plan.state.size}. See metadata.json.")
 

@@ -52,6 +52,7 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
     for cam in plan.cameras:
         cameras[cam.camera] = {
             "feature": f"steps/{cam.feature}",
+            "exported_as": cam.exported_name,
             "recorded": source_cameras.get(cam.camera, {}),
             "recorded_size": [cam.source_width, cam.source_height],
             "exported_size": [cam.width, cam.height],
@@ -80,6 +81,8 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
             "val_fraction": opts.val_fraction,
             "include_depth": opts.include_depth,
             "jpeg_quality": opts.jpeg_quality,
+            "camera_map": dict(opts.camera_map) if opts.camera_map else None,
+            "state_keys": list(opts.state_keys) if opts.state_keys else None,
         },
         "robot_type": text_attr(first.attrs, "robot_type") if first else "",
         "action_space_kind": text_attr(first.attrs, "action_space_kind") if first else "",
