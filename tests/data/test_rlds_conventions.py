@@ -16,7 +16,7 @@ from vla_studio.data.episode_file import EpisodeReader
 from vla_studio.data.rlds import ExportError, ExportOptions, RldsExporter
 from vla_studio.data.rlds.episode_encoder import read_episode
 
-from tests.data.rlds_episode_files import EpisodeSpec, write_dataset
+from tests.data.rlds_episode_files import SIM_PROFILE, SIM_STATE_SHAPES, EpisodeSpec, write_dataset
 
 
 def exported_values(dataset: Path, **options) -> dict[str, dict]:
@@ -154,3 +154,81 @@ def test_cli_exports_with_open_x_embodiment_names(tmp_path, capsys):
     assert meta["options"]["state_keys"] == ["ee_position", "gripper"]
     assert meta["cameras"]["front"]["feature"] == "steps/observation/image"
     assert [k["key"] for k in meta["state"]["keys"]] == ["ee_position", "gripper"]
+
+
+def sim_spec(seed: int, **kw) -> EpisodeSpec:
+    return EpisodeSpec(seed=seed, state_shapes=dict(SIM_STATE_SHAPES),
+                       station_profile=SIM_PROFILE, **kw)
+
+
+def export_json(tmp_path: Path, specs: list[EpisodeSpec], **options) -> tuple[dict, dict]:
+    """(observation and action feature JSON, metadata.json) of an export of ``specs``."""
+    write_dataset(tmp_path / "src", specs)
+    report = RldsExporter(tmp_path / "src", tmp_path / "out",
+                          ExportOptions(name="demo", **options)).run()
+    features = json.loads((report.dataset_dir / "features.json").read_text())
+    steps = features["featuresDict"]["features"]["steps"]["sequence"]["feature"]["featuresDict"]
+    flat = dict(steps["features"])
+    flat.update(flat.pop("observation")["featuresDict"]["features"])
+    return flat, json.loads((report.dataset_dir / "metadata.json").read_text())
+
+
+def test_state_and_action_meanings_are_in_features_json_and_metadata(tmp_path):
+    features, meta = export_json(tmp_path, [sim_spec(0), sim_spec(1)],
+                                 state_keys=("ee_pos", "ee_quat", "gripper"),
+                                 camera_map={"front": "image", "wrist": "wrist_image"})
+    state = features["state"]["description"]
+    assert "concatenated in the order asked for" in state
+    assert ("ee_pos [x, y, z] (m; end-effector position in the robot base frame); ee_quat "
+            "[w, x, y, z] (end-effector orientation quaternion in the robot base frame; order "
+            "w x y z); gripper [opening] (measured gripper opening, 1 open, 0 closed)") in state
+    assert features["gripper"]["valueRange"] == "0 (closed) to 1 (open)"
+    assert "order w x y z" in features["ee_quat"]["description"]
+    action = features["action"]["description"]
+    assert "ee_delta" in action and "robot base frame" in action
+    assert "dx, dy, dz in metres, droll, dpitch, dyaw in radians" in action
+    assert "gripper: absolute command, 1 open, 0 closed" in action
+    assert "recorded as camera 'front'" in features["image"]["description"]
+
+    assert meta["state"]["element_names"] == [
+        "ee_pos.x", "ee_pos.y", "ee_pos.z", "ee_quat.w", "ee_quat.x", "ee_quat.y", "ee_quat.z",
+        "gripper.opening"]
+    quat = meta["state"]["keys"][1]
+    assert quat["key"] == "ee_quat" and quat["slice"] == [3, 7]
+    assert quat["quaternion_order"] == "w x y z" and quat["names_from"] == "robot"
+    assert meta["meanings"]["quaternion_order"] == {"ee_quat": "w x y z"}
+    assert meta["meanings"]["gripper"].startswith("1 open, 0 closed")
+    assert meta["action"]["units"] == ["m", "m", "m", "rad", "rad", "rad", ""]
+    assert meta["action"]["frame"] == "robot base frame" and meta["action"]["kind"] == "ee_delta"
+
+
+def test_element_names_come_from_the_recorded_robot(tmp_path):
+    features, meta = export_json(tmp_path, [sim_spec(0)])
+    joints = next(k for k in meta["state"]["keys"] if k["key"] == "joint_pos")
+    # the simulated arm names its joints (a convention could only say joint_pos[i])
+    assert joints["names"] == [f"joint{i}" for i in range(1, 8)] and joints["unit"] == "rad"
+    assert joints["names_from"] == "robot"
+    assert "joint_vel [joint1," in features["state"]["description"]
+    assert "sorted by key" in features["state"]["description"]
+
+
+def test_without_the_robot_the_standard_keys_keep_their_conventions(tmp_path):
+    plugin = SIM_PROFILE.replace('type = "sim"', 'type = "some_uninstalled_arm"', 1)
+    shapes = {"ee_pos": (3,), "ee_quat": (4,), "gripper": (1,), "force": (3,)}
+    _, meta = export_json(tmp_path, [EpisodeSpec(seed=0, state_shapes=shapes,
+                                                 station_profile=plugin)])
+    keys = {k["key"]: k for k in meta["state"]["keys"]}
+    assert keys["ee_quat"]["names"] == ["w", "x", "y", "z"]
+    assert keys["ee_quat"]["names_from"] == "convention"
+    assert keys["force"]["names"] == ["force[0]", "force[1]", "force[2]"]
+    assert keys["force"]["names_from"] == "unknown" and keys["force"]["unit"] == ""
+
+
+def test_joint_position_actions_are_described_in_radians(tmp_path):
+    names = [f"joint{i}" for i in range(1, 8)] + ["gripper"]
+    features, meta = export_json(tmp_path, [sim_spec(0, action_space_kind="joint_position",
+                                                     action_names=names)])
+    action = features["action"]["description"]
+    assert "joint_position" in action and "absolute joint position targets in radians" in action
+    assert "gripper command, 1 open, 0 closed" in action
+    assert meta["action"]["units"] == ["rad"] * 7 + [""]

@@ -307,6 +307,12 @@ def test_episodes_recorded_through_the_control_loop_export_with_depth(make_stati
                           ExportOptions(name="dry_run", include_depth=True)).run()
     assert report.total_episodes == 2 and not report.skipped
     builder = tfds.builder("dry_run", data_dir=str(tmp_path / "out"))
+    # the recorded station profile names the robot, whose own features name the elements
+    ee_pos = builder.info.features["steps"]["observation"]["ee_pos"].doc.desc
+    assert ee_pos == "state ee_pos [x, y, z] (m; end-effector position in the robot base frame)"
+    meta = json.loads((report.dataset_dir / "metadata.json").read_text())
+    assert {k["key"]: k["names_from"] for k in meta["state"]["keys"]} == {
+        "ee_pos": "robot", "gripper": "robot"}
     skip = tfds.decode.SkipDecoding()
     raw = tfds.as_numpy(builder.as_dataset(split="train", decoders={
         "steps": {"observation": {"front": skip, "wrist": skip}}}))
@@ -380,3 +386,28 @@ def test_open_x_embodiment_names_load_through_tfds(oxe_named):
         for cam, name in (("front", "image"), ("wrist", "wrist_image")):
             first = tf.io.decode_image(src.frames[cam][0], channels=3).numpy()
             np.testing.assert_array_equal(st["observation"][name][0], first)
+
+
+def test_tfds_loads_and_exposes_the_meaning_of_every_number(tmp_path):
+    from tests.data.rlds_episode_files import SIM_PROFILE, SIM_STATE_SHAPES
+
+    write_dataset(tmp_path / "src", [EpisodeSpec(seed=i, state_shapes=dict(SIM_STATE_SHAPES),
+                                                 station_profile=SIM_PROFILE, success=i % 2)
+                                     for i in range(2)])
+    RldsExporter(tmp_path / "src", tmp_path / "out", ExportOptions(
+        name="meanings", state_keys=("ee_pos", "ee_quat", "gripper"),
+        camera_map={"front": "image", "wrist": "wrist_image"})).run()
+    builder = tfds.builder_from_directory(str(tmp_path / "out" / "meanings" / "1.0.0"))
+    steps = builder.info.features["steps"]
+    observation = steps["observation"]
+    state = observation["state"].doc.desc
+    assert "ee_quat [w, x, y, z]" in state and "order w x y z" in state
+    assert "gripper [opening] (measured gripper opening, 1 open, 0 closed)" in state
+    assert observation["gripper"].doc.value_range == "0 (closed) to 1 (open)"
+    assert "robot base frame" in observation["ee_pos"].doc.desc
+    action = steps["action"].doc.desc
+    assert "metres" in action and "radians" in action and "1 open, 0 closed" in action
+    assert "truncated" in steps["is_terminal"].doc.desc
+    assert steps["reward"].doc.value_range == "0 or 1"
+    episodes = load(builder, "train")
+    assert sorted(bool(steps_of(e)["is_terminal"][-1]) for e in episodes) == [False, True]

@@ -10,6 +10,7 @@ its split when the dataset grows and is exported again.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import math
 import re
@@ -17,20 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from vla_studio.data.rlds.episode_source import EpisodeSummary, json_attr
+from vla_studio.data.rlds.episode_source import EpisodeSummary, json_attr, text_attr
 from vla_studio.data.rlds.errors import ExportError
-from vla_studio.data.rlds.features import (EpisodeSchema, Feature, ImageFeature, TensorFeature,
-                                           TextFeature)
+from vla_studio.data.rlds.features import EpisodeSchema
+from vla_studio.data.rlds.meanings import (ActionMeaning, StateMeaning, action_meaning,
+                                           state_meanings)
 from vla_studio.data.rlds.naming import (CameraMap, as_camera_map, check_camera_map,
                                          check_state_keys, check_unique_feature_names,
                                          with_named_streams)
+from vla_studio.data.rlds.schema import build_schema
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # Octo and OpenVLA validate on train[95%:] when there is no val split; tfds rounds the boundary
 # to the nearest episode, so that slice is empty below this many episodes.
 OCTO_MIN_EPISODES_FOR_VAL = 10
-ACTION_SOURCES = {0: "hold", 1: "teleop", 2: "policy", 3: "intervention"}
 
 
 def snake_case(name: str) -> str:
@@ -177,6 +179,8 @@ class StateLayout:
 
     keys: tuple[tuple[str, tuple[int, ...]], ...]
     individual: tuple[str, ...] = ()  # keys also exported as observation/<key>
+    meanings: tuple[StateMeaning, ...] = ()  # one per key: element names, unit, meaning
+    sorted_by_name: bool = True  # False: the order was asked for (--state-keys)
 
     @property
     def size(self) -> int:
@@ -208,6 +212,7 @@ class ExportPlan:
     action_dim: int
     action_names: tuple[str, ...]
     instruction_slots: int
+    action: ActionMeaning
     episodes: tuple[PlannedEpisode, ...]
     skipped: tuple[tuple[Path, str], ...] = ()
     filtered_unsuccessful: int = 0
@@ -224,48 +229,8 @@ class ExportPlan:
             f"language_instruction_{k}" for k in range(2, self.instruction_slots + 1))
 
     def schema(self) -> EpisodeSchema:
-        """The tfds features every exported episode has."""
-        steps: dict[str, Feature] = {}
-        for cam in self.cameras:
-            steps[cam.feature] = ImageFeature(cam.height, cam.width, 3, cam.encoding,
-                                              doc=f"camera '{cam.camera}', RGB")
-        for d in self.depths:
-            steps[d.feature] = ImageFeature(d.height, d.width, 1, "png", dtype="uint16",
-                                            doc=f"depth of camera '{d.camera}' in device units "
-                                                "(see metadata.json depth_scale)")
-        if self.state.keys:
-            order = ", ".join(k for k, _ in self.state.keys)
-            steps["observation/state"] = TensorFeature(
-                "float32", (self.state.size,), doc=f"robot state, concatenated: {order}")
-        for key in self.state.individual:
-            shape = dict(self.state.keys)[key]
-            steps[f"observation/{key}"] = TensorFeature("float32", shape, doc=f"state '{key}'")
-        steps["action"] = TensorFeature("float32", (self.action_dim,),
-                                        doc="action sent to the robot: " + ", ".join(self.action_names))
-        steps["reward"] = TensorFeature("float32", doc="1 on the last step of a success, else 0")
-        steps["discount"] = TensorFeature("float32", doc="always 1")
-        steps["is_first"] = TensorFeature("bool")
-        steps["is_last"] = TensorFeature("bool")
-        steps["is_terminal"] = TensorFeature(
-            "bool", doc="true on the last step of an episode marked successful (it really "
-                        "ended); false throughout a truncated one (time limit, stopped without "
-                        "success, outcome unknown)")
-        for i, key in enumerate(self.instruction_features):
-            steps[key] = TextFeature(doc="language instruction" if i == 0 else
-                                     f"paraphrase {i + 1} (the episode's own instructions, cycled)")
-        steps["action_source"] = TensorFeature(
-            "int32", doc=", ".join(f"{k} {v}" for k, v in ACTION_SOURCES.items()))
-        steps["timestamp"] = TensorFeature("float32", doc="seconds since the first exported step")
-        meta: dict[str, Feature] = {
-            key: TextFeature() for key in (
-                "episode_id", "file_path", "task", "operator", "scene_id", "station_name",
-                "robot_type", "notes", "created", "status", "policy_id")}
-        meta["language_instructions"] = TextFeature(doc="all instructions, JSON list")
-        meta["success"] = TensorFeature("int32", doc="1 success, 0 failure, -1 not marked")
-        meta["num_steps"] = TensorFeature("int32", doc="steps exported (after trim)")
-        meta["trim_start"] = TensorFeature("int32", doc="first recorded step exported")
-        meta["control_rate_hz"] = TensorFeature("float32")
-        return EpisodeSchema(steps=steps, episode_metadata=meta)
+        """The tfds features every exported episode has, each with its meaning."""
+        return build_schema(self)
 
 
 def _signature(s: EpisodeSummary, options: ExportOptions) -> tuple:
@@ -352,10 +317,12 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
         if unmapped:
             warnings.append(f"camera(s) {', '.join(unmapped)} are not exported: they are not in "
                             "the camera map")
-    state = _state_layout(majority, cameras, depths, warnings)
+    state = _state_layout(majority, cameras, depths, warnings, options)
+    state = dataclasses.replace(state, meanings=state_meanings(state.keys, included[0].attrs))
     action_names = tuple(str(n) for n in json_attr(included[0].attrs.get("action_names"), []))
     if len(action_names) != majority[2]:
         action_names = tuple(f"a{i}" for i in range(majority[2]))
+    action = action_meaning(text_attr(included[0].attrs, "action_space_kind"), action_names)
     slots = max(1, max(len(s.instructions) for s in included))
     no_text = sum(1 for s in included if not s.instructions)
     if no_text:
@@ -366,6 +333,7 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
     episodes = _assign_splits(included, options, warnings)
     return ExportPlan(options=options, cameras=cameras, depths=depths, state=state,
                       action_dim=majority[2], action_names=action_names, instruction_slots=slots,
+                      action=action,
                       episodes=episodes, skipped=tuple(skipped), filtered_unsuccessful=filtered,
                       warnings=tuple(warnings))
 
@@ -418,7 +386,8 @@ def _depth_outputs(included: list[EpisodeSummary], options: ExportOptions, warni
 
 
 def _state_layout(majority: tuple, cameras: tuple[CameraOutput, ...],
-                  depths: tuple[DepthOutput, ...], warnings: list[str]) -> StateLayout:
+                  depths: tuple[DepthOutput, ...], warnings: list[str],
+                  options: ExportOptions) -> StateLayout:
     keys = tuple(majority[1])
     taken = {"state"} | {c.exported_name for c in cameras} | {d.exported_name for d in depths}
     clashes = [k for k, _ in keys if k in taken]
@@ -427,7 +396,8 @@ def _state_layout(majority: tuple, cameras: tuple[CameraOutput, ...],
                         "names are taken by cameras")
     if not keys:
         warnings.append("the episodes record no robot state: observation/state is not exported")
-    return StateLayout(keys=keys, individual=tuple(k for k, _ in keys if k not in taken))
+    return StateLayout(keys=keys, individual=tuple(k for k, _ in keys if k not in taken),
+                       sorted_by_name=options.state_keys is None)
 
 
 def _assign_splits(included: list[EpisodeSummary], options: ExportOptions,
