@@ -146,6 +146,10 @@ def test_missing_dataset_folder_and_empty_folder_give_clear_errors(tmp_path):
     (tmp_path / "empty" / "episodes").mkdir(parents=True)
     with pytest.raises(ExportError, match="record some episodes first"):
         export(tmp_path / "empty", tmp_path / "out").run()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ExportError, match="a_file is a file, not a dataset folder"):
+        export(tmp_path / "a_file", tmp_path / "out").run()
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_exports_and_prints_summary(dataset, tmp_path, capsys):

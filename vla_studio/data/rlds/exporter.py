@@ -96,17 +96,24 @@ def find_episode_files(dataset: Path) -> list[Path]:
         ExportError: the folder does not exist or holds no episode files.
     """
     dataset = Path(dataset)
+    if dataset.exists() and not dataset.is_dir():
+        raise ExportError(f"{dataset} is a file, not a dataset folder (give the folder you "
+                          "record into)")
     if not dataset.is_dir():
         raise ExportError(f"dataset folder {dataset} does not exist")
     folder = dataset / "episodes"
-    if not folder.is_dir():
-        if any(dataset.glob(f"*{EPISODE_SUFFIX}")):
-            folder = dataset  # the episodes folder itself was given
-        else:
-            raise ExportError(f"{dataset} is not a dataset folder: it has no episodes/ folder "
-                              "(give the folder you record into)")
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.name.endswith((EPISODE_SUFFIX, RECORDING_SUFFIX)))
+    try:
+        if not folder.is_dir():
+            if any(dataset.glob(f"*{EPISODE_SUFFIX}")):
+                folder = dataset  # the episodes folder itself was given
+            else:
+                raise ExportError(f"{dataset} is not a dataset folder: it has no episodes/ "
+                                  "folder (give the folder you record into)")
+        files = sorted(p for p in folder.iterdir()
+                       if p.is_file() and p.name.endswith((EPISODE_SUFFIX, RECORDING_SUFFIX)))
+    except OSError as exc:
+        raise ExportError(f"cannot read the dataset folder {folder}: "
+                          f"{exc.strerror or exc}") from None
     if not files:
         raise ExportError(f"{folder} holds no episode files (*.h5); record some episodes first")
     return files
