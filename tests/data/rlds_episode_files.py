@@ -20,6 +20,17 @@ import numpy as np
 
 ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
 STATE_SHAPES = {"joints": (6,), "ee_position": (3,), "gripper": ()}
+# The state the simulated arm records (vla_studio.devices.robots.sim), with its station profile.
+SIM_STATE_SHAPES = {"joint_pos": (7,), "joint_vel": (7,), "ee_pos": (3,), "ee_quat": (4,),
+                    "gripper": (1,)}
+SIM_PROFILE = """name = "sim"
+control_rate_hz = 10
+[robot]
+type = "sim"
+[[cameras]]
+type = "synthetic"
+name = "front"
+"""
 
 
 @dataclass
@@ -42,6 +53,10 @@ class EpisodeSpec:
     task: str = "pick_cube"
     seed: int = 0
     episode_id: str = ""
+    state_shapes: dict[str, tuple[int, ...]] = field(default_factory=lambda: dict(STATE_SHAPES))
+    station_profile: str = "[station]\nname = 'sim'\n"
+    action_space_kind: str = "ee_delta"
+    action_names: list[str] = field(default_factory=lambda: list(ACTION_NAMES))
 
 
 def scene_bgr(width: int, height: int, step: int, camera_index: int) -> np.ndarray:
@@ -87,10 +102,10 @@ def write_episode(path: Path, spec: EpisodeSpec) -> Path:
         a["notes"] = ""
         a["scene_id"] = "scene-1"
         a["station_name"] = "sim"
-        a["station_profile"] = "[station]\nname = 'sim'\n"
+        a["station_profile"] = spec.station_profile
         a["robot_type"] = "sim_arm"
-        a["action_space_kind"] = "ee_delta"
-        a["action_names"] = json.dumps(ACTION_NAMES)
+        a["action_space_kind"] = spec.action_space_kind
+        a["action_names"] = json.dumps(spec.action_names)
         a["cameras"] = json.dumps(cameras)
         a["control_rate_hz"] = 10.0
         a["software_version"] = "0.1.0"
@@ -101,8 +116,8 @@ def write_episode(path: Path, spec: EpisodeSpec) -> Path:
         a["safety_counts"] = json.dumps({})
         a["camera_stats"] = json.dumps({})
         steps = f.create_group("steps")
-        action = rng.normal(0, 0.01, (t, 7)).astype(np.float32)
-        action[:, 6] = np.linspace(0, 1, t)
+        action = rng.normal(0, 0.01, (t, len(spec.action_names))).astype(np.float32)
+        action[:, -1] = np.linspace(0, 1, t)
         steps["action"] = action
         steps["requested_action"] = action
         steps["action_source"] = np.where(np.arange(t) % 5 == 4, 3, 1).astype(np.uint8)
@@ -118,7 +133,7 @@ def write_episode(path: Path, spec: EpisodeSpec) -> Path:
         steps["discount"] = np.ones(t, np.float32)
         steps["timestamp"] = 5000.0 + np.arange(t) * 0.1 + rng.normal(0, 0.002, t)
         state = steps.create_group("observation/state")
-        for key, shape in STATE_SHAPES.items():
+        for key, shape in spec.state_shapes.items():
             state[key] = rng.normal(0, 1, (t, *shape)).astype(np.float32)
         for ci, (name, (w, h)) in enumerate(spec.cameras.items()):
             g = steps.create_group(f"observation/image/{name}")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import stat
 import subprocess
 import sys
 import threading
@@ -144,6 +146,10 @@ def test_missing_dataset_folder_and_empty_folder_give_clear_errors(tmp_path):
     (tmp_path / "empty" / "episodes").mkdir(parents=True)
     with pytest.raises(ExportError, match="record some episodes first"):
         export(tmp_path / "empty", tmp_path / "out").run()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ExportError, match="a_file is a file, not a dataset folder"):
+        export(tmp_path / "a_file", tmp_path / "out").run()
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_exports_and_prints_summary(dataset, tmp_path, capsys):
@@ -182,3 +188,81 @@ def test_export_runs_with_tensorflow_unavailable(dataset, tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "4"
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (restored afterwards)."""
+    saved = os.umask(0o022)
+    os.umask(saved)
+    yield os.umask
+    os.umask(saved)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027], ids=["umask_022", "umask_027"])
+def test_exported_folder_and_files_get_the_permissions_the_umask_gives(dataset, tmp_path, umask,
+                                                                        mask):
+    umask(mask)
+    report = export(dataset, tmp_path / "out").run()
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    (plain_dir / "file").write_bytes(b"")
+    dir_mode, file_mode = (stat.S_IMODE(p.stat().st_mode) for p in (plain_dir, plain_dir / "file"))
+    assert dir_mode == 0o777 & ~mask and file_mode == 0o666 & ~mask
+    for folder in (tmp_path / "out", tmp_path / "out" / "demo", report.dataset_dir):
+        assert stat.S_IMODE(folder.stat().st_mode) == dir_mode, folder
+    files = list(report.dataset_dir.iterdir())
+    assert len(files) == 4
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == file_mode, path
+
+
+def test_overwritten_export_also_gets_normal_permissions(dataset, tmp_path, umask):
+    umask(0o022)
+    export(dataset, tmp_path).run()
+    report = export(dataset, tmp_path, overwrite=True).run()
+    assert stat.S_IMODE(report.dataset_dir.stat().st_mode) == 0o755
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["1.0.0"]
+
+
+def cli_export(dataset: Path, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vla_studio", "export", "rlds", str(dataset),
+                           str(out), "--name", "demo"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vla-studio: error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_export_into_a_regular_file_is_one_line_error_and_leaves_the_file(dataset, tmp_path):
+    target = tmp_path / "not_a_folder"
+    target.write_text("keep me")
+    proc = cli_export(dataset, target)
+    assert_one_line_error(proc, str(target), "is a file, not a folder")
+    assert target.read_text() == "keep me"
+    proc = cli_export(dataset, target / "below")
+    assert_one_line_error(proc, str(target / "below"), f"{target} is a file, not a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_folder"]
+
+
+def test_export_into_an_unwritable_path_is_one_line_error_and_writes_nothing(dataset):
+    # The kernel refuses new entries in /sys even to root, so this holds for any user.
+    target = Path("/sys") / f"vla_studio_export_test_{os.getpid()}"
+    proc = cli_export(dataset, target / "deeper")
+    assert_one_line_error(proc, str(target / "deeper"), "choose a folder you can write to")
+    assert not target.exists()
+
+
+def test_a_failed_export_removes_the_folders_it_created(dataset, tmp_path, monkeypatch):
+    def disk_full(self, data, framing=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(TFRecordWriter, "write", disk_full)
+    with pytest.raises(ExportError, match="No space left on device"):
+        export(dataset, tmp_path / "new" / "deeper").run()
+    assert list(tmp_path.iterdir()) == []

@@ -172,7 +172,8 @@ def test_every_episode_matches_its_source_file(passthrough):
         first[0] = True
         np.testing.assert_array_equal(st["is_first"], first)
         np.testing.assert_array_equal(st["is_last"], first[::-1])
-        np.testing.assert_array_equal(st["is_terminal"], first[::-1])
+        terminal = first[::-1] & (src.success == 1)  # truncated unless it succeeded
+        np.testing.assert_array_equal(st["is_terminal"], terminal)
         np.testing.assert_array_equal(st["reward"], first[::-1] * float(src.success == 1))
         np.testing.assert_array_equal(st["discount"], np.ones(n, np.float32))
         texts = src.instructions
@@ -306,6 +307,12 @@ def test_episodes_recorded_through_the_control_loop_export_with_depth(make_stati
                           ExportOptions(name="dry_run", include_depth=True)).run()
     assert report.total_episodes == 2 and not report.skipped
     builder = tfds.builder("dry_run", data_dir=str(tmp_path / "out"))
+    # the recorded station profile names the robot, whose own features name the elements
+    ee_pos = builder.info.features["steps"]["observation"]["ee_pos"].doc.desc
+    assert ee_pos == "state ee_pos [x, y, z] (m; end-effector position in the robot base frame)"
+    meta = json.loads((report.dataset_dir / "metadata.json").read_text())
+    assert {k["key"]: k["names_from"] for k in meta["state"]["keys"]} == {
+        "ee_pos": "robot", "gripper": "robot"}
     skip = tfds.decode.SkipDecoding()
     raw = tfds.as_numpy(builder.as_dataset(split="train", decoders={
         "steps": {"observation": {"front": skip, "wrist": skip}}}))
@@ -316,6 +323,9 @@ def test_episodes_recorded_through_the_control_loop_export_with_depth(make_stati
         with EpisodeReader(md["file_path"].decode()) as reader:
             n = reader.num_steps
             assert len(st["action"]) == n and md["success"] == int(reader.success())
+            # the failure was stopped by the operator: truncated, not terminal
+            assert list(st["is_last"]).count(True) == 1 and st["is_last"][-1]
+            assert st["is_terminal"].any() == bool(reader.success()) == st["is_terminal"][-1]
             np.testing.assert_array_equal(st["action"], reader.step("action"))
             for cam in ("front", "wrist"):
                 frames = list(reader.iter_image_bytes(cam))
@@ -344,3 +354,60 @@ def test_hand_written_example_encoding_parses_with_tensorflows_protobuf():
     assert list(parsed["frames"].bytes_list.value) == [big.tobytes(), b"small", big[:10].tobytes()]
     assert len(parsed["empty"].float_list.value) == 0
     assert len(ex.parts()) > 2 and b"".join(ex.parts()) == ex.serialize()
+
+
+OXE_STATE = ("ee_position", "gripper", "joints")
+
+
+@pytest.fixture(scope="module")
+def oxe_named(source, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rlds_roundtrip_oxe")
+    report = RldsExporter(source, out, ExportOptions(
+        name="vla_demo_oxe", include_depth=True, state_keys=OXE_STATE,
+        camera_map={"front": "image", "wrist": "wrist_image"})).run()
+    return out, report
+
+
+def test_open_x_embodiment_names_load_through_tfds(oxe_named):
+    out, report = oxe_named
+    builder = tfds.builder("vla_demo_oxe", data_dir=str(out))
+    observation = builder.info.features["steps"]["observation"]
+    assert set(observation.keys()) == {"image", "wrist_image", "image_depth", "state",
+                                       *OXE_STATE}
+    assert observation["state"].shape == (10,)  # 3 + 1 + 6, in the order asked for
+    episodes = load(builder, "train")
+    assert len(episodes) == report.total_episodes == 6
+    for ep in episodes:
+        src = Source(ep["episode_metadata"]["file_path"].decode())
+        st = steps_of(ep)
+        state = np.concatenate([src.state[k].reshape(src.n, -1) for k in OXE_STATE], axis=1)
+        np.testing.assert_array_equal(st["observation"]["state"], state)
+        np.testing.assert_array_equal(st["observation"]["image_depth"], src.depth[..., None])
+        for cam, name in (("front", "image"), ("wrist", "wrist_image")):
+            first = tf.io.decode_image(src.frames[cam][0], channels=3).numpy()
+            np.testing.assert_array_equal(st["observation"][name][0], first)
+
+
+def test_tfds_loads_and_exposes_the_meaning_of_every_number(tmp_path):
+    from tests.data.rlds_episode_files import SIM_PROFILE, SIM_STATE_SHAPES
+
+    write_dataset(tmp_path / "src", [EpisodeSpec(seed=i, state_shapes=dict(SIM_STATE_SHAPES),
+                                                 station_profile=SIM_PROFILE, success=i % 2)
+                                     for i in range(2)])
+    RldsExporter(tmp_path / "src", tmp_path / "out", ExportOptions(
+        name="meanings", state_keys=("ee_pos", "ee_quat", "gripper"),
+        camera_map={"front": "image", "wrist": "wrist_image"})).run()
+    builder = tfds.builder_from_directory(str(tmp_path / "out" / "meanings" / "1.0.0"))
+    steps = builder.info.features["steps"]
+    observation = steps["observation"]
+    state = observation["state"].doc.desc
+    assert "ee_quat [w, x, y, z]" in state and "order w x y z" in state
+    assert "gripper [opening] (measured gripper opening, 1 open, 0 closed)" in state
+    assert observation["gripper"].doc.value_range == "0 (closed) to 1 (open)"
+    assert "robot base frame" in observation["ee_pos"].doc.desc
+    action = steps["action"].doc.desc
+    assert "metres" in action and "radians" in action and "1 open, 0 closed" in action
+    assert "truncated" in steps["is_terminal"].doc.desc
+    assert steps["reward"].doc.value_range == "0 or 1"
+    episodes = load(builder, "train")
+    assert sorted(bool(steps_of(e)["is_terminal"][-1]) for e in episodes) == [False, True]

@@ -131,6 +131,7 @@ def generate_dataset(folder: Path, episodes: int, steps: int, cameras: int,
     """
     import numpy as np
 
+    from vla_studio.bench.frames import scene_texture
     from vla_studio.core.types import Frame, Observation, SourceKind, StageTiming, Step
     from vla_studio.data.episode_writer import EpisodeFileWriter, seal_episode
     from vla_studio.data.step_encoder import CameraSchema, EpisodeSchema, StepEncoder
@@ -144,7 +145,7 @@ def generate_dataset(folder: Path, episodes: int, steps: int, cameras: int,
                                              "gripper": (1,)},
         cameras=tuple(CameraSchema(n, "synthetic", True, width, height, None, 30.0, 0.2)
                       for n in names))
-    textures = [_texture(rng, width, height) for _ in names]
+    textures = [scene_texture(rng, width, height) for _ in names]
     timing = StageTiming(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     out = folder / "episodes"
     out.mkdir(parents=True, exist_ok=True)
@@ -181,18 +182,6 @@ def generate_dataset(folder: Path, episodes: int, steps: int, cameras: int,
         path.rename(final)
         paths.append(final)
     return paths
-
-
-def _texture(rng, width: int, height: int):
-    """A table-like RGB texture: smooth colour blobs, a little sensor noise (JPEG q90 frames of
-    ~35 kB at 640x480, like a real scene)."""
-    import cv2
-    import numpy as np
-
-    small = rng.integers(0, 255, (max(2, height // 48), max(2, width // 48), 3), np.uint8)
-    image = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
-    noise = rng.integers(0, 4, (height, width, 3), np.uint8)
-    return cv2.GaussianBlur(cv2.add(image, noise), (3, 3), 0)
 
 
 def _episode_files(report: Any, exporter: Any) -> list[tuple[Path, None]]:

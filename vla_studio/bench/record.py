@@ -1,16 +1,31 @@
 """Recording throughput: N synthetic cameras + state/action through the real loop and recorder.
 
-One long episode is recorded, then stopped and a second one started at once (stop-to-ready is
-what the operator waits between episodes), then the first file is read back. An independent
-subscriber counts every step the loop emitted inside the episode and every distinct frame those
-steps carried, so "expected" does not come from the recorder being measured.
+The cameras deliver realistic frames (a shifting table-like texture with sensor noise, the frames
+``bench export`` writes: ~35 kB per 640x480 JPEG, not colour bars that compress to nothing), paced
+like a device with a small queue. One long episode is recorded, then stopped and a second one
+started at once (stop-to-ready is what the operator waits between episodes), then the first file
+is read back. An independent subscriber counts every step the loop emitted inside the episode and
+every distinct frame those steps carried, and each camera logs every frame it produced, so no
+"expected" figure comes from the recorder being measured.
 
-Keys: steps_expected / steps_written, frames_expected / frames_written, frames_dropped (frames
-the loop saw but the file lacks, plus camera-side drops; both also apart as recorder_frames_lost
-and camera_drops), writer_queue_max_fraction (high-water
-mark of the recorder's step queue), mb_per_s, cpu_percent (this process, all threads; 100 = one
-core), stop_to_ready_s. Target (2 cores): 3 cameras 640x480 @ 30 fps + 30 Hz for 10 minutes:
-0 steps and 0 frames lost, queue never above half full, stop-to-ready < 0.5 s.
+Keys:
+  steps_expected / steps_written: steps the loop emitted inside the episode / steps in the file.
+  frames_expected: cameras x fps x seconds, the nominal frame count.
+  frames_produced: frames the cameras produced while the episode ran (device-queue losses
+      included).
+  frames_written: distinct frames in the file.
+  frames_never_recorded: frames the cameras produced during the episode that no recorded step
+      carries (the loop ticked past them, the device queue lost them, or the recorder did): what
+      a dataset really misses of what the cameras saw.
+  fresh_frame_fraction: share of (step, camera) pairs whose frame is new (not the previous step's
+      again); 1.0 when every step carries a new frame of every camera.
+  frames_seen_by_loop: distinct frames the steps carried (counted by the subscriber);
+      frames_dropped = recorder_frames_lost (seen by the loop, missing in the file) + camera_drops
+      (lost in the device queue).
+  writer_queue_max_fraction (high-water mark of the recorder's step queue), mb_per_s,
+  jpeg_kb_per_frame, cpu_percent (this process, all threads; 100 = one core), stop_to_ready_s.
+Target (2 cores): 3 cameras 640x480 @ 30 fps + 30 Hz for 10 minutes: 0 steps and 0 frames lost
+by the recorder, queue never above half full, stop-to-ready < 0.5 s.
 """
 
 from __future__ import annotations
@@ -22,7 +37,7 @@ import threading
 import time
 from pathlib import Path
 
-HELP = "episode recording throughput with synthetic cameras"
+HELP = "episode recording throughput with synthetic cameras (realistic frames)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,13 +56,14 @@ def run(args: argparse.Namespace) -> dict:
     import numpy as np
     import psutil
 
+    from vla_studio.bench.frames import TextureCamera
     from vla_studio.core.arbiter import FixedActionSource
     from vla_studio.core.profile import DeviceSpec, RecordingSettings, StationProfile
     from vla_studio.data.episode_file import EpisodeReader
     from vla_studio.data.labels import EpisodeLabels
     from vla_studio.data.recorder import Recorder
     from vla_studio.devices.cameras.synthetic import SyntheticCameraConfig
-    from vla_studio.devices.robots.null import NullRobotConfig
+    from vla_studio.devices.robots.null import NullRobot, NullRobotConfig
     from vla_studio.station import Station
 
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -60,7 +76,12 @@ def run(args: argparse.Namespace) -> dict:
         name="bench record", control_rate_hz=args.rate,
         robot=DeviceSpec("null", NullRobotConfig(name="null")), cameras=cameras,
         recording=RecordingSettings(dataset_dir=str(root), image_format=args.image_format))
-    station = Station.from_profile(profile)
+    robot = NullRobot(profile.robot.config, profile.action_space.kind)
+    robot.control_period_s = 1.0 / profile.control_rate_hz
+    cams = {spec.name: TextureCamera(spec.config, seed=i) for i, spec in enumerate(cameras)}
+    print(f"preparing {args.cameras} camera(s) of realistic {args.size} frames ...",
+          file=sys.stderr)
+    station = Station(profile, robot, cams, {})
     counter = _StepCounter(station.loop.subscribe("bench-counter", int(args.rate * 120)))
     recorder = Recorder(station, root)
     labels = EpisodeLabels("benchmark the recorder")
@@ -96,15 +117,27 @@ def run(args: argparse.Namespace) -> dict:
         recorder.disconnect()
         station.close()
         counter.stop()
-    expected_steps, expected_frames, unobserved = counter.window(info.t_begin, info.t_end)
+    expected_steps, seen_frames, unobserved = counter.window(info.t_begin, info.t_end)
     with EpisodeReader(info.path) as ep:
         steps_written = ep.num_steps
-        frames_written = 0
-        camera_drops = 0
+        ticks = ep.step("timestamp")
+        frames_written = fresh_steps = camera_drops = produced = never_recorded = 0
+        image_bytes = 0
         for name in ep.cameras:
             fi = ep.step(f"observation/image/{name}/frame_index")
             frames_written += int(np.unique(fi[fi >= 0]).size)
+            fresh_steps += fresh_frames(fi)
             camera_drops += int(ep.attrs["camera_stats"][name].get("drops") or 0)
+            recorded = set(ep.step(f"observation/image/{name}/capture_time").tolist())
+            # Frames produced between the first and last tick: any of them could have been
+            # carried by a step (one captured just before the last tick may miss it: <= 1 per
+            # camera).
+            made = cams[name].produced_between(float(ticks[0]), float(ticks[-1]))
+            produced += len(made)
+            never_recorded += sum(1 for t in made if t not in recorded)
+            rows = ep.image_index(name)
+            rows = rows[rows[:, 1] > 0]  # a frame two steps share is stored once
+            image_bytes += int(np.unique(rows, axis=0)[:, 1].sum()) if len(rows) else 0
         duration = float(ep.attrs["duration_s"])
         size = info.path.stat().st_size
         dropped_steps = int(ep.attrs.get("dropped_steps", 0))
@@ -115,10 +148,15 @@ def run(args: argparse.Namespace) -> dict:
         "seconds": args.seconds,
         "steps_expected": expected_steps,
         "steps_written": steps_written,
-        "frames_expected": expected_frames,
+        "frames_expected": int(round(args.cameras * args.fps * args.seconds)),
+        "frames_produced": produced,
         "frames_written": frames_written,
-        "frames_dropped": max(0, expected_frames - frames_written) + camera_drops,
-        "recorder_frames_lost": max(0, expected_frames - frames_written),
+        "frames_never_recorded": never_recorded,
+        "fresh_frame_fraction": round(fresh_steps / (len(cams) * steps_written), 4)
+        if steps_written and cams else 0.0,
+        "frames_seen_by_loop": seen_frames,
+        "frames_dropped": max(0, seen_frames - frames_written) + camera_drops,
+        "recorder_frames_lost": max(0, seen_frames - frames_written),
         "camera_drops": camera_drops,
         "loop_ticks_nominal": int(round(args.rate * args.seconds)),
         "writer_queue_max_fraction": round(high_water, 4),
@@ -129,7 +167,22 @@ def run(args: argparse.Namespace) -> dict:
         "recorder_dropped_steps": dropped_steps,
         "frames_never_seen_by_loop": unobserved,
         "file_mb": round(size / 1e6, 1),
+        "jpeg_kb_per_frame": round(image_bytes / 1e3 / frames_written, 1)
+        if frames_written else 0.0,
     }
+
+
+def fresh_frames(frame_index) -> int:
+    """Steps whose frame is new: a frame (index >= 0) other than the previous step's."""
+    import numpy as np
+
+    fi = np.asarray(frame_index)
+    if fi.size == 0:
+        return 0
+    new = np.empty(fi.size, bool)
+    new[0] = True
+    new[1:] = fi[1:] != fi[:-1]
+    return int(np.count_nonzero(new & (fi >= 0)))
 
 
 def _sleep_with_progress(seconds: float) -> None:

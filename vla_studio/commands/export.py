@@ -6,10 +6,17 @@ re-encoding) unless --image-size asks for another size. Episodes still being rec
 are skipped with the reason; the export is built in a temporary folder and appears only when
 complete.
 
+Open X-Embodiment names (what Octo/OpenVLA dataset configs expect): --camera-map renames the
+cameras and exports only those it names; --state-keys picks the state keys concatenated, in
+that order, into observation/state (their element names are in features.json and
+metadata.json).
+
 Examples:
   vla-studio export rlds ~/vla_datasets/pick_cube exports --name pick_cube
   vla-studio export rlds ~/vla_datasets/pick_cube exports --name pick_cube_224 \\
       --image-size 224 --success-only --val-fraction 0.05
+  vla-studio export rlds ~/vla_datasets/pick_cube exports --name pick_cube_oxe \\
+      --camera-map front=image,wrist=wrist_image --state-keys ee_pos,ee_quat,gripper
 """
 
 from __future__ import annotations
@@ -48,11 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "one per core when they are resized)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing export with the same name and version")
+    p.add_argument("--camera-map", metavar="CAM=NAME,...", default=None,
+                   help="export these cameras under these names, in this order, e.g. "
+                        "front=image,wrist=wrist_image (default: every camera, recorded names)")
+    p.add_argument("--state-keys", metavar="KEY,...", default=None,
+                   help="state keys concatenated into observation/state, in this order, e.g. "
+                        "ee_pos,ee_quat,gripper (default: every key, sorted by name)")
 
 
 def run(args: argparse.Namespace) -> int:
     from vla_studio.data.rlds import (ExportError, ExportOptions, ExportProgress, RldsExporter,
-                                      parse_image_size)
+                                      parse_camera_map, parse_image_size, parse_state_keys)
 
     tty = sys.stderr.isatty()
 
@@ -77,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
             image_size=parse_image_size(args.image_size) if args.image_size else None,
             success_only=args.success_only, val_fraction=args.val_fraction,
             include_depth=args.depth, jpeg_quality=args.jpeg_quality, shard_mb=args.shard_mb,
-            workers=args.workers, overwrite=args.overwrite)
+            workers=args.workers, overwrite=args.overwrite,
+            camera_map=parse_camera_map(args.camera_map) if args.camera_map is not None else None,
+            state_keys=parse_state_keys(args.state_keys) if args.state_keys is not None else None)
         report = RldsExporter(args.dataset, args.out, options, progress=show).run()
     except ExportError as exc:
         print(f"vla-studio: error: {exc}", file=sys.stderr)

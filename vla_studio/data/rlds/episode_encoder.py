@@ -1,9 +1,11 @@
 """One episode file -> one serialized RLDS episode (a framed ``tf.train.Example``).
 
 RLDS conventions applied here (the ones Octo and OpenVLA expect): ``is_first`` on the first
-exported step, ``is_last`` and ``is_terminal`` on the last, ``discount`` 1, ``reward`` 1 on the
-last step of a successful episode and 0 elsewhere, the language instruction repeated on every
-step. Success, instructions and trim come from the episode's annotations when it has them (the
+exported step, ``is_last`` on the last, ``discount`` 1, ``reward`` 1 on the last step of a
+successful episode and 0 elsewhere, the language instruction repeated on every step.
+``is_terminal`` is True on the last step only when the episode really ended, i.e. it is marked
+successful: an episode stopped without success (time limit, operator stop, unknown outcome) was
+truncated, and offline RL must bootstrap past its last step rather than treat it as an end. Success, instructions and trim come from the episode's annotations when it has them (the
 reader applies that rule), so an edited label reaches the export without touching recorded data.
 """
 
@@ -169,7 +171,8 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
     last[-1] = True
     values["steps/is_first"] = last[::-1].copy()
     values["steps/is_last"] = last
-    values["steps/is_terminal"] = last.copy()
+    # Truncated unless it succeeded: the merged label (annotations first) decides, as for reward.
+    values["steps/is_terminal"] = last & (summary.success is True)
     texts = summary.instructions or ("",)
     for k, key in enumerate(plan.instruction_features):
         values[f"steps/{key}"] = [texts[k % len(texts)]] * n

@@ -21,8 +21,6 @@ import concurrent.futures
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from vla_studio.data.episode_file import EPISODE_SUFFIX, RECORDING_SUFFIX, Episo
 from vla_studio.data.rlds.episode_encoder import EncodedEpisode, encode_episode
 from vla_studio.data.rlds.episode_source import (EpisodeOpener, EpisodeSkipped, EpisodeSummary,
                                                  summarize)
+from vla_studio.data.rlds.destination import Staging, check_destination
 from vla_studio.data.rlds.features import SplitInfo, dataset_info_json, shard_file_name
 from vla_studio.data.rlds.metadata import metadata_json
 from vla_studio.data.rlds.plan import (ExportError, ExportOptions, ExportPlan, PlannedEpisode,
@@ -97,17 +96,24 @@ def find_episode_files(dataset: Path) -> list[Path]:
         ExportError: the folder does not exist or holds no episode files.
     """
     dataset = Path(dataset)
+    if dataset.exists() and not dataset.is_dir():
+        raise ExportError(f"{dataset} is a file, not a dataset folder (give the folder you "
+                          "record into)")
     if not dataset.is_dir():
         raise ExportError(f"dataset folder {dataset} does not exist")
     folder = dataset / "episodes"
-    if not folder.is_dir():
-        if any(dataset.glob(f"*{EPISODE_SUFFIX}")):
-            folder = dataset  # the episodes folder itself was given
-        else:
-            raise ExportError(f"{dataset} is not a dataset folder: it has no episodes/ folder "
-                              "(give the folder you record into)")
-    files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.name.endswith((EPISODE_SUFFIX, RECORDING_SUFFIX)))
+    try:
+        if not folder.is_dir():
+            if any(dataset.glob(f"*{EPISODE_SUFFIX}")):
+                folder = dataset  # the episodes folder itself was given
+            else:
+                raise ExportError(f"{dataset} is not a dataset folder: it has no episodes/ "
+                                  "folder (give the folder you record into)")
+        files = sorted(p for p in folder.iterdir()
+                       if p.is_file() and p.name.endswith((EPISODE_SUFFIX, RECORDING_SUFFIX)))
+    except OSError as exc:
+        raise ExportError(f"cannot read the dataset folder {folder}: "
+                          f"{exc.strerror or exc}") from None
     if not files:
         raise ExportError(f"{folder} holds no episode files (*.h5); record some episodes first")
     return files
@@ -190,21 +196,17 @@ class RldsExporter:
         """
         t0 = time.monotonic()
         self.options.validate()
-        if self.destination.exists() and not self.options.overwrite:
-            raise ExportError(f"{self.destination} already exists; pass --overwrite to replace it "
-                              "or choose another --name")
-        plan = self.plan()
-        parent = self.destination.parent
-        parent_existed = parent.exists()
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.options.version}.incomplete-", dir=parent))
+        check_destination(self.out, self.destination, self.options.overwrite)
+        # The staging folder is made before the scan, so an unwritable destination fails at
+        # once rather than after minutes of reading episodes.
+        staging = Staging(self.out, self.destination)
+        tmp = staging.create()
         try:
+            plan = self.plan()
             report = self._write(plan, tmp)
-            self._move_into_place(tmp)
+            staging.commit()
         except BaseException as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not parent_existed:
-                _remove_if_empty(parent)
+            staging.discard()
             if isinstance(exc, OSError):
                 raise ExportError(f"writing the export failed: {exc}; nothing was written to "
                                   f"{self.destination} (check free disk space and permissions)") \
@@ -355,17 +357,6 @@ class RldsExporter:
         with self.open_episode(planned.summary.path) as reader:
             return encode_episode(plan, planned, reader)
 
-    def _move_into_place(self, tmp: Path) -> None:
-        final = self.destination
-        if not final.exists():
-            tmp.rename(final)
-            return
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.replaced-", dir=final.parent))
-        old.rmdir()
-        final.rename(old)  # keep the previous export until the new one is in place
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-
     def _check_cancel(self) -> None:
         if self._should_cancel():
             raise ExportCancelled("export cancelled")
@@ -399,7 +390,9 @@ def _episode_entry(episode: EncodedEpisode, lengths: list[int]) -> dict[str, Any
 
 
 def _description(plan: ExportPlan) -> str:
-    cams = ", ".join(f"{c.camera} {c.width}x{c.height} {c.encoding}" for c in plan.cameras)
+    cams = ", ".join(f"{c.exported_name} {c.width}x{c.height} {c.encoding}"
+                     + (f" (recorded as {c.camera})" if c.exported_name != c.camera else "")
+                     for c in plan.cameras)
     return (f"Demonstrations recorded with VLA Studio. Cameras: {cams or 'none'}; action size "
             f"{plan.action_dim}; state size {plan.state.size}. See metadata.json.")
 
@@ -407,9 +400,3 @@ def _description(plan: ExportPlan) -> str:
 def _write_json(path: Path, content: dict[str, Any]) -> None:
     path.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass

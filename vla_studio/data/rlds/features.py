@@ -22,6 +22,7 @@ class TensorFeature:
     dtype: str
     shape: tuple[int, ...] = ()
     doc: str = ""
+    value_range: str = ""  # tfds's valueRange: the values' range in words, e.g. "0 or 1"
 
     def __post_init__(self) -> None:
         if self.dtype not in _DTYPES:
@@ -34,7 +35,7 @@ class TensorFeature:
         shape: dict[str, Any] = {"dimensions": [str(d) for d in self.shape]} if self.shape else {}
         out: dict[str, Any] = {"pythonClassName": _CLASS + kind,
                                "tensor": {"dtype": self.dtype, "encoding": "none", "shape": shape}}
-        return _with_doc(out, self.doc)
+        return _with_doc(out, self.doc, self.value_range)
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,11 @@ def _dict_json(tree: dict[str, Any]) -> dict[str, Any]:
             "featuresDict": {"features": features}}
 
 
-def _with_doc(out: dict[str, Any], doc: str) -> dict[str, Any]:
+def _with_doc(out: dict[str, Any], doc: str, value_range: str = "") -> dict[str, Any]:
+    # "description" and "valueRange" are fields of tfds's Feature proto (feature.proto), which
+    # tfds loads into the feature's doc; any other key would make features.json unreadable.
     if doc:
         out["description"] = doc
+    if value_range:
+        out["valueRange"] = value_range
     return out

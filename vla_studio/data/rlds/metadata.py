@@ -1,9 +1,10 @@
 """``metadata.json``: what tfds's own files cannot hold (they reject unknown keys).
 
 It documents the export for people and tools: the state layout (which slice of
-``observation/state`` is which key), action names, cameras (recorded and exported sizes, so
-intrinsics can be rescaled), the conventions used, every exported episode with its split and
-position, and every skipped episode with the reason.
+``observation/state`` is which key, the name and unit of every element), the action's names,
+units and frame, the quaternion order and gripper convention, cameras (recorded and exported
+sizes, so intrinsics can be rescaled), the conventions used, every exported episode with its
+split and position, and every skipped episode with the reason.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from typing import Any
 
 from vla_studio import __version__
 from vla_studio.data.rlds.episode_source import json_attr, text_attr
-from vla_studio.data.rlds.plan import ACTION_SOURCES, ExportPlan
+from vla_studio.data.rlds.meanings import GRIPPER_CONVENTION, StateMeaning
+from vla_studio.data.rlds.plan import ExportPlan
+from vla_studio.data.rlds.schema import ACTION_SOURCES
 
 CONVENTIONS = {
     "is_first": "true on the first exported step",
     "is_last": "true on the last exported step",
-    "is_terminal": "true on the last exported step",
+    "is_terminal": "true on the last exported step of an episode marked successful; false on "
+                   "every step of a truncated episode (time limit, stopped without success, "
+                   "outcome unknown), whose is_last is still true",
     "reward": "1.0 on the last step of an episode marked successful, else 0.0",
     "discount": "always 1.0",
     "language_instruction": "the episode's first instruction, repeated on every step",
@@ -50,6 +55,7 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
     for cam in plan.cameras:
         cameras[cam.camera] = {
             "feature": f"steps/{cam.feature}",
+            "exported_as": cam.exported_name,
             "recorded": source_cameras.get(cam.camera, {}),
             "recorded_size": [cam.source_width, cam.source_height],
             "exported_size": [cam.width, cam.height],
@@ -64,6 +70,9 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
                         "depth_scale": source_cameras.get(d.camera, {}).get("depth_scale")}
              for d in plan.depths}
     slices = plan.state.slices()
+    meanings = {m.key: m for m in plan.state.meanings}
+    quaternions = {m.key: m.quaternion_order for m in plan.state.meanings if m.quaternion_order}
+    action = plan.action
     return {
         "format": "vla-studio-rlds-export",
         "format_version": 1,
@@ -78,18 +87,31 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
             "val_fraction": opts.val_fraction,
             "include_depth": opts.include_depth,
             "jpeg_quality": opts.jpeg_quality,
+            "camera_map": dict(opts.camera_map) if opts.camera_map else None,
+            "state_keys": list(opts.state_keys) if opts.state_keys else None,
         },
         "robot_type": text_attr(first.attrs, "robot_type") if first else "",
         "action_space_kind": text_attr(first.attrs, "action_space_kind") if first else "",
         "control_rate_hz": float(first.attrs.get("control_rate_hz", 0.0)) if first else 0.0,
-        "action": {"feature": "steps/action", "names": list(plan.action_names)},
+        "action": {"feature": "steps/action", "kind": action.kind,
+                   "names": list(plan.action_names), "units": list(action.units),
+                   "frame": action.frame, "description": action.description},
         "state": {
             "feature": "steps/observation/state",
-            "order": "state keys sorted by name, each flattened row-major",
-            "keys": [{"key": key, "shape": list(shape), "slice": list(slices[key]),
-                      "feature": f"steps/observation/{key}" if key in plan.state.individual
-                      else None}
+            "order": ("state keys sorted by name" if plan.state.sorted_by_name
+                      else "state keys in the order asked for (--state-keys)")
+                     + ", each flattened row-major",
+            "element_names": [f"{m.key}.{n}" if n != m.key else n
+                              for m in plan.state.meanings for n in m.names],
+            "keys": [_state_key(key, shape, slices[key], meanings.get(key),
+                                key in plan.state.individual)
                      for key, shape in plan.state.keys],
+        },
+        "meanings": {
+            "quaternion_order": quaternions or None,
+            "gripper": f"{GRIPPER_CONVENTION}: the last action element is the commanded "
+                       "opening; state 'gripper' is the measured one",
+            "action": action.description,
         },
         "cameras": cameras,
         "depth": depth,
@@ -100,3 +122,15 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
         "skipped": [{"file": str(p), "reason": r} for p, r in skipped],
         "filtered_unsuccessful": plan.filtered_unsuccessful,
     }
+
+
+def _state_key(key: str, shape: tuple[int, ...], span: tuple[int, int],
+               meaning: StateMeaning | None, individual: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"key": key, "shape": list(shape), "slice": list(span),
+                             "feature": f"steps/observation/{key}" if individual else None}
+    if meaning is not None:
+        entry.update(names=list(meaning.names), unit=meaning.unit, meaning=meaning.meaning,
+                     names_from=meaning.source)
+        if meaning.quaternion_order:
+            entry["quaternion_order"] = meaning.quaternion_order
+    return entry

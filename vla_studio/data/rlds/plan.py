@@ -10,6 +10,7 @@ its split when the dataset grows and is exported again.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import math
 import re
@@ -17,20 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from vla_studio.data.rlds.episode_source import EpisodeSummary, json_attr
-from vla_studio.data.rlds.features import (EpisodeSchema, Feature, ImageFeature, TensorFeature,
-                                           TextFeature)
+from vla_studio.data.rlds.episode_source import EpisodeSummary, json_attr, text_attr
+from vla_studio.data.rlds.errors import ExportError
+from vla_studio.data.rlds.features import EpisodeSchema
+from vla_studio.data.rlds.meanings import (ActionMeaning, StateMeaning, action_meaning,
+                                           state_meanings)
+from vla_studio.data.rlds.naming import (CameraMap, as_camera_map, check_camera_map,
+                                         check_state_keys, check_unique_feature_names,
+                                         with_named_streams)
+from vla_studio.data.rlds.schema import build_schema
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # Octo and OpenVLA validate on train[95%:] when there is no val split; tfds rounds the boundary
 # to the nearest episode, so that slice is empty below this many episodes.
 OCTO_MIN_EPISODES_FOR_VAL = 10
-ACTION_SOURCES = {0: "hold", 1: "teleop", 2: "policy", 3: "intervention"}
-
-
-class ExportError(Exception):
-    """The export cannot run; the message says what is wrong and how to fix it."""
 
 
 def snake_case(name: str) -> str:
@@ -59,6 +61,12 @@ class ExportOptions:
         workers: episodes encoded in parallel; 0 chooses: 1 when frames pass through unchanged,
             else one per CPU core (at most 4).
         overwrite: replace an existing export of the same name and version.
+        camera_map: recorded camera -> exported name (``{"front": "image", "wrist":
+            "wrist_image"}`` or pairs); only the mapped cameras are exported, in this order.
+            None exports every camera under its recorded name.
+        state_keys: the state keys concatenated into ``observation/state``, in this order
+            (``("ee_pos", "ee_quat", "gripper")``); only these are exported. None exports every
+            key, sorted by name.
     """
 
     name: str
@@ -71,6 +79,14 @@ class ExportOptions:
     shard_mb: float = 128.0
     workers: int = 0
     overwrite: bool = False
+    camera_map: CameraMap | None = None
+    state_keys: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # Accept a dict or lists from callers (the export dialog); keep hashable tuples.
+        object.__setattr__(self, "camera_map", as_camera_map(self.camera_map))
+        if self.state_keys is not None:
+            object.__setattr__(self, "state_keys", tuple(str(k) for k in self.state_keys))
 
     def validate(self) -> None:
         """Raise :class:`ExportError` naming the first bad option and an accepted value."""
@@ -94,6 +110,10 @@ class ExportOptions:
                               "(100-200 suits parallel readers)")
         if self.workers < 0:
             raise ExportError(f"workers {self.workers} must be 0 (automatic) or more")
+        if self.camera_map is not None:
+            check_camera_map(self.camera_map)
+        if self.state_keys is not None:
+            check_state_keys(self.state_keys)
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -108,7 +128,12 @@ def parse_image_size(text: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class CameraOutput:
-    """One exported colour camera: ``steps/observation/<camera>``."""
+    """One exported colour camera: ``steps/observation/<name>``.
+
+    Attributes:
+        camera: the recorded camera.
+        name: its exported name ('' = the recorded name).
+    """
 
     camera: str
     width: int
@@ -116,33 +141,46 @@ class CameraOutput:
     encoding: str
     source_width: int
     source_height: int
+    name: str = ""
+
+    @property
+    def exported_name(self) -> str:
+        return self.name or self.camera
 
     @property
     def feature(self) -> str:
-        return f"observation/{self.camera}"
+        return f"observation/{self.exported_name}"
 
 
 @dataclass(frozen=True)
 class DepthOutput:
-    """One exported depth stream: ``steps/observation/<camera>_depth``, uint16 PNG (H, W, 1)."""
+    """One exported depth stream: ``steps/observation/<name>_depth``, uint16 PNG (H, W, 1)."""
 
     camera: str
     width: int
     height: int
     source_width: int
     source_height: int
+    name: str = ""
+
+    @property
+    def exported_name(self) -> str:
+        return f"{self.name or self.camera}_depth"
 
     @property
     def feature(self) -> str:
-        return f"observation/{self.camera}_depth"
+        return f"observation/{self.exported_name}"
 
 
 @dataclass(frozen=True)
 class StateLayout:
-    """How state keys are concatenated into ``observation/state``: sorted by key name."""
+    """How state keys are concatenated into ``observation/state``: in the order asked for
+    (``--state-keys``), else sorted by key name."""
 
     keys: tuple[tuple[str, tuple[int, ...]], ...]
     individual: tuple[str, ...] = ()  # keys also exported as observation/<key>
+    meanings: tuple[StateMeaning, ...] = ()  # one per key: element names, unit, meaning
+    sorted_by_name: bool = True  # False: the order was asked for (--state-keys)
 
     @property
     def size(self) -> int:
@@ -174,6 +212,7 @@ class ExportPlan:
     action_dim: int
     action_names: tuple[str, ...]
     instruction_slots: int
+    action: ActionMeaning
     episodes: tuple[PlannedEpisode, ...]
     skipped: tuple[tuple[Path, str], ...] = ()
     filtered_unsuccessful: int = 0
@@ -190,51 +229,23 @@ class ExportPlan:
             f"language_instruction_{k}" for k in range(2, self.instruction_slots + 1))
 
     def schema(self) -> EpisodeSchema:
-        """The tfds features every exported episode has."""
-        steps: dict[str, Feature] = {}
-        for cam in self.cameras:
-            steps[cam.feature] = ImageFeature(cam.height, cam.width, 3, cam.encoding,
-                                              doc=f"camera '{cam.camera}', RGB")
-        for d in self.depths:
-            steps[d.feature] = ImageFeature(d.height, d.width, 1, "png", dtype="uint16",
-                                            doc=f"depth of camera '{d.camera}' in device units "
-                                                "(see metadata.json depth_scale)")
-        if self.state.keys:
-            order = ", ".join(k for k, _ in self.state.keys)
-            steps["observation/state"] = TensorFeature(
-                "float32", (self.state.size,), doc=f"robot state, concatenated: {order}")
-        for key in self.state.individual:
-            shape = dict(self.state.keys)[key]
-            steps[f"observation/{key}"] = TensorFeature("float32", shape, doc=f"state '{key}'")
-        steps["action"] = TensorFeature("float32", (self.action_dim,),
-                                        doc="action sent to the robot: " + ", ".join(self.action_names))
-        steps["reward"] = TensorFeature("float32", doc="1 on the last step of a success, else 0")
-        steps["discount"] = TensorFeature("float32", doc="always 1")
-        steps["is_first"] = TensorFeature("bool")
-        steps["is_last"] = TensorFeature("bool")
-        steps["is_terminal"] = TensorFeature("bool", doc="true on the last step")
-        for i, key in enumerate(self.instruction_features):
-            steps[key] = TextFeature(doc="language instruction" if i == 0 else
-                                     f"paraphrase {i + 1} (the episode's own instructions, cycled)")
-        steps["action_source"] = TensorFeature(
-            "int32", doc=", ".join(f"{k} {v}" for k, v in ACTION_SOURCES.items()))
-        steps["timestamp"] = TensorFeature("float32", doc="seconds since the first exported step")
-        meta: dict[str, Feature] = {
-            key: TextFeature() for key in (
-                "episode_id", "file_path", "task", "operator", "scene_id", "station_name",
-                "robot_type", "notes", "created", "status", "policy_id")}
-        meta["language_instructions"] = TextFeature(doc="all instructions, JSON list")
-        meta["success"] = TensorFeature("int32", doc="1 success, 0 failure, -1 not marked")
-        meta["num_steps"] = TensorFeature("int32", doc="steps exported (after trim)")
-        meta["trim_start"] = TensorFeature("int32", doc="first recorded step exported")
-        meta["control_rate_hz"] = TensorFeature("float32")
-        return EpisodeSchema(steps=steps, episode_metadata=meta)
+        """The tfds features every exported episode has, each with its meaning."""
+        return build_schema(self)
 
 
-def _signature(s: EpisodeSummary, resize: bool) -> tuple:
+def _signature(s: EpisodeSummary, options: ExportOptions) -> tuple:
+    """What must match for episodes to share one schema: the exported cameras (and their sizes
+    unless resizing), the exported state keys and shapes (in export order), the action size."""
+    resize = options.image_size is not None
+    wanted = dict(options.camera_map) if options.camera_map else None
     cams = tuple(sorted((name, None if resize else (c.width, c.height))
-                        for name, c in s.cameras.items() if c.image_format))
-    return cams, tuple(sorted(s.state_shapes.items())), s.action_dim
+                        for name, c in s.cameras.items()
+                        if c.image_format and (wanted is None or name in wanted)))
+    if options.state_keys is None:
+        state = tuple(sorted(s.state_shapes.items()))
+    else:
+        state = tuple((k, s.state_shapes[k]) for k in options.state_keys if k in s.state_shapes)
+    return cams, state, s.action_dim
 
 
 def _without_sizes(sig: tuple) -> tuple:
@@ -279,12 +290,13 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
         raise ExportError(f"nothing to export: {why}" + (f"; skipped: {details}" if details else ""))
 
     resize = options.image_size is not None
-    counts = collections.Counter(_signature(s, resize) for s in candidates)
+    candidates = with_named_streams(candidates, options.camera_map, options.state_keys, skipped)
+    signatures = [_signature(s, options) for s in candidates]
+    counts = collections.Counter(signatures)
     best = max(counts.values())
-    majority = next(_signature(s, resize) for s in candidates if counts[_signature(s, resize)] == best)
+    majority = next(sig for sig in signatures if counts[sig] == best)
     included = []
-    for s in candidates:
-        sig = _signature(s, resize)
+    for s, sig in zip(candidates, signatures):
         if sig == majority:
             included.append(s)
             continue
@@ -296,10 +308,21 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
 
     cameras = _camera_outputs(included, majority, options)
     depths = _depth_outputs(included, options, warnings, depth_shape)
-    state = _state_layout(majority, cameras, depths, warnings)
+    check_unique_feature_names(
+        [(c.exported_name, f"camera '{c.camera}'") for c in cameras]
+        + [(d.exported_name, f"the depth of camera '{d.camera}'") for d in depths])
+    if options.camera_map:
+        unmapped = sorted({n for s in included for n, c in s.cameras.items()
+                           if c.image_format} - {c.camera for c in cameras})
+        if unmapped:
+            warnings.append(f"camera(s) {', '.join(unmapped)} are not exported: they are not in "
+                            "the camera map")
+    state = _state_layout(majority, cameras, depths, warnings, options)
+    state = dataclasses.replace(state, meanings=state_meanings(state.keys, included[0].attrs))
     action_names = tuple(str(n) for n in json_attr(included[0].attrs.get("action_names"), []))
     if len(action_names) != majority[2]:
         action_names = tuple(f"a{i}" for i in range(majority[2]))
+    action = action_meaning(text_attr(included[0].attrs, "action_space_kind"), action_names)
     slots = max(1, max(len(s.instructions) for s in included))
     no_text = sum(1 for s in included if not s.instructions)
     if no_text:
@@ -310,6 +333,7 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
     episodes = _assign_splits(included, options, warnings)
     return ExportPlan(options=options, cameras=cameras, depths=depths, state=state,
                       action_dim=majority[2], action_names=action_names, instruction_slots=slots,
+                      action=action,
                       episodes=episodes, skipped=tuple(skipped), filtered_unsuccessful=filtered,
                       warnings=tuple(warnings))
 
@@ -317,13 +341,15 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
 def _camera_outputs(included: list[EpisodeSummary], majority: tuple,
                     options: ExportOptions) -> tuple[CameraOutput, ...]:
     out = []
-    for name, _ in majority[0]:
+    exported_as = dict(options.camera_map or ())
+    order = list(exported_as) if exported_as else [name for name, _ in majority[0]]
+    for name in order:
         layouts = [s.cameras[name] for s in included]
         formats = {c.image_format for c in layouts}
         encoding = formats.pop() if len(formats) == 1 else "jpeg"
         src_w, src_h = collections.Counter((c.width, c.height) for c in layouts).most_common(1)[0][0]
         w, h = options.image_size if options.image_size else (src_w, src_h)
-        out.append(CameraOutput(name, w, h, encoding, src_w, src_h))
+        out.append(CameraOutput(name, w, h, encoding, src_w, src_h, exported_as.get(name, "")))
     return tuple(out)
 
 
@@ -333,6 +359,9 @@ def _depth_outputs(included: list[EpisodeSummary], options: ExportOptions, warni
     if not options.include_depth:
         return ()
     names = sorted({n for s in included for n, c in s.cameras.items() if c.has_depth})
+    exported_as = dict(options.camera_map or ())
+    if exported_as:  # only the mapped cameras' depth, in the map's order
+        names = [n for n in exported_as if n in names]
     if not names:
         warnings.append("depth export was asked for, but no episode has a depth stream")
         return ()
@@ -352,21 +381,23 @@ def _depth_outputs(included: list[EpisodeSummary], options: ExportOptions, warni
             warnings.append(f"depth of camera '{name}' is not exported: {exc}")
             continue
         w, h = options.image_size if options.image_size else (src_w, src_h)
-        out.append(DepthOutput(name, w, h, src_w, src_h))
+        out.append(DepthOutput(name, w, h, src_w, src_h, exported_as.get(name, "")))
     return tuple(out)
 
 
 def _state_layout(majority: tuple, cameras: tuple[CameraOutput, ...],
-                  depths: tuple[DepthOutput, ...], warnings: list[str]) -> StateLayout:
+                  depths: tuple[DepthOutput, ...], warnings: list[str],
+                  options: ExportOptions) -> StateLayout:
     keys = tuple(majority[1])
-    taken = {"state"} | {c.camera for c in cameras} | {f"{d.camera}_depth" for d in depths}
+    taken = {"state"} | {c.exported_name for c in cameras} | {d.exported_name for d in depths}
     clashes = [k for k, _ in keys if k in taken]
     if clashes:
         warnings.append(f"state key(s) {', '.join(clashes)} are only in observation/state: their "
                         "names are taken by cameras")
     if not keys:
         warnings.append("the episodes record no robot state: observation/state is not exported")
-    return StateLayout(keys=keys, individual=tuple(k for k, _ in keys if k not in taken))
+    return StateLayout(keys=keys, individual=tuple(k for k, _ in keys if k not in taken),
+                       sorted_by_name=options.state_keys is None)
 
 
 def _assign_splits(included: list[EpisodeSummary], options: ExportOptions,

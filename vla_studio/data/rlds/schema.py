@@ -1,0 +1,88 @@
+"""The tfds features of an export, each with its meaning as the feature's description.
+
+tfds keeps a feature's ``description`` (and ``valueRange``) from ``features.json`` and exposes
+them as ``builder.info.features[...].doc``: element names, units, frames, the quaternion order
+and the gripper convention reach whoever loads the dataset, not only readers of
+``metadata.json``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vla_studio.data.rlds.features import (EpisodeSchema, Feature, ImageFeature, TensorFeature,
+                                           TextFeature)
+from vla_studio.data.rlds.meanings import GRIPPER_RANGE, StateMeaning
+
+if TYPE_CHECKING:
+    from vla_studio.data.rlds.plan import ExportPlan
+
+ACTION_SOURCES = {0: "hold", 1: "teleop", 2: "policy", 3: "intervention"}
+
+
+def build_schema(plan: "ExportPlan") -> EpisodeSchema:
+    """The features every episode of ``plan`` has."""
+    steps: dict[str, Feature] = {}
+    for cam in plan.cameras:
+        recorded = f" (recorded as camera '{cam.camera}')" if cam.exported_name != cam.camera \
+            else f" (camera '{cam.camera}')"
+        steps[cam.feature] = ImageFeature(
+            cam.height, cam.width, 3, cam.encoding,
+            doc=f"RGB image{recorded}, {cam.width}x{cam.height}, {cam.encoding}")
+    for d in plan.depths:
+        steps[d.feature] = ImageFeature(
+            d.height, d.width, 1, "png", dtype="uint16",
+            doc=f"depth of camera '{d.camera}' in device units (metres = value x depth_scale "
+                "in metadata.json)")
+    if plan.state.keys:
+        order = "in the order asked for" if not plan.state.sorted_by_name else "sorted by key"
+        steps["observation/state"] = TensorFeature(
+            "float32", (plan.state.size,),
+            doc=f"robot state, state keys concatenated {order}: "
+                + "; ".join(m.describe() for m in plan.state.meanings))
+    meanings = {m.key: m for m in plan.state.meanings}
+    for key in plan.state.individual:
+        shape = dict(plan.state.keys)[key]
+        steps[f"observation/{key}"] = _state_feature(key, shape, meanings.get(key))
+    action = plan.action
+    units = ", ".join(f"{n} [{u}]" if u else n for n, u in zip(action.names, action.units))
+    steps["action"] = TensorFeature("float32", (plan.action_dim,),
+                                    doc=f"action sent to the robot after the safety filter, "
+                                        f"{action.kind or 'kind not recorded'}: "
+                                        f"{action.description}. Elements: {units}")
+    steps["reward"] = TensorFeature("float32", doc="1 on the last step of an episode marked "
+                                                   "successful, else 0", value_range="0 or 1")
+    steps["discount"] = TensorFeature("float32", doc="always 1")
+    steps["is_first"] = TensorFeature("bool", doc="true on the first exported step")
+    steps["is_last"] = TensorFeature("bool", doc="true on the last exported step of every "
+                                                 "episode")
+    steps["is_terminal"] = TensorFeature(
+        "bool", doc="true on the last step of an episode marked successful (it really ended); "
+                    "false throughout a truncated one (time limit, stopped without success, "
+                    "outcome unknown)")
+    for i, key in enumerate(plan.instruction_features):
+        steps[key] = TextFeature(doc="language instruction" if i == 0 else
+                                 f"paraphrase {i + 1} (the episode's own instructions, cycled)")
+    steps["action_source"] = TensorFeature(
+        "int32", doc=", ".join(f"{k} {v}" for k, v in ACTION_SOURCES.items()))
+    steps["timestamp"] = TensorFeature("float32", doc="seconds since the first exported step "
+                                                      "(host monotonic tick times)")
+    meta: dict[str, Feature] = {
+        key: TextFeature() for key in (
+            "episode_id", "file_path", "task", "operator", "scene_id", "station_name",
+            "robot_type", "notes", "created", "status", "policy_id")}
+    meta["language_instructions"] = TextFeature(doc="all instructions, JSON list")
+    meta["success"] = TensorFeature("int32", doc="1 success, 0 failure, -1 not marked")
+    meta["num_steps"] = TensorFeature("int32", doc="steps exported (after trim)")
+    meta["trim_start"] = TensorFeature("int32", doc="first recorded step exported")
+    meta["control_rate_hz"] = TensorFeature("float32", doc="control steps per second")
+    return EpisodeSchema(steps=steps, episode_metadata=meta)
+
+
+def _state_feature(key: str, shape: tuple[int, ...], meaning: StateMeaning | None
+                   ) -> TensorFeature:
+    if meaning is None:
+        return TensorFeature("float32", shape, doc=f"state '{key}'")
+    value_range = GRIPPER_RANGE if key == "gripper" else ""
+    return TensorFeature("float32", shape, doc=f"state {meaning.describe()}",
+                         value_range=value_range)
