@@ -82,7 +82,7 @@ def test_a_corrupt_index_is_rebuilt_and_unreadable_files_are_listed_as_such(data
     dataset.index_path.write_bytes(b"garbage, not sqlite" * 100)
     listed = DatasetIndex(dataset).refresh()
     assert [s.status for s in listed] == ["complete", "unreadable"]
-    assert listed[1].flags == ("unreadable",)
+    assert listed[1].flags == ("unreadable", "damaged") and "not a readable HDF5" in listed[1].damaged
 
 
 def test_ten_thousand_episodes_list_in_well_under_a_second(dataset):
@@ -95,10 +95,11 @@ def test_ten_thousand_episodes_list_in_well_under_a_second(dataset):
     for name in names:
         os.link(src, dataset.episodes_dir / name)
     with sqlite3.connect(dataset.index_path) as db:
-        mtime, size, text = db.execute("SELECT mtime_ns, size, summary FROM episodes").fetchone()
+        *sig, text = db.execute("SELECT mtime_ns, size, sidecar_mtime_ns, sidecar_size, summary "
+                                "FROM episodes").fetchone()
         data = json.loads(text)
-        db.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?)",
-                       [(f"episodes/{n}", mtime, size, json.dumps({**data, "file": f"episodes/{n}"}))
+        db.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?)",
+                       [(f"episodes/{n}", *sig, json.dumps({**data, "file": f"episodes/{n}"}))
                         for n in names])
     fresh = DatasetIndex(dataset)  # a new process: the index is warm on disk only
     for attempt in ("first", "second"):

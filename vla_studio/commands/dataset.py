@@ -2,8 +2,9 @@
 
 The dataset is --dataset DIR, else the station profile's [recording] dataset_dir (--station,
 default: the simulated tabletop). EPISODE is a file path, a file name (".h5" optional) or the
-start of an episode id (at least 6 characters). Labels are written as annotations: the recording
-itself is never changed, readers and exports use the labels, and `undo` reverts the last edit.
+start of an episode id (at least 6 characters). Labels are written to the episode's annotations
+file (<episode>.annotations.json) beside it: the recording itself is never changed, readers and
+exports use the labels, and `undo` reverts the last edit.
 `trash` moves episodes to the dataset's trash folder; `restore` brings them back.
 
 Examples:
@@ -156,8 +157,9 @@ def _label(dataset, args: argparse.Namespace) -> int:
         except AnnotationError as exc:
             raise _Refused(f"{summary.name}: {exc}") from None
         except OSError as exc:
-            raise _Refused(f"{summary.name}: cannot write the labels ({exc}); is it being "
-                           "recorded or open in VLA Studio?") from None
+            raise _Refused(f"{summary.name}: cannot write its labels file beside it "
+                           f"({exc.strerror or exc}); check the folder's permissions and free "
+                           "space") from None
         updated = index.update(path)
         print(f"{summary.name}: " + ", ".join(_shown(k, v) for k, v in changes.items())
               + (f" -> {_outcome(updated.success)}" if updated is not None else ""))
@@ -165,7 +167,7 @@ def _label(dataset, args: argparse.Namespace) -> int:
 
 
 def _undo(dataset, args: argparse.Namespace) -> int:
-    from vla_studio.data.annotations import undo_annotation
+    from vla_studio.data.annotations import AnnotationError, undo_annotation
     from vla_studio.data.dataset_index import DatasetIndex
 
     index = DatasetIndex(dataset)
@@ -173,8 +175,11 @@ def _undo(dataset, args: argparse.Namespace) -> int:
         path = dataset.root / summary.file
         try:
             undone = undo_annotation(path)
+        except AnnotationError as exc:
+            raise _Refused(f"{summary.name}: {exc}") from None
         except OSError as exc:
-            raise _Refused(f"{summary.name}: cannot write the labels ({exc})") from None
+            raise _Refused(f"{summary.name}: cannot write its labels file beside it "
+                           f"({exc.strerror or exc})") from None
         index.update(path)
         print(f"{summary.name}: " + ("last label edit reverted" if undone else "no edit to undo"))
     return 0

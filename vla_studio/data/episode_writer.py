@@ -27,9 +27,10 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
+from vla_studio.data.annotations import write_annotations
 from vla_studio.data.episode_file import (DEPTH, FORMAT, FORMAT_VERSION, IMAGE, JOURNAL,
                                           SOURCE_LABELS, STATE, STEPS, STATUS_RECORDING,
-                                          SUCCESS_SUCCESS, TIMING)
+                                          SUCCESS_SUCCESS, TIMING, success_to_bool)
 from vla_studio.data.step_encoder import EpisodeSchema, StepBatch
 
 log = logging.getLogger(__name__)
@@ -380,14 +381,13 @@ def seal_episode(path: Path, num_steps: int, attrs: Mapping[str, Any], success: 
 
 
 def set_success(path: Path, success: int, source: str = "operator") -> None:
-    """Change a saved episode's recorded success label (and who set it) and its final reward."""
-    with h5py.File(path, "r+") as f:
-        f.attrs["success"] = np.int8(success)
-        f.attrs["success_source"] = source
-        reward = f[f"{STEPS}/reward"]
-        if reward.shape[0]:
-            reward[-1] = 1.0 if success == SUCCESS_SUCCESS else 0.0
-    fsync_path(path)
+    """Record a verdict given after a saved episode was sealed (-1/0/1, and who gave it).
+
+    The sealed file is not touched: the verdict is an undoable edit in the episode's
+    annotations sidecar, which every reader merges (the final reward follows it). This works
+    while another process has the episode open.
+    """
+    write_annotations(path, {"success": success_to_bool(success)}, source=source)
 
 
 def fsync_path(path: Path) -> None:
