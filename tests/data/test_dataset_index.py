@@ -85,6 +85,40 @@ def test_a_corrupt_index_is_rebuilt_and_unreadable_files_are_listed_as_such(data
     assert listed[1].flags == ("unreadable", "damaged") and "not a readable HDF5" in listed[1].damaged
 
 
+def corrupt_index_text(dataset: Dataset) -> None:
+    """Overwrite part of a cached summary with bytes that are not UTF-8 (the file stays a valid
+    SQLite database: only reading the row fails)."""
+    raw = bytearray(dataset.index_path.read_bytes())
+    at = raw.index(b'"instruction": ') + 16
+    raw[at:at + 6] = b"\xff\xfe\xff\xfe\xff\xfe"
+    dataset.index_path.write_bytes(bytes(raw))
+
+
+def test_an_index_whose_text_cannot_be_decoded_is_rebuilt(dataset, caplog):
+    saved_episode(dataset, "20260101-000000_aaaaaaaa", instruction="open the drawer")
+    DatasetIndex(dataset).refresh()
+    corrupt_index_text(dataset)
+    index = DatasetIndex(dataset)
+    assert [s.instruction for s in index.refresh()] == ["open the drawer"]
+    [line] = [r.getMessage() for r in caplog.records if "episode index" in r.getMessage()]
+    assert "Could not decode to UTF-8" in line and line.endswith("rebuilt from the episode files")
+    with sqlite3.connect(dataset.index_path) as db:  # a sound cache again
+        assert db.execute("SELECT COUNT(*) FROM episodes").fetchone() == (1,)
+
+
+def test_a_folder_in_place_of_the_index_leaves_the_index_in_memory(dataset):
+    path = saved_episode(dataset, "20260101-000000_aaaaaaaa", instruction="open the drawer")
+    dataset.index_path.mkdir()
+    (dataset.index_path / "keep.txt").write_text("mine")
+    index = DatasetIndex(dataset)
+    assert [s.instruction for s in index.refresh()] == ["open the drawer"]
+    write_annotations(path, {"success": False})
+    assert index.update(path).success is False and index.list()[0].success is False
+    index.forget([path])
+    assert index.list() == []
+    assert (dataset.index_path / "keep.txt").read_text() == "mine"  # nothing of the user's deleted
+
+
 def test_ten_thousand_episodes_list_in_well_under_a_second(dataset):
     """The recorder indexes each episode as it saves it; listing then only stats the folder.
     10,000 hard links of one real file stand in for 10,000 saved episodes."""

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from vla_studio.data.dataset import Dataset
 from vla_studio.data.episode_file import EpisodeReader
 from vla_studio.paths import resource
@@ -107,3 +109,21 @@ def test_record_refuses_a_task_the_simulated_expert_cannot_perform(tmp_path):
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "ds" / "episodes").exists() or not any(
         (tmp_path / "ds" / "episodes").iterdir())  # nothing was recorded
+
+
+@pytest.mark.parametrize("how", ["garbage", "folder"])
+def test_record_rebuilds_a_damaged_index_or_works_without_it(tmp_path, how):
+    dataset = Dataset(tmp_path / "ds")
+    dataset.ensure()
+    if how == "folder":
+        dataset.index_path.mkdir()
+    else:
+        dataset.index_path.write_bytes(b"\x00garbage, not sqlite" * 200)
+    proc = cli("record", "--station", DRY, "--task", "wave", "--episodes", "1",
+               "--max-seconds", "0.4", "--dataset", str(dataset.root), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "episode index" in line]
+    assert len(said) == 1, proc.stderr
+    [episode] = json.loads(proc.stdout.strip().splitlines()[-1])["episodes"]
+    assert episode["state"] == "saved" and "it now holds 1" in proc.stdout

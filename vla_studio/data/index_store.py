@@ -27,6 +27,9 @@ SCHEMA_VERSION = 3
 # What a broken cache raises: SQLite's errors, undecodable text, and the OS's (a folder in the
 # file's place, permissions). Anything else is a bug and propagates.
 CACHE_ERRORS = (sqlite3.Error, UnicodeDecodeError, OSError)
+# Index files already reported as unusable by this process: every DatasetIndex of one dataset
+# (the recorder's, the command's) meets the same folder in the file's place, and one line says it.
+_REPORTED: set[Path] = set()
 _CREATE = ("CREATE TABLE IF NOT EXISTS episodes (file TEXT PRIMARY KEY, mtime_ns INTEGER, "
            "size INTEGER, sidecar_mtime_ns INTEGER, sidecar_size INTEGER, summary TEXT)")
 
@@ -94,8 +97,10 @@ class IndexStore:
                 reason = f"{reason}; replacing it failed: {_describe(again)}"
         elif self.path.is_dir():
             reason = "it is a folder"
-        log.warning("episode index %s is unusable (%s); working from the episode files without "
-                    "it (listing is slower until it can be written)", self.path, reason)
+        if self.path not in _REPORTED:
+            _REPORTED.add(self.path)
+            log.warning("episode index %s is unusable (%s); working from the episode files "
+                        "without it (listing is slower until it can be written)", self.path, reason)
         memory = sqlite3.connect(":memory:", check_same_thread=False)
         _prepare(memory)
         self._memory = memory
