@@ -29,6 +29,7 @@ from vla_studio.data.annotations import (SIDECAR_SUFFIX, episode_name_of_sidecar
 from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_second
 from vla_studio.data.episode_file import EPISODE_SUFFIX, decode_attrs, success_to_bool
 from vla_studio.data.index_store import IndexStore
+from vla_studio.data.integrity import structural_problem
 
 log = logging.getLogger(__name__)
 # (mtime_ns, size) of an episode file, then of its sidecar ((0, -1) without one): a row is
@@ -110,6 +111,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
         with h5py.File(path, "r") as f:
             attrs = decode_attrs(f.attrs, SUMMARY_ATTRS)
             state = load_annotations(path, f)
+            damaged = structural_problem(f)  # cheap; the full checksums: `dataset verify`
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         log.warning("index: cannot read %s: %s", path, exc)
         return EpisodeSummary(file=rel, status="unreadable", flags=("unreadable", "damaged"),
@@ -122,6 +124,9 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
     flags = [str(x) for x in attrs.get("flags")] if isinstance(attrs.get("flags"), list) else []
     if state.problem:
         flags.append("annotations_unreadable")
+    if damaged:
+        log.warning("index: %s is damaged: %s", path, damaged)
+        flags.append("damaged")
     counts = attrs.get("source_counts") if isinstance(attrs.get("source_counts"), dict) else {}
     cams = attrs.get("cameras") if isinstance(attrs.get("cameras"), dict) else {}
     return EpisodeSummary(
@@ -135,7 +140,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
         duration_s=float(attrs.get("duration_s", 0.0) or 0.0),
         num_steps=int(attrs.get("num_steps", 0) or 0), source=source_label(counts),
         flags=tuple(flags), quality=ann.get("quality"), size_bytes=size,
-        trashed=trashed, cameras=tuple(cams),
+        trashed=trashed, cameras=tuple(cams), damaged=damaged,
     )
 
 

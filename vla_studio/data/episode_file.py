@@ -26,12 +26,18 @@ Layout (format ``vla-studio-episode``, version 1; RLDS names so export is a mapp
     steps/observation/state/<key>       float32 [T, ...]
     steps/observation/image/<cam>/data          uint8 [N]   concatenated JPEG/PNG bytes
     steps/observation/image/<cam>/index         int64 [T, 2] (offset, length); length 0 = no image
+    steps/observation/image/<cam>/crc32c        uint32 [T]  CRC-32C of the bytes index points at
     steps/observation/image/<cam>/frame_index   int64 [T]   camera sequence number, -1 = none
     steps/observation/image/<cam>/capture_time  float64 [T] host monotonic
     steps/observation/image/<cam>/device_time   float64 [T] NaN when the device gives none
     steps/observation/depth/<cam>               uint16 [T, H, W] (shuffle + deflate, lossless)
+    steps/observation/depth_crc32c/<cam>        uint32 [T]  CRC-32C of each raw depth frame
     steps/observation/timing/<cam>/...          frame_index/capture_time/device_time of
                                                 depth-only cameras (no colour image group)
+    checksums/step_chunks               int64 [K, 3] (start, end, CRC-32C) per appended batch
+                                        of steps, over the columns in its attr ``covers``
+                                        (every fixed-size step dataset except is_first,
+                                        is_last, is_terminal and reward, which sealing sets)
     annotations/                        legacy only: edits made by older versions (now in
                                         the sidecar; read while no sidecar exists)
 
@@ -41,6 +47,10 @@ instructions, quality, notes, trim, segments) and their edit log live in the sid
 merges them over the root attributes. ``steps/reward`` as stored reflects the success known when
 the file was sealed; :meth:`EpisodeReader.step` derives it from the current success label
 instead (1 on the last step of a success only).
+
+Checksums (see :mod:`vla_studio.data.checksums` for exactly what each covers) are written while
+recording; files recorded before them have none and still read. :mod:`vla_studio.data.integrity`
+checks the structure (at index time) and every checksum (``vla-studio dataset verify``).
 
 While an episode is recorded its file is ``<name>.h5.recording`` (HDF5 SWMR, flushed every
 fraction of a second, committed step count in ``_journal/committed_steps``); it becomes
