@@ -22,7 +22,7 @@ from .test_dataset_index import corrupt_index_text, saved_episode
 A, B, C = "20260101-000000_aaaaaaaa", "20260101-000001_bbbbbbbb", "20260101-000002_cccccccc"
 
 
-def cli(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def cli(*args: str, prefix: list[str] | tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     return subprocess.run([*prefix, sys.executable, "-m", "vla_studio", "--log-level", "WARNING",
                            "dataset", *args], capture_output=True, text=True, timeout=120)
 
@@ -154,3 +154,23 @@ def test_list_and_show_work_whatever_state_the_index_is_in(dataset, how):
         dataset.root.chmod(0o755)
         if dataset.index_path.is_file():
             dataset.index_path.chmod(0o644)
+
+
+def test_show_verify_and_list_explain_a_truncated_episode_in_one_line(dataset):
+    path = dataset.episodes_dir / f"{B}.h5"
+    with open(path, "r+b") as f:  # a copy that stopped half way
+        f.truncate(path.stat().st_size // 2)
+    shown = cli("show", B, "--dataset", str(dataset.root))
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr, shown.stderr
+    [line] = shown.stderr.splitlines()
+    assert line.startswith(f"vla-studio dataset: error: {B}.h5 is damaged: not a readable HDF5")
+    assert "damaged: not a readable HDF5 file" in shown.stdout
+    rows = {r["file"]: r for r in listed(dataset)}
+    assert rows[f"episodes/{B}.h5"]["status"] == "unreadable"
+    assert "damaged" in rows[f"episodes/{B}.h5"]["flags"]
+    checked = cli("verify", "--dataset", str(dataset.root))
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert f"{B}.h5" in checked.stdout and "DAMAGED       not a readable HDF5 file" in checked.stdout
+    refused = cli("label", B, "--dataset", str(dataset.root), "--quality", "2")
+    assert refused.returncode == 2 and "cannot be read" in refused.stderr
+    assert "Traceback" not in refused.stderr

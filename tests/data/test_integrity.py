@@ -122,7 +122,8 @@ def test_flipped_bytes_in_the_file_structure_are_flagged_and_the_episode_is_not_
     table = cli("dataset", "list", "--dataset", str(dataset))
     assert "DAMAGED" in table.stdout and "1 damaged" in table.stdout
     shown = cli("dataset", "show", bad.name, "--dataset", str(dataset))
-    assert shown.returncode == 0 and f"damaged: {target}" in shown.stdout, shown.stderr
+    assert shown.returncode == 1 and f"damaged: {target}" in shown.stdout, shown.stderr
+    assert f"{bad.name} is damaged" in shown.stderr and "Traceback" not in shown.stderr
     code, results = verify(dataset)
     assert code == 1 and results[bad.name]["status"] == "damaged"
     assert [results[p.name]["status"] for p in good] == ["ok", "ok"]

@@ -144,14 +144,16 @@ def _show(dataset, args: argparse.Namespace) -> int:
             print(f"  {key}: {value}")
     try:
         state = load_annotations(path)
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:  # a damaged or truncated file
-        print(f"  label edits: unknown (the episode file cannot be read: "
-              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
-        return 0
-    if state.problem:
-        print(f"  labels file: {state.problem}")
-    history = state.history
-    print(f"  label edits: {len(history)}" + (" (undo reverts the last)" if history else ""))
+        if state.problem:
+            print(f"  labels file: {state.problem}")
+        print(f"  label edits: {len(state.history)}"
+              + (" (undo reverts the last)" if state.history else ""))
+    except (OSError, KeyError, ValueError, RuntimeError):  # a damaged or truncated file
+        print("  label edits: unknown (the episode file cannot be read)")
+    if summary.damaged:
+        print(f"vla-studio dataset: error: {summary.name} is damaged: {summary.damaged}; "
+              "`vla-studio dataset verify` checks the whole dataset", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -113,7 +113,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
             state = load_annotations(path, f)
             damaged = structural_problem(f)  # cheap; the full checksums: `dataset verify`
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        log.warning("index: cannot read %s: %s", path, exc)
+        log.info("index: cannot read %s: %s", path, exc)  # the summary says it: damaged
         return EpisodeSummary(file=rel, status="unreadable", flags=("unreadable", "damaged"),
                               size_bytes=size, trashed=trashed,
                               damaged=f"not a readable HDF5 file ({_first_line(exc)})")
@@ -125,7 +125,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
     if state.problem:
         flags.append("annotations_unreadable")
     if damaged:
-        log.warning("index: %s is damaged: %s", path, damaged)
+        log.info("index: %s is damaged: %s", path, damaged)
         flags.append("damaged")
     counts = attrs.get("source_counts") if isinstance(attrs.get("source_counts"), dict) else {}
     cams = attrs.get("cameras") if isinstance(attrs.get("cameras"), dict) else {}
