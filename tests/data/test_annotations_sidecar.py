@@ -150,7 +150,8 @@ def test_older_files_are_read_as_they_are_and_migrated_on_the_first_edit(dataset
     for _ in range(2):  # the new edit, then the migrated trim
         assert undo_annotation(path) is True
     with EpisodeReader(path) as ep:
-        assert ep.trim() == (0, 4) and ep.success() is False and ep.annotation_state.origin == "sidecar"
+        assert ep.trim() == (0, 4) and ep.success() is False
+        assert ep.annotation_state.origin == "sidecar"
     assert undo_annotation(path) is True and undo_annotation(path) is False
     with EpisodeReader(path) as ep:
         assert ep.instructions() == ["open the drawer"] and ep.success() is True

@@ -170,7 +170,8 @@ def test_show_verify_and_list_explain_a_truncated_episode_in_one_line(dataset):
     assert "damaged" in rows[f"episodes/{B}.h5"]["flags"]
     checked = cli("verify", "--dataset", str(dataset.root))
     assert checked.returncode == 1 and "Traceback" not in checked.stderr
-    assert f"{B}.h5" in checked.stdout and "DAMAGED       not a readable HDF5 file" in checked.stdout
+    assert f"{B}.h5" in checked.stdout
+    assert "DAMAGED       not a readable HDF5 file" in checked.stdout
     refused = cli("label", B, "--dataset", str(dataset.root), "--quality", "2")
     assert refused.returncode == 2 and "cannot be read" in refused.stderr
     assert "Traceback" not in refused.stderr

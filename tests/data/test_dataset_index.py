@@ -82,7 +82,8 @@ def test_a_corrupt_index_is_rebuilt_and_unreadable_files_are_listed_as_such(data
     dataset.index_path.write_bytes(b"garbage, not sqlite" * 100)
     listed = DatasetIndex(dataset).refresh()
     assert [s.status for s in listed] == ["complete", "unreadable"]
-    assert listed[1].flags == ("unreadable", "damaged") and "not a readable HDF5" in listed[1].damaged
+    assert listed[1].flags == ("unreadable", "damaged")
+    assert "not a readable HDF5" in listed[1].damaged
 
 
 def corrupt_index_text(dataset: Dataset) -> None:
