@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -85,3 +86,49 @@ def test_the_host_noise_probe_measures_a_real_sleeper_process():
     # each late by a non-negative amount; a stall only makes max larger
     assert figures["host_noise_p99_ms"] is not None
     assert 0 <= figures["host_noise_p99_ms"] <= figures["host_noise_max_ms"] < 500
+
+
+BOOM = """
+import sys
+import vla_studio.commands.profile as command
+
+def run(args):
+    raise ZeroDivisionError("the flux capacitor divided by zero\\nsecond line")
+
+command.run = run
+from vla_studio.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log(tmp_path):
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    proc = subprocess.run([sys.executable, "-c", BOOM, "profile", "check", DRY],
+                          capture_output=True, text=True, timeout=60, env=env)
+    log = tmp_path / "state" / "vla-studio" / "errors.log"
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        "vla-studio: error: unexpected ZeroDivisionError: the flux capacitor divided by zero "
+        f"(details in the log: {log}; --log-level DEBUG prints them here)"]
+    assert "Traceback (most recent call last)" in log.read_text(encoding="utf-8")
+    assert "ZeroDivisionError: the flux capacitor divided by zero\nsecond line" in \
+        log.read_text(encoding="utf-8")
+    debug = subprocess.run([sys.executable, "-c", BOOM, "--log-level", "DEBUG", "profile",
+                            "check", DRY], capture_output=True, text=True, timeout=60, env=env)
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+    assert debug.stderr.rstrip().endswith(f"(details in the log: {log})")
+
+
+@pytest.mark.parametrize("args, words", [
+    (("devices", "--no-detect", "--timeout", "nan"), "--timeout nan is not allowed: a number "
+                                                      "greater than 0 and at most 600 s"),
+    (("devices", "--no-detect", "--timeout", "-1"), "--timeout -1.0 is not allowed"),
+    (("cameras", "list", "--timeout", "inf"), "--timeout inf is not allowed"),
+    (("cameras", "preview", "--seconds", "nan"), "--seconds nan is not allowed"),
+    (("profile", "check", "/"), "is a folder, not a station profile"),
+])
+def test_unusable_option_values_are_refused_in_one_line(args, words):
+    proc = cli(*args)
+    assert proc.returncode == 2, proc.stdout
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("vla-studio: error: ")
+    assert words in proc.stderr and "Traceback" not in proc.stderr

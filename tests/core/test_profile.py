@@ -110,3 +110,70 @@ def test_cli_reports_a_bad_profile_in_one_line_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "safety.speed_scale" in proc.stderr and str(path) in proc.stderr
+
+
+def check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vla_studio", "profile", "check", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+SIM_GOOD = GOOD.replace('[robot]\ntype = "null"\nsend_delay_ms = 1.5', '[robot]\ntype = "sim"')
+
+
+@pytest.mark.parametrize("text, words", [
+    (GOOD.replace("speed_scale = 0.5", "speed_scale = 0.5\nmax_linear_velocity = inf"),
+     "'safety.max_linear_velocity' = inf is not allowed: expected a finite number"),
+    (GOOD.replace("speed_scale = 0.5", "speed_scale = 0.5\nmax_delta_rotation = nan"),
+     "'safety.max_delta_rotation' = nan is not allowed"),
+    (GOOD.replace("width = 64\nheight = 48", "width = 100000\nheight = 100000"),
+     "'cameras[0].width' = 100000 is not allowed: expected a whole number from 1 to 16384"),
+    (SIM_GOOD.replace('type = "sim"', 'type = "sim"\nseed = 100000000000000000000'),
+     "'robot.seed' = 100000000000000000000 is not allowed: expected a whole number from 0 to "
+     "4294967295"),
+    (SIM_GOOD.replace('type = "sim"', 'type = "sim"\nseed = 1e20'),
+     "'robot.seed' = 1e+20 is not allowed: expected a whole number"),
+    ("name = \"caf\xe9 cell\"\n" + GOOD[GOOD.index("control_rate_hz"):],
+     "is not UTF-8 text (byte 0xe9 on line 1); save the profile as UTF-8"),
+    ("deep = " + "[" * 100_000 + "]" * 100_000 + "\n" + GOOD, "nested too deeply"),
+    ("deep = " + "[" * 40 + "]" * 40 + "\n" + GOOD, "nested 17 levels deep"),
+    (GOOD.replace('[robot]\ntype = "null"', '[robot]\ntype = "null"\nextra = '
+                  + "{a = " * 30 + "1" + "}" * 30), "nested 17 levels deep"),
+])
+def test_profile_check_refuses_unusable_values_in_one_line(tmp_path, text, words):
+    path = tmp_path / "station.toml"
+    path.write_bytes(text.encode("latin-1"))  # latin-1: the non-UTF-8 case keeps its 0xe9
+    proc = check(path)
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert words in proc.stderr and str(path) in proc.stderr
+
+
+def test_every_numeric_option_of_every_built_in_kind_is_finite_and_bounded():
+    """A value no device or limit can use (a huge or infinite number) is refused for every
+    numeric option of every built-in robot, camera and teleop kind, and of the profile's own
+    tables: each has a documented range (its option's min/max, else +-1e9)."""
+    import dataclasses
+    import typing
+
+    from vla_studio.core.config import build
+    from vla_studio.core.profile import RecordingSettings
+    from vla_studio.core.safety import SafetyLimits
+    from vla_studio.devices.registry import REGISTRIES
+
+    classes = [SafetyLimits, RecordingSettings]
+    for registry in REGISTRIES.values():
+        for name, info in registry.infos().items():
+            if info.origin == "built-in":
+                classes.append(registry.load(name).config_class)
+    checked = 0
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            if hint not in (int, float):
+                continue
+            for bad in ((10**20, -(10**20)) if hint is int else (1e300, -1e300, float("inf"))):
+                with pytest.raises(ConfigError, match="is not allowed"):
+                    build(cls, {f.name: bad}, source="test")
+            checked += 1
+    assert checked > 30

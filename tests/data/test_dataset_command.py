@@ -15,13 +15,15 @@ from vla_studio.data.dataset import Dataset
 from vla_studio.data.dataset_index import DatasetIndex
 from vla_studio.data.episode_file import EpisodeReader
 
-from .test_dataset_index import saved_episode
+from tests.unprivileged import permission_bound
+
+from .test_dataset_index import corrupt_index_text, saved_episode
 
 A, B, C = "20260101-000000_aaaaaaaa", "20260101-000001_bbbbbbbb", "20260101-000002_cccccccc"
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vla_studio", "--log-level", "WARNING",
+def cli(*args: str, prefix: list[str] | tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, sys.executable, "-m", "vla_studio", "--log-level", "WARNING",
                            "dataset", *args], capture_output=True, text=True, timeout=120)
 
 
@@ -109,3 +111,67 @@ def test_show_prints_the_summary_and_the_edit_count(dataset):
     assert proc.returncode == 0, proc.stderr
     assert "pick up the red cube" in proc.stdout and "success: True" in proc.stdout
     assert "label edits: 1" in proc.stdout
+
+
+def break_index(dataset: Dataset, how: str) -> None:
+    """Leave ``index.sqlite`` in one of the states seen in the field."""
+    if how == "garbage":
+        dataset.index_path.write_bytes(b"garbage, not sqlite" * 100)
+    elif how == "undecodable text":
+        DatasetIndex(dataset).refresh()
+        corrupt_index_text(dataset)
+    elif how == "folder":
+        dataset.index_path.unlink(missing_ok=True)
+        dataset.index_path.mkdir()
+    elif how == "read-only file":
+        DatasetIndex(dataset).refresh()
+        dataset.index_path.chmod(0o444)
+        with h5py.File(dataset.episodes_dir / f"{A}.h5", "r+") as f:  # a row must be re-read
+            f.attrs["operator"] = "bo"
+    elif how == "read-only folder":
+        dataset.index_path.unlink(missing_ok=True)
+        dataset.root.chmod(0o555)
+
+
+@pytest.mark.parametrize("how", ["garbage", "undecodable text", "folder", "read-only file",
+                                 "read-only folder"])
+def test_list_and_show_work_whatever_state_the_index_is_in(dataset, how):
+    break_index(dataset, how)
+    try:
+        for run in ("first", "second"):  # the second on what the first left behind
+            proc = cli("list", "--dataset", str(dataset.root), "--json", prefix=permission_bound())
+            assert proc.returncode == 0, proc.stderr
+            rows = [json.loads(line) for line in proc.stdout.splitlines()]
+            assert [r["instruction"] for r in rows] == ["open the drawer", "pick up the red cube",
+                                                        "pick up the green cube"]
+            assert "Traceback" not in proc.stderr
+            said = [x for x in proc.stderr.splitlines() if "episode index" in x]
+            assert len(said) == 1 if run == "first" else len(said) <= 1, proc.stderr
+        shown = cli("show", B, "--dataset", str(dataset.root), prefix=permission_bound())
+        assert shown.returncode == 0 and "pick up the red cube" in shown.stdout, shown.stderr
+        assert "Traceback" not in shown.stderr
+    finally:
+        dataset.root.chmod(0o755)
+        if dataset.index_path.is_file():
+            dataset.index_path.chmod(0o644)
+
+
+def test_show_verify_and_list_explain_a_truncated_episode_in_one_line(dataset):
+    path = dataset.episodes_dir / f"{B}.h5"
+    with open(path, "r+b") as f:  # a copy that stopped half way
+        f.truncate(path.stat().st_size // 2)
+    shown = cli("show", B, "--dataset", str(dataset.root))
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr, shown.stderr
+    [line] = shown.stderr.splitlines()
+    assert line.startswith(f"vla-studio dataset: error: {B}.h5 is damaged: not a readable HDF5")
+    assert "damaged: not a readable HDF5 file" in shown.stdout
+    rows = {r["file"]: r for r in listed(dataset)}
+    assert rows[f"episodes/{B}.h5"]["status"] == "unreadable"
+    assert "damaged" in rows[f"episodes/{B}.h5"]["flags"]
+    checked = cli("verify", "--dataset", str(dataset.root))
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert f"{B}.h5" in checked.stdout
+    assert "DAMAGED       not a readable HDF5 file" in checked.stdout
+    refused = cli("label", B, "--dataset", str(dataset.root), "--quality", "2")
+    assert refused.returncode == 2 and "cannot be read" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -82,7 +82,42 @@ def test_a_corrupt_index_is_rebuilt_and_unreadable_files_are_listed_as_such(data
     dataset.index_path.write_bytes(b"garbage, not sqlite" * 100)
     listed = DatasetIndex(dataset).refresh()
     assert [s.status for s in listed] == ["complete", "unreadable"]
-    assert listed[1].flags == ("unreadable",)
+    assert listed[1].flags == ("unreadable", "damaged")
+    assert "not a readable HDF5" in listed[1].damaged
+
+
+def corrupt_index_text(dataset: Dataset) -> None:
+    """Overwrite part of a cached summary with bytes that are not UTF-8 (the file stays a valid
+    SQLite database: only reading the row fails)."""
+    raw = bytearray(dataset.index_path.read_bytes())
+    at = raw.index(b'"instruction": ') + 16
+    raw[at:at + 6] = b"\xff\xfe\xff\xfe\xff\xfe"
+    dataset.index_path.write_bytes(bytes(raw))
+
+
+def test_an_index_whose_text_cannot_be_decoded_is_rebuilt(dataset, caplog):
+    saved_episode(dataset, "20260101-000000_aaaaaaaa", instruction="open the drawer")
+    DatasetIndex(dataset).refresh()
+    corrupt_index_text(dataset)
+    index = DatasetIndex(dataset)
+    assert [s.instruction for s in index.refresh()] == ["open the drawer"]
+    [line] = [r.getMessage() for r in caplog.records if "episode index" in r.getMessage()]
+    assert "Could not decode to UTF-8" in line and line.endswith("rebuilt from the episode files")
+    with sqlite3.connect(dataset.index_path) as db:  # a sound cache again
+        assert db.execute("SELECT COUNT(*) FROM episodes").fetchone() == (1,)
+
+
+def test_a_folder_in_place_of_the_index_leaves_the_index_in_memory(dataset):
+    path = saved_episode(dataset, "20260101-000000_aaaaaaaa", instruction="open the drawer")
+    dataset.index_path.mkdir()
+    (dataset.index_path / "keep.txt").write_text("mine")
+    index = DatasetIndex(dataset)
+    assert [s.instruction for s in index.refresh()] == ["open the drawer"]
+    write_annotations(path, {"success": False})
+    assert index.update(path).success is False and index.list()[0].success is False
+    index.forget([path])
+    assert index.list() == []
+    assert (dataset.index_path / "keep.txt").read_text() == "mine"  # nothing of the user's deleted
 
 
 def test_ten_thousand_episodes_list_in_well_under_a_second(dataset):
@@ -95,10 +130,11 @@ def test_ten_thousand_episodes_list_in_well_under_a_second(dataset):
     for name in names:
         os.link(src, dataset.episodes_dir / name)
     with sqlite3.connect(dataset.index_path) as db:
-        mtime, size, text = db.execute("SELECT mtime_ns, size, summary FROM episodes").fetchone()
+        *sig, text = db.execute("SELECT mtime_ns, size, sidecar_mtime_ns, sidecar_size, summary "
+                                "FROM episodes").fetchone()
         data = json.loads(text)
-        db.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?)",
-                       [(f"episodes/{n}", mtime, size, json.dumps({**data, "file": f"episodes/{n}"}))
+        db.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?)",
+                       [(f"episodes/{n}", *sig, json.dumps({**data, "file": f"episodes/{n}"}))
                         for n in names])
     fresh = DatasetIndex(dataset)  # a new process: the index is warm on disk only
     for attempt in ("first", "second"):

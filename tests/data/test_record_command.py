@@ -7,16 +7,21 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from vla_studio.data.dataset import Dataset
 from vla_studio.data.episode_file import EpisodeReader
 from vla_studio.paths import resource
 
+from tests.unprivileged import permission_bound
+
 DRY = str(resource("stations", "dry_run.toml"))
 
 
-def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vla_studio", "--log-level", "WARNING", *args],
-                          capture_output=True, text=True, timeout=timeout)
+def cli(*args: str, timeout: float = 180,
+        prefix: list[str] | tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, sys.executable, "-m", "vla_studio", "--log-level", "WARNING",
+                           *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_record_saves_each_episode_with_its_labels_and_seed(tmp_path):
@@ -94,3 +99,61 @@ def test_record_refuses_a_task_the_simulated_expert_cannot_perform(tmp_path):
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "ds" / "episodes").exists() or not any(
         (tmp_path / "ds" / "episodes").iterdir())  # nothing was recorded
+
+
+@pytest.mark.parametrize("how", ["garbage", "folder"])
+def test_record_rebuilds_a_damaged_index_or_works_without_it(tmp_path, how):
+    dataset = Dataset(tmp_path / "ds")
+    dataset.ensure()
+    if how == "folder":
+        dataset.index_path.mkdir()
+    else:
+        dataset.index_path.write_bytes(b"\x00garbage, not sqlite" * 200)
+    proc = cli("record", "--station", DRY, "--task", "wave", "--episodes", "1",
+               "--max-seconds", "0.4", "--dataset", str(dataset.root), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "episode index" in line]
+    assert len(said) == 1, proc.stderr
+    [episode] = json.loads(proc.stdout.strip().splitlines()[-1])["episodes"]
+    assert episode["state"] == "saved" and "it now holds 1" in proc.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--seed", "-1"), "--seed -1 is not allowed: a whole number from 0 to 4294967295"),
+    (("--seed", str(2**70)), f"--seed {2**70} is not allowed: a whole number from 0 to 4294967295"),
+    (("--seed", "4294967295", "--episodes", "2"), "the last episode's seed would be 4294967296"),
+    (("--max-seconds", "nan"), "--max-seconds nan is not allowed: a number greater than 0 and at "
+                               "most 86400 s"),
+    (("--max-seconds", "inf"), "--max-seconds inf is not allowed"),
+    (("--settle", "nan"), "--settle nan is not allowed: a number from 0 to 3600 s"),
+    (("--episodes", "0"), "--episodes 0 is not allowed: a whole number from 1 to 100000"),
+])
+def test_record_refuses_unusable_numbers_in_one_line(tmp_path, args, words):
+    proc = cli("record", "--station", DRY, "--task", "wave", "--dataset", str(tmp_path / "ds"),
+               *args)
+    assert proc.returncode == 2, proc.stdout
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("vla-studio record: error: ") and words in line
+    assert not (tmp_path / "ds").exists()  # refused before anything started
+
+
+@pytest.mark.parametrize("where", ["regular file", "inside a regular file", "read-only folder"])
+def test_record_refuses_a_dataset_folder_it_cannot_write_in_one_line(tmp_path, where):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    target = {"regular file": blocker, "inside a regular file": blocker / "ds",
+              "read-only folder": tmp_path / "ro" / "ds"}[where]
+    if where == "read-only folder":
+        Dataset(target).ensure()
+        (target / "episodes").chmod(0o555)
+    try:
+        proc = cli("record", "--station", DRY, "--task", "wave", "--max-seconds", "0.3",
+                   "--dataset", str(target), prefix=permission_bound())
+    finally:
+        if where == "read-only folder":
+            (target / "episodes").chmod(0o755)
+    assert proc.returncode == 2, proc.stdout
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("vla-studio record: error: ") and str(target) in line
+    assert "choose a folder you can write to" in line.lower()

@@ -20,24 +20,32 @@ import sys
 
 NAME = "cameras"
 HELP = "list attached cameras with their modes, or preview a station's cameras"
+MAX_TIMEOUT_S = 600.0
+MAX_PREVIEW_S = 24 * 3600.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="OpenCV (V4L2) cameras and RealSense serials with modes")
     ls.add_argument("--json", action="store_true", help="print one JSON object")
-    ls.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the drivers")
+    ls.add_argument("--timeout", type=float, default=5.0,
+                    help=f"seconds to wait for the drivers (more than 0, at most {MAX_TIMEOUT_S:g})")
     pv = sub.add_parser("preview", help="show the panes of the station's cameras (or some)")
     pv.add_argument("names", nargs="*", metavar="NAME", help="cameras to show (default: all)")
     pv.add_argument("--seconds", type=float, default=None,
-                    help="close after this many seconds (default: when the window is closed)")
+                    help="close after this many seconds (default: when the window is closed; "
+                         f"more than 0, at most {MAX_PREVIEW_S:g})")
     pv.add_argument("--screenshot", metavar="PNG", default=None,
                     help="with --seconds: save the window to this PNG before closing")
 
 
 def run(args: argparse.Namespace) -> int:
+    from vla_studio.commands import check_number
+
     if args.action == "list":
+        check_number("--timeout", args.timeout, 0.0, MAX_TIMEOUT_S, low_open=True, unit="s")
         return list_cameras(args)
+    check_number("--seconds", args.seconds, 0.0, MAX_PREVIEW_S, low_open=True, unit="s")
     return preview(args)
 
 

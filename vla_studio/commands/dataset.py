@@ -2,14 +2,18 @@
 
 The dataset is --dataset DIR, else the station profile's [recording] dataset_dir (--station,
 default: the simulated tabletop). EPISODE is a file path, a file name (".h5" optional) or the
-start of an episode id (at least 6 characters). Labels are written as annotations: the recording
-itself is never changed, readers and exports use the labels, and `undo` reverts the last edit.
-`trash` moves episodes to the dataset's trash folder; `restore` brings them back.
+start of an episode id (at least 6 characters). Labels are written to the episode's annotations
+file (<episode>.annotations.json) beside it: the recording itself is never changed, readers and
+exports use the labels, and `undo` reverts the last edit.
+`trash` moves episodes to the dataset's trash folder; `restore` brings them back. `verify`
+recomputes every checksum of the episodes (per frame and per step chunk), checks their structure
+and decodes a sample of frames; `list` and `show` flag an episode found damaged.
 
 Examples:
   vla-studio dataset list --outcome success
   vla-studio dataset list --dataset ~/vla-studio/datasets/sim --filter "red cube" --json
   vla-studio dataset show 20261121-125232_e2356baf
+  vla-studio dataset verify --dataset ~/vla-studio/datasets/sim
   vla-studio dataset label 20261121-125232_e2356baf --failure --notes "dropped the cube"
   vla-studio dataset label 20261121-125232_e2356baf --instruction "pick the red block" --quality 4
   vla-studio dataset undo 20261121-125232_e2356baf
@@ -26,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 NAME = "dataset"
-HELP = "list, label, trash and restore recorded episodes"
+HELP = "list, verify, label, trash and restore recorded episodes"
 OUTCOMES = {"all": ..., "success": True, "failure": False, "unknown": None}
 MIN_ID_PREFIX = 6
 
@@ -49,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p = sub.add_parser("show", parents=[common], help="everything known about one episode")
     p.add_argument("episode", metavar="EPISODE")
+    p = sub.add_parser("verify", parents=[common],
+                       help="check every checksum, the structure and a sample of frames "
+                            "(exit status 1 when an episode is damaged)")
+    p.add_argument("episodes", metavar="EPISODE", nargs="*",
+                   help="episodes to check (default: every episode, not the trash)")
+    p.add_argument("--json", action="store_true", help="one JSON object per episode")
     p = sub.add_parser("label", parents=[common],
                        help="set success, quality, notes or instructions (an undoable edit)")
     p.add_argument("episodes", metavar="EPISODE", nargs="+")
@@ -86,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
               "folder); give one with --dataset DIR", file=sys.stderr)
         return 2
     try:
-        return {"list": _list, "show": _show, "label": _label, "undo": _undo,
+        return {"list": _list, "show": _show, "verify": _verify, "label": _label, "undo": _undo,
                 "trash": _trash, "restore": _restore}[args.action](dataset, args)
     except _Refused as exc:
         print(f"vla-studio dataset: error: {exc}", file=sys.stderr)
@@ -112,14 +122,19 @@ def _list(dataset, args: argparse.Namespace) -> int:
           f"{'source':<7} instruction")
     for s in rows:
         flags = f"  [{', '.join(s.flags)}]" if s.flags else ""
+        damaged = f"  DAMAGED: {s.damaged}" if s.damaged else ""
         print(f"{s.name:<31} {s.created[:16].replace('T', ' '):<16} {s.duration_s:>5.1f}s "
-              f"{s.num_steps:>6} {_outcome(s.success):<8} {s.source:<7} {s.instruction}{flags}")
-    print(f"{len(rows)} episode(s), {sum(s.duration_s for s in rows) / 60:.1f} min")
+              f"{s.num_steps:>6} {_outcome(s.success):<8} {s.source:<7} {s.instruction}{flags}"
+              f"{damaged}")
+    damaged = sum(1 for s in rows if s.damaged)
+    print(f"{len(rows)} episode(s), {sum(s.duration_s for s in rows) / 60:.1f} min"
+          + (f"; {damaged} damaged (`vla-studio dataset verify` checks every byte)" if damaged
+             else ""))
     return 0
 
 
 def _show(dataset, args: argparse.Namespace) -> int:
-    from vla_studio.data.annotations import annotation_history
+    from vla_studio.data.annotations import load_annotations
 
     summary = _resolve(dataset, args.episode, include_trashed=True)
     path = dataset.root / summary.file
@@ -127,9 +142,51 @@ def _show(dataset, args: argparse.Namespace) -> int:
     for key, value in asdict(summary).items():
         if key != "file" and value not in ("", (), None):
             print(f"  {key}: {value}")
-    history = annotation_history(path)
-    print(f"  label edits: {len(history)}" + (" (undo reverts the last)" if history else ""))
+    try:
+        state = load_annotations(path)
+        if state.problem:
+            print(f"  labels file: {state.problem}")
+        print(f"  label edits: {len(state.history)}"
+              + (" (undo reverts the last)" if state.history else ""))
+    except (OSError, KeyError, ValueError, RuntimeError):  # a damaged or truncated file
+        print("  label edits: unknown (the episode file cannot be read)")
+    if summary.damaged:
+        print(f"vla-studio dataset: error: {summary.name} is damaged: {summary.damaged}; "
+              "`vla-studio dataset verify` checks the whole dataset", file=sys.stderr)
+        return 1
     return 0
+
+
+def _verify(dataset, args: argparse.Namespace) -> int:
+    from vla_studio.data.dataset_index import DatasetIndex
+    from vla_studio.data.integrity import STATUS_DAMAGED, STATUS_NO_CHECKSUMS, verify_episode
+
+    if args.episodes:
+        paths = [dataset.root / s.file for s in _resolve_all(dataset, args.episodes,
+                                                             include_trashed=True)]
+    else:
+        paths = dataset.episode_files()
+    index = DatasetIndex(dataset)
+    counts = {"ok": 0, STATUS_DAMAGED: 0, STATUS_NO_CHECKSUMS: 0}
+    for path in paths:
+        result = verify_episode(path)
+        counts[result.status] += 1
+        index.mark_damaged(path, result.damaged)
+        if args.json:
+            print(json.dumps({"name": path.name, **result.as_dict()}))
+        elif result.status == STATUS_DAMAGED:
+            print(f"{path.name:<31} DAMAGED       {'; '.join(result.problems)}")
+        elif result.status == STATUS_NO_CHECKSUMS:
+            print(f"{path.name:<31} no checksums  recorded before checksums: structure and "
+                  f"{result.frames_decoded} sample frames checked")
+        else:
+            print(f"{path.name:<31} ok            {result.steps} steps, {result.frames_checked} "
+                  f"frames, {result.depth_frames_checked} depth frames checked; "
+                  f"{result.frames_decoded} decoded")
+    if not args.json:
+        print(f"{len(paths)} episode(s): {counts['ok']} ok, {counts[STATUS_DAMAGED]} damaged, "
+              f"{counts[STATUS_NO_CHECKSUMS]} without checksums")
+    return 1 if counts[STATUS_DAMAGED] else 0
 
 
 def _label(dataset, args: argparse.Namespace) -> int:
@@ -156,8 +213,9 @@ def _label(dataset, args: argparse.Namespace) -> int:
         except AnnotationError as exc:
             raise _Refused(f"{summary.name}: {exc}") from None
         except OSError as exc:
-            raise _Refused(f"{summary.name}: cannot write the labels ({exc}); is it being "
-                           "recorded or open in VLA Studio?") from None
+            raise _Refused(f"{summary.name}: cannot write its labels file beside it "
+                           f"({exc.strerror or exc}); check the folder's permissions and free "
+                           "space") from None
         updated = index.update(path)
         print(f"{summary.name}: " + ", ".join(_shown(k, v) for k, v in changes.items())
               + (f" -> {_outcome(updated.success)}" if updated is not None else ""))
@@ -165,7 +223,7 @@ def _label(dataset, args: argparse.Namespace) -> int:
 
 
 def _undo(dataset, args: argparse.Namespace) -> int:
-    from vla_studio.data.annotations import undo_annotation
+    from vla_studio.data.annotations import AnnotationError, undo_annotation
     from vla_studio.data.dataset_index import DatasetIndex
 
     index = DatasetIndex(dataset)
@@ -173,8 +231,11 @@ def _undo(dataset, args: argparse.Namespace) -> int:
         path = dataset.root / summary.file
         try:
             undone = undo_annotation(path)
+        except AnnotationError as exc:
+            raise _Refused(f"{summary.name}: {exc}") from None
         except OSError as exc:
-            raise _Refused(f"{summary.name}: cannot write the labels ({exc})") from None
+            raise _Refused(f"{summary.name}: cannot write its labels file beside it "
+                           f"({exc.strerror or exc})") from None
         index.update(path)
         print(f"{summary.name}: " + ("last label edit reverted" if undone else "no edit to undo"))
     return 0

@@ -14,17 +14,22 @@ import json
 
 NAME = "devices"
 HELP = "list installed device/policy kinds and detected hardware"
+MAX_TIMEOUT_S = 600.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-detect", action="store_true", help="only list kinds; do not probe")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per detection probe")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help=f"seconds per detection probe (more than 0, at most {MAX_TIMEOUT_S:g})")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
+    from vla_studio.commands import check_number
     from vla_studio.devices.registry import REGISTRIES
     from vla_studio.policies.registry import POLICIES
+
+    check_number("--timeout", args.timeout, 0.0, MAX_TIMEOUT_S, low_open=True, unit="s")
 
     report: dict[str, list[dict]] = {}
     detected: list[dict] = []

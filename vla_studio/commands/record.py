@@ -24,6 +24,11 @@ NAME = "record"
 HELP = "record episodes headless (simulated expert or a teleop device)"
 POLL_S = 0.02
 RESUME_RETRY_S = 0.5
+# Documented ranges of the numeric options (checked before anything starts).
+MAX_EPISODES = 100_000
+MAX_SEED = 2**32 - 1  # scene seeds are 32-bit (the simulator's and NumPy's generators)
+MAX_EPISODE_S = 24 * 3600.0
+MAX_SETTLE_S = 3600.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,16 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="another phrasing of --task (repeatable)")
     parser.add_argument("--task-file", metavar="FILE", default=None,
                         help="tasks to cycle or sample (.txt, .toml or .json)")
-    parser.add_argument("--episodes", type=int, default=1, help="how many episodes to record")
+    parser.add_argument("--episodes", type=int, default=1,
+                        help=f"how many episodes to record (1 to {MAX_EPISODES})")
     parser.add_argument("--dataset", metavar="DIR", default=None,
                         help="dataset folder (default: the profile's [recording] dataset_dir)")
     parser.add_argument("--seed", type=int, default=None,
-                        help="scene seed of the first episode (episode i uses SEED+i)")
+                        help=f"scene seed of the first episode (episode i uses SEED+i; 0 to "
+                             f"{MAX_SEED})")
     parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="longest episode; it is saved (as a failure if the robot can tell)")
+                        help="longest episode; it is saved (as a failure if the robot can tell); "
+                             f"more than 0, at most {MAX_EPISODE_S:g}")
     parser.add_argument("--settle", type=float, default=0.5,
                         help="seconds the robot's success verdict must hold before the "
-                             "episode is saved (recorded too)")
+                             f"episode is saved (recorded too); 0 to {MAX_SETTLE_S:g}")
     parser.add_argument("--operator", default=None, help="operator name stored with episodes")
     parser.add_argument("--notes", default="", help="notes stored with every episode")
     parser.add_argument("--scene-id", default=None, help="scene id stored with episodes")
@@ -54,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vla_studio.commands import station_profile
+    from vla_studio.commands import UsageError, station_profile
     from vla_studio.data.dataset import Dataset
     from vla_studio.data.dataset_index import DatasetIndex
     from vla_studio.data.labels import EpisodeLabels, LabelError
@@ -66,12 +74,17 @@ def run(args: argparse.Namespace) -> int:
         print("vla-studio record: error: give the instruction with --task \"...\" or a task list "
               "with --task-file FILE", file=sys.stderr)
         return 2
-    if args.episodes < 1 or args.max_seconds <= 0 or args.settle < 0:
-        print("vla-studio record: error: --episodes must be >= 1, --max-seconds > 0 and "
-              "--settle >= 0", file=sys.stderr)
+    try:
+        _check_numbers(args)
+    except UsageError as exc:
+        print(f"vla-studio record: error: {exc}", file=sys.stderr)
         return 2
     profile = station_profile(args)
     dataset = Dataset(args.dataset or profile.dataset_dir)
+    problem = _dataset_problem(dataset)
+    if problem:
+        print(f"vla-studio record: error: {problem}", file=sys.stderr)
+        return 2
     task_file = load_task_file(args.task_file) if args.task_file else \
         single_task(args.task, tuple(args.paraphrase))
     done: dict[str, int] = {}
@@ -141,6 +154,35 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"dataset": str(dataset.root), "episodes": results}))
     return 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Every numeric option finite and inside its documented range (raises UsageError)."""
+    from vla_studio.commands import UsageError, check_number
+
+    check_number("--episodes", args.episodes, 1, MAX_EPISODES)
+    check_number("--seed", args.seed, 0, MAX_SEED)
+    if args.seed is not None and args.seed + args.episodes - 1 > MAX_SEED:
+        raise UsageError(f"--seed {args.seed} is not allowed with --episodes {args.episodes}: "
+                         f"the last episode's seed would be {args.seed + args.episodes - 1}; "
+                         f"give a seed from 0 to {MAX_SEED - args.episodes + 1}")
+    check_number("--max-seconds", args.max_seconds, 0.0, MAX_EPISODE_S, low_open=True, unit="s")
+    check_number("--settle", args.settle, 0.0, MAX_SETTLE_S, unit="s")
+
+
+def _dataset_problem(dataset) -> str:
+    """Why episodes cannot be saved into ``dataset`` ('' when they can); creates its folders."""
+    from vla_studio.data.dataset import DatasetError
+
+    try:
+        dataset.ensure()
+    except DatasetError as exc:
+        return str(exc)
+    if not dataset.is_writable():
+        return (f"cannot write to {dataset.episodes_dir}: check the folder's permissions, or "
+                "choose a folder you can write to (--dataset DIR or the profile's [recording] "
+                "dataset_dir)")
+    return ""
 
 
 def _pick_teleop(profile, wanted: str | None) -> str | None:

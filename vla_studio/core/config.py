@@ -4,17 +4,37 @@ Every config in VLA Studio (station profiles, device configs) is a dataclass. :f
 parsed TOML table into one, checking keys, types, ranges and choices, and raises
 :class:`ConfigError` naming the file, the key, the bad value and what is allowed. No traceback
 reaches the user for a bad profile.
+
+Numbers are always finite (``nan`` and ``inf`` are refused) and always bounded: a field's
+:func:`option` gives its documented ``min``/``max``; a bound it leaves open is
+``±NUMBER_LIMIT`` (1e9), so that no value can overflow a dataset attribute or a device call.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import reprlib
 import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar, Union
 
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
+# The bound of a number whose option() leaves one side open (see the module docstring).
+NUMBER_LIMIT = 1e9
+# Values in messages are shortened: a profile may hold a huge or deeply nested value.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 80, 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 8
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` of a value, shortened for a one-line message."""
+    try:
+        return _SHORT.repr(value)
+    except (RecursionError, ValueError):  # ValueError: int too long to print
+        return f"<{type(value).__name__}>"
 
 
 class ConfigError(ValueError):
@@ -34,7 +54,7 @@ class ConfigError(ValueError):
         elif value is _MISSING or value is None:
             super().__init__(f"{source}: '{key}' is missing ({allowed})")
         else:
-            super().__init__(f"{source}: '{key}' = {value!r} is not allowed: {allowed}")
+            super().__init__(f"{source}: '{key}' = {short_repr(value)} is not allowed: {allowed}")
 
 
 def option(
@@ -51,8 +71,9 @@ def option(
     Args:
         default: default value; omit for a required key.
         help: one line shown in error messages and ``--help`` style listings.
-        min: inclusive lower bound for numbers (applied element-wise to tuples).
-        max: inclusive upper bound for numbers.
+        min: inclusive lower bound for numbers (applied element-wise to tuples); default
+            ``-NUMBER_LIMIT``.
+        max: inclusive upper bound for numbers; default ``NUMBER_LIMIT``.
         choices: the only values allowed.
         default_factory: like ``dataclasses.field``.
     """
@@ -107,13 +128,9 @@ def _describe(hint: Any, f: dataclasses.Field | None = None) -> str:
     if meta.get("choices"):
         return "one of " + ", ".join(repr(c) for c in meta["choices"])
     words = _type_words(hint)
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and hi is not None:
-        words += f" from {lo} to {hi}"
-    elif lo is not None:
-        words += f" >= {lo}"
-    elif hi is not None:
-        words += f" <= {hi}"
+    if _is_numeric(hint):
+        lo, hi = _bounds(meta)
+        words += f" from {_number(lo)} to {_number(hi)}"
     if meta.get("help"):
         words += f" ({meta['help']})"
     return words
@@ -168,9 +185,13 @@ def _convert(hint: Any, value: Any, *, source: str, key: str, field: dataclasses
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail()
-        value = float(value)
-        if value != value:  # NaN never makes sense in a profile
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond float range
             fail()
+        if not math.isfinite(value):  # NaN or inf never makes sense in a profile
+            raise ConfigError(source, key, value, f"expected a finite {_describe(hint, field)}"
+                              .replace("finite a ", "finite "))
         return value
     if hint is str:
         if not isinstance(value, str):
@@ -219,11 +240,30 @@ def _check_limits(value: Any, f: dataclasses.Field, *, source: str, key: str, hi
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(source, key, value, f"expected {_describe(hint, f)}")
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is None and hi is None:
-        return
+    lo, hi = _bounds(meta)
     numbers = value if isinstance(value, (tuple, list)) else (value,)
     for v in numbers:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            if (lo is not None and v < lo) or (hi is not None and v > hi):
+            if not lo <= v <= hi:
                 raise ConfigError(source, key, value, f"expected {_describe(hint, f)}")
+
+
+def _bounds(meta: Mapping[str, Any]) -> tuple[float, float]:
+    """A field's inclusive range, the open sides closed at ``±NUMBER_LIMIT``."""
+    lo, hi = meta.get("min"), meta.get("max")
+    return (-NUMBER_LIMIT if lo is None else lo), (NUMBER_LIMIT if hi is None else hi)
+
+
+def _number(v: float) -> str:
+    return str(v) if isinstance(v, int) or abs(v) < 1e6 else f"{v:.0e}"
+
+
+def _is_numeric(hint: Any) -> bool:
+    """Whether a field holds numbers (or a tuple/list of them, or optionally none)."""
+    if hint in (int, float):
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (tuple, list, Union, types.UnionType):
+        inner = [a for a in args if a is not Ellipsis and a is not type(None)]
+        return bool(inner) and all(_is_numeric(a) for a in inner)
+    return False

@@ -48,6 +48,8 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_PROFILE_BYTES = 4 << 20
+MAX_NESTING = 16  # tables and arrays; the deepest real profile value nests 3 levels
 
 # (group, type) -> config dataclass of that device kind; raises LookupError for unknown types.
 ConfigResolver = Callable[[str, str], type]
@@ -123,17 +125,56 @@ def load_profile(path: str | Path, resolver: ConfigResolver) -> StationProfile:
     path = Path(path).expanduser()
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(source, "(file)", str(path), "the file does not exist; pass an existing "
                           "station profile (see resources/stations/)") from None
+    except IsADirectoryError:
+        raise ConfigError(source, "(file)", str(path), "is a folder, not a station profile "
+                          "(pass a .toml file, see resources/stations/)") from None
     except OSError as exc:
         raise ConfigError(source, "(file)", str(path), f"cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ConfigError(source, "(file)", str(path), f"is {len(raw) / 1e6:.1f} MB; a station "
+                          f"profile is a small TOML file (at most {MAX_PROFILE_BYTES >> 20} MB)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(source, "(file)", str(path), f"is not UTF-8 text (byte "
+                          f"0x{raw[exc.start]:02x} on line {line}); save the profile as UTF-8") \
+            from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "(syntax)", None, f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(source, "(syntax)", None, f"values are nested too deeply (a station "
+                          f"profile needs at most {MAX_NESTING} levels)") from None
+    depth = nesting_depth(data)
+    if depth > MAX_NESTING:
+        raise ConfigError(source, "(syntax)", None, f"values are nested {depth} levels deep; a "
+                          f"station profile needs at most {MAX_NESTING}")
     return parse_profile(data, resolver, source=source, path=path)
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply tables and arrays nest in ``value`` (iteratively: a deep value must not
+    exhaust the interpreter's stack while it is measured)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_NESTING:
+            return deepest  # enough to refuse it
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_profile(data: Mapping[str, Any], resolver: ConfigResolver, *, source: str,

@@ -3,10 +3,12 @@
 ```
 <dataset>/
   dataset.json                       marker: format, version, created
-  episodes/<YYYYMMDD-HHMMSS>_<id8>.h5              saved episodes
+  episodes/<YYYYMMDD-HHMMSS>_<id8>.h5              saved episodes (never edited once sealed)
+  episodes/<YYYYMMDD-HHMMSS>_<id8>.annotations.json  their labels and edit log (see
+                                                   vla_studio.data.annotations)
   episodes/<YYYYMMDD-HHMMSS>_<id8>.h5.recording    being recorded (or interrupted: recovered
   episodes/<YYYYMMDD-HHMMSS>_<id8>.lock             on the next start unless its lock is held)
-  trash/                             deleted episodes, restorable
+  trash/                             deleted episodes with their annotations, restorable
   index.sqlite                       summary cache (see vla_studio.data.dataset_index)
   instructions.json                  instruction history (see vla_studio.data.labels)
   .space-reserve                     a few MiB given back when the disk fills, so an episode
@@ -27,6 +29,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from vla_studio.data.annotations import (episode_name_of_sidecar, folder_lock, fsync_folder,
+                                         sidecar_path)
 from vla_studio.data.episode_file import EPISODE_SUFFIX, RECORDING_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -197,31 +201,71 @@ class Dataset:
         return sorted(p for p in self.episodes_dir.iterdir() if p.name.endswith(RECORDING_SUFFIX))
 
     # ----- trash -----------------------------------------------------------------------------
+    # An episode moves with its annotations sidecar, the episode first: a crash in between
+    # leaves the sidecar behind, and adopt_sidecar() (run by the index when it sees one) puts it
+    # back beside its episode.
     def trash(self, path: Path) -> Path:
-        """Move a saved episode to the trash (restorable). Returns its new path."""
+        """Move a saved episode (and its annotations) to the trash (restorable). Returns its
+        new path."""
         path = Path(path)
         if path.parent == self.trash_dir:
             return path
         self.trash_dir.mkdir(parents=True, exist_ok=True)
         target = self.trash_dir / path.name
-        os.replace(path, target)
+        with folder_lock(path.parent):
+            os.replace(path, target)
+            self._move_sidecar(path, target)
         return target
 
     def restore(self, path: Path) -> Path:
-        """Move a trashed episode back. Raises DatasetError if a file of that name exists."""
+        """Move a trashed episode (and its annotations) back. Raises DatasetError if a file of
+        that name exists."""
         path = Path(path)
         target = self.episodes_dir / path.name
         if target.exists():
             raise DatasetError(f"cannot restore {path.name}: {target} already exists")
-        os.replace(path, target)
+        with folder_lock(path.parent):
+            os.replace(path, target)
+            self._move_sidecar(path, target)
         return target
 
     def empty_trash(self) -> int:
-        """Delete trashed episodes for good. Returns how many were deleted."""
+        """Delete trashed episodes (and their annotations) for good. Returns how many were
+        deleted."""
         files = self.episode_files(trashed=True)
         for p in files:
             p.unlink(missing_ok=True)
+            sidecar_path(p).unlink(missing_ok=True)
         return len(files)
+
+    def adopt_sidecar(self, sidecar: Path) -> Path | None:
+        """Move an annotations sidecar left behind by an interrupted trash/restore to the folder
+        its episode is in (when that folder has none). Returns its new path, or None when it
+        stays (its episode is nowhere, or already has a sidecar)."""
+        name = episode_name_of_sidecar(sidecar)
+        for folder in (self.episodes_dir, self.trash_dir):
+            if folder == sidecar.parent or not (folder / name).exists():
+                continue
+            target = folder / sidecar.name
+            if target.exists():
+                return None
+            with folder_lock(sidecar.parent):
+                if sidecar.exists() and not (sidecar.parent / name).exists():
+                    os.replace(sidecar, target)
+                    fsync_folder(folder)
+                    log.warning("annotations %s were left behind by an interrupted move; put "
+                                "back beside %s", sidecar.name, folder / name)
+                    return target
+            return None
+        return None
+
+    @staticmethod
+    def _move_sidecar(source: Path, target: Path) -> None:
+        sidecar = sidecar_path(source)
+        if sidecar.exists():
+            os.replace(sidecar, sidecar_path(target))
+        fsync_folder(target.parent)
+        fsync_folder(source.parent)
 
     # ----- disk ------------------------------------------------------------------------------
     def free_bytes(self) -> int:

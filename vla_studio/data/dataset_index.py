@@ -2,11 +2,13 @@
 
 Reading an episode's attributes costs a few milliseconds, so listing thousands of files by
 opening each would take seconds. The index keeps a summary per file keyed by its relative path,
-size and modification time; :meth:`DatasetIndex.refresh` stats the folders (cheap), re-reads only
-files that are new or changed, and drops rows of files that are gone. A file moved to or from the
-trash keeps its row. The recorder updates the index as it saves, so the cache is warm.
+size and modification time and those of its annotations sidecar; :meth:`DatasetIndex.refresh`
+stats the folders (cheap), re-reads only episodes whose file or sidecar is new or changed, and
+drops rows of files that are gone. A file moved to or from the trash keeps its row. The recorder
+updates the index as it saves, so the cache is warm.
 
-The cache is disposable: a missing, corrupt or older-schema ``index.sqlite`` is rebuilt.
+The cache is disposable: a missing, corrupt, older-schema or unwritable ``index.sqlite`` is
+rebuilt, or the index works from the files in memory (see :mod:`vla_studio.data.index_store`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,18 @@ from typing import Any, Iterable
 
 import h5py
 
-from vla_studio.data.annotations import read_annotations
+from vla_studio.data.annotations import (SIDECAR_SUFFIX, episode_name_of_sidecar,
+                                         load_annotations, sidecar_path)
 from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_second
 from vla_studio.data.episode_file import EPISODE_SUFFIX, decode_attrs, success_to_bool
+from vla_studio.data.index_store import IndexStore
+from vla_studio.data.integrity import structural_problem
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 2
+# (mtime_ns, size) of an episode file, then of its sidecar ((0, -1) without one): a row is
+# re-read when any of them changes.
+Signature = tuple[int, int, int, int]
+NO_SIDECAR = (0, -1)
 # Only these root attributes are read (reading all of them, the profile text included, doubles
 # the cost of indexing a file).
 SUMMARY_ATTRS = ("episode_id", "created", "language_instruction", "language_instructions", "task",
@@ -44,7 +52,10 @@ class EpisodeSummary:
         source: ``"teleop"``, ``"policy"``, ``"dagger"`` (policy with interventions) or
             ``"hold"`` (nothing moved the robot).
         flags: notable conditions: ``recovered``, ``camera_gap``, ``steps_dropped``,
-            ``safety_clamps``, ``write_failed``, ``unreadable`` ...
+            ``safety_clamps``, ``write_failed``, ``unreadable``, ``damaged``,
+            ``annotations_unreadable`` ...
+        damaged: why the file cannot be trusted ('' when nothing is known to be wrong): found
+            by a structural check when indexed, or by ``vla-studio dataset verify``.
     """
 
     file: str
@@ -67,6 +78,7 @@ class EpisodeSummary:
     size_bytes: int = 0
     trashed: bool = False
     cameras: tuple[str, ...] = field(default=())
+    damaged: str = ""
 
     @property
     def name(self) -> str:
@@ -98,15 +110,23 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
     try:
         with h5py.File(path, "r") as f:
             attrs = decode_attrs(f.attrs, SUMMARY_ATTRS)
-            ann = read_annotations(f["annotations"]) if "annotations" in f else {}
-    except (OSError, KeyError, ValueError) as exc:
-        log.warning("index: cannot read %s: %s", path, exc)
-        return EpisodeSummary(file=rel, status="unreadable", flags=("unreadable",),
-                              size_bytes=size, trashed=trashed)
+            state = load_annotations(path, f)
+            damaged = structural_problem(f)  # cheap; the full checksums: `dataset verify`
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        log.info("index: cannot read %s: %s", path, exc)  # the summary says it: damaged
+        return EpisodeSummary(file=rel, status="unreadable", flags=("unreadable", "damaged"),
+                              size_bytes=size, trashed=trashed,
+                              damaged=f"not a readable HDF5 file ({_first_line(exc)})")
+    ann = state.annotations
     instructions = ann.get("instructions") or attrs.get("language_instructions") or \
         ([attrs["language_instruction"]] if attrs.get("language_instruction") else [])
     success = ann["success"] if "success" in ann else attrs.get("success", -1)
-    flags = attrs.get("flags") if isinstance(attrs.get("flags"), list) else []
+    flags = [str(x) for x in attrs.get("flags")] if isinstance(attrs.get("flags"), list) else []
+    if state.problem:
+        flags.append("annotations_unreadable")
+    if damaged:
+        log.info("index: %s is damaged: %s", path, damaged)
+        flags.append("damaged")
     counts = attrs.get("source_counts") if isinstance(attrs.get("source_counts"), dict) else {}
     cams = attrs.get("cameras") if isinstance(attrs.get("cameras"), dict) else {}
     return EpisodeSummary(
@@ -119,15 +139,21 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
         station_name=str(attrs.get("station_name", "")),
         duration_s=float(attrs.get("duration_s", 0.0) or 0.0),
         num_steps=int(attrs.get("num_steps", 0) or 0), source=source_label(counts),
-        flags=tuple(str(x) for x in flags), quality=ann.get("quality"), size_bytes=size,
-        trashed=trashed, cameras=tuple(cams),
+        flags=tuple(flags), quality=ann.get("quality"), size_bytes=size,
+        trashed=trashed, cameras=tuple(cams), damaged=damaged,
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
 
 
 class DatasetIndex:
     """The summary cache of one dataset: rows in ``index.sqlite`` (shared with other processes)
     mirrored in memory, so listing after the first refresh only stats the folders.
-    Thread-safe.
+    Thread-safe. No state of ``index.sqlite`` makes it fail (see
+    :mod:`vla_studio.data.index_store`).
 
     Args:
         dataset: the dataset to index.
@@ -136,7 +162,9 @@ class DatasetIndex:
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self._lock = threading.Lock()
-        self._rows: dict[str, tuple[tuple[int, int], EpisodeSummary]] | None = None
+        self._rows: dict[str, tuple[Signature, EpisodeSummary]] | None = None
+        self._store = IndexStore(dataset.index_path)
+        self._store.on_reset = self._forget_mirror
 
     # ----- public ----------------------------------------------------------------------------
     def refresh(self, include_trashed: bool = False) -> list[EpisodeSummary]:
@@ -144,27 +172,30 @@ class DatasetIndex:
         A dataset folder that does not exist yet lists nothing (and is not created)."""
         if not self.dataset.root.is_dir():
             return []
-        with self._lock, self._connect() as db:
-            rows = self._load(db)
+        with self._lock:
             seen = self._scan()
-            gone = {rel for rel in rows if rel not in seen}
-            # A file moved between episodes/ and trash/ keeps its row.
-            by_name_sig = {(rel.rsplit("/", 1)[-1], rows[rel][0]): rel for rel in gone}
-            for rel, sig in seen.items():
-                if rel in rows and rows[rel][0] == sig:
-                    continue
-                old = by_name_sig.pop((rel.rsplit("/", 1)[-1], sig), None)
-                if old is not None:
-                    summary = replace(rows[old][1], file=rel, trashed=rel.startswith("trash/"))
-                    self._delete(db, [old])
-                    gone.discard(old)
-                else:
-                    summary = read_summary(self.dataset.root / rel, rel, sig[1],
-                                           rel.startswith("trash/"))
-                self._put(db, summary, sig)
-            self._delete(db, gone)
-            db.commit()
+            self._store.run(lambda db: self._refresh(db, seen))
             return self._sorted(include_trashed)
+
+    def _refresh(self, db: sqlite3.Connection, seen: dict[str, Signature]) -> None:
+        rows = self._load(db)
+        gone = {rel for rel in rows if rel not in seen}
+        # A file moved between episodes/ and trash/ keeps its row.
+        by_name_sig = {(rel.rsplit("/", 1)[-1], rows[rel][0]): rel for rel in gone}
+        for rel, sig in seen.items():
+            if rel in rows and rows[rel][0] == sig:
+                continue
+            old = by_name_sig.pop((rel.rsplit("/", 1)[-1], sig), None)
+            if old is not None:
+                summary = replace(rows[old][1], file=rel, trashed=rel.startswith("trash/"))
+                self._delete(db, [old])
+                gone.discard(old)
+            else:
+                summary = read_summary(self.dataset.root / rel, rel, sig[1],
+                                       rel.startswith("trash/"))
+            self._put(db, summary, sig)
+        self._delete(db, gone)
+        db.commit()
 
     def list(self, include_trashed: bool = False) -> list[EpisodeSummary]:
         """The cached summaries without looking at the folders."""
@@ -172,95 +203,125 @@ class DatasetIndex:
             return []
         with self._lock:
             if self._rows is None:
-                with self._connect() as db:
-                    self._load(db)
+                self._store.run(self._load)
             return self._sorted(include_trashed)
 
     def update(self, path: Path) -> EpisodeSummary | None:
         """Re-read one episode file now (after saving or editing it); None if it is gone."""
         path = Path(path)
         rel = self._rel(path)
-        with self._lock, self._connect() as db:
-            self._load(db)
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                self._delete(db, [rel])
-                db.commit()
+        with self._lock:
+            return self._store.run(lambda db: self._update(db, path, rel))
+
+    def _update(self, db: sqlite3.Connection, path: Path, rel: str) -> EpisodeSummary | None:
+        self._load(db)
+        sig = _signature(path)
+        if sig is None:
+            self._delete(db, [rel])
+            db.commit()
+            return None
+        summary = read_summary(path, rel, sig[1], rel.startswith("trash/"))
+        self._put(db, summary, sig)
+        db.commit()
+        return summary
+
+    def mark_damaged(self, path: Path, reason: str) -> EpisodeSummary | None:
+        """Record the verdict of a full verification of ``path`` (``reason`` why it is damaged,
+        '' when it is sound); it stays until the file or its sidecar changes. Returns the
+        updated summary (None when the file is gone)."""
+        path = Path(path)
+        rel = self._rel(path)
+
+        def mark(db: sqlite3.Connection) -> EpisodeSummary | None:
+            rows = self._load(db)
+            sig = _signature(path)
+            if sig is None:
                 return None
-            summary = read_summary(path, rel, st.st_size, rel.startswith("trash/"))
-            self._put(db, summary, (st.st_mtime_ns, st.st_size))
+            summary = rows[rel][1] if rel in rows and rows[rel][0] == sig else \
+                read_summary(path, rel, sig[1], rel.startswith("trash/"))
+            flags = tuple(f for f in summary.flags if f != "damaged") + \
+                (("damaged",) if reason else ())
+            summary = replace(summary, damaged=reason, flags=flags)
+            self._put(db, summary, sig)
             db.commit()
             return summary
 
+        with self._lock:
+            return self._store.run(mark)
+
     def forget(self, paths: Iterable[Path]) -> None:
-        with self._lock, self._connect() as db:
-            self._load(db)
-            self._delete(db, [self._rel(p) for p in paths])
-            db.commit()
+        rels = [self._rel(p) for p in paths]
+        with self._lock:
+            def forget(db: sqlite3.Connection) -> None:
+                self._load(db)
+                self._delete(db, rels)
+                db.commit()
+            self._store.run(forget)
 
     # ----- internals -------------------------------------------------------------------------
     def _rel(self, path: Path) -> str:
         return f"{path.parent.name}/{path.name}"
 
-    def _scan(self) -> dict[str, tuple[int, int]]:
-        seen: dict[str, tuple[int, int]] = {}
+    def _forget_mirror(self) -> None:
+        self._rows = None
+
+    def _scan(self) -> dict[str, Signature]:
+        """Signatures of every saved episode; sidecars left behind by an interrupted move are
+        put back beside their episodes on the way."""
+        episodes: dict[str, tuple[int, int]] = {}
+        sidecars: dict[str, tuple[int, int]] = {}
+        orphans: list[Path] = []
         for folder in (self.dataset.episodes_dir, self.dataset.trash_dir):
             try:
                 entries = os.scandir(folder)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 continue
             with entries:
                 for entry in entries:
                     if entry.name.endswith(EPISODE_SUFFIX):
-                        try:
-                            st = entry.stat()
-                        except FileNotFoundError:
-                            continue  # deleted while we looked
-                        seen[f"{folder.name}/{entry.name}"] = (st.st_mtime_ns, st.st_size)
-        return seen
+                        target, name = episodes, entry.name
+                    elif entry.name.endswith(SIDECAR_SUFFIX) and not entry.name.startswith("."):
+                        target, name = sidecars, episode_name_of_sidecar(entry.name)
+                    else:
+                        continue
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue  # deleted while we looked
+                    target[f"{folder.name}/{name}"] = (st.st_mtime_ns, st.st_size)
+        for rel in sidecars:
+            if rel not in episodes:
+                orphans.append(sidecar_path(self.dataset.root / rel))
+        for orphan in orphans:
+            try:
+                moved = self.dataset.adopt_sidecar(orphan)
+                if moved is not None:
+                    st = moved.stat()
+                    sidecars[f"{moved.parent.name}/{episode_name_of_sidecar(moved.name)}"] = \
+                        (st.st_mtime_ns, st.st_size)
+            except OSError as exc:
+                log.warning("cannot put back annotations %s: %s", orphan, exc)
+        return {rel: sig + sidecars.get(rel, NO_SIDECAR) for rel, sig in episodes.items()}
 
-    def _connect(self) -> sqlite3.Connection:
-        path = self.dataset.index_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            db = self._open(path)
-        except sqlite3.DatabaseError as exc:
-            log.warning("episode index %s is unusable (%s); rebuilding it", path, exc)
-            path.unlink(missing_ok=True)
-            db = self._open(path)
-        return db
-
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=10.0)
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None or row[0] != str(SCHEMA_VERSION):
-            db.execute("DROP TABLE IF EXISTS episodes")
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        db.execute("CREATE TABLE IF NOT EXISTS episodes (file TEXT PRIMARY KEY, "
-                   "mtime_ns INTEGER, size INTEGER, summary TEXT)")
-        db.commit()
-        return db
-
-    def _load(self, db: sqlite3.Connection) -> dict[str, tuple[tuple[int, int], EpisodeSummary]]:
+    def _load(self, db: sqlite3.Connection) -> dict[str, tuple[Signature, EpisodeSummary]]:
         if self._rows is None:
             rows = {}
-            for rel, mtime, size, text in db.execute("SELECT file, mtime_ns, size, summary FROM episodes"):
+            for rel, mtime, size, side_mtime, side_size, text in db.execute(
+                    "SELECT file, mtime_ns, size, sidecar_mtime_ns, sidecar_size, summary "
+                    "FROM episodes"):
                 try:
                     data: dict[str, Any] = json.loads(text)
                     for key in ("instructions", "flags", "cameras"):
                         data[key] = tuple(data.get(key) or ())
-                    rows[rel] = ((mtime, size), EpisodeSummary(**data))
+                    rows[rel] = ((mtime, size, side_mtime, side_size), EpisodeSummary(**data))
                 except (TypeError, ValueError) as exc:  # a row of another version: re-read
                     log.debug("index row %s dropped: %s", rel, exc)
             self._rows = rows
         return self._rows
 
-    def _put(self, db: sqlite3.Connection, summary: EpisodeSummary, sig: tuple[int, int]) -> None:
-        db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?)",
-                   (summary.file, sig[0], sig[1], json.dumps(asdict(summary))))
+    def _put(self, db: sqlite3.Connection, summary: EpisodeSummary, sig: Signature) -> None:
+        db.execute("INSERT OR REPLACE INTO episodes VALUES (?, ?, ?, ?, ?, ?)",
+                   (summary.file, *sig, json.dumps(asdict(summary))))
         assert self._rows is not None
         self._rows[summary.file] = (sig, summary)
 
@@ -278,6 +339,21 @@ class DatasetIndex:
         # File names carry the start time to the second; ``created`` has milliseconds.
         out.sort(key=lambda s: (s.created, s.file))
         return out
+
+
+def _signature(path: Path) -> Signature | None:
+    """The signature of an episode file and its sidecar; None when the episode is gone."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    try:
+        side = sidecar_path(path).stat()
+        side_sig = (side.st_mtime_ns, side.st_size)
+    except FileNotFoundError:
+        side_sig = NO_SIDECAR
+    return (st.st_mtime_ns, st.st_size, *side_sig)
+
 
 def station_preflight(station, dataset: Dataset, index: DatasetIndex, reserve_bytes: int) -> Preflight:
     """Minutes of recording the free disk allows for ``station``: the rate is measured from its

@@ -26,14 +26,31 @@ Layout (format ``vla-studio-episode``, version 1; RLDS names so export is a mapp
     steps/observation/state/<key>       float32 [T, ...]
     steps/observation/image/<cam>/data          uint8 [N]   concatenated JPEG/PNG bytes
     steps/observation/image/<cam>/index         int64 [T, 2] (offset, length); length 0 = no image
+    steps/observation/image/<cam>/crc32c        uint32 [T]  CRC-32C of the bytes index points at
     steps/observation/image/<cam>/frame_index   int64 [T]   camera sequence number, -1 = none
     steps/observation/image/<cam>/capture_time  float64 [T] host monotonic
     steps/observation/image/<cam>/device_time   float64 [T] NaN when the device gives none
     steps/observation/depth/<cam>               uint16 [T, H, W] (shuffle + deflate, lossless)
+    steps/observation/depth_crc32c/<cam>        uint32 [T]  CRC-32C of each raw depth frame
     steps/observation/timing/<cam>/...          frame_index/capture_time/device_time of
                                                 depth-only cameras (no colour image group)
-    annotations/                        researcher edits (see :mod:`vla_studio.data.annotations`);
-                                        readers prefer them over the root attrs
+    checksums/step_chunks               int64 [K, 3] (start, end, CRC-32C) per appended batch
+                                        of steps, over the columns in its attr ``covers``
+                                        (every fixed-size step dataset except is_first,
+                                        is_last, is_terminal and reward, which sealing sets)
+    annotations/                        legacy only: edits made by older versions (now in
+                                        the sidecar; read while no sidecar exists)
+
+A sealed file is never written again. Labels decided later (success marked after saving,
+instructions, quality, notes, trim, segments) and their edit log live in the sidecar
+``<name>.annotations.json`` beside it (see :mod:`vla_studio.data.annotations`); every reader
+merges them over the root attributes. ``steps/reward`` as stored reflects the success known when
+the file was sealed; :meth:`EpisodeReader.step` derives it from the current success label
+instead (1 on the last step of a success only).
+
+Checksums (see :mod:`vla_studio.data.checksums` for exactly what each covers) are written while
+recording; files recorded before them have none and still read. :mod:`vla_studio.data.integrity`
+checks the structure (at index time) and every checksum (``vla-studio dataset verify``).
 
 While an episode is recorded its file is ``<name>.h5.recording`` (HDF5 SWMR, flushed every
 fraction of a second, committed step count in ``_journal/committed_steps``); it becomes
@@ -50,7 +67,7 @@ import h5py
 import numpy as np
 
 from vla_studio.core.types import SourceKind
-from vla_studio.data.annotations import read_annotations
+from vla_studio.data.annotations import AnnotationState, load_annotations
 
 FORMAT = "vla-studio-episode"
 FORMAT_VERSION = 1
@@ -78,6 +95,10 @@ DEPTH = "steps/observation/depth"
 TIMING = "steps/observation/timing"
 JOURNAL = "_journal"
 COMMITTED = "_journal/committed_steps"
+# Step columns whose values follow the success label (see EpisodeReader.step). is_terminal is
+# not among them: sealing marks the last step terminal whatever the outcome, so a later success
+# mark does not change it (the RLDS export derives its own offline-RL is_terminal).
+DERIVED_STEPS = frozenset({"reward"})
 
 
 class EpisodeFileError(ValueError):
@@ -135,7 +156,7 @@ class EpisodeReader:
         self.path = Path(path)
         self._f: h5py.File | None = None
         self._attrs: dict[str, Any] | None = None
-        self._annotations: dict[str, Any] | None = None
+        self._annotations: AnnotationState | None = None
         self._index_cache: dict[str, np.ndarray] = {}
 
     # ----- opening ---------------------------------------------------------------------------
@@ -180,10 +201,15 @@ class EpisodeReader:
 
     @property
     def annotations(self) -> dict[str, Any]:
-        """The researcher's annotations (empty when none were made)."""
+        """The labels decided after recording (the sidecar's, else a legacy in-file group's;
+        empty when none were made). See :mod:`vla_studio.data.annotations`."""
+        return self.annotation_state.annotations
+
+    @property
+    def annotation_state(self) -> AnnotationState:
+        """The annotations with their edit log, origin and any problem reading the sidecar."""
         if self._annotations is None:
-            group = self.file.get("annotations")
-            self._annotations = read_annotations(group) if group is not None else {}
+            self._annotations = load_annotations(self.path, self.file)
         return self._annotations
 
     @property
@@ -266,11 +292,20 @@ class EpisodeReader:
 
     def step(self, name: str) -> np.ndarray:
         """Any dataset under ``steps/`` by its relative path, e.g. ``"action"``, ``"reward"``,
-        ``"observation/image/front/capture_time"``."""
+        ``"observation/image/front/capture_time"``.
+
+        ``reward`` follows the episode's current success label (which may have been set after
+        the file was sealed): 1 on the last step of a success, 0 everywhere else.
+        """
         ds = self.file.get(f"{STEPS}/{name}")
         if not isinstance(ds, h5py.Dataset):
             raise KeyError(f"{self.path.name}: no dataset steps/{name}")
-        return ds[: self.num_steps]
+        rows = ds[: self.num_steps]
+        if name in DERIVED_STEPS and not self.path.name.endswith(RECORDING_SUFFIX):
+            rows = np.zeros_like(rows)
+            if len(rows) and self.success() is True:
+                rows[-1] = 1
+        return rows
 
     def has_step(self, name: str) -> bool:
         return isinstance(self.file.get(f"{STEPS}/{name}"), h5py.Dataset)
@@ -292,6 +327,12 @@ class EpisodeReader:
         if "success" in self.annotations:
             return success_to_bool(self.annotations["success"])
         return success_to_bool(self.attrs.get("success", SUCCESS_UNKNOWN))
+
+    def success_source(self) -> str:
+        """Who decided :meth:`success` (``operator``, ``robot``, ``researcher`` or '')."""
+        if "success" in self.annotations:
+            return str(self.annotations.get("success_source", ""))
+        return str(self.attrs.get("success_source", ""))
 
     def trim(self) -> tuple[int, int]:
         """``[start, end)`` step range to use (the whole episode unless trimmed)."""

@@ -27,9 +27,12 @@ from typing import Any, Mapping
 import h5py
 import numpy as np
 
+from vla_studio.data.annotations import write_annotations
+from vla_studio.data.checksums import (ALGORITHM, DEPTH_CRC, FRAME_CRC, STEP_CHUNKS,
+                                       covered_columns, covers_attr, rows_crc32c)
 from vla_studio.data.episode_file import (DEPTH, FORMAT, FORMAT_VERSION, IMAGE, JOURNAL,
                                           SOURCE_LABELS, STATE, STEPS, STATUS_RECORDING,
-                                          SUCCESS_SUCCESS, TIMING)
+                                          SUCCESS_SUCCESS, TIMING, success_to_bool)
 from vla_studio.data.step_encoder import EpisodeSchema, StepBatch
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,8 @@ class EpisodeFileWriter:
         self._data: dict[str, h5py.Dataset] = {}
         self._depth: dict[str, h5py.Dataset] = {}
         self._committed: h5py.Dataset | None = None
+        self._chunks: h5py.Dataset | None = None  # checksums/step_chunks
+        self._covers: list[str] = []  # step datasets its CRCs cover, in order
         self.num_steps = 0
         self.committed_steps = 0
         self.last_t: float | None = None  # tick time of the last appended step
@@ -145,6 +150,8 @@ class EpisodeFileWriter:
                     self._data[cam.name] = g.create_dataset(
                         "data", (0,), "u1", maxshape=(None,), chunks=(IMAGE_DATA_CHUNK,))
                     self._row(f"observation/image/{cam.name}/index", g, (2,), "i8", name="index")
+                    self._row(f"observation/image/{cam.name}/{FRAME_CRC}", g, (), "u4",
+                              name=FRAME_CRC)
                 else:
                     g = f.require_group(f"{TIMING}/{cam.name}")
                 prefix = g.name.removeprefix(f"/{STEPS}/")
@@ -160,6 +167,13 @@ class EpisodeFileWriter:
                     if cam.depth_scale is not None:
                         ds.attrs["depth_scale"] = cam.depth_scale
                     self._depth[cam.name] = ds
+                    self._row(f"{DEPTH_CRC.removeprefix(STEPS + '/')}/{cam.name}",
+                              f.require_group(DEPTH_CRC), (), "u4", name=cam.name)
+            covers = covered_columns(self._rows)
+            chunks = f.create_dataset(STEP_CHUNKS, (0, 3), "i8", maxshape=(None, 3),
+                                      chunks=(ROW_CHUNK, 3))
+            chunks.attrs.update({"algorithm": ALGORITHM, "covers": covers_attr(covers)})
+            self._chunks, self._covers = chunks, covers
             journal = f.create_group(JOURNAL)
             self._committed = journal.create_dataset("committed_steps", (1,), "i8")
             f.swmr_mode = True
@@ -227,14 +241,23 @@ class EpisodeFileWriter:
             prefix = f"observation/image/{cam.name}" if cam.color else f"observation/timing/{cam.name}"
             if cam.color:
                 cols[f"{prefix}/index"] = np.asarray(rows.index, np.int64).reshape(n, 2)
+                cols[f"{prefix}/{FRAME_CRC}"] = np.asarray(rows.crc32c, np.uint32)
+            if cam.depth_shape is not None:
+                cols[f"{DEPTH_CRC.removeprefix(STEPS + '/')}/{cam.name}"] = \
+                    np.asarray(rows.depth_crc32c, np.uint32)
             cols[f"{prefix}/frame_index"] = np.asarray(rows.frame_index, np.int64)
             cols[f"{prefix}/capture_time"] = np.asarray(rows.capture_time, np.float64)
             cols[f"{prefix}/device_time"] = np.asarray(rows.device_time, np.float64)
         cols["timestamp"] = np.asarray(batch.timestamp, np.float64)  # last: recovery's length
         for key, values in cols.items():
             ds = self._rows[key]
+            cols[key] = values = np.asarray(values, ds.dtype)  # the bytes the checksum covers
             ds.resize(t1, axis=0)
             ds[t0:t1] = values
+        if self._chunks is not None:  # after the rows it covers (see vla_studio.data.checksums)
+            k = self._chunks.shape[0]
+            self._chunks.resize(k + 1, axis=0)
+            self._chunks[k] = (t0, t1, rows_crc32c(cols[c] for c in self._covers))
         self.num_steps = t1
         self.last_t = batch.timestamp[-1]
 
@@ -295,11 +318,12 @@ class EpisodeFileWriter:
         if f is None:
             return
         _pin_forever(f, *self._rows.values(), *self._data.values(), *self._depth.values(),
-                     self._committed)
+                     self._committed, self._chunks)
         self._rows.clear()
         self._data.clear()
         self._depth.clear()
         self._committed = None
+        self._chunks = None
 
     def close(self) -> None:
         """Close the file cleanly (the data stays as committed). Safe to call twice.
@@ -311,11 +335,12 @@ class EpisodeFileWriter:
         if f is None:
             return
         handles = [f, *self._rows.values(), *self._data.values(), *self._depth.values(),
-                   self._committed]
+                   self._committed, self._chunks]
         self._rows.clear()
         self._data.clear()
         self._depth.clear()
         self._committed = None
+        self._chunks = None
         try:
             f.close()
         except Exception:
@@ -380,14 +405,13 @@ def seal_episode(path: Path, num_steps: int, attrs: Mapping[str, Any], success: 
 
 
 def set_success(path: Path, success: int, source: str = "operator") -> None:
-    """Change a saved episode's recorded success label (and who set it) and its final reward."""
-    with h5py.File(path, "r+") as f:
-        f.attrs["success"] = np.int8(success)
-        f.attrs["success_source"] = source
-        reward = f[f"{STEPS}/reward"]
-        if reward.shape[0]:
-            reward[-1] = 1.0 if success == SUCCESS_SUCCESS else 0.0
-    fsync_path(path)
+    """Record a verdict given after a saved episode was sealed (-1/0/1, and who gave it).
+
+    The sealed file is not touched: the verdict is an undoable edit in the episode's
+    annotations sidecar, which every reader merges (the final reward follows it). This works
+    while another process has the episode open.
+    """
+    write_annotations(path, {"success": success_to_bool(success)}, source=source)
 
 
 def fsync_path(path: Path) -> None:

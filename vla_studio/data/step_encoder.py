@@ -5,6 +5,9 @@ when the camera is slower than the loop, consecutive steps see the same frame an
 rows point at the same bytes. Depth frames are compressed here (byte shuffle + deflate, the same
 pipeline HDF5's shuffle and gzip filters apply) so the file writer can store ready-made chunks;
 ``cv2.imencode`` and ``zlib.compress`` release the GIL, which keeps the control loop on time.
+Each frame's CRC-32C is computed here, from the bytes just encoded (colour) or the raw frame
+(depth), so the file carries a checksum of exactly what the camera gave (see
+:mod:`vla_studio.data.checksums`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from vla_studio.core.safety import SafetyFlag
 from vla_studio.core.types import Frame, Step
+from vla_studio.data.checksums import crc32c, depth_crc32c
 from vla_studio.data.episode_file import SOURCE_CODES
 
 log = logging.getLogger(__name__)
@@ -93,6 +97,8 @@ class CameraRows:
     """Per-step image columns of one camera, plus the new encoded bytes they point into."""
 
     index: list[tuple[int, int]] = field(default_factory=list)
+    crc32c: list[int] = field(default_factory=list)  # of the colour frame each index row points at
+    depth_crc32c: list[int] = field(default_factory=list)  # of each step's raw depth frame
     frame_index: list[int] = field(default_factory=list)
     capture_time: list[float] = field(default_factory=list)
     device_time: list[float] = field(default_factory=list)
@@ -140,9 +146,9 @@ class StepEncoder:
         self.schema = schema
         self._next_offset = {c.name: 0 for c in schema.cameras if c.color}
         self._next_offset.update(data_offsets or {})
-        self._last_color: dict[str, tuple[int, tuple[int, int]]] = {}
-        self._last_depth: dict[str, tuple[int, bytes]] = {}
-        self._empty_depth: dict[str, bytes] = {}
+        self._last_color: dict[str, tuple[int, tuple[int, int], int]] = {}
+        self._last_depth: dict[str, tuple[int, bytes, int]] = {}
+        self._empty_depth: dict[str, tuple[bytes, int]] = {}
         self.camera_stats = {c.name: CameraStats() for c in schema.cameras}
         self.safety_counts: Counter[str] = Counter()
         self.source_counts: Counter[str] = Counter()
@@ -228,36 +234,43 @@ class StepEncoder:
             rows.capture_time.append(float(frame.t_capture))
             rows.device_time.append(math.nan if frame.t_device is None else float(frame.t_device))
         if cam.color:
-            rows.index.append(self._color_entry(cam, frame, rows, stats))
+            entry, crc = self._color_entry(cam, frame, rows, stats)
+            rows.index.append(entry)
+            rows.crc32c.append(crc)
         if cam.depth_shape is not None:
-            rows.depth_chunks.append(self._depth_chunk(cam, frame, stats))
+            chunk, crc = self._depth_chunk(cam, frame, stats)
+            rows.depth_chunks.append(chunk)
+            rows.depth_crc32c.append(crc)
 
     def _color_entry(self, cam: CameraSchema, frame: Frame | None, rows: CameraRows,
-                     stats: CameraStats) -> tuple[int, int]:
+                     stats: CameraStats) -> tuple[tuple[int, int], int]:
+        """The step's ``(offset, length)`` index row and the CRC of the bytes it points at."""
         offset = self._next_offset[cam.name]
         if frame is None or frame.color is None:
-            return offset, 0
+            return (offset, 0), 0
         last = self._last_color.get(cam.name)
         if last is not None and last[0] == frame.index:
             stats.duplicates += 1
-            return last[1]
+            return last[1], last[2]
         img = frame.color
         if img.shape != (cam.height, cam.width, 3):
             stats.shape_mismatches += 1
             if stats.shape_mismatches == 1:
                 log.warning("camera %s: frame %s does not match the episode's %dx%d; stored as "
                             "no image", cam.name, img.shape, cam.width, cam.height)
-            return offset, 0
+            return (offset, 0), 0
         data = encode_color(img, self.schema.image_format, self.schema.jpeg_quality)
         rows.new_bytes.append(data)
-        entry = (offset, len(data))
+        entry, crc = (offset, len(data)), crc32c(data)
         self._next_offset[cam.name] = offset + len(data)
-        self._last_color[cam.name] = (frame.index, entry)
+        self._last_color[cam.name] = (frame.index, entry, crc)
         stats.frames += 1
         self.bytes_encoded += len(data)
-        return entry
+        return entry, crc
 
-    def _depth_chunk(self, cam: CameraSchema, frame: Frame | None, stats: CameraStats) -> bytes:
+    def _depth_chunk(self, cam: CameraSchema, frame: Frame | None,
+                     stats: CameraStats) -> tuple[bytes, int]:
+        """The step's compressed depth chunk and the CRC of the raw frame."""
         shape = cam.depth_shape
         assert shape is not None
         if frame is not None and frame.depth is not None:
@@ -265,17 +278,18 @@ class StepEncoder:
             if last is not None and last[0] == frame.index:
                 if not cam.color:
                     stats.duplicates += 1
-                return last[1]
+                return last[1], last[2]
             if frame.depth.shape == shape:
-                chunk = compress_depth(frame.depth)
-                self._last_depth[cam.name] = (frame.index, chunk)
+                chunk, crc = compress_depth(frame.depth), depth_crc32c(frame.depth)
+                self._last_depth[cam.name] = (frame.index, chunk, crc)
                 if not cam.color:
                     stats.frames += 1
                 self.bytes_encoded += len(chunk)
-                return chunk
+                return chunk, crc
             stats.shape_mismatches += 1
         if cam.name not in self._empty_depth:
-            self._empty_depth[cam.name] = compress_depth(np.zeros(shape, np.uint16))
+            zeros = np.zeros(shape, np.uint16)
+            self._empty_depth[cam.name] = (compress_depth(zeros), depth_crc32c(zeros))
         return self._empty_depth[cam.name]
 
 

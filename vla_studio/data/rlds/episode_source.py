@@ -16,7 +16,10 @@ from typing import Any, Callable, ContextManager, Mapping, Protocol
 import h5py
 import numpy as np
 
+from vla_studio.data.checksums import FRAME_CRC
 from vla_studio.data.episode_file import FORMAT, FORMAT_VERSION, RECORDING_SUFFIX, STATE, STEPS
+from vla_studio.data.integrity import (frame_checksum_problem, step_chunk_problem,
+                                       structural_problem)
 
 FORMAT_VERSIONS = (FORMAT_VERSION,)
 
@@ -134,6 +137,9 @@ def summarize(path: Path, reader: EpisodeSource) -> EpisodeSummary:
     num_steps = int(reader.num_steps)
     if num_steps <= 0:
         raise EpisodeSkipped("has no steps")
+    damaged = structural_problem(reader.file) or step_chunk_problem(reader.file, num_steps)[0]
+    if damaged:  # frames are checked against their checksums as they are read (EpisodeRows)
+        raise EpisodeSkipped(f"damaged: {damaged}")
     steps = reader.file[STEPS]
     action = steps.get("action")
     if not isinstance(action, h5py.Dataset) or action.ndim != 2 or action.shape[0] < num_steps:
@@ -221,4 +227,11 @@ class EpisodeRows:
                                  "is damaged")
         block = data[low:high]
         block.flags.writeable = False  # read-only views are what the hardware checksum accepts
-        return [block[o - low:o - low + n] if n else b"" for o, n in index.tolist()]
+        frames = [block[o - low:o - low + n] if n else b"" for o, n in index.tolist()]
+        if FRAME_CRC in group:  # never export bytes that changed on disk since recording
+            problem = frame_checksum_problem(
+                camera, index, self.array(f"observation/image/{camera}/{FRAME_CRC}", np.uint32),
+                frames, self.start)
+            if problem:
+                raise EpisodeSkipped(f"damaged: {problem}")
+        return frames

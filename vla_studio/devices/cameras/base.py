@@ -59,8 +59,8 @@ MAX_GAPS_KEPT = 64
 class CameraConfig(DeviceConfig):
     """Fields every camera accepts in a station profile's ``[[cameras]]`` table."""
 
-    width: int = option(640, min=1, help="requested image width, pixels")
-    height: int = option(480, min=1, help="requested image height, pixels")
+    width: int = option(640, min=1, max=16384, help="requested image width, pixels")
+    height: int = option(480, min=1, max=16384, help="requested image height, pixels")
     fps: float = option(30.0, min=0.1, max=1000.0, help="requested frame rate")
     color: bool = option(True, help="capture colour images")
     depth: bool = option(False, help="capture depth images (uint16)")

@@ -41,7 +41,8 @@ class SimRobotConfig(RobotConfig):
 
     scene: str = option("", help="MJCF scene file; empty = the built-in tabletop")
     world: str = option("sim", help="name sim cameras use to find this simulation")
-    seed: int = option(0, min=0, help="layout seed of the first episode (later ones count up)")
+    seed: int = option(0, min=0, max=2**32 - 1,
+                       help="layout seed of the first episode (later ones count up)")
     distractors: int = option(0, min=0, max=2, help="neutral distractor objects on the table")
     arm_jitter: float = option(0.03, min=0.0, max=0.3, help="random start joint offsets, radians")
     light_jitter: bool = option(False, help="vary the lights between episodes")
