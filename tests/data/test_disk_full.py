@@ -20,7 +20,12 @@ import pytest
 
 from vla_studio.data.dataset import Dataset
 from vla_studio.data.episode_file import EpisodeReader
+from vla_studio.data.file_space import SEAL_RESERVE_BYTES, bytes_beyond_end
+from vla_studio.data.labels import EpisodeLabels
+from vla_studio.data.recorder import Recorder
 from vla_studio.data.recovery import recover_dataset
+
+from .conftest import wait_until
 
 CHILD = Path(__file__).with_name("recording_child.py")
 DRIVER = Path(__file__).with_name("full_disk_driver.py")
@@ -151,17 +156,25 @@ def test_a_disk_another_process_holds_full_keeps_the_open_episode(tmp_path):
 
 
 def test_a_file_the_full_disk_broke_is_kept_and_recovered_once_there_is_space(tmp_path):
-    """Without the space guard HDF5 itself hits the held-full disk mid-write: the file stays for
-    recovery, which waits (never quarantines) while the disk is full and then repairs it."""
+    """Without the space guard HDF5 itself hits the held-full disk mid-write. The writer takes
+    what room it can get to close the file (then it is saved, flagged ``write_failed``), else
+    the file stays for recovery, which waits (never quarantines) while the disk is full and
+    then repairs it. Either way the committed steps are kept."""
     r = held_full(tmp_path, "held_full", "--no-space-guard")
     assert r["rc"] == 0 and events(r["stdout"], "recorder.disk_full"), r["stderr"]
-    outcomes = [o for o, _, _ in r["while_full"]["results"]]
-    assert outcomes in (["no_space"], ["recovered"]), r["while_full"]
-    state = r["while_full"] if outcomes == ["recovered"] else r["after_freeing"]
-    [(outcome, steps, _)] = state["results"]
-    assert outcome == "recovered" and steps >= r["committed_before_full"]
-    [ep] = state["episodes"]
-    assert ep["status"] == "recovered" and ep["is_last"] and ep["images"]
+    while_full = r["while_full"]
+    if not while_full["results"]:  # the writer closed and sealed it itself
+        [ep] = while_full["episodes"]
+        assert ep["status"] == "complete" and "write_failed" in ep["flags"]
+    else:
+        outcomes = [o for o, _, _ in while_full["results"]]
+        assert outcomes in (["no_space"], ["recovered"]), while_full
+        state = while_full if outcomes == ["recovered"] else r["after_freeing"]
+        assert [o for o, _, _ in state["results"]] == ["recovered"], state
+        [ep] = state["episodes"]
+        assert ep["status"] == "recovered"
+    assert ep["steps"] >= r["committed_before_full"] and ep["is_last"] and ep["images"]
+    assert r["after_freeing"]["recording"] == []
 
 
 def test_recovery_on_a_disk_that_is_still_full_seals_with_the_files_own_reserve(tmp_path):
@@ -180,3 +193,21 @@ def test_the_next_start_on_a_full_disk_says_so_in_one_line(tmp_path):
     errors = [line for line in r["stderr"].splitlines() if line.startswith("vla-studio record:")]
     assert len(errors) == 1, r["stderr"]
     assert "MB free" in errors[0] and "Free disk space" in errors[0]
+
+
+def test_the_file_holds_a_disk_reserve_while_recording_and_gives_it_back_when_sealed(
+        make_station, tmp_path):
+    station = make_station()
+    rec = Recorder(station, tmp_path / "dataset")
+    rec.connect()
+    try:
+        rec.start(EpisodeLabels("push the block"))
+        wait_until(lambda: rec.status().episode.steps >= 20, what="20 recorded steps")
+        [recording] = rec.dataset.recording_files()
+        assert bytes_beyond_end(recording) >= SEAL_RESERVE_BYTES
+        rec.stop()
+        assert rec.wait_idle()
+    finally:
+        rec.disconnect()
+    [path] = rec.dataset.episode_files()
+    assert bytes_beyond_end(path) < 64 << 10

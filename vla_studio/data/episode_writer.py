@@ -280,7 +280,7 @@ class EpisodeFileWriter:
             return
         if self._can_preallocate:
             try:
-                preallocate(self._f.id.get_vfd_handle(), size + need + SEAL_RESERVE_BYTES)
+                preallocate(self._f.id.get_vfd_handle(), size, size + need + SEAL_RESERVE_BYTES)
                 return
             except NoPreallocation as exc:  # e.g. a network filesystem: check free space only
                 log.info("%s cannot preallocate (%s); checking free space instead",
@@ -348,7 +348,7 @@ class EpisodeFileWriter:
                 return True
             if self._f is not None and self._can_preallocate:
                 try:  # take it now, before another writer on the disk does
-                    preallocate(self._f.id.get_vfd_handle(), size + CLOSE_ROOM_BYTES)
+                    preallocate(self._f.id.get_vfd_handle(), size, size + CLOSE_ROOM_BYTES)
                     return True
                 except NoPreallocation:
                     pass

@@ -48,15 +48,16 @@ class NoPreallocation(OSError):
     """The filesystem cannot preallocate (the caller falls back to checking free space)."""
 
 
-def preallocate(fd: int, end: int) -> None:
-    """Make sure the file behind ``fd`` owns disk blocks up to byte ``end`` without changing its
-    size. Blocks it already owns are kept; a failure leaves whatever was allocated before.
+def preallocate(fd: int, start: int, end: int) -> None:
+    """Make sure the file behind ``fd`` owns disk blocks from byte ``start`` (its current end)
+    up to ``end`` without changing its size. Blocks it already owns are kept; a failure leaves
+    whatever was allocated before.
 
     Raises:
         OSError: ENOSPC (or EDQUOT) when the disk cannot give the missing blocks.
         NoPreallocation: the filesystem does not support it.
     """
-    err = _fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, max(1, end))
+    err = _fallocate(fd, FALLOC_FL_KEEP_SIZE, max(0, start), max(1, end - start))
     if err == 0:
         return
     if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.ENODEV):

@@ -84,6 +84,9 @@ class Recorder(WriterNotices):
         rec = station.profile.recording
         self._labels = labels or EpisodeLabels(operator=rec.operator, scene_id=rec.station_id)
         self._lock = threading.RLock()
+        # connect/disconnect may be called from several threads (the dock runs start and stop
+        # in the background; the window's close disconnects): one at a time.
+        self._lifecycle = threading.RLock()
         self._active: EpisodeRecording | None = None
         self._last: EpisodeRecording | None = None
         self._episodes: dict[str, EpisodeRecording] = {}  # this session's, by id
@@ -111,26 +114,27 @@ class Recorder(WriterNotices):
         Raises:
             DatasetError: the dataset folder cannot be created or written.
         """
-        if self._writer is not None:
-            return
-        self.dataset.ensure()
-        self.dataset.make_reserve()
-        self.recover()
-        profile = self.station.profile
-        profile_text = ""
-        if profile.path is not None:
-            try:
-                profile_text = Path(profile.path).read_text(encoding="utf-8")
-            except OSError as exc:
-                log.warning("cannot read the station profile %s: %s", profile.path, exc)
-        maxsize = max(64, int(self.config.queue_seconds * profile.control_rate_hz))
-        self._queue = self.station.loop.subscribe("recorder", maxsize)
-        self._writer = RecorderWriter(self.station, self.dataset, self.index, self.history,
-                                      self._queue, self._lock, self, self.config, profile_text)
-        self._writer.start()
-        if self.tasks is not None and not self.labels.instruction:
-            self._propose(self.tasks.next())  # the first task, unless one is already proposed
-        self.register_commands()
+        with self._lifecycle:
+            if self._writer is not None:
+                return
+            self.dataset.ensure()
+            self.dataset.make_reserve()
+            self.recover()
+            profile = self.station.profile
+            profile_text = ""
+            if profile.path is not None:
+                try:
+                    profile_text = Path(profile.path).read_text(encoding="utf-8")
+                except OSError as exc:
+                    log.warning("cannot read the station profile %s: %s", profile.path, exc)
+            maxsize = max(64, int(self.config.queue_seconds * profile.control_rate_hz))
+            self._queue = self.station.loop.subscribe("recorder", maxsize)
+            self._writer = RecorderWriter(self.station, self.dataset, self.index, self.history,
+                                          self._queue, self._lock, self, self.config, profile_text)
+            self._writer.start()
+            if self.tasks is not None and not self.labels.instruction:
+                self._propose(self.tasks.next())  # the first task, unless one is already proposed
+            self.register_commands()
 
     def register_commands(self) -> None:
         """Handle the station's ``record.*``, ``episode.*`` and ``task.next`` commands (once;
@@ -141,15 +145,16 @@ class Recorder(WriterNotices):
 
     def disconnect(self) -> None:
         """Stop (and save) an open episode, finish every file, stop and join the writer."""
-        if self._writer is None:
-            return
-        if self._active is not None:
-            self.stop()
-        self._writer.stop()
-        self._writer = None
-        if self._queue is not None:
-            self.station.loop.unsubscribe(self._queue)
-            self._queue = None
+        with self._lifecycle:
+            if self._writer is None:
+                return
+            if self._active is not None:
+                self.stop()
+            self._writer.stop()
+            self._writer = None
+            if self._queue is not None:
+                self.station.loop.unsubscribe(self._queue)
+                self._queue = None
 
     def __enter__(self) -> "Recorder":
         self.connect()
