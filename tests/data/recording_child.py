@@ -24,6 +24,7 @@ import dataclasses
 import resource
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,17 @@ from vla_studio.devices.registry import load_station_profile  # noqa: E402
 from vla_studio.station import Station  # noqa: E402
 
 
+_OUT = threading.Lock()
+
+
+def emit(line: str) -> None:
+    """One whole line on stdout: the writer thread (commits, events) and the main thread print
+    concurrently, and print() writes the text and the newline separately."""
+    with _OUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def _report_commits() -> None:
     """Print ``committed <steps> <monotonic>`` after every journal commit, so a test can kill
     the process at an exact point of the file's life (e.g. between the first and second)."""
@@ -50,7 +62,7 @@ def _report_commits() -> None:
 
     def commit(self, *args, **kwargs):
         real_commit(self, *args, **kwargs)
-        print(f"committed {self.committed_steps} {time.monotonic()}", flush=True)
+        emit(f"committed {self.committed_steps} {time.monotonic()}")
 
     EpisodeFileWriter.commit = commit
 
@@ -101,7 +113,7 @@ def main() -> int:
             s.config, width=width, height=height)) for s in profile.cameras)
         profile = dataclasses.replace(profile, cameras=cameras)
     station = Station.from_profile(profile)
-    station.events.subscribe(lambda e: print(f"event {e.kind} {e.message}", flush=True))
+    station.events.subscribe(lambda e: emit(f"event {e.kind} {e.message}".replace("\n", " ")))
     station.start()
     station.set_teleop_source(FixedActionSource(np.array([0.0005, 0, 0, 0, 0, 0, 1.0])))
     config = RecorderConfig(min_free_mb=args.min_free_mb, space_guard=not args.no_space_guard)
@@ -119,7 +131,7 @@ def main() -> int:
     if args.judge_success_after is not None:
         station.robot.episode_success = \
             lambda instruction: time.monotonic() - t_start >= args.judge_success_after
-    print(f"started {t_start}", flush=True)
+    emit(f"started {t_start}")
     deadline = t_start + args.seconds
     verdict = None
     while time.monotonic() < deadline:
@@ -129,14 +141,14 @@ def main() -> int:
             break
         if status.task.success != verdict:
             verdict = status.task.success
-            print(f"verdict {verdict} {time.monotonic()}", flush=True)
-        print(f"steps {status.episode.steps} {time.monotonic()}", flush=True)
+            emit(f"verdict {verdict} {time.monotonic()}")
+        emit(f"steps {status.episode.steps} {time.monotonic()}")
         time.sleep(0.1)
     if recorder.status().episode is not None:
         recorder.stop()
     recorder.wait_idle(30.0)
     last = recorder.last_episode
-    print(f"done {last.state.value if last else 'none'} {last.path if last else ''}", flush=True)
+    emit(f"done {last.state.value if last else 'none'} {last.path if last else ''}")
     recorder.disconnect()
     station.close()
     return 0
