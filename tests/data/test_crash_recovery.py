@@ -3,10 +3,7 @@ second, and the next start finds the episode, recovers it and marks it ``recover
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -18,26 +15,12 @@ from vla_studio.data.hdf5_superblock import SuperblockError, clear_write_flags, 
 from vla_studio.data.recorder import Recorder
 from vla_studio.data.recovery import recover_dataset
 
+from .recording_processes import committed, kill, read_until, start_child
 from .test_episode_file import make_schema, make_steps, write_episode
 
-CHILD = Path(__file__).with_name("recording_child.py")
 
-
-def start_child(dataset: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(CHILD), str(dataset), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_steps(proc: subprocess.Popen, steps: int, timeout_s: float = 60.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    for line in proc.stdout:
-        if line.startswith("steps ") and int(line.split()[1]) >= steps:
-            return int(line.split()[1])
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    raise AssertionError(f"the recording process never reached {steps} steps: "
-                         f"{proc.stderr.read()[-2000:]}")
+def steps_at_least(n: int):
+    return lambda line: line.startswith("steps ") and int(line.split()[1]) >= n
 
 
 @pytest.fixture
@@ -46,10 +29,8 @@ def killed_recording(tmp_path):
     dataset = tmp_path / "dataset"
     proc = start_child(dataset)
     try:
-        wait_for_steps(proc, 40)
-        t_kill = time.monotonic()  # CLOCK_MONOTONIC is shared with the child
-        proc.kill()
-        proc.wait(10)
+        read_until(proc, steps_at_least(40))
+        t_kill = kill(proc)  # CLOCK_MONOTONIC is shared with the child
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -70,7 +51,8 @@ def test_sigkill_mid_episode_loses_at_most_a_second_and_is_recovered(killed_reco
         assert (np.diff(ts) > 0).all() and ep.num_steps == result.num_steps == len(ts)
         assert ep.attrs["status"] == "recovered" and "recovered" in ep.attrs["flags"]
         assert ep.success() is None
-        assert ep.step("is_first")[0] and ep.step("is_last")[-1] and ep.step("is_terminal")[-1]
+        assert ep.step("is_first")[0] and ep.step("is_last")[-1]
+        assert not ep.step("is_terminal").any()  # cut short, not ended: truncated (RLDS)
         assert ep.step("is_last").sum() == 1 and not ep.step("reward").any()
         for cam in ep.cameras:
             assert len(ep.image_bytes(cam, ep.num_steps - 1)) > 0
@@ -99,11 +81,41 @@ def test_the_next_recorder_start_recovers_and_tells_the_operator(killed_recordin
         recorder.disconnect()
 
 
+def test_a_kill_between_the_first_and_second_commit_loses_nothing_committed(tmp_path):
+    """The journal's step count was allocated by the first commit under SWMR: a kill before the
+    second commit left a file recovery could never open ("invalid dataset size")."""
+    dataset = tmp_path / "dataset"
+    for trial in range(3):
+        proc = start_child(dataset)
+        line = read_until(proc, committed)  # the first commit, about 0.3 s into the episode
+        kill(proc)
+        [result] = recover_dataset(Dataset(dataset))
+        assert result.outcome == "recovered", result.message
+        assert result.num_steps >= int(line.split()[1]) > 0
+        with EpisodeReader(result.path) as ep:
+            assert ep.num_steps == result.num_steps and ep.step("is_last")[-1]
+    assert len(Dataset(dataset).episode_files()) == 3 and not Dataset(dataset).recording_files()
+
+
+def test_an_episode_killed_just_after_the_robot_judged_it_a_success_keeps_the_verdict(tmp_path):
+    dataset = tmp_path / "dataset"
+    proc = start_child(dataset, "--judge-success-after", "0.8", "--save-on-success", "30")
+    read_until(proc, lambda line: line.startswith("verdict True"))
+    time.sleep(0.3)  # the writer journals the verdict on its next pass (every <= 50 ms)
+    kill(proc)
+    [result] = recover_dataset(Dataset(dataset))
+    assert result.outcome == "recovered"
+    with EpisodeReader(result.path) as ep:
+        assert ep.success() is True and ep.attrs["success_source"] == "robot"
+        assert ep.step("reward")[-1] == 1.0 and ep.step("is_terminal")[-1]
+        assert ep.step("is_terminal").sum() == 1
+
+
 def test_an_episode_still_being_recorded_is_left_alone(tmp_path):
     dataset = tmp_path / "dataset"
     proc = start_child(dataset)
     try:
-        wait_for_steps(proc, 10)
+        read_until(proc, steps_at_least(10))
         results = recover_dataset(Dataset(dataset))
         assert [r.outcome for r in results] == ["in_use"]
         assert len(Dataset(dataset).recording_files()) == 1

@@ -10,6 +10,7 @@ handle the same way.
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import subprocess
 import sys
@@ -19,9 +20,15 @@ import pytest
 
 from vla_studio.data.dataset import Dataset
 from vla_studio.data.episode_file import EpisodeReader
+from vla_studio.data.file_space import SEAL_RESERVE_BYTES, bytes_beyond_end
+from vla_studio.data.labels import EpisodeLabels
+from vla_studio.data.recorder import Recorder
 from vla_studio.data.recovery import recover_dataset
 
+from .conftest import wait_until
+
 CHILD = Path(__file__).with_name("recording_child.py")
+DRIVER = Path(__file__).with_name("full_disk_driver.py")
 TMPFS_MB = 10
 FSIZE_LIMIT = 5_000_000
 BIG = ("--size", "640x480")  # ~2 MB/s, so the disk fills in seconds
@@ -120,3 +127,87 @@ def test_a_file_size_limit_is_respected_before_writing(tmp_path):
     assert path.stat().st_size <= FSIZE_LIMIT
     with EpisodeReader(path) as ep:
         assert ep.attrs["status"] == "complete" and ep.step("is_last")[-1]
+
+
+def held_full(tmp_path: Path, scenario: str, *args: str) -> dict:
+    """Run a scenario of full_disk_driver.py on a private tmpfs (needs ``unshare -rm``)."""
+    assert can_mount_tmpfs(), ("these tests need a private tmpfs: 'unshare -rm' with user "
+                               "namespaces, or root")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.run(["unshare", "-rm", sys.executable, str(DRIVER), scenario, str(mnt),
+                           *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{scenario} failed (rc {proc.returncode}): {proc.stderr[-3000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_disk_another_process_holds_full_keeps_the_open_episode(tmp_path):
+    """The reserve beside the dataset was taken by the other writer the moment it was freed,
+    and the episode's file was left unreadable; the file's own reserve cannot be taken."""
+    r = held_full(tmp_path, "held_full")
+    assert r["rc"] == 0, r["stderr"]
+    assert events(r["stdout"], "recorder.disk_full") and events(r["stdout"], "recorder.saved")
+    assert "done saved" in r["stdout"]
+    for state in (r["while_full"], r["after_freeing"]):
+        assert state["results"] == [] and state["recording"] == []  # nothing left to recover
+        [ep] = state["episodes"]
+        assert ep["status"] == "complete" and "disk_full" in ep["flags"]
+        assert ep["steps"] >= r["committed_before_full"] and ep["is_last"] and ep["images"]
+
+
+def test_a_file_the_full_disk_broke_is_kept_and_recovered_once_there_is_space(tmp_path):
+    """Without the space guard HDF5 itself hits the held-full disk mid-write. The writer takes
+    what room it can get to close the file (then it is saved, flagged ``write_failed``), else
+    the file stays for recovery, which waits (never quarantines) while the disk is full and
+    then repairs it. Either way the committed steps are kept."""
+    r = held_full(tmp_path, "held_full", "--no-space-guard")
+    assert r["rc"] == 0 and events(r["stdout"], "recorder.disk_full"), r["stderr"]
+    while_full = r["while_full"]
+    if not while_full["results"]:  # the writer closed and sealed it itself
+        [ep] = while_full["episodes"]
+        assert ep["status"] == "complete" and "write_failed" in ep["flags"]
+    else:
+        outcomes = [o for o, _, _ in while_full["results"]]
+        assert outcomes in (["no_space"], ["recovered"]), while_full
+        state = while_full if outcomes == ["recovered"] else r["after_freeing"]
+        assert [o for o, _, _ in state["results"]] == ["recovered"], state
+        [ep] = state["episodes"]
+        assert ep["status"] == "recovered"
+    assert ep["steps"] >= r["committed_before_full"] and ep["is_last"] and ep["images"]
+    assert r["after_freeing"]["recording"] == []
+
+
+def test_recovery_on_a_disk_that_is_still_full_seals_with_the_files_own_reserve(tmp_path):
+    r = held_full(tmp_path, "killed_full")
+    assert r["free_bytes"] == 0
+    [(outcome, steps, message)] = r["while_full"]["results"]
+    assert outcome == "recovered", message
+    assert steps >= r["committed_before_kill"]
+    [ep] = r["while_full"]["episodes"]
+    assert ep["status"] == "recovered" and ep["is_last"] and ep["images"]
+
+
+def test_the_next_start_on_a_full_disk_says_so_in_one_line(tmp_path):
+    r = held_full(tmp_path, "start_full")
+    assert r["rc"] == 1 and "Traceback" not in r["stderr"], r["stderr"]
+    errors = [line for line in r["stderr"].splitlines() if line.startswith("vla-studio record:")]
+    assert len(errors) == 1, r["stderr"]
+    assert "MB free" in errors[0] and "Free disk space" in errors[0]
+
+
+def test_the_file_holds_a_disk_reserve_while_recording_and_gives_it_back_when_sealed(
+        make_station, tmp_path):
+    station = make_station()
+    rec = Recorder(station, tmp_path / "dataset")
+    rec.connect()
+    try:
+        rec.start(EpisodeLabels("push the block"))
+        wait_until(lambda: rec.status().episode.steps >= 20, what="20 recorded steps")
+        [recording] = rec.dataset.recording_files()
+        assert bytes_beyond_end(recording) >= SEAL_RESERVE_BYTES
+        rec.stop()
+        assert rec.wait_idle()
+    finally:
+        rec.disconnect()
+    [path] = rec.dataset.episode_files()
+    assert bytes_beyond_end(path) < 64 << 10

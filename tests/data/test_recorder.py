@@ -84,6 +84,7 @@ def test_every_loop_step_is_recorded_with_tick_and_capture_times(make_station, r
         assert ep.attrs["cameras"]["wrist"]["intrinsics"]["fx"] == pytest.approx(160.0)
         assert ep.attrs["cameras"]["wrist"]["depth_scale"] == pytest.approx(0.001)
         assert ep.attrs["success"] == 1 and ep.attrs["success_source"] == "operator"
+        assert ep.step("is_terminal").tolist() == [False] * (ep.num_steps - 1) + [True]
         assert ep.attrs["source_counts"]["teleop"] == ep.num_steps
         assert ep.attrs["duration_s"] == pytest.approx(ts[-1] - ts[0])
         assert "_journal" not in ep.file
@@ -149,6 +150,22 @@ def test_success_can_be_marked_after_stopping_and_changes_the_reward(make_statio
     rec.mark_success(True)
     wait_until(lambda: label() == (True, 1.0, "operator"), what="success written")
     wait_until(lambda: rec.index.list()[0].success is True, what="index updated")
+
+
+def test_an_episode_that_ends_without_success_is_truncated_not_terminal(make_station,
+                                                                       recorder_for):
+    """RLDS: is_terminal only where the episode really ended (a success); a stop, a failure or
+    an unknown outcome is a truncation (is_last without is_terminal)."""
+    station = make_station()
+    rec = recorder_for(station)
+    for success in (False, None):
+        record(rec, station, 5)
+        rec.stop(success=success)
+        rec.wait_idle()
+        with EpisodeReader(rec.last_episode.path) as ep:
+            assert ep.success() is success
+            assert ep.step("is_last")[-1] and ep.step("is_last").sum() == 1
+            assert not ep.step("is_terminal").any() and not ep.step("reward").any()
 
 
 def test_simulated_robots_judge_success_at_stop(make_station, recorder_for):

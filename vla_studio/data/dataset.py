@@ -61,12 +61,13 @@ def is_storage_error(exc: BaseException) -> bool:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A short reason for an I/O error (HDF5 errors carry it deep inside a long message)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    """A short reason for an I/O error (HDF5 errors carry it deep inside a long message, which
+    h5py also puts in ``strerror``)."""
     match = re.search(r"error message = '([^']+)'", str(exc))
     if match:
         return match.group(1)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 

@@ -95,10 +95,10 @@ DEPTH = "steps/observation/depth"
 TIMING = "steps/observation/timing"
 JOURNAL = "_journal"
 COMMITTED = "_journal/committed_steps"
-# Step columns whose values follow the success label (see EpisodeReader.step). is_terminal is
-# not among them: sealing marks the last step terminal whatever the outcome, so a later success
-# mark does not change it (the RLDS export derives its own offline-RL is_terminal).
-DERIVED_STEPS = frozenset({"reward"})
+# Step columns whose values follow the success label (see EpisodeReader.step): the reward and
+# is_terminal of the last step are 1/True only for a success (RLDS offline-RL semantics: an
+# episode that ended without success is truncated, not terminal), whatever was sealed.
+DERIVED_STEPS = frozenset({"reward", "is_terminal"})
 
 
 class EpisodeFileError(ValueError):

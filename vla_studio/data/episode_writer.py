@@ -1,15 +1,19 @@
 """Writing one episode file while it is recorded, and sealing it when it ends.
 
 ```
- create()  file + every dataset + the attributes known at start, then SWMR mode on
+ create()  file + every dataset + the journal + the attributes known at start, then SWMR mode
+           on, then the file's disk reserve (see vla_studio.data.file_space)
  append()  resize and fill every step dataset, image bytes, depth chunks   (one batch)
  commit()  flush; write the committed step count; flush; fsync at most once per interval
  close()   clean HDF5 close (clears the superblock's open-for-write flags)
  seal_episode()  reopen read-write: cut to the committed steps, set is_last/is_terminal and
-                 reward, write the final attributes, drop the journal          (also recovery)
+                 reward, write the final attributes, drop the journal, give the unused reserve
+                 back                                                          (also recovery)
 ```
 SWMR keeps the file readable at every flush, so a SIGKILL loses only what was not committed.
 The committed count is written only after the data it covers was flushed: recovery trusts it.
+The journal (:mod:`vla_studio.data.episode_journal`) also carries the verdict and the steps the
+recorder never got, so a crash loses neither.
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ import numpy as np
 from vla_studio.data.annotations import write_annotations
 from vla_studio.data.checksums import (ALGORITHM, DEPTH_CRC, FRAME_CRC, STEP_CHUNKS,
                                        covered_columns, covers_attr, rows_crc32c)
-from vla_studio.data.episode_file import (DEPTH, FORMAT, FORMAT_VERSION, IMAGE, JOURNAL,
+from vla_studio.data.episode_file import (DEPTH, FORMAT, FORMAT_VERSION, IMAGE,
                                           SOURCE_LABELS, STATE, STEPS, STATUS_RECORDING,
                                           SUCCESS_SUCCESS, TIMING, success_to_bool)
+from vla_studio.data.episode_journal import create_journal, seal_journal, source_code
+from vla_studio.data.file_space import (SEAL_RESERVE_BYTES, NoPreallocation, bytes_beyond_end,
+                                        preallocate, release_preallocation)
 from vla_studio.data.step_encoder import EpisodeSchema, StepBatch
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,7 @@ ROW_CHUNK = 256  # steps per chunk of the per-step datasets
 IMAGE_DATA_CHUNK = 1 << 16  # bytes per chunk of the concatenated image buffers
 # Room kept for HDF5's own growth (chunk allocations, metadata, the final attributes).
 WRITE_MARGIN_BYTES = 2 << 20
+CLOSE_ROOM_BYTES = SEAL_RESERVE_BYTES // 2  # what closing a file after a failed write needs
 
 # File handles HDF5 could not close after a failed write. Freeing such a handle makes HDF5
 # crash the process (measured with h5py 3.14 / HDF5 1.14), so they are pinned for the life of the
@@ -101,6 +109,10 @@ class EpisodeFileWriter:
         self._committed: h5py.Dataset | None = None
         self._chunks: h5py.Dataset | None = None  # checksums/step_chunks
         self._covers: list[str] = []  # step datasets its CRCs cover, in order
+        self._verdict: h5py.Dataset | None = None
+        self._dropped: h5py.Dataset | None = None
+        self._can_preallocate = True
+        self.verdict: tuple[int, str] = (-1, "")  # as committed to the journal
         self.num_steps = 0
         self.committed_steps = 0
         self.last_t: float | None = None  # tick time of the last appended step
@@ -174,10 +186,13 @@ class EpisodeFileWriter:
                                       chunks=(ROW_CHUNK, 3))
             chunks.attrs.update({"algorithm": ALGORITHM, "covers": covers_attr(covers)})
             self._chunks, self._covers = chunks, covers
-            journal = f.create_group(JOURNAL)
-            self._committed = journal.create_dataset("committed_steps", (1,), "i8")
+            self._committed, self._verdict, self._dropped = create_journal(f)
             f.swmr_mode = True
+            if self.space_guard:
+                self._f = f
+                self._ensure_room(StepBatch())  # the file's own reserve, before any step
         except BaseException:
+            self._f = None
             try:
                 f.close()
             except Exception:
@@ -263,14 +278,18 @@ class EpisodeFileWriter:
 
     def _ensure_room(self, batch: StepBatch) -> None:
         """HDF5 cannot recover from a failed write (closing the file then crashes the process),
-        so a batch is only written when the disk and the file size limit have room for it."""
+        so a batch is only written when the disk and the file size limit have room for it.
+
+        The room is taken, not just looked at: the file preallocates what the batch needs plus
+        :data:`SEAL_RESERVE_BYTES` beyond its end, so another process filling the disk cannot
+        take the space this episode needs to be closed and sealed."""
         n = len(batch)
         need = WRITE_MARGIN_BYTES + n * (64 + 8 * self.schema.action_dim * 3)
         for rows in batch.cameras.values():
             need += sum(len(b) for b in rows.new_bytes) + sum(len(c) for c in rows.depth_chunks)
         st = os.statvfs(self.path.parent)
         free = st.f_bavail * st.f_frsize
-        if free - need < self.min_free_bytes:
+        if self.min_free_bytes and free - need < self.min_free_bytes:
             raise DiskFullError(errno.ENOSPC, f"only {free / 1e6:.0f} MB free on the disk "
                                 f"(keeping {self.min_free_bytes / 1e6:.0f} MB free)", str(self.path))
         limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
@@ -278,6 +297,25 @@ class EpisodeFileWriter:
         if limit != resource.RLIM_INFINITY and size + need > limit:
             raise DiskFullError(errno.EFBIG, f"the file would exceed this process's file size "
                                 f"limit ({limit / 1e6:.0f} MB, ulimit -f)", str(self.path))
+        if self._f is None:
+            if free < need + SEAL_RESERVE_BYTES:
+                raise DiskFullError(errno.ENOSPC, f"only {free / 1e6:.1f} MB free on the disk",
+                                    str(self.path))
+            return
+        if self._can_preallocate:
+            try:
+                preallocate(self._f.id.get_vfd_handle(), size, size + need + SEAL_RESERVE_BYTES)
+                return
+            except NoPreallocation as exc:  # e.g. a network filesystem: check free space only
+                log.info("%s cannot preallocate (%s); checking free space instead",
+                         self.path.parent, exc)
+                self._can_preallocate = False
+            except OSError as exc:
+                raise DiskFullError(exc.errno, f"the disk is full ({free / 1e6:.1f} MB free)",
+                                    str(self.path)) from None
+        if free < need + SEAL_RESERVE_BYTES:
+            raise DiskFullError(errno.ENOSPC, f"only {free / 1e6:.1f} MB free on the disk",
+                                str(self.path))
 
     def commit(self, force_fsync: bool = False) -> None:
         """Make every appended step durable against a crash of this process (and, once per
@@ -285,14 +323,34 @@ class EpisodeFileWriter:
         if self._f is None or self._committed is None:
             return
         self._f.flush()
-        now = time.monotonic()
-        if force_fsync or now - self._last_fsync >= self.fsync_interval_s:
-            self._fsync()
-            self._last_fsync = now
+        # The count goes out right after the data it covers (a kill loses nothing flushed), and
+        # before the fsync, which can take long on a busy disk and only matters for power cuts.
         self._committed[0] = self.num_steps
         self._committed.flush()
         self.committed_steps = self.num_steps
         self.committed_last_t = self.last_t
+        now = time.monotonic()
+        if force_fsync or now - self._last_fsync >= self.fsync_interval_s:
+            self._fsync()
+            self._last_fsync = now
+
+    def commit_verdict(self, success: int, source: str) -> None:
+        """Write the episode's verdict so far to the journal, durable against a crash of this
+        process at once (recovery restores it)."""
+        if self._f is None or self._verdict is None or (success, source) == self.verdict:
+            return
+        self._verdict[:] = np.array([success, source_code(source)], np.int8)
+        self._verdict.flush()
+        self.verdict = (success, source)
+
+    def add_drops(self, rows: list[tuple[int, int, float, float]]) -> None:
+        """Journal steps the recorder never got: ``(before_step, count, t_from, t_to)`` rows,
+        committed with the next :meth:`commit`."""
+        if self._f is None or self._dropped is None or not rows:
+            return
+        n = self._dropped.shape[0]
+        self._dropped.resize(n + len(rows), axis=0)
+        self._dropped[n:] = np.asarray(rows, np.float64).reshape(-1, 4)
 
     def _fsync(self) -> None:
         assert self._f is not None
@@ -303,12 +361,25 @@ class EpisodeFileWriter:
             log.debug("fsync of %s skipped: %s", self.path, exc)
 
     def has_room(self) -> bool:
-        """Whether the disk and the file size limit leave room to close the file cleanly."""
+        """Whether the file can still be closed cleanly: the file size limit allows it and its
+        reserve, or space taken for it now, holds what closing writes."""
         try:
-            self._ensure_room(StepBatch())
-        except (DiskFullError, OSError):
+            size = self.path.stat().st_size
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            if limit != resource.RLIM_INFINITY and size + CLOSE_ROOM_BYTES > limit:
+                return False
+            if bytes_beyond_end(self.path) >= CLOSE_ROOM_BYTES:
+                return True
+            if self._f is not None and self._can_preallocate:
+                try:  # take it now, before another writer on the disk does
+                    preallocate(self._f.id.get_vfd_handle(), size, size + CLOSE_ROOM_BYTES)
+                    return True
+                except NoPreallocation:
+                    pass
+            st = os.statvfs(self.path.parent)
+            return st.f_bavail * st.f_frsize >= CLOSE_ROOM_BYTES
+        except OSError:
             return False
-        return True
 
     def abandon(self) -> None:
         """Give up on a file HDF5 could not write, without closing it (closing without room
@@ -318,12 +389,11 @@ class EpisodeFileWriter:
         if f is None:
             return
         _pin_forever(f, *self._rows.values(), *self._data.values(), *self._depth.values(),
-                     self._committed, self._chunks)
+                     self._committed, self._chunks, self._verdict, self._dropped)
         self._rows.clear()
         self._data.clear()
         self._depth.clear()
-        self._committed = None
-        self._chunks = None
+        self._committed = self._chunks = self._verdict = self._dropped = None
 
     def close(self) -> None:
         """Close the file cleanly (the data stays as committed). Safe to call twice.
@@ -335,12 +405,11 @@ class EpisodeFileWriter:
         if f is None:
             return
         handles = [f, *self._rows.values(), *self._data.values(), *self._depth.values(),
-                   self._committed, self._chunks]
+                   self._committed, self._chunks, self._verdict, self._dropped]
         self._rows.clear()
         self._data.clear()
         self._depth.clear()
-        self._committed = None
-        self._chunks = None
+        self._committed = self._chunks = self._verdict = self._dropped = None
         try:
             f.close()
         except Exception:
@@ -350,10 +419,15 @@ class EpisodeFileWriter:
 
 def seal_episode(path: Path, num_steps: int, attrs: Mapping[str, Any], success: int) -> None:
     """Finish an episode file in place: cut every step dataset to ``num_steps``, mark the first
-    and last steps, set the reward, write ``attrs`` and remove the journal.
+    and last steps, set the reward, write ``attrs``, replace the journal by the ``drops`` table
+    (and the ``dropped_steps`` attribute) and give the unused disk reserve back.
+
+    ``is_terminal`` is True on the last step of a success only: an episode that ended otherwise
+    (time limit, operator stop, a crash) is truncated, not terminated (RLDS semantics).
 
     Used when an episode is saved and when an interrupted one is recovered. The file must not be
     open for writing anywhere (the recording handle closed, or its flags cleared after a crash).
+    It writes only a few KiB, which the file's own reserve holds when the disk is full.
     """
     with h5py.File(path, "r+") as f:
         t = int(num_steps)
@@ -378,7 +452,7 @@ def seal_episode(path: Path, num_steps: int, attrs: Mapping[str, Any], success: 
             flags[0] = False
             flags[-1] = True
             steps["is_last"][:] = flags
-            steps["is_terminal"][:] = flags
+            steps["is_terminal"][:] = flags if success == SUCCESS_SUCCESS else np.zeros(t, bool)
             reward = np.zeros(t, np.float32)
             if success == SUCCESS_SUCCESS:
                 reward[-1] = 1.0
@@ -397,10 +471,10 @@ def seal_episode(path: Path, num_steps: int, attrs: Mapping[str, Any], success: 
             f.attrs["duration_s"] = last - first
         else:
             f.attrs["duration_s"] = 0.0
-        if JOURNAL in f:
-            del f[JOURNAL]
+        f.attrs["dropped_steps"] = seal_journal(f, t)
         if status is not None:  # last: a file marked finished is finished
             f.attrs["status"] = status
+    release_preallocation(path)
     fsync_path(path)
 
 

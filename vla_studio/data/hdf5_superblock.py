@@ -7,6 +7,10 @@ write ... may use <h5clear file>"). This module does what ``h5clear -s`` does, w
 HDF5 command-line tools: zero the flags byte of the version 2/3 superblock and rewrite its
 checksum (Bob Jenkins' lookup3 hash, as HDF5 computes it).
 
+It also repairs the two end-of-file mismatches a writer that hit a full disk can leave (the
+superblock's end-of-allocation address behind or ahead of the bytes on disk), as ``h5clear
+--increment`` and a zero-filled extension do.
+
 The superblock is only rewritten when its stored checksum matches our computation before the
 change, so a file this code does not understand is left untouched.
 """
@@ -107,6 +111,47 @@ def clear_write_flags(path: str | Path) -> bool:
     return True
 
 
+def _read_block(fh) -> tuple[bytearray, int]:
+    """The version 2/3 superblock at offset 0 and its size of offsets (checksum verified)."""
+    head = fh.read(12)
+    if len(head) < 12 or head[:8] != SIGNATURE or head[8] not in (2, 3):
+        raise SuperblockError(f"{fh.name}: no version 2/3 HDF5 superblock at offset 0")
+    size_of_offsets = head[9]
+    fh.seek(0)
+    block = bytearray(fh.read(12 + 4 * size_of_offsets + 4))
+    if lookup3(bytes(block[:-4])) != int.from_bytes(block[-4:], "little"):
+        raise SuperblockError(f"{fh.name}: superblock checksum mismatch; not modifying it")
+    return block, size_of_offsets
+
+
+def raise_stored_eof_to_file_size(path: str | Path) -> bool:
+    """Move the superblock's end-of-allocation address up to the file's real size.
+
+    A writer whose superblock update failed (disk full) while other metadata reached the disk
+    leaves objects beyond the address the superblock records; HDF5 then refuses to read them
+    ("len not positive after adjustment for EOA"). Every byte below the file's size was written
+    by that writer, so declaring it allocated is safe (what ``h5clear --increment`` does).
+    Returns True when the superblock changed.
+
+    Raises:
+        SuperblockError: no version 2/3 superblock with a valid checksum at offset 0.
+    """
+    with open(path, "r+b") as fh:
+        block, size_of_offsets = _read_block(fh)
+        start = 12 + 2 * size_of_offsets  # base address, extension address, then end of file
+        stored_eof = int.from_bytes(block[start:start + size_of_offsets], "little")
+        size = os.fstat(fh.fileno()).st_size
+        if size <= stored_eof:
+            return False
+        block[start:start + size_of_offsets] = size.to_bytes(size_of_offsets, "little")
+        block[-4:] = lookup3(bytes(block[:-4])).to_bytes(4, "little")
+        fh.seek(0)
+        fh.write(block)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True
+
+
 def extend_to_stored_eof(path: str | Path) -> bool:
     """Grow a file HDF5 calls "truncated" back to the end-of-file its superblock records.
 
@@ -118,14 +163,7 @@ def extend_to_stored_eof(path: str | Path) -> bool:
         SuperblockError: no version 2/3 superblock with a valid checksum at offset 0.
     """
     with open(path, "r+b") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:8] != SIGNATURE or head[8] not in (2, 3):
-            raise SuperblockError(f"{path}: no version 2/3 HDF5 superblock at offset 0")
-        size_of_offsets = head[9]
-        fh.seek(0)
-        block = fh.read(12 + 4 * size_of_offsets + 4)
-        if lookup3(block[:-4]) != int.from_bytes(block[-4:], "little"):
-            raise SuperblockError(f"{path}: superblock checksum mismatch; not modifying it")
+        block, size_of_offsets = _read_block(fh)
         start = 12 + 2 * size_of_offsets  # base address, extension address, then end of file
         stored_eof = int.from_bytes(block[start:start + size_of_offsets], "little")
         size = os.fstat(fh.fileno()).st_size

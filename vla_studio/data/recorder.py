@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -41,6 +42,17 @@ from vla_studio.data.success_monitor import SuccessMonitor, TaskVerdict
 from vla_studio.data.tasks import TaskSampler
 
 log = logging.getLogger(__name__)
+
+
+class _NoIndex:
+    """Stands in for an index that cannot be opened: no recent episodes to measure."""
+
+    @staticmethod
+    def list() -> list:
+        return []
+
+
+_NO_INDEX = _NoIndex()
 
 
 class RecorderError(RuntimeError):
@@ -72,6 +84,9 @@ class Recorder(WriterNotices):
         rec = station.profile.recording
         self._labels = labels or EpisodeLabels(operator=rec.operator, scene_id=rec.station_id)
         self._lock = threading.RLock()
+        # connect/disconnect may be called from several threads (the dock runs start and stop
+        # in the background; the window's close disconnects): one at a time.
+        self._lifecycle = threading.RLock()
         self._active: EpisodeRecording | None = None
         self._last: EpisodeRecording | None = None
         self._episodes: dict[str, EpisodeRecording] = {}  # this session's, by id
@@ -99,26 +114,27 @@ class Recorder(WriterNotices):
         Raises:
             DatasetError: the dataset folder cannot be created or written.
         """
-        if self._writer is not None:
-            return
-        self.dataset.ensure()
-        self.dataset.make_reserve()
-        self.recover()
-        profile = self.station.profile
-        profile_text = ""
-        if profile.path is not None:
-            try:
-                profile_text = Path(profile.path).read_text(encoding="utf-8")
-            except OSError as exc:
-                log.warning("cannot read the station profile %s: %s", profile.path, exc)
-        maxsize = max(64, int(self.config.queue_seconds * profile.control_rate_hz))
-        self._queue = self.station.loop.subscribe("recorder", maxsize)
-        self._writer = RecorderWriter(self.station, self.dataset, self.index, self.history,
-                                      self._queue, self._lock, self, self.config, profile_text)
-        self._writer.start()
-        if self.tasks is not None and not self.labels.instruction:
-            self._propose(self.tasks.next())  # the first task, unless one is already proposed
-        self.register_commands()
+        with self._lifecycle:
+            if self._writer is not None:
+                return
+            self.dataset.ensure()
+            self.dataset.make_reserve()
+            self.recover()
+            profile = self.station.profile
+            profile_text = ""
+            if profile.path is not None:
+                try:
+                    profile_text = Path(profile.path).read_text(encoding="utf-8")
+                except OSError as exc:
+                    log.warning("cannot read the station profile %s: %s", profile.path, exc)
+            maxsize = max(64, int(self.config.queue_seconds * profile.control_rate_hz))
+            self._queue = self.station.loop.subscribe("recorder", maxsize)
+            self._writer = RecorderWriter(self.station, self.dataset, self.index, self.history,
+                                          self._queue, self._lock, self, self.config, profile_text)
+            self._writer.start()
+            if self.tasks is not None and not self.labels.instruction:
+                self._propose(self.tasks.next())  # the first task, unless one is already proposed
+            self.register_commands()
 
     def register_commands(self) -> None:
         """Handle the station's ``record.*``, ``episode.*`` and ``task.next`` commands (once;
@@ -129,15 +145,16 @@ class Recorder(WriterNotices):
 
     def disconnect(self) -> None:
         """Stop (and save) an open episode, finish every file, stop and join the writer."""
-        if self._writer is None:
-            return
-        if self._active is not None:
-            self.stop()
-        self._writer.stop()
-        self._writer = None
-        if self._queue is not None:
-            self.station.loop.unsubscribe(self._queue)
-            self._queue = None
+        with self._lifecycle:
+            if self._writer is None:
+                return
+            if self._active is not None:
+                self.stop()
+            self._writer.stop()
+            self._writer = None
+            if self._queue is not None:
+                self.station.loop.unsubscribe(self._queue)
+                self._queue = None
 
     def __enter__(self) -> "Recorder":
         self.connect()
@@ -147,14 +164,11 @@ class Recorder(WriterNotices):
         self.disconnect()
 
     def recover(self) -> list[RecoveryResult]:
-        """Recover interrupted episodes of the dataset now (also done by :meth:`connect`)."""
+        """Recover interrupted episodes of the dataset now (also done by :meth:`connect`); each
+        outcome is told on the event bus (see :meth:`WriterNotices.on_recovered`)."""
         results = recover_dataset(self.dataset)
         for r in results:
-            if r.outcome in ("recovered", "renamed") and r.path is not None:
-                self.index.update(r.path)
-                self._emit("recorder.recovered", r.message, logging.WARNING, path=str(r.path))
-            elif r.outcome == "failed":
-                self._emit("recorder.recovery_failed", r.message, logging.ERROR, path=str(r.source))
+            self.on_recovered(r)
         self.recovered.extend(results)
         return results
 
@@ -375,6 +389,9 @@ class Recorder(WriterNotices):
         if ep is None:
             return False
         verdict = self._monitor.poll()
+        with self._lock:
+            if self._active is ep:  # the writer journals it: a crash keeps the verdict
+                ep.robot_verdict = verdict.success
         settle = self.save_on_success_s
         if not (recording and settle is not None and verdict.success and verdict.held_s >= settle):
             return False
@@ -419,9 +436,17 @@ class Recorder(WriterNotices):
 
     def preflight(self) -> Preflight:
         """How many minutes of recording the free disk allows (measured from this station's
-        recent episodes when there are some, else estimated from the cameras)."""
-        return station_preflight(self.station, self.dataset, self.index,
-                                 int(self.config.min_free_mb * 1e6))
+        recent episodes when there are some, else estimated from the cameras).
+
+        Raises:
+            OSError: the disk cannot even be asked for its free space.
+        """
+        reserve = int(self.config.min_free_mb * 1e6)
+        try:
+            return station_preflight(self.station, self.dataset, self.index, reserve)
+        except (OSError, sqlite3.Error) as exc:  # e.g. a full disk: the index cannot be opened
+            log.warning("the dataset index is unusable (%s); estimating the recording rate", exc)
+            return station_preflight(self.station, self.dataset, _NO_INDEX, reserve)
 
     # ----- state -----------------------------------------------------------------------------
     def status(self) -> RecorderStatus:
@@ -442,8 +467,9 @@ class Recorder(WriterNotices):
         rate = writer.bytes_per_second if writer is not None else 0.0
         minutes = (free - self.config.min_free_mb * 1e6) / rate / 60.0 if rate > 0 else float("inf")
         task = self._monitor.verdict() if active is not None else TaskVerdict()
+        backlog = writer.backlog_s() if writer is not None else 0.0
         return RecorderStatus(state, episode, last_info, labels, max(0, busy - (active is not None)),
-                              saved, fraction, high, free, max(0.0, minutes), task)
+                              saved, fraction, high, free, max(0.0, minutes), task, backlog)
 
     def wait_idle(self, timeout_s: float = 30.0) -> bool:
         """Block until every stopped episode is finished on disk (scripts and tests)."""

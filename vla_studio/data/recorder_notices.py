@@ -1,7 +1,9 @@
-"""What the recorder does when its writer thread reports news (the ``WriterListener`` side).
+"""What the recorder does when its writer thread reports news (the ``WriterListener`` side), and
+how it tells the operator what recovery did.
 
 Split from :mod:`vla_studio.data.recorder` to keep that module about the lifecycle; these methods
-run on the writer thread and only pause the session, end the episode and tell the operator.
+run on the writer thread (recovery news: the recorder's) and only pause the session, end the
+episode and tell the operator.
 """
 
 from __future__ import annotations
@@ -9,12 +11,32 @@ from __future__ import annotations
 import logging
 
 from vla_studio.data.recording import EpisodeRecording, EpisodeState
+from vla_studio.data.recovery import RecoveryResult
+
+log = logging.getLogger(__name__)
 
 
 class WriterNotices:
     """Writer-thread notices of :class:`~vla_studio.data.recorder.Recorder` (a mixin: it uses
-    the recorder's ``station``, ``dataset``, ``tasks``, ``_lock``, ``_saved``, ``_end`` and
-    ``_emit``)."""
+    the recorder's ``station``, ``dataset``, ``index``, ``config``, ``tasks``, ``_lock``,
+    ``_saved``, ``_end`` and ``_emit``)."""
+
+    def on_recovered(self, r: RecoveryResult) -> None:
+        """Tell the outcome of recovering one file: ``recorder.recovered``,
+        ``recovery.quarantined`` (it cannot be repaired and was moved to ``damaged/``; told
+        once, as it is never retried) or ``recorder.recovery_failed`` (e.g. a full disk; retried
+        at the next start)."""
+        if r.outcome in ("recovered", "renamed") and r.path is not None:
+            try:
+                self.index.update(r.path)
+            except Exception as exc:  # the index is a cache of the files; it catches up later
+                log.warning("the dataset index could not be updated: %s", exc)
+            self._emit("recorder.recovered", r.message, logging.WARNING, path=str(r.path))
+        elif r.outcome == "quarantined":
+            self._emit("recovery.quarantined", r.message, logging.WARNING, file=str(r.source),
+                       path=str(r.path), reason=r.reason)
+        elif r.outcome in ("failed", "no_space"):
+            self._emit("recorder.recovery_failed", r.message, logging.ERROR, path=str(r.source))
 
     def on_camera_lost(self, ep: EpisodeRecording, cameras: list[str]) -> None:
         names = ", ".join(f"'{c}'" for c in cameras)
@@ -32,6 +54,15 @@ class WriterNotices:
         self._emit("recorder.steps_dropped", f"The recorder fell behind and {count} step(s) were "
                    "dropped; the episode is flagged. Close other programs or lower the camera "
                    "resolution.", logging.ERROR, episode=ep.episode_id, count=count)
+
+    def on_writer_behind(self, ep: EpisodeRecording, lag_s: float, dropped: int) -> None:
+        limit = self.config.max_backlog_s
+        lost = (f"; {dropped} step(s) were dropped so that a crash never loses more than "
+                f"{limit:g} s, and the episode records where") if dropped else ""
+        self._emit("recorder.behind", f"The recorder fell {lag_s:.1f} s behind the robot{lost}. "
+                   "Close other programs or lower the camera resolution or rate.",
+                   logging.WARNING, episode=ep.episode_id, lag_s=round(lag_s, 3),
+                   dropped=dropped)
 
     def on_disk_low(self, ep: EpisodeRecording, free_bytes: int, minutes: float, stop: bool) -> None:
         if not stop:

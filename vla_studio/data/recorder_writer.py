@@ -3,64 +3,46 @@
 ```
  control loop --Step--> StepQueue --> recorder-writer thread
                                        | route: which open episode's window holds step.t?
+                                       | backlog: a step too old to commit in time is shed;
+                                       |   shed and unqueued steps are recorded as holes
                                        | camera check: missing/stale frame -> pause or gap
                                        | StepEncoder: JPEG/PNG once per frame, depth chunks
                                        | every commit interval: append + commit (flush, fsync)
+                                       |   and the verdict so far, into the file's journal
                                        | episode over: seal, rename, index, settle labels
  recorder (any thread) --post(fn)-->   | deferred jobs: relabel or trash a saved episode
 ```
 Only this thread opens episode files for writing, so the operator never waits for the disk: a
-stopped episode is finished here while the next one is already being recorded.
+stopped episode is finished here (:mod:`vla_studio.data.recorder_finishing`) while the next one
+is already being recorded.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 from vla_studio.core.events import StepQueue
 from vla_studio.core.types import Step
-from vla_studio.data.dataset import Dataset, EpisodeLock, describe_error, is_storage_error
+from vla_studio.data.dataset import Dataset
 from vla_studio.data.dataset_index import DatasetIndex
-from vla_studio.data.episode_file import SOURCE_LABELS, STATUS_COMPLETE
-from vla_studio.data.episode_writer import (DiskFullError, EpisodeFileWriter, fsync_path,
-                                            seal_episode, set_success)
-from vla_studio.data.hdf5_superblock import SuperblockError, clear_write_flags
+from vla_studio.data.episode_file import SUCCESS_SUCCESS, SUCCESS_UNKNOWN
+from vla_studio.data.episode_writer import DiskFullError, EpisodeFileWriter
 from vla_studio.data.labels import InstructionHistory
+from vla_studio.data.recorder_backlog import BEHIND_ALARM_INTERVAL_S, BacklogPolicy, TickGaps
+from vla_studio.data.recorder_finishing import EpisodeFinisher, _Open
 from vla_studio.data.recording import (EpisodeRecording, EpisodeState, RecorderConfig,
                                        WriterListener, build_schema, start_attrs)
 from vla_studio.data.step_encoder import StepEncoder
 
 log = logging.getLogger(__name__)
 DISK_CHECK_INTERVAL_S = 2.0
-SETTLE_RETRIES = 40  # a saved file held open by a reader: retry relabelling for ~10 s
-SETTLE_RETRY_S = 0.25
 
 
-@dataclass(eq=False)
-class _Open:
-    """Writer-side state of one episode (never touched by other threads)."""
-
-    ep: EpisodeRecording
-    encoder: StepEncoder | None = None
-    file: EpisodeFileWriter | None = None
-    lock: EpisodeLock | None = None
-    saw_after_end: bool = False
-    failed: bool = False
-    out_of_space: bool = False
-    last_commit: float = 0.0
-    camera_start: dict[str, tuple[int, int]] = field(default_factory=dict)
-    queue_dropped_start: int = 0
-    gaps_reported: set[str] = field(default_factory=set)
-    low_disk_warned: bool = False
-
-
-class RecorderWriter:
+class RecorderWriter(EpisodeFinisher):
     """Owns the ``recorder-writer`` thread (started by :meth:`start`, joined by :meth:`stop`).
 
     Args:
@@ -89,6 +71,9 @@ class RecorderWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_disk_check = 0.0
+        self.backlog = BacklogPolicy(config.max_backlog_s, config.commit_interval_s)
+        self._gaps = TickGaps()
+        self._last_taken_t: float | None = None
         self.free_bytes = 0
         self.bytes_per_second = 0.0
 
@@ -128,6 +113,14 @@ class RecorderWriter:
         with self.lock:
             return len(self._open)
 
+    def backlog_s(self) -> float:
+        """Age of the oldest step not yet committed to a file (what a crash would lose now)."""
+        with self.lock:
+            oldest = [o.oldest_pending_t for o in self._open if o.oldest_pending_t is not None]
+            if self.queue.qsize() and self._last_taken_t is not None:
+                oldest.append(self._last_taken_t)  # what is queued is newer than this
+        return max(0.0, time.monotonic() - min(oldest)) if oldest else 0.0
+
     # ----- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
@@ -151,8 +144,10 @@ class RecorderWriter:
             self._on_step(step)
         now = time.monotonic()
         for o in list(self._open):
+            if o.file is not None and not o.failed:
+                self._commit_verdict(o)
             if o.encoder is not None and o.encoder.pending and not o.failed and \
-                    now - o.last_commit >= self.config.commit_interval_s:
+                    self.backlog.commit_due(o.last_commit, o.oldest_pending_t, now):
                 self._commit(o)
         self._finish_ready(now)
         if now >= self._next_disk_check:
@@ -167,15 +162,25 @@ class RecorderWriter:
             log.exception("recorder job failed")
 
     def _on_step(self, step: Step) -> None:
+        now = time.monotonic()
+        missed = self._gaps.missed(step)  # the loop's queue was full
         target = None
         with self.lock:
+            self._last_taken_t = step.t
             for o in self._open:
                 ep = o.ep
+                if missed:
+                    o.drops.lose(sum(1 for t in missed if ep.includes(t)), o.last_recorded_t,
+                                 ep.t_begin)
                 if ep.t_end is not None and step.t >= ep.t_end:
                     o.saw_after_end = True
                 elif target is None and not o.failed and ep.includes(step.t):
                     target = o
         if target is None:
+            return
+        if self.backlog.is_stale(step, now):  # too old to be committed within the bound
+            target.drops.lose(1, target.last_recorded_t, target.ep.t_begin)
+            self._behind(target, now - step.t)
             return
         try:
             self._write_step(target, step)
@@ -189,7 +194,6 @@ class RecorderWriter:
             o.encoder = StepEncoder(schema)
             o.camera_start = {n: (s.dropped, s.late) for n, s in
                               ((n, c.status()) for n, c in self.station.cameras.items())}
-            o.queue_dropped_start = self.queue.dropped
         missing = o.encoder.missing_cameras(step)
         if missing and self.pause_on_camera_failure:
             with self.lock:
@@ -210,7 +214,11 @@ class RecorderWriter:
             if cam not in o.gaps_reported:
                 o.gaps_reported.add(cam)
                 self.listener.on_camera_gap(ep, cam)
+        step = o.drops.mark(step, o.encoder.steps)  # flags the step after a hole
+        if o.encoder.pending == 0:
+            o.oldest_pending_t = step.t
         o.encoder.add(step, missing)
+        o.last_recorded_t = step.t
         ep.steps = o.encoder.steps
         ep.frames = sum(s.frames for s in o.encoder.camera_stats.values())
         if ep.first_t is None:
@@ -243,11 +251,13 @@ class RecorderWriter:
     def _commit(self, o: _Open) -> None:
         if o.file is None or o.encoder is None or o.failed:
             return
+        batch, rows = o.encoder.take(), o.drops.take_rows()
+        o.oldest_pending_t = None
         if o.out_of_space:
-            o.encoder.take()  # past the stop: nothing more fits
-            return
+            return  # past the stop: nothing more fits
         try:
-            o.file.append(o.encoder.take())
+            o.file.append(batch)
+            o.file.add_drops(rows)
             o.file.commit()
         except DiskFullError as exc:
             self._out_of_space(o, exc)
@@ -255,225 +265,45 @@ class RecorderWriter:
         except Exception as exc:
             self._fail(o, exc)
             return
-        o.last_commit = time.monotonic()
+        o.last_commit = now = time.monotonic()
         o.ep.bytes_written = sum(o.file.data_bytes.values())
-        dropped = self.queue.dropped - o.queue_dropped_start
-        if dropped and "steps_dropped" not in o.ep.flags:
-            o.ep.flags.add("steps_dropped")
-            self.listener.on_steps_dropped(o.ep, dropped)
+        if len(batch):
+            backlog = now - batch.timestamp[0]  # how long its oldest step was at risk
+            o.drops.worst_backlog_s = max(o.drops.worst_backlog_s, backlog)
+            if backlog > self.backlog.max_backlog_s:
+                self._behind(o, backlog)
+        if o.drops.total and "steps_dropped" not in o.ep.flags:
+            with self.lock:
+                o.ep.flags.add("steps_dropped")
+            self.listener.on_steps_dropped(o.ep, o.drops.total)
 
-    # ----- finishing -------------------------------------------------------------------------
-    def _finish_ready(self, now: float) -> None:
-        queue_empty = self.queue.qsize() == 0
-        for o in list(self._open):
+    def _commit_verdict(self, o: _Open) -> None:
+        """Journal the verdict so far: the operator's (or the stop's) decision, else the robot's
+        live judgement that the task is accomplished."""
+        assert o.file is not None
+        with self.lock:
             ep = o.ep
-            with self.lock:
-                end = ep.t_end
-            if end is None:
-                continue
-            if o.failed or o.saw_after_end or (queue_empty and now - end > self.config.finish_grace_s):
-                self._finish(o)
-
-    def _finish(self, o: _Open) -> None:
-        ep = o.ep
-        try:
-            if o.file is None:
-                with self.lock:
-                    ep.state = EpisodeState.FAILED if o.failed else \
-                        EpisodeState.DISCARDED if ep.discard else EpisodeState.EMPTY
-                    if o.failed:
-                        ep.error = f"Nothing was saved. {ep.error}"
+            if ep.success is not None:
+                verdict = (ep.success, ep.success_source or "operator")
+            elif ep.robot_verdict:
+                verdict = (SUCCESS_SUCCESS, "robot")
             else:
-                if not o.failed:
-                    try:
-                        self._commit(o)
-                        if not o.failed:
-                            o.file.commit(force_fsync=True)
-                            o.file.close()
-                            self._seal(o, o.file.committed_steps)
-                    except Exception as exc:
-                        self._fail(o, exc)
-                if o.failed:
-                    self._salvage(o)
-        except Exception as exc:
-            log.exception("finishing episode %s failed", ep.episode_id)
-            if o.lock:
-                o.lock.release(remove=False)  # let recovery take the file
-            with self.lock:
-                ep.state = EpisodeState.FAILED
-                ep.error = ep.error or f"could not finish the episode file: {exc}"
-        finally:
-            with self.lock:
-                if o in self._open:
-                    self._open.remove(o)
-            ep.done.set()
-            self.listener.on_finished(ep)
-
-    def _seal(self, o: _Open, num_steps: int) -> None:
-        ep, encoder = o.ep, o.encoder
-        assert ep.path is not None and encoder is not None
-        if num_steps == 0:
-            ep.path.unlink(missing_ok=True)
-            if o.lock:
-                o.lock.release()
-            with self.lock:
-                ep.state = EpisodeState.DISCARDED if ep.discard else EpisodeState.EMPTY
-            return
-        camera_stats = {}
-        for name, stats in encoder.camera_stats.items():
-            entry = {"frames": stats.frames, "duplicates": stats.duplicates, "gaps": stats.gaps,
-                     "shape_mismatches": stats.shape_mismatches, "drops": None, "late": None}
-            cam = self.station.cameras.get(name)
-            if cam is not None and name in o.camera_start:
-                status = cam.status()
-                entry["drops"] = status.dropped - o.camera_start[name][0]
-                entry["late"] = status.late - o.camera_start[name][1]
-            camera_stats[name] = entry
-        with self.lock:
-            success, success_source = ep.success_code, ep.success_source
-            flags = set(ep.flags)
-        if sum(encoder.safety_counts.values()):
-            flags.add("safety_clamps")
-        attrs = {"status": STATUS_COMPLETE, "flags": sorted(flags), "success_source": success_source,
-                 "safety_counts": dict(encoder.safety_counts),
-                 "source_counts": {label: encoder.source_counts.get(label, 0) for label in SOURCE_LABELS},
-                 "camera_stats": camera_stats,
-                 "dropped_steps": max(0, self.queue.dropped - o.queue_dropped_start)}
-        seal_episode(ep.path, num_steps, attrs, success)
-        ep.written_success = success
-        if o.file is not None:
-            ep.steps, ep.last_t = num_steps, o.file.committed_last_t
-        final = self.dataset.final_path(ep.stem)
-        os.replace(ep.path, final)
-        fsync_path(final.parent)
-        ep.path = final
-        if o.lock:
-            o.lock.release()
-        if not ep.discard:
-            for text in ep.labels.instructions:
-                self.history.add(text)
-        self.settle(ep)
-
-    def settle(self, ep: EpisodeRecording, attempt: int = 0) -> None:
-        """Bring a sealed episode's file in line with its labels: success marked after the
-        stop, or a discard (moves it to the trash). Writer thread only; never raises. A file
-        another reader holds open (replay, export) is retried for a while."""
+                verdict = (SUCCESS_UNKNOWN, "")
         try:
-            self._settle(ep)
+            o.file.commit_verdict(*verdict)
         except Exception as exc:
-            with self.lock:
-                if ep.state == EpisodeState.SAVING:
-                    ep.state = EpisodeState.SAVED
-            if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and \
-                    attempt < SETTLE_RETRIES and not self._stop.is_set():
-                log.info("episode %s is busy (%s); retrying", ep.path, exc)
-                self.post(lambda: self.settle(ep, attempt + 1), delay_s=SETTLE_RETRY_S)
-                return
-            log.exception("updating episode %s failed", ep.episode_id)
-            with self.lock:
-                ep.error = f"could not update the saved episode {ep.path}: {exc}"
+            self._fail(o, exc)
 
-    def _settle(self, ep: EpisodeRecording) -> None:
-        while True:
-            with self.lock:
-                discard = ep.discard and ep.state != EpisodeState.DISCARDED
-                success, source = ep.success_code, ep.success_source
-                if not discard and success == ep.written_success:
-                    if ep.state not in (EpisodeState.DISCARDED, EpisodeState.FAILED):
-                        ep.state = EpisodeState.SAVED
-                    break
-            assert ep.path is not None
-            if not ep.path.exists():  # moved by the dataset browser (trash / restore)
-                for folder in (self.dataset.episodes_dir, self.dataset.trash_dir):
-                    if (folder / ep.path.name).exists():
-                        ep.path = folder / ep.path.name
-                        break
-            if discard and ep.path.parent == self.dataset.trash_dir:
-                with self.lock:
-                    ep.state = EpisodeState.DISCARDED
-                continue
-            if discard:
-                old = ep.path
-                ep.path = self.dataset.trash(old)
-                self.index.forget([old])
-                with self.lock:
-                    ep.state = EpisodeState.DISCARDED
-            else:
-                set_success(ep.path, success, source)
-                ep.written_success = success
-        if ep.path is not None:
-            self.index.update(ep.path)
-
-    # ----- failures --------------------------------------------------------------------------
-    def _fail(self, o: _Open, exc: BaseException) -> None:
-        if o.failed:
-            return
-        o.failed = True
-        storage = is_storage_error(exc)
-        if storage:
-            self.dataset.release_reserve()  # room to close the file cleanly
-        log.error("recording episode %s failed: %s", o.ep.episode_id, exc, exc_info=not storage)
-        reason = describe_error(exc)
-        if storage:
-            message = (f"Recording stopped: the disk refused a write ({reason}). What was "
-                       "recorded up to the last second is kept. Free disk space or choose another "
-                       "dataset folder before recording again.")
-        else:
-            message = f"Recording stopped: writing the episode failed ({reason})."
+    def _behind(self, o: _Open, lag_s: float) -> None:
+        """The writer fell behind the bound: flag the episode and tell the operator (again
+        every so often while it lasts)."""
+        now = time.monotonic()
         with self.lock:
-            o.ep.flags.add("write_failed")
-            o.ep.error = message
-            if o.ep.t_end is None:
-                o.ep.t_end = time.monotonic()
-        self.listener.on_write_failed(o.ep, message, storage)
-
-    def _out_of_space(self, o: _Open, exc: DiskFullError) -> None:
-        """The next batch would not fit: end the episode at its last commit (the file is intact
-        and is saved normally)."""
-        ep = o.ep
-        o.out_of_space = True
-        message = (f"Recording stopped: {exc.strerror}. What was recorded so far is kept. Free "
-                   "disk space or choose another dataset folder before recording again.")
-        log.error("%s", message)
-        with self.lock:
-            ep.flags.add("disk_full")
-            ep.error = message
-            if ep.t_end is None:
-                ep.t_end = time.monotonic()
-        self.listener.on_write_failed(ep, message, True)
-
-    def _salvage(self, o: _Open) -> None:
-        """Save what was committed of a failed episode; leave it to recovery if even that fails."""
-        ep, writer = o.ep, o.file
-        assert writer is not None and ep.path is not None
-        if o.encoder is not None:
-            o.encoder.take()  # not committed: dropped
-        if writer.is_open and not writer.has_room():
-            writer.abandon()
-            self._abandoned.append(o)  # its lock stays held: recovery waits for the next start
-            with self.lock:
-                ep.state = EpisodeState.FAILED
-                ep.error = (f"{ep.error} The recorded part is kept in {ep.path} and will be "
-                            "recovered when the application is started again with free space.")
-            return
-        try:
-            writer.close()
-        except Exception as exc:  # the handle is parked either way
-            log.warning("closing %s after a write failure: %s", ep.path, exc)
-        try:
-            try:
-                clear_write_flags(ep.path)
-            except SuperblockError as exc:
-                log.warning("%s", exc)
-            self._seal(o, writer.committed_steps)
-        except Exception as exc:
-            log.error("could not save %s after the failure: %s", ep.path, exc)
-            if o.lock:
-                o.lock.release(remove=False)
-            with self.lock:
-                ep.state = EpisodeState.FAILED
-                ep.error = (f"{ep.error} The recorded part is kept in {ep.path} and will be "
-                            f"recovered at the next start, once there is space.")
+            o.ep.flags.add("writer_behind")
+        if now - o.drops.alarmed_at >= BEHIND_ALARM_INTERVAL_S:
+            o.drops.alarmed_at = now
+            log.warning("recorder writer %.2f s behind; %d step(s) dropped", lag_s, o.drops.total)
+            self.listener.on_writer_behind(o.ep, lag_s, o.drops.total)
 
     # ----- disk ------------------------------------------------------------------------------
     def _check_disk(self, now: float) -> None:

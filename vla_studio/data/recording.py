@@ -38,6 +38,9 @@ class RecorderConfig:
     queue_seconds: float = option(5.0, min=0.5, help="steps buffered between loop and writer")
     commit_interval_s: float = option(0.25, min=0.01, max=1.0,
                                       help="steps are flushed to the file this often")
+    max_backlog_s: float = option(1.0, min=0.1, help="a step is committed within this long "
+                                  "(what a crash may lose); older ones are shed and recorded "
+                                  "as dropped")
     fsync_interval_s: float = option(1.0, min=0.0, max=1.0,
                                      help="data is forced to the disk this often (power cuts)")
     min_free_mb: float = option(200.0, min=0.0, help="stop recording below this much free disk")
@@ -85,6 +88,7 @@ class EpisodeRecording:
     pause_reason: str = ""
     success: int | None = None  # -1/0/1 once decided; None = undecided
     success_source: str = ""  # "operator" or "robot"
+    robot_verdict: bool | None = None  # the robot's latest live verdict on the task
     discard: bool = False
     path: Path | None = None
     error: str = ""
@@ -158,6 +162,8 @@ class RecorderStatus:
         minutes_left: recording time that space allows at the current rate.
         task: the robot's latest verdict on the open episode's task (see
             :meth:`Recorder.poll_task`).
+        backlog_s: how old the oldest step not yet safe in a file is (a crash now would lose
+            that much); kept under ``RecorderConfig.max_backlog_s``.
     """
 
     state: RecorderState
@@ -171,6 +177,7 @@ class RecorderStatus:
     free_bytes: int
     minutes_left: float
     task: TaskVerdict = TaskVerdict()
+    backlog_s: float = 0.0
 
 
 def new_episode(labels: EpisodeLabels, seed: int | None, stem_for, *, with_policy: bool,
@@ -259,6 +266,7 @@ def start_attrs(station: "Station", ep: EpisodeRecording, schema: EpisodeSchema,
         "source_counts": {},
         "flags": [],
         "dropped_steps": 0,
+        "worst_backlog_s": 0.0,
     }
 
 
@@ -268,6 +276,7 @@ class WriterListener(Protocol):
     def on_camera_lost(self, ep: EpisodeRecording, cameras: list[str]) -> None: ...
     def on_camera_gap(self, ep: EpisodeRecording, camera: str) -> None: ...
     def on_steps_dropped(self, ep: EpisodeRecording, count: int) -> None: ...
+    def on_writer_behind(self, ep: EpisodeRecording, lag_s: float, dropped: int) -> None: ...
     def on_disk_low(self, ep: EpisodeRecording, free_bytes: int, minutes: float, stop: bool) -> None: ...
     def on_write_failed(self, ep: EpisodeRecording, message: str, storage: bool) -> None: ...
     def on_finished(self, ep: EpisodeRecording) -> None: ...
