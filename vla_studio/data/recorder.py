@@ -92,6 +92,11 @@ class Recorder(WriterNotices):
     def is_connected(self) -> bool:
         return self._writer is not None
 
+    @property
+    def is_starting(self) -> bool:
+        """:meth:`start` is under way (scene reset, waiting for fresh camera frames)."""
+        return self._starting
+
     def connect(self) -> None:
         """Prepare the dataset, recover interrupted episodes, subscribe to the loop and start
         the writer thread.

@@ -5,7 +5,9 @@ Core threads never call Qt. Instead the bridge, on the GUI thread, pulls at disp
 * the loop's latest Step (a LatestSlot: only the newest matters) → ``step`` signal,
 * loop statistics and safety counters → ``stats`` signal (a few times a second),
 * session transitions and application events, which core threads append to thread-safe deques
-  from their listeners → ``session_changed`` / ``app_event`` signals.
+  from their listeners → ``session_changed`` / ``app_event`` signals. Each e-stop latch and reset
+  becomes an event too (``safety.estop`` / ``safety.reset``), so the Events dock lists them
+  beside everything else.
 
 It also beats the GUI heartbeat: if this thread freezes during a policy run, the control loop
 notices the silence and pauses (safety invariant 3).
@@ -14,13 +16,14 @@ notices the silence and pauses (safety invariant 3).
 from __future__ import annotations
 
 import collections
+import logging
 import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from vla_studio.core.clock import LoopStatsSnapshot
 from vla_studio.core.events import AppEvent
-from vla_studio.core.safety import Heartbeat
+from vla_studio.core.safety import Heartbeat, StopEvent
 from vla_studio.core.session import SessionState
 from vla_studio.core.types import Step
 from vla_studio.station import Station
@@ -56,6 +59,8 @@ class CoreBridge(QObject):
         self._session: collections.deque[SessionState] = collections.deque(maxlen=100)
         self._unsubscribe = station.events.subscribe(self._events.append)
         station.session.add_listener(self._session.append)
+        self._listening = True  # the latch keeps its listeners: this one goes quiet on stop()
+        station.latch.add_listener(self._on_latch)
         self._last_seq = -1
         self._last_stats = 0.0
         self.last_session = station.session.snapshot
@@ -68,8 +73,22 @@ class CoreBridge(QObject):
         """Stop pulling (the window is closing)."""
         self._timer.stop()
         self._unsubscribe()
+        self._listening = False
         if self.station.loop.heartbeat is self.heartbeat:
             self.station.loop.heartbeat = None
+
+    def _on_latch(self, tripped: bool, event: StopEvent | None) -> None:
+        """Latch listener (any thread): only appends to the deque the GUI drains."""
+        if not self._listening:
+            return
+        if tripped and event is not None:
+            origin = f" by {event.origin}" if event.origin else ""
+            self._events.append(AppEvent("safety.estop", f"E-stop latched{origin}: {event.reason}",
+                                         logging.ERROR, {"origin": event.origin,
+                                                         "reason": event.reason}, event.t))
+        elif not tripped:
+            self._events.append(AppEvent("safety.reset", "E-stop reset: the robot stays paused "
+                                         "until a run is started", logging.INFO))
 
     def pump(self) -> None:
         """One display frame: beat, then forward whatever changed since the last frame."""

@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QLinearGradient, QPainter
 
 from vla_studio.core.types import Frame
 from vla_studio.devices.cameras.base import CameraState, CameraStatus
+from vla_studio.ui.recording_status import recording_text
 from vla_studio.ui.widgets.camera_overlay import Overlay, outlined_text
 
 if TYPE_CHECKING:
@@ -173,3 +174,45 @@ class StatusOverlay(Overlay):
         painter.setFont(self.legend_font)
         painter.setPen(QColor("#dde1e7"))
         painter.drawText(QPointF(bar.left(), bar.top() - 4), label)
+
+
+class RecordingMarker(Overlay):
+    """"● REC 0:12" in the pane's top-right corner while an episode is recorded (z 95).
+
+    The window gives it the recorder's status a few times a second (:meth:`show_status`); it
+    paints nothing while idle.
+    """
+
+    COLOURS = {"recording": "#ff3b30", "paused": "#d9a520", "starting": "#4c8dff"}
+
+    def __init__(self, pane: "CameraPane") -> None:
+        super().__init__("recording marker", z=95)
+        self.pane = pane
+        self.text, self.state = "", ""
+        self.font = QFont()
+        self.font.setPointSizeF(10.5)
+        self.font.setBold(True)
+        self.fm = QFontMetrics(self.font)
+
+    def show_status(self, status, starting: bool = False) -> bool:
+        """Take the recorder's status; True when the marker changed (repaint the pane)."""
+        text, state = recording_text(status, starting)
+        changed = (text, state) != (self.text, self.state)
+        self.text, self.state = text, state
+        return changed
+
+    def paint(self, painter: QPainter, rect: QRectF, frame: Frame | None) -> None:
+        if not self.text:
+            return
+        # The pane's corner, not the image's: the status HUD owns the image's top-left, and a
+        # narrow image (colour beside depth) has no room for both.
+        area = QRectF(self.pane.rect())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        width = self.fm.horizontalAdvance(self.text) + 16
+        box = QRectF(area.right() - width - 8, area.top() + 8, width, self.fm.height() + 8)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(10, 11, 13, 190))
+        painter.drawRoundedRect(box, 4, 4)
+        painter.setFont(self.font)
+        painter.setPen(QColor(self.COLOURS.get(self.state, "#ff3b30")))
+        painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), self.text)

@@ -5,7 +5,9 @@ Rows come from the dataset index (:class:`vla_studio.data.dataset_index.DatasetI
 refreshed on a background thread (``dataset-index-refresh``, owned by this widget and joined when
 its window closes) after the recorder saves, recovers or discards an episode, and on demand. The
 thread makes no Qt call: a GUI-thread timer collects its result. Sorting uses the raw
-values (dates, seconds, counts), not the displayed text.
+values (dates, seconds, counts), not the displayed text. Double-clicking an episode asks to
+replay it (:attr:`DatasetBrowser.episode_activated`); until a replay view exists the browser says
+so, with the episode's file.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 from typing import Any
 
 from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
-                            QSortFilterProxyModel, Qt, QTimer)
+                            QSortFilterProxyModel, Qt, QTimer, Signal)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget)
@@ -26,7 +28,8 @@ from vla_studio.data.dataset import DatasetError
 from vla_studio.data.dataset_index import EpisodeSummary
 from vla_studio.station import Station
 from vla_studio.ui.bridge import CoreBridge
-from vla_studio.ui.widgets.recorder_dock import WindowCloseWatcher, recorder_for
+from vla_studio.ui.station_recorder import WindowCloseWatcher, recorder_for
+from vla_studio.ui.widgets.elided_label import ElidedLabel
 
 log = logging.getLogger(__name__)
 SORT_ROLE = Qt.ItemDataRole.UserRole
@@ -134,7 +137,16 @@ class EpisodeFilter(QSortFilterProxyModel):
 
 
 class DatasetBrowser(QWidget):
-    """The station's dataset as a table, with trash and restore."""
+    """The station's dataset as a table, with trash and restore.
+
+    Signals:
+        episode_activated(object): the operator double-clicked an episode (its EpisodeSummary);
+            a replay view opens it.
+    """
+
+    episode_activated = Signal(object)
+    #: Set by a replay view that connects to :attr:`episode_activated` (the replay issue).
+    has_replay_view = False
 
     def __init__(self, station: Station, bridge: CoreBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -156,7 +168,10 @@ class DatasetBrowser(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().setVisible(False)
-        self.table.setMinimumHeight(140)  # a few rows even in a short bottom dock
+        # Compact rows: the default layout shows at least eight of them under the cameras.
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.table.setMinimumHeight(self.table.verticalHeader().defaultSectionSize() * 4)
+        self.table.doubleClicked.connect(self._activated)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
@@ -177,10 +192,12 @@ class DatasetBrowser(QWidget):
         self.restore_button = QPushButton("Restore")
         self.restore_button.clicked.connect(self.restore_selected)
         self.restore_button.setVisible(False)
-        self.summary = QLabel()
+        self.summary = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # holds the folder path
         self.message = QLabel()
         self.message.setObjectName("errorText")
 
+        self.summary.setObjectName("mutedText")
+        self.message.setWordWrap(True)
         bar = QHBoxLayout()
         bar.addWidget(self.filter_edit, 1)
         bar.addWidget(self.outcome_combo)
@@ -190,9 +207,10 @@ class DatasetBrowser(QWidget):
         bar.addWidget(self.restore_button)
         foot = QHBoxLayout()
         foot.addWidget(self.summary)
-        foot.addStretch(1)
-        foot.addWidget(self.message)
+        foot.addWidget(self.message, 1)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setSpacing(4)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
         layout.addLayout(foot)
@@ -207,6 +225,30 @@ class DatasetBrowser(QWidget):
         bridge.app_event.connect(self.on_event)
         self._close_watcher = WindowCloseWatcher(self, self._workers.join)
         self.refresh()
+
+    def height_for_rows(self, rows: int) -> int:
+        """The panel height that shows ``rows`` episode rows (the default layout asks)."""
+        table = self.table
+        header = table.horizontalHeader().sizeHint().height()
+        body = rows * table.verticalHeader().defaultSectionSize() + 2 * table.frameWidth()
+        scrollbar = table.horizontalScrollBar().sizeHint().height()
+        margins = self.layout().contentsMargins()
+        spacing = self.layout().spacing() * 2
+        bars = self.filter_edit.sizeHint().height() + self.summary.sizeHint().height()
+        return header + body + scrollbar + margins.top() + margins.bottom() + spacing + bars
+
+    def _activated(self, index: QModelIndex) -> None:
+        row = self.proxy.mapToSource(index).row()
+        if 0 <= row < len(self.model.rows):
+            self.open_episode(self.model.rows[row])
+
+    def open_episode(self, summary: EpisodeSummary) -> None:
+        """Replay ``summary`` (double-click): in the replay view once there is one."""
+        self.episode_activated.emit(summary)
+        if self.has_replay_view:
+            return
+        self.message.setText(f"Replay is not available yet: the replay view is still to come. "
+                             f"The episode is {self.dataset.root / summary.file}")
 
     # ----- data ------------------------------------------------------------------------------
     def refresh(self) -> None:
