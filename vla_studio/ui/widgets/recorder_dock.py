@@ -89,6 +89,10 @@ class RecorderDock(QWidget):
         self.scene = QLineEdit()
         self.notes = QLineEdit()
         self.notes.setPlaceholderText("notes about this episode")
+        for field, name in ((self.instruction, "Instruction"), (self.paraphrases, "Paraphrases"),
+                            (self.operator, "Operator"), (self.scene, "Scene"),
+                            (self.notes, "Notes")):
+            field.setAccessibleName(name)  # the status bar names the field keys go to
         for field in (self.instruction, self.operator, self.scene, self.notes):
             field.textChanged.connect(self._labels_edited)
         self.paraphrases.textChanged.connect(self._labels_edited)
