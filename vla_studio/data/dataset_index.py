@@ -27,12 +27,12 @@ from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_secon
 from vla_studio.data.episode_file import EPISODE_SUFFIX, decode_attrs, success_to_bool
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Only these root attributes are read (reading all of them, the profile text included, doubles
 # the cost of indexing a file).
 SUMMARY_ATTRS = ("episode_id", "created", "language_instruction", "language_instructions", "task",
                  "success", "status", "operator", "notes", "scene_id", "station_name",
-                 "duration_s", "num_steps", "flags", "source_counts", "cameras")
+                 "duration_s", "num_steps", "flags", "source_counts", "cameras", "teleop_device")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class EpisodeSummary:
         file: path relative to the dataset folder (``episodes/...h5`` or ``trash/...h5``).
         source: ``"teleop"``, ``"policy"``, ``"dagger"`` (policy with interventions) or
             ``"hold"`` (nothing moved the robot).
+        device: the teleop device that drove (``keyboard``, ``gamepad``, ``expert``...).
         flags: notable conditions: ``recovered``, ``camera_gap``, ``steps_dropped``,
             ``safety_clamps``, ``write_failed``, ``unreadable`` ...
     """
@@ -62,6 +63,7 @@ class EpisodeSummary:
     duration_s: float = 0.0
     num_steps: int = 0
     source: str = ""
+    device: str = ""
     flags: tuple[str, ...] = ()
     quality: int | None = None
     size_bytes: int = 0
@@ -79,7 +81,7 @@ class EpisodeSummary:
         if not words:
             return True
         haystack = " ".join((*self.instructions, self.operator, self.task, self.file,
-                             self.scene_id, self.notes, *self.flags)).lower()
+                             self.scene_id, self.notes, self.device, *self.flags)).lower()
         return all(word in haystack for word in words)
 
 
@@ -119,6 +121,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
         station_name=str(attrs.get("station_name", "")),
         duration_s=float(attrs.get("duration_s", 0.0) or 0.0),
         num_steps=int(attrs.get("num_steps", 0) or 0), source=source_label(counts),
+        device=str(attrs.get("teleop_device", "")),
         flags=tuple(str(x) for x in flags), quality=ann.get("quality"), size_bytes=size,
         trashed=trashed, cameras=tuple(cams),
     )

@@ -213,6 +213,8 @@ class Recorder(WriterNotices):
             LabelError: no instruction.
         """
         labels = (labels if labels is not None else self.labels).validated()
+        # Which device drives is part of what the episode is (not just "teleop").
+        labels = dataclasses.replace(labels, device=self.station.active_teleop or "")
         if self._writer is None:
             self.connect()  # first episode: prepare the dataset folder now
         with self._lock:

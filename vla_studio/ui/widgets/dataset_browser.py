@@ -38,6 +38,21 @@ _SUCCESS_TEXT = {True: "✓ success", False: "✗ failure", None: "?"}
 _SUCCESS_COLOUR = {True: QColor("#2fb36b"), False: QColor("#ff5c5c"), None: QColor("#9aa3ad")}
 
 
+def source_text(s: EpisodeSummary) -> str:
+    """Who drove: the teleop device by name ("keyboard", "gamepad", "expert"), "policy", a
+    DAgger run with the device that took over ("dagger · gamepad"), or a device that never moved
+    the arm ("gamepad (no motion)": unplugged, or never touched)."""
+    if not s.device:
+        return s.source
+    if s.source == "teleop":
+        return s.device
+    if s.source in ("dagger", "intervention"):
+        return f"{s.source} · {s.device}"
+    if s.source == "hold":
+        return f"{s.device} (no motion)"
+    return s.source
+
+
 def _local_time(created: str) -> str:
     try:
         stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
@@ -82,13 +97,14 @@ class EpisodeTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return {"Date": s.created, "Instruction": s.instruction.lower(), "Duration": s.duration_s,
                     "Steps": s.num_steps, "Success": -1 if s.success is None else int(s.success),
-                    "Operator": s.operator.lower(), "Source": s.source, "Task": s.task,
+                    "Operator": s.operator.lower(), "Source": source_text(s), "Task": s.task,
                     "Flags": ", ".join(s.flags)}[column]
         if role == Qt.ItemDataRole.DisplayRole:
             return {"Date": _local_time(s.created), "Instruction": s.instruction,
                     "Duration": f"{s.duration_s:.1f} s", "Steps": str(s.num_steps),
                     "Success": _SUCCESS_TEXT[s.success], "Operator": s.operator,
-                    "Source": s.source, "Task": s.task, "Flags": ", ".join(s.flags)}[column]
+                    "Source": source_text(s), "Task": s.task,
+                    "Flags": ", ".join(s.flags)}[column]
         if role == Qt.ItemDataRole.ForegroundRole and column == "Success":
             return _SUCCESS_COLOUR[s.success]
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -177,7 +193,7 @@ class DatasetBrowser(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
 
         self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("filter: instruction, operator, task, flags...")
+        self.filter_edit.setPlaceholderText("filter: instruction, operator, device, task, flags...")
         self.filter_edit.textChanged.connect(self.proxy.set_text)
         self.outcome_combo = QComboBox()
         self.outcome_combo.addItems(EpisodeFilter.OUTCOMES)

@@ -43,6 +43,7 @@ AUTO_SAVE_KEY = "recorder/save_when_done"
 SETTLE_KEY = "recorder/save_when_done_after_s"
 DEFAULT_SETTLE_S = 1.0
 PREFLIGHT_INTERVAL_MS = 10_000
+OPERATOR_KEY = "recorder/operator"  # the last operator name typed: the next start's default
 PREPARING = "checking the dataset"  # the start-up job: an operator's call may queue behind it
 _REFUSED = (RecorderError, LabelError, DatasetError)
 
@@ -86,6 +87,12 @@ class RecorderDock(QWidget):
         self.task_file_button = QPushButton("Task file...")
         self.task_file_button.clicked.connect(self.load_tasks)
         self.operator = QLineEdit()
+        self.operator.setPlaceholderText("your name (remembered)")
+        # Typed by the operator (not set from a task): the next start's default.
+        self.operator.textEdited.connect(
+            lambda text: QSettings().setValue(OPERATOR_KEY, text.strip()))
+        self.device = QLabel("-")
+        self.device.setToolTip("The teleop device driving now; it is stored with the episode")
         self.scene = QLineEdit()
         self.notes = QLineEdit()
         self.notes.setPlaceholderText("notes about this episode")
@@ -107,6 +114,7 @@ class RecorderDock(QWidget):
         task_row.addWidget(self.task_file_button)
         form.addRow("Task", task_row)
         form.addRow("Operator", self.operator)
+        form.addRow("Device", self.device)
         form.addRow("Scene", self.scene)
         form.addRow("Notes", self.notes)
 
@@ -197,6 +205,9 @@ class RecorderDock(QWidget):
         layout.addStretch(1)
 
         self._auto_save_changed()
+        remembered = str(QSettings().value(OPERATOR_KEY, "") or "")
+        if remembered:  # this user's name from last time, over the profile's station default
+            self.recorder.set_labels(operator=remembered)
         self.load_labels()
         bridge.app_event.connect(self.on_event)
         self._status_timer = QTimer(self)
@@ -363,6 +374,9 @@ class RecorderDock(QWidget):
             self.load_labels()  # saved as a success: the next task may be proposed
         status = self.recorder.status()
         self.show_status(status)
+        driving = status.episode.labels.device if status.episode is not None else \
+            self.station.active_teleop
+        self.device.setText(driving or "-")
         self.status_changed.emit(status)
         if self.recorder.labels != self._shown_labels and not self._editing():
             self.load_labels()
@@ -416,8 +430,9 @@ class RecorderDock(QWidget):
                      EpisodeState.DISCARDED: "discarded",
                      EpisodeState.EMPTY: "empty, not saved",
                      EpisodeState.FAILED: "could not be saved"}.get(last.state, last.state.value)
-            self.last_label.setText(f"Last: {last.labels.instruction!r} · {last.duration_s:.1f} s · "
-                                    f"{outcome} · {words}\n{name}")
+            device = f" · {last.labels.device}" if last.labels.device else ""
+            self.last_label.setText(f"Last: {last.labels.instruction!r} · {last.duration_s:.1f} s"
+                                    f"{device} · {outcome} · {words}\n{name}")
 
     def show_task(self, status: RecorderStatus) -> None:
         """The robot's verdict on the open episode's task."""
