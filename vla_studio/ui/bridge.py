@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 import time
+from typing import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -29,6 +31,26 @@ from vla_studio.core.types import Step
 from vla_studio.station import Station
 
 DISPLAY_HZ = 30.0
+
+
+def latch_listener(events: "collections.deque[AppEvent]",
+                   listening: threading.Event) -> Callable[[bool, StopEvent | None], None]:
+    """A latch listener (called on the triggering thread) that turns each latch and reset into
+    an AppEvent on ``events`` while ``listening`` is set; it only appends to the deque."""
+
+    def on_latch(tripped: bool, event: StopEvent | None) -> None:
+        if not listening.is_set():
+            return
+        if tripped and event is not None:
+            origin = f" by {event.origin}" if event.origin else ""
+            events.append(AppEvent("safety.estop", f"E-stop latched{origin}: {event.reason}",
+                                   logging.ERROR, {"origin": event.origin, "reason": event.reason},
+                                   event.t))
+        elif not tripped:
+            events.append(AppEvent("safety.reset", "E-stop reset: the robot stays paused until a "
+                                   "run is started", logging.INFO))
+
+    return on_latch
 STATS_HZ = 4.0
 
 
@@ -59,8 +81,12 @@ class CoreBridge(QObject):
         self._session: collections.deque[SessionState] = collections.deque(maxlen=100)
         self._unsubscribe = station.events.subscribe(self._events.append)
         station.session.add_listener(self._session.append)
-        self._listening = True  # the latch keeps its listeners: this one goes quiet on stop()
-        station.latch.add_listener(self._on_latch)
+        # The latch keeps its listeners for good: this one goes quiet on stop(), and holds only
+        # the deque (a listener holding the bridge would keep this QObject alive until Python's
+        # cyclic GC deletes it, from whichever thread happens to run the GC).
+        self._listening = threading.Event()
+        self._listening.set()
+        station.latch.add_listener(latch_listener(self._events, self._listening))
         self._last_seq = -1
         self._last_stats = 0.0
         self.last_session = station.session.snapshot
@@ -73,22 +99,9 @@ class CoreBridge(QObject):
         """Stop pulling (the window is closing)."""
         self._timer.stop()
         self._unsubscribe()
-        self._listening = False
+        self._listening.clear()
         if self.station.loop.heartbeat is self.heartbeat:
             self.station.loop.heartbeat = None
-
-    def _on_latch(self, tripped: bool, event: StopEvent | None) -> None:
-        """Latch listener (any thread): only appends to the deque the GUI drains."""
-        if not self._listening:
-            return
-        if tripped and event is not None:
-            origin = f" by {event.origin}" if event.origin else ""
-            self._events.append(AppEvent("safety.estop", f"E-stop latched{origin}: {event.reason}",
-                                         logging.ERROR, {"origin": event.origin,
-                                                         "reason": event.reason}, event.t))
-        elif not tripped:
-            self._events.append(AppEvent("safety.reset", "E-stop reset: the robot stays paused "
-                                         "until a run is started", logging.INFO))
 
     def pump(self) -> None:
         """One display frame: beat, then forward whatever changed since the last frame."""

@@ -3,7 +3,12 @@ and the one drawn on every camera pane, so both always agree."""
 
 from __future__ import annotations
 
-from vla_studio.data.recording import RecorderState, RecorderStatus
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the camera panes import this: keep HDF5 out of their import
+    from vla_studio.data.recording import RecorderStatus
+
+PAUSED = "paused"  # RecorderState.PAUSED (a str enum)
 
 
 def recording_text(status: RecorderStatus | None, starting: bool = False) -> tuple[str, str]:
@@ -13,7 +18,7 @@ def recording_text(status: RecorderStatus | None, starting: bool = False) -> tup
     if status is None or status.episode is None:
         return "", ""
     elapsed = format_elapsed(status.episode.duration_s)
-    if status.state == RecorderState.PAUSED:
+    if status.state == PAUSED:
         return f"❚❚ REC {elapsed} paused", "paused"
     return f"● REC {elapsed}", "recording"
 

@@ -50,6 +50,23 @@ def status_lines(name: str, status: CameraStatus, latency_ms: float | None,
     return [f"{name} · {live}", " · ".join(figures)]
 
 
+def counters_tooltip(name: str, status: CameraStatus, latency_ms: float | None) -> str:
+    """The pane's tooltip: what its figures mean and what to do when they climb."""
+    latency = f", {latency_ms:.0f} ms from capture to screen" if latency_ms is not None else ""
+    lines = [f"<b>{name}</b> · {status.state.value} · {status.fps:.1f} fps{latency}", ""]
+    lines.append(f"<b>{status.dropped} dropped</b>: frames the camera produced (or a simulated "
+                 "camera was due to render) that never reached VLA Studio. Recorded steps keep "
+                 "the last image, with its true capture time. If the count keeps climbing, the "
+                 "machine or the USB link cannot keep up: close other programs, or lower this "
+                 "camera's fps or resolution in the station profile.")
+    lines.append(f"<b>{status.late} late</b>: frames that arrived more than 1.5 frame periods "
+                 "after the one before (a stall, nothing lost). An occasional one is harmless; "
+                 "many mean a busy CPU.")
+    lines += ["", "Double-click to enlarge; right-click for view, depth range, detach and "
+              "overlays."]
+    return "<br>".join(lines)
+
+
 def problem_text(status: CameraStatus) -> tuple[str, str]:
     """(title, detail) for a camera that is not streaming."""
     title = STATE_TITLES.get(status.state, status.state.value.upper())
