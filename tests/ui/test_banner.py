@@ -131,3 +131,13 @@ def test_estop_latches_and_resets_appear_in_the_events_dock(qtbot, dry_station):
     qtbot.waitUntil(lambda: events.kinds().count("safety.estop") == 2, timeout=3000)
     assert events.cell(len(events.events) - 1, "Message").text() == \
         "E-stop latched by gamepad: pad STOP"
+
+
+def test_each_event_is_listed_once(qtbot, dry_station):
+    """Events published while the window is being built (the first teleop device) come through
+    the bridge; the dock's start-up history must not list them a second time."""
+    window = open_window(qtbot, dry_station)
+    events = window.panels["events"]
+    qtbot.waitUntil(lambda: "teleop.active" in events.kinds(), timeout=3000)
+    qtbot.wait(100)
+    assert events.kinds().count("teleop.active") == 1

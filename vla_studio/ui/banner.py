@@ -74,8 +74,9 @@ def describe_run(snap: SessionState, *, crashed: bool = False, hold_reason: str 
         return RunView("PAUSED", "paused", f"Press F5 (Start teleop) to drive{how}")
     if hold_reason:
         reason = _MS.sub("", hold_reason)
-        return RunView(f"HOLDING · {reason}", "holding",
-                       teleop_problem or "The arm holds still until its input is fresh again")
+        hint = teleop_problem or ("The arm holds still until its input is fresh again"
+                                  if "stale" in reason else "")
+        return RunView(f"HOLDING · {reason}", "holding", hint)
     return RunView(f"RUNNING · {snap.mode.value}{device}", "running")
 
 

@@ -79,6 +79,8 @@ class CoreBridge(QObject):
         station.loop.heartbeat = self.heartbeat
         self._events: collections.deque[AppEvent] = collections.deque(maxlen=1000)
         self._session: collections.deque[SessionState] = collections.deque(maxlen=100)
+        #: Events published from now on reach ``app_event``; older ones only the bus's history.
+        self.subscribed_at = time.monotonic()
         self._unsubscribe = station.events.subscribe(self._events.append)
         station.session.add_listener(self._session.append)
         # The latch keeps its listeners for good: this one goes quiet on stop(), and holds only

@@ -49,8 +49,9 @@ class EventLog(QWidget):
         layout.addWidget(self.table)
         #: The events shown, one per row (oldest first).
         self.events: list[AppEvent] = []
-        for event in list(station.events.history):
-            self.add_event(event)
+        for event in list(station.events.history):  # what happened before the window opened
+            if event.t < bridge.subscribed_at:
+                self.add_event(event)
         bridge.app_event.connect(self.add_event)
 
     def add_event(self, event: AppEvent) -> None:
