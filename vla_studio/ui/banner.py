@@ -149,7 +149,7 @@ class StationBanner(QWidget):
         if status is not None and status.episode is not None and text:
             instruction = status.episode.labels.instruction
             self.rec.setToolTip(f"Recording: {instruction}")
-            text = f"{text} · {_elide(instruction, 40)}"
+            text = f"{text} · {_elide(instruction, 32)}"
         if (text, state) != (self.rec.text(), self.rec.property("state")):
             self.rec.setText(text)
             _restyle(self.rec, state)
@@ -182,6 +182,8 @@ class StationBanner(QWidget):
             return
         self._shown = shown
         self.run_state.setText(view.text)
+        # The run state is read first: it keeps its width, the REC marker's instruction gives.
+        self.run_state.setMinimumWidth(min(self.run_state.sizeHint().width(), 420))
         self.run_state.setToolTip(self._snap.reason if self._snap else "")
         _restyle(self.run_state, view.state)
         self.hint.setText(hint)

@@ -45,9 +45,9 @@ DOCKS: tuple[DockSpec, ...] = (
     DockSpec("station", "Station", "right", "vla_studio.ui.widgets.station_panel:StationPanel",
              tab_with="recorder"),
     DockSpec("episodes", "Episodes", "bottom",
-             "vla_studio.ui.widgets.dataset_browser:DatasetBrowser", share=0.6),
+             "vla_studio.ui.widgets.dataset_browser:DatasetBrowser", share=0.64),
     DockSpec("events", "Events", "bottom", "vla_studio.ui.widgets.event_log:EventLog",
-             beside="episodes", share=0.4),
+             beside="episodes", share=0.36),
 )
 
 # The central widget: the live camera grid.

@@ -18,10 +18,11 @@ import threading
 from typing import Any
 
 from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
-                            QSortFilterProxyModel, Qt, QTimer, Signal)
+                            QSettings, QSortFilterProxyModel, Qt, QTimer, Signal)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QMenu, QPushButton, QTableView, QVBoxLayout,
+                               QWidget)
 
 from vla_studio.core.events import AppEvent
 from vla_studio.data.dataset import DatasetError
@@ -33,6 +34,9 @@ from vla_studio.ui.widgets.elided_label import ElidedLabel
 
 log = logging.getLogger(__name__)
 SORT_ROLE = Qt.ItemDataRole.UserRole
+HIDDEN_COLUMNS_KEY = "episodes/hidden_columns"
+# Shown on request (right-click the header): the default layout's list is narrow.
+DEFAULT_HIDDEN = ("Steps", "Operator", "Task")
 REFRESH_EVENTS = ("recorder.saved", "recorder.recovered", "recorder.discarded", "recorder.marked")
 _SUCCESS_TEXT = {True: "✓ success", False: "✗ failure", None: "?"}
 _SUCCESS_COLOUR = {True: QColor("#2fb36b"), False: QColor("#ff5c5c"), None: QColor("#9aa3ad")}
@@ -53,12 +57,15 @@ def source_text(s: EpisodeSummary) -> str:
     return s.source
 
 
-def _local_time(created: str) -> str:
+def _local_time(created: str, today: dt.date | None = None) -> str:
+    """Today's episodes by time only (the column stays narrow), older ones with their date."""
     try:
-        stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+        stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone()
     except ValueError:
         return created
-    return stamp.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if stamp.date() == (today or dt.date.today()):
+        return stamp.strftime("%H:%M:%S")
+    return stamp.strftime("%Y-%m-%d %H:%M")
 
 
 class EpisodeTableModel(QAbstractTableModel):
@@ -108,7 +115,7 @@ class EpisodeTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column == "Success":
             return _SUCCESS_COLOUR[s.success]
         if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [s.name, *s.instructions]
+            lines = [f"{s.name} · recorded {s.created}", *s.instructions]
             if s.notes:
                 lines.append(f"notes: {s.notes}")
             return "\n".join(lines)
@@ -189,8 +196,13 @@ class DatasetBrowser(QWidget):
         self.table.setMinimumHeight(self.table.verticalHeader().defaultSectionSize() * 4)
         self.table.doubleClicked.connect(self._activated)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self._size_columns()
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._column_menu)
+        hidden = QSettings().value(HIDDEN_COLUMNS_KEY, list(DEFAULT_HIDDEN))
+        for name in EpisodeTableModel.COLUMNS:
+            header.setSectionHidden(EpisodeTableModel.COLUMNS.index(name),
+                                    name in (hidden or ()) and name != "Instruction")
 
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("filter: instruction, operator, device, task, flags...")
@@ -241,6 +253,41 @@ class DatasetBrowser(QWidget):
         bridge.app_event.connect(self.on_event)
         self._close_watcher = WindowCloseWatcher(self, self._workers.join)
         self.refresh()
+
+    def _size_columns(self) -> None:
+        """The instruction is what the operator reads: it gets the room; the figures get widths
+        that fit their values (measured in the table's own font; they can be dragged)."""
+        self.table.ensurePolished()
+        fm = self.table.fontMetrics()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        samples = {"Date": "00:00:00", "Duration": "Duration", "Steps": "00000",
+                   "Success": "✓ success", "Operator": "Operator", "Source": "keyboard",
+                   "Task": "pick_up_the_cube", "Flags": "recovered"}
+        for name, sample in samples.items():
+            header.resizeSection(EpisodeTableModel.COLUMNS.index(name),
+                                 fm.horizontalAdvance(sample) + 24)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(fm.horizontalAdvance("MMMM"))
+
+    def _column_menu(self, pos) -> None:
+        """Right-click on the header: show or hide columns (remembered)."""
+        header = self.table.horizontalHeader()
+        menu = QMenu(self)
+        for i, name in enumerate(EpisodeTableModel.COLUMNS):
+            if name == "Instruction":
+                continue
+            action = menu.addAction(name)
+            action.setCheckable(True)
+            action.setChecked(not header.isSectionHidden(i))
+            action.toggled.connect(lambda on, i=i: self.show_column(i, on))
+        menu.exec(header.mapToGlobal(pos))
+
+    def show_column(self, column: int, visible: bool) -> None:
+        header = self.table.horizontalHeader()
+        header.setSectionHidden(column, not visible)
+        QSettings().setValue(HIDDEN_COLUMNS_KEY, [
+            n for i, n in enumerate(EpisodeTableModel.COLUMNS) if header.isSectionHidden(i)])
 
     def height_for_rows(self, rows: int) -> int:
         """The panel height that shows ``rows`` episode rows (the default layout asks)."""

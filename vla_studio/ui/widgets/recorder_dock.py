@@ -183,7 +183,7 @@ class RecorderDock(QWidget):
         grid.addLayout(auto_row, 4, 0, 1, 4)
         grid.addWidget(self.task_state, 5, 0, 1, 4)
 
-        self.last_label = QLabel("No episode recorded yet.")
+        self.last_label = QLabel("No episode recorded in this session yet.")
         self.last_label.setWordWrap(True)
         self.disk_label = QLabel()
         self.disk_label.setWordWrap(True)
