@@ -49,7 +49,7 @@ COMMANDS = (
 
 DESCRIPTION = """\
 VLA Studio: drive a robot with a gamepad, SpaceMouse or keyboard while watching live cameras,
-record language-labelled demonstrations, replay them, and supervise VLA policies.
+record language-labelled demonstrations, curate them and export them to RLDS.
 
 With no subcommand, the main window opens on the station profile given by --station (default:
 the built-in simulated tabletop, which needs no hardware).

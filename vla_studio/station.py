@@ -25,7 +25,7 @@ from vla_studio.core.arbiter import ActionSource, SourceArbiter
 from vla_studio.core.events import EventBus
 from vla_studio.core.loop import ControlLoop
 from vla_studio.core.profile import StationProfile
-from vla_studio.core.safety import EStopLatch, Heartbeat
+from vla_studio.core.safety import EStopLatch
 from vla_studio.core.session import Session, SessionError
 from vla_studio.devices.base import DeviceError, Robot, Teleop, TeleopContext
 from vla_studio.devices.cameras.base import Camera, CameraState, CameraStatus
@@ -51,7 +51,6 @@ class Station:
         self.events = EventBus()
         self.latch = EStopLatch()
         self.session = Session(self.latch)
-        self.heartbeat: Heartbeat | None = None
         self.arbiter = SourceArbiter(profile.safety)
         self.loop = ControlLoop(robot, cameras, self.arbiter, self.session, profile.safety,
                                 profile.control_rate_hz, events=self.events)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
 
-from vla_studio.devices.registry import load_station_profile
 from vla_studio.paths import resource
 from vla_studio.station import Station
 from tests.profiles import changed_profile
@@ -23,8 +22,9 @@ def isolated_settings(tmp_path_factory):
 
 
 @pytest.fixture
-def dry_station():
-    station = Station.from_profile(load_station_profile(resource("stations", "dry_run.toml")))
+def dry_station(tmp_path):
+    """The dry-run station (virtual robot, synthetic cameras), recording into tmp_path."""
+    station = Station.from_profile(changed_profile(resource("stations", "dry_run.toml"), tmp_path))
     station.start()
     yield station
     station.close()
@@ -63,6 +63,20 @@ def sim_window(qtbot, tmp_path):
     yield window
     window.close()
     station.close()
+
+
+def open_window(qtbot, station, size: tuple[int, int] | None = None):
+    """A main window on ``station`` with the default layout, shown (at ``size``) and settled."""
+    from vla_studio.ui.main_window import MainWindow
+
+    window = MainWindow(station, reset_layout=True)
+    qtbot.addWidget(window)
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: window.layout_settled, timeout=3000)
+    return window
 
 
 def qtbot_app():

@@ -298,3 +298,22 @@ def test_preview_shows_only_the_named_cameras(qtbot, make_grid):
     assert window.summary.text().startswith("b: streaming")
     with pytest.raises(ValueError, match="no camera named 'z'.*a, b"):
         CameraPreviewWindow(grid.station, ["z"])
+
+
+def test_the_sim_stations_counters_start_at_zero_drops_and_explain_themselves(sim_window,
+                                                                              qtbot):
+    """Starting the renderers (one camera creating its context stalls the other) used to count
+    a few drops on every start, and they only climbed from there; and nothing said what a
+    "drop" or a "late" frame is. Now the start-up costs no drops, and the pane's tooltip says
+    what each counter means and what to do."""
+    panes = sim_window.cameras.panes
+    qtbot.waitUntil(lambda: all(p.shown_index >= 5 for p in panes.values()), timeout=30000)
+    for name, pane in panes.items():
+        status = pane.camera.status()
+        assert status.dropped == 0, f"{name}: {status.dropped} drops at start-up"
+        pane.refresh()
+        assert " 0 drops" in status_lines(name, pane.status, pane.latency_p50_ms())[1]
+        tip = pane.toolTip()
+        assert "dropped</b>: frames the camera produced" in tip
+        assert "late</b>: frames that arrived more than 1.5 frame periods" in tip
+        assert "lower this camera's fps or resolution" in tip

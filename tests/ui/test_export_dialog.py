@@ -69,3 +69,29 @@ def test_cancel_stops_the_export_and_says_nothing_was_written(qtbot, tmp_path, m
     qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "cancelled" in dialog.status.text(), timeout=5000)
     assert not dialog.running
+
+
+def test_messages_name_the_dialogs_own_controls_not_command_line_flags(qtbot, tmp_path):
+    dataset = tmp_path / "demos"
+    write_dataset(dataset, [EpisodeSpec(steps=5), EpisodeSpec(steps=4)])
+    dialog = make_dialog(qtbot, dataset, tmp_path / "rlds")
+    dialog.val_fraction.setValue(0.0)  # two episodes, no val split: the exporter warns
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.running and dialog.status.text() == "Export finished.",
+                    timeout=60000)
+    summary = dialog.summary.toPlainText()
+    assert "set 'Validation share' to write a val split" in summary
+    assert "--" not in summary
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)  # the same name again
+    qtbot.waitUntil(lambda: "Export failed" in dialog.status.text(), timeout=60000)
+    status = dialog.status.text()
+    assert "tick 'Replace an existing export of the same name' to replace it" in status
+    assert "choose another 'Dataset name'" in status and "--" not in status
+    dialog.success_only.setChecked(True)
+    dialog.overwrite.setChecked(True)
+    write_dataset(tmp_path / "failures", [EpisodeSpec(steps=3, success=False)])
+    dialog.dataset.setText(str(tmp_path / "failures"))
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Export failed" in dialog.status.text() and
+                    "successful" in dialog.status.text(), timeout=60000)
+    assert "untick 'Only episodes marked successful' to include them" in dialog.status.text()

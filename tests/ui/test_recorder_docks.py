@@ -39,6 +39,7 @@ def docks(qtbot, station):
         qtbot.addWidget(widget)
         widget.show()
     yield recorder_dock, browser
+    recorder_dock.jobs.stop()
     browser.wait_idle()
     bridge.stop()
 
@@ -52,6 +53,12 @@ class _NoEp:
     steps = 0
 
 
+def click_and_wait(qtbot, dock: RecorderDock, button) -> None:
+    """Click a dock button and wait until its recorder call (a background job) is done."""
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=10000)
+
+
 def test_typed_labels_are_recorded_and_the_buttons_follow_the_state(qtbot, docks):
     dock, _ = docks
     qtbot.keyClicks(dock.instruction, "put the cube in the bowl")
@@ -60,7 +67,7 @@ def test_typed_labels_are_recorded_and_the_buttons_follow_the_state(qtbot, docks
     record_one(qtbot, dock)
     dock.refresh()
     assert "RECORDING" in dock.state_label.text() and "Stop" in dock.record_button.text()
-    qtbot.mouseClick(dock.success_button, Qt.MouseButton.LeftButton)  # ends it as a success
+    click_and_wait(qtbot, dock, dock.success_button)  # ends it as a success
     assert dock.recorder.status().state == RecorderState.IDLE
     qtbot.waitUntil(lambda: dock.recorder.last_episode.state == EpisodeState.SAVED, timeout=10000)
     dock.refresh()
@@ -80,7 +87,7 @@ def test_the_instruction_field_completes_from_the_history(qtbot, docks):
     dock, _ = docks
     dock.instruction.setText("stack the green cube on the blue one")
     record_one(qtbot, dock, 3)
-    qtbot.mouseClick(dock.record_button, Qt.MouseButton.LeftButton)
+    click_and_wait(qtbot, dock, dock.record_button)
     assert dock.recorder.wait_idle()
     dock.instruction.clear()
     qtbot.keyClicks(dock.instruction, "stack")
@@ -97,7 +104,7 @@ def test_a_task_file_proposes_the_next_task_after_each_save(qtbot, docks, tmp_pa
     record_one(qtbot, dock, 3)
     qtbot.mouseClick(dock.record_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dock.instruction.text() == "close the drawer", timeout=5000)
-    qtbot.mouseClick(dock.next_task_button, Qt.MouseButton.LeftButton)
+    click_and_wait(qtbot, dock, dock.next_task_button)
     assert dock.instruction.text() == "open the drawer"
     bad = tmp_path / "bad.toml"
     bad.write_text("tasks = []\n", encoding="utf-8")
@@ -117,7 +124,7 @@ def test_the_dock_follows_recording_started_by_a_device_button(qtbot, docks):
 def test_starting_without_an_instruction_says_what_is_missing(qtbot, docks):
     dock, _ = docks
     dock.instruction.clear()
-    qtbot.mouseClick(dock.record_button, Qt.MouseButton.LeftButton)
+    click_and_wait(qtbot, dock, dock.record_button)
     assert "needs a language instruction" in dock.message.text()
     assert dock.recorder.status().state == RecorderState.IDLE
     assert "GB free" in dock.disk_label.text()
@@ -169,7 +176,10 @@ def test_the_main_window_has_the_record_menu_and_docks(qtbot, station):
     recorder = recorder_for(station)
     recorder.set_labels(instruction="point at the cube")
     window.actions_by_id["record.toggle"].trigger()
-    assert recorder.status().state == RecorderState.RECORDING
+    qtbot.waitUntil(lambda: recorder.status().state == RecorderState.RECORDING, timeout=10000)
+    dock = window.panels["recorder"]
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=10000)
     window.actions_by_id["episode.failure"].trigger()
-    assert recorder.status().state == RecorderState.IDLE and recorder.last_episode.success is False
+    qtbot.waitUntil(lambda: recorder.status().state == RecorderState.IDLE, timeout=10000)
+    assert recorder.last_episode.success is False
     window.close()

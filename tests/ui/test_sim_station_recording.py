@@ -26,6 +26,7 @@ def test_the_expert_records_a_demo_that_is_saved_when_the_task_is_done(sim_windo
     set_text = dock.task_state.setText
     dock.task_state.setText = lambda text: (shown.append(text), set_text(text))
     qtbot.mouseClick(dock.record_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=20_000)
     assert dock.recorder.status().state == RecorderState.RECORDING, dock.message.text()
     qtbot.waitUntil(lambda: "not yet" in dock.task_state.text(), timeout=5000)
     # The expert grasps and lifts the cube; the dock shows the verdict, then saves by itself.

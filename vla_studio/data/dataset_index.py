@@ -40,7 +40,7 @@ NO_SIDECAR = (0, -1)
 # the cost of indexing a file).
 SUMMARY_ATTRS = ("episode_id", "created", "language_instruction", "language_instructions", "task",
                  "success", "status", "operator", "notes", "scene_id", "station_name",
-                 "duration_s", "num_steps", "flags", "source_counts", "cameras")
+                 "duration_s", "num_steps", "flags", "source_counts", "cameras", "teleop_device")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class EpisodeSummary:
         file: path relative to the dataset folder (``episodes/...h5`` or ``trash/...h5``).
         source: ``"teleop"``, ``"policy"``, ``"dagger"`` (policy with interventions) or
             ``"hold"`` (nothing moved the robot).
+        device: the teleop device that drove (``keyboard``, ``gamepad``, ``expert``...).
         flags: notable conditions: ``recovered``, ``camera_gap``, ``steps_dropped``,
             ``safety_clamps``, ``write_failed``, ``unreadable``, ``damaged``,
             ``annotations_unreadable`` ...
@@ -73,6 +74,7 @@ class EpisodeSummary:
     duration_s: float = 0.0
     num_steps: int = 0
     source: str = ""
+    device: str = ""
     flags: tuple[str, ...] = ()
     quality: int | None = None
     size_bytes: int = 0
@@ -91,7 +93,7 @@ class EpisodeSummary:
         if not words:
             return True
         haystack = " ".join((*self.instructions, self.operator, self.task, self.file,
-                             self.scene_id, self.notes, *self.flags)).lower()
+                             self.scene_id, self.notes, self.device, *self.flags)).lower()
         return all(word in haystack for word in words)
 
 
@@ -139,7 +141,8 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
         station_name=str(attrs.get("station_name", "")),
         duration_s=float(attrs.get("duration_s", 0.0) or 0.0),
         num_steps=int(attrs.get("num_steps", 0) or 0), source=source_label(counts),
-        flags=tuple(flags), quality=ann.get("quality"), size_bytes=size,
+        device=str(attrs.get("teleop_device", "")),
+        flags=tuple(str(x) for x in flags), quality=ann.get("quality"), size_bytes=size,
         trashed=trashed, cameras=tuple(cams), damaged=damaged,
     )
 

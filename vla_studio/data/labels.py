@@ -1,8 +1,8 @@
 """Language labels of an episode, and the instruction history the recorder completes from.
 
 Every episode carries its own :class:`EpisodeLabels`: a primary instruction, paraphrases (more
-ways to say the same task, all stored with the episode), the task id, the operator, notes and the
-scene. :class:`InstructionHistory` remembers instructions used in a dataset, most used and most
+ways to say the same task, all stored with the episode), the task id, the operator, notes, the
+scene and the teleop device that drove it. :class:`InstructionHistory` remembers instructions used in a dataset, most used and most
 recent first, for completion in the recorder dock and for ``vla-studio record``.
 """
 
@@ -40,6 +40,8 @@ class EpisodeLabels:
         operator: who recorded it.
         notes: free text about this episode.
         scene_id: identifies the physical (or simulated) scene / station set-up.
+        device: the station's teleop device that drove the episode (``keyboard``, ``gamepad``,
+            ``expert``...: the profile's name for it); the recorder fills it in at start.
     """
 
     instruction: str = ""
@@ -48,6 +50,7 @@ class EpisodeLabels:
     operator: str = ""
     notes: str = ""
     scene_id: str = ""
+    device: str = ""
 
     @property
     def instructions(self) -> list[str]:

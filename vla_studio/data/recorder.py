@@ -107,6 +107,11 @@ class Recorder(WriterNotices):
     def is_connected(self) -> bool:
         return self._writer is not None
 
+    @property
+    def is_starting(self) -> bool:
+        """:meth:`start` is under way (scene reset, waiting for fresh camera frames)."""
+        return self._starting
+
     def connect(self) -> None:
         """Prepare the dataset, recover interrupted episodes, subscribe to the loop and start
         the writer thread.
@@ -222,6 +227,8 @@ class Recorder(WriterNotices):
             LabelError: no instruction.
         """
         labels = (labels if labels is not None else self.labels).validated()
+        # Which device drives is part of what the episode is (not just "teleop").
+        labels = dataclasses.replace(labels, device=self.station.active_teleop or "")
         if self._writer is None:
             self.connect()  # first episode: prepare the dataset folder now
         with self._lock:

@@ -25,6 +25,8 @@ class ActionSpec:
         icon: file name under resources/icons, or "".
         tip: status/tool tip.
         app_wide: shortcut works whichever widget has focus (Qt.ApplicationShortcut).
+        key_hint: keys shown in the menu and the shortcut list but handled elsewhere (the STOP
+            keys: :mod:`vla_studio.ui.key_routing` decides when Esc and Space stop).
     """
 
     id: str
@@ -37,6 +39,12 @@ class ActionSpec:
     icon: str = ""
     tip: str = ""
     app_wide: bool = False
+    key_hint: str = ""
+
+    @property
+    def keys(self) -> str:
+        """The keys that trigger it, as shown to the operator ("" when none)."""
+        return self.shortcut or self.key_hint
 
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -49,17 +57,29 @@ ACTIONS: tuple[ActionSpec, ...] = (
                toolbar=True, icon="play.svg", tip="Let the active teleop device drive the robot"),
     ActionSpec("run.pause", "&Pause", "&Robot", "F6", method="pause_run", toolbar=True,
                icon="pause.svg", tip="Hold position; the run can be resumed"),
-    ActionSpec("estop.trigger", "&STOP", "&Robot", "Esc", method="trigger_estop", app_wide=True,
+    ActionSpec("estop.trigger", "&STOP", "&Robot", method="trigger_estop",
+               key_hint="Esc, or Space during a run",
                tip="Latch the software e-stop (Esc; Space while a run is active)"),
     ActionSpec("estop.reset", "&Reset e-stop...", "&Robot", method="reset_estop",
                tip="Two steps: request, then confirm; the session returns to PAUSED"),
-    ActionSpec("record.toggle", "&Record / stop and save", "Re&cord", "Ctrl+R", command="record.toggle", toolbar=True, tip="Start recording an episode, or stop and save it"),
-    ActionSpec("episode.success", "End as &success", "Re&cord", "Ctrl+Shift+S", command="episode.success", tip="End the episode as a success (or mark the last one)"),
-    ActionSpec("episode.failure", "End as &failure", "Re&cord", "Ctrl+Shift+F", command="episode.failure", tip="End the episode as a failure (or mark the last one)"),
-    ActionSpec("record.discard", "&Discard episode", "Re&cord", "Ctrl+Shift+D", command="record.discard", tip="Move the open (or last) episode to the trash"),
-    ActionSpec("record.rerecord", "Re-&record last", "Re&cord", "Ctrl+Shift+R", command="record.rerecord", tip="Discard the last episode and record it again"),
-    ActionSpec("task.next", "&Next task", "Re&cord", "Ctrl+N", command="task.next", tip="Propose the next task of the task list"),
+    ActionSpec("record.toggle", "&Record / stop and save", "Re&cord", "Ctrl+R",
+               command="record.toggle", toolbar=True, icon="record.svg",
+               tip="Start recording an episode, or stop and save it"),
+    ActionSpec("episode.success", "End as &success", "Re&cord", "Ctrl+Shift+S",
+               command="episode.success", tip="End the episode as a success (or mark the last one)"),
+    ActionSpec("episode.failure", "End as &failure", "Re&cord", "Ctrl+Shift+F",
+               command="episode.failure", tip="End the episode as a failure (or mark the last one)"),
+    ActionSpec("record.discard", "&Discard episode", "Re&cord", "Ctrl+Shift+D",
+               command="record.discard", tip="Move the open (or last) episode to the trash"),
+    ActionSpec("record.rerecord", "Re-&record last", "Re&cord", "Ctrl+Shift+R",
+               command="record.rerecord", tip="Discard the last episode and record it again"),
+    ActionSpec("task.next", "&Next task", "Re&cord", "Ctrl+N", command="task.next",
+               tip="Propose the next task of the task list"),
     ActionSpec("view.reset_layout", "&Reset layout", "&View", method="reset_layout",
                tip="Put every dock back where it started"),
+    ActionSpec("help.shortcuts", "&Keyboard shortcuts", "&Help", "F1", method="show_shortcuts",
+               tip="Every shortcut of the window, and the STOP keys"),
+    ActionSpec("help.guide", "&User guide", "&Help", method="open_user_guide",
+               tip="Open the user guide (the documentation installed with VLA Studio)"),
     ActionSpec("help.about", "&About VLA Studio", "&Help", method="show_about"),
 )

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from vla_studio import __version__
@@ -69,7 +69,10 @@ class StationController:
         self.window = MainWindow(station, reset_layout=self._reset_layout)
         self._reset_layout = False
         self.window.station_requested.connect(self.open)
-        self.window.show()
+        if QSettings().contains("main_window/geometry"):
+            self.window.show()  # where the operator left it
+        else:
+            self.window.showMaximized()  # first run: the whole screen
         return True
 
     def close(self) -> None:

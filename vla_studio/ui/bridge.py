@@ -5,7 +5,9 @@ Core threads never call Qt. Instead the bridge, on the GUI thread, pulls at disp
 * the loop's latest Step (a LatestSlot: only the newest matters) → ``step`` signal,
 * loop statistics and safety counters → ``stats`` signal (a few times a second),
 * session transitions and application events, which core threads append to thread-safe deques
-  from their listeners → ``session_changed`` / ``app_event`` signals.
+  from their listeners → ``session_changed`` / ``app_event`` signals. Each e-stop latch and reset
+  becomes an event too (``safety.estop`` / ``safety.reset``), so the Events dock lists them
+  beside everything else.
 
 It also beats the GUI heartbeat: if this thread freezes during a policy run, the control loop
 notices the silence and pauses (safety invariant 3).
@@ -14,18 +16,41 @@ notices the silence and pauses (safety invariant 3).
 from __future__ import annotations
 
 import collections
+import logging
+import threading
 import time
+from typing import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from vla_studio.core.clock import LoopStatsSnapshot
 from vla_studio.core.events import AppEvent
-from vla_studio.core.safety import Heartbeat
+from vla_studio.core.safety import Heartbeat, StopEvent
 from vla_studio.core.session import SessionState
 from vla_studio.core.types import Step
 from vla_studio.station import Station
 
 DISPLAY_HZ = 30.0
+
+
+def latch_listener(events: "collections.deque[AppEvent]",
+                   listening: threading.Event) -> Callable[[bool, StopEvent | None], None]:
+    """A latch listener (called on the triggering thread) that turns each latch and reset into
+    an AppEvent on ``events`` while ``listening`` is set; it only appends to the deque."""
+
+    def on_latch(tripped: bool, event: StopEvent | None) -> None:
+        if not listening.is_set():
+            return
+        if tripped and event is not None:
+            origin = f" by {event.origin}" if event.origin else ""
+            events.append(AppEvent("safety.estop", f"E-stop latched{origin}: {event.reason}",
+                                   logging.ERROR, {"origin": event.origin, "reason": event.reason},
+                                   event.t))
+        elif not tripped:
+            events.append(AppEvent("safety.reset", "E-stop reset: the robot stays paused until a "
+                                   "run is started", logging.INFO))
+
+    return on_latch
 STATS_HZ = 4.0
 
 
@@ -54,8 +79,16 @@ class CoreBridge(QObject):
         station.loop.heartbeat = self.heartbeat
         self._events: collections.deque[AppEvent] = collections.deque(maxlen=1000)
         self._session: collections.deque[SessionState] = collections.deque(maxlen=100)
+        #: Events published from now on reach ``app_event``; older ones only the bus's history.
+        self.subscribed_at = time.monotonic()
         self._unsubscribe = station.events.subscribe(self._events.append)
         station.session.add_listener(self._session.append)
+        # The latch keeps its listeners for good: this one goes quiet on stop(), and holds only
+        # the deque (a listener holding the bridge would keep this QObject alive until Python's
+        # cyclic GC deletes it, from whichever thread happens to run the GC).
+        self._listening = threading.Event()
+        self._listening.set()
+        station.latch.add_listener(latch_listener(self._events, self._listening))
         self._last_seq = -1
         self._last_stats = 0.0
         self.last_session = station.session.snapshot
@@ -68,6 +101,7 @@ class CoreBridge(QObject):
         """Stop pulling (the window is closing)."""
         self._timer.stop()
         self._unsubscribe()
+        self._listening.clear()
         if self.station.loop.heartbeat is self.heartbeat:
             self.station.loop.heartbeat = None
 

@@ -31,6 +31,9 @@ from vla_studio.sim.world import SimWorld, find_world
 
 log = logging.getLogger(__name__)
 DEPTH_SCALE_M = 0.001
+# Slots skipped before this many renders are start-up (the renderer warming up, another camera's
+# context being created), not frames the camera failed to deliver: they are not counted as drops.
+WARMUP_FRAMES = 10
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class SimCamera(Camera):
         self._renderer: SceneRenderer | None = None
         self._world: SimWorld | None = None
         self._t0 = self._next_t = 0.0
+        self._rendered = 0
 
     @property
     def scene_camera(self) -> str:
@@ -86,6 +90,7 @@ class SimCamera(Camera):
         self._set_mode(width=c.width, height=c.height, fps=c.fps, fourcc="RGB3",
                        camera=self.scene_camera, shadows=c.shadows)
         self._t0 = self._next_t = time.monotonic()
+        self._rendered = 0
 
     def _read(self, timeout_s: float) -> RawFrame | None:
         renderer, world = self._renderer, self._world
@@ -99,13 +104,17 @@ class SimCamera(Camera):
         # skipped, not burst through, and show up as drops through the slot index.
         behind = time.monotonic() - sched
         if behind > self.period_s:
-            sched += (behind // self.period_s) * self.period_s
+            skipped = (behind // self.period_s) * self.period_s
+            sched += skipped
+            if self._rendered < WARMUP_FRAMES:  # starting up (first renders, a sibling camera
+                self._t0 += skipped  # creating its context): slots never due yet, not drops
         self._next_t = sched + self.period_s
         snapshot = world.snapshot()
         if snapshot is None:
             return None
         t_capture = time.monotonic()
         color, depth = renderer.render(snapshot)
+        self._rendered += 1
         for image in (color, depth):
             if image is not None:
                 image.flags.writeable = False

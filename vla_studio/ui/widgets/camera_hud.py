@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QLinearGradient, QPainter
 
 from vla_studio.core.types import Frame
 from vla_studio.devices.cameras.base import CameraState, CameraStatus
+from vla_studio.ui.recording_status import recording_text
 from vla_studio.ui.widgets.camera_overlay import Overlay, outlined_text
 
 if TYPE_CHECKING:
@@ -47,6 +48,23 @@ def status_lines(name: str, status: CameraStatus, latency_ms: float | None,
     if status.late:
         figures.append(f"{status.late} late")
     return [f"{name} · {live}", " · ".join(figures)]
+
+
+def counters_tooltip(name: str, status: CameraStatus, latency_ms: float | None) -> str:
+    """The pane's tooltip: what its figures mean and what to do when they climb."""
+    latency = f", {latency_ms:.0f} ms from capture to screen" if latency_ms is not None else ""
+    lines = [f"<b>{name}</b> · {status.state.value} · {status.fps:.1f} fps{latency}", ""]
+    lines.append(f"<b>{status.dropped} dropped</b>: frames the camera produced (or a simulated "
+                 "camera was due to render) that never reached VLA Studio. Recorded steps keep "
+                 "the last image, with its true capture time. If the count keeps climbing, the "
+                 "machine or the USB link cannot keep up: close other programs, or lower this "
+                 "camera's fps or resolution in the station profile.")
+    lines.append(f"<b>{status.late} late</b>: frames that arrived more than 1.5 frame periods "
+                 "after the one before (a stall, nothing lost). An occasional one is harmless; "
+                 "many mean a busy CPU.")
+    lines += ["", "Double-click to enlarge; right-click for view, depth range, detach and "
+              "overlays."]
+    return "<br>".join(lines)
 
 
 def problem_text(status: CameraStatus) -> tuple[str, str]:
@@ -173,3 +191,45 @@ class StatusOverlay(Overlay):
         painter.setFont(self.legend_font)
         painter.setPen(QColor("#dde1e7"))
         painter.drawText(QPointF(bar.left(), bar.top() - 4), label)
+
+
+class RecordingMarker(Overlay):
+    """"● REC 0:12" in the pane's top-right corner while an episode is recorded (z 95).
+
+    The window gives it the recorder's status a few times a second (:meth:`show_status`); it
+    paints nothing while idle.
+    """
+
+    COLOURS = {"recording": "#ff3b30", "paused": "#d9a520", "starting": "#4c8dff"}
+
+    def __init__(self, pane: "CameraPane") -> None:
+        super().__init__("recording marker", z=95)
+        self.pane = pane
+        self.text, self.state = "", ""
+        self.font = QFont()
+        self.font.setPointSizeF(10.5)
+        self.font.setBold(True)
+        self.fm = QFontMetrics(self.font)
+
+    def show_status(self, status, starting: bool = False) -> bool:
+        """Take the recorder's status; True when the marker changed (repaint the pane)."""
+        text, state = recording_text(status, starting)
+        changed = (text, state) != (self.text, self.state)
+        self.text, self.state = text, state
+        return changed
+
+    def paint(self, painter: QPainter, rect: QRectF, frame: Frame | None) -> None:
+        if not self.text:
+            return
+        # The pane's corner, not the image's: the status HUD owns the image's top-left, and a
+        # narrow image (colour beside depth) has no room for both.
+        area = QRectF(self.pane.rect())
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        width = self.fm.horizontalAdvance(self.text) + 16
+        box = QRectF(area.right() - width - 8, area.top() + 8, width, self.fm.height() + 8)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(10, 11, 13, 190))
+        painter.drawRoundedRect(box, 4, 4)
+        painter.setFont(self.font)
+        painter.setPen(QColor(self.COLOURS.get(self.state, "#ff3b30")))
+        painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), self.text)

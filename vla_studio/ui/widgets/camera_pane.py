@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QMenu, QSizePolicy, QWidget
 
 from vla_studio.core.types import Frame
 from vla_studio.devices.cameras.base import Camera, CameraStatus
-from vla_studio.ui.widgets.camera_hud import StatusOverlay
+from vla_studio.ui.widgets.camera_hud import StatusOverlay, counters_tooltip
 from vla_studio.ui.widgets.camera_image import DepthColormap, RenderedImage, fit_rect, render_color
 from vla_studio.ui.widgets.camera_overlay import OverlayLayer
 
@@ -92,8 +92,6 @@ class CameraPane(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # we paint every pixel
         self.setMinimumSize(160, 120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setToolTip(f"{self.name}: double-click to enlarge; right-click for view, depth "
-                        "range, detach and overlays")
         features = camera.features
         self.has_color, self.has_depth = "color" in features, "depth" in features
         self.view = ViewMode.SIDE_BY_SIDE if self.has_color and self.has_depth else (
@@ -111,6 +109,7 @@ class CameraPane(QWidget):
         self.depth_target: QRect | None = None
         self._awaiting_paint: Frame | None = None
         self._status_painted = 0.0
+        self._show_tooltip()
 
     @property
     def shown_index(self) -> int:
@@ -143,16 +142,26 @@ class CameraPane(QWidget):
         now = time.monotonic() if now is None else now
         frame = self.camera.latest()
         if frame is not None and (self.frame is None or frame.index != self.frame.index):
-            self.status = self.camera.status()
+            self._take_status(self.camera.status())
             self.frame = frame
             self._awaiting_paint = frame
             self._render()
             self.update()
             return True
         if now - self._status_painted >= STATUS_REPAINT_S:
-            self.status = self.camera.status()
+            self._take_status(self.camera.status())
             self.update()  # the HUD changes (age of the last frame, reconnect attempts)
         return False
+
+    def _take_status(self, status: CameraStatus) -> None:
+        self.status = status
+        self._show_tooltip()
+
+    def _show_tooltip(self) -> None:
+        """The counters explained (what drops and late frames are, what to do about them)."""
+        text = counters_tooltip(self.name, self.status, self.latency_p50_ms())
+        if text != self.toolTip():
+            self.setToolTip(text)
 
     def latency_p50_ms(self) -> float | None:
         """Median capture-to-display latency of the last second of frames."""

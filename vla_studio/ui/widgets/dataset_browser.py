@@ -5,7 +5,9 @@ Rows come from the dataset index (:class:`vla_studio.data.dataset_index.DatasetI
 refreshed on a background thread (``dataset-index-refresh``, owned by this widget and joined when
 its window closes) after the recorder saves, recovers or discards an episode, and on demand. The
 thread makes no Qt call: a GUI-thread timer collects its result. Sorting uses the raw
-values (dates, seconds, counts), not the displayed text.
+values (dates, seconds, counts), not the displayed text. Double-clicking an episode asks to
+replay it (:attr:`DatasetBrowser.episode_activated`); until a replay view exists the browser says
+so, with the episode's file.
 """
 
 from __future__ import annotations
@@ -16,31 +18,54 @@ import threading
 from typing import Any
 
 from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
-                            QSortFilterProxyModel, Qt, QTimer)
+                            QSettings, QSortFilterProxyModel, Qt, QTimer, Signal)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QMenu, QPushButton, QTableView, QVBoxLayout,
+                               QWidget)
 
 from vla_studio.core.events import AppEvent
 from vla_studio.data.dataset import DatasetError
 from vla_studio.data.dataset_index import EpisodeSummary
 from vla_studio.station import Station
 from vla_studio.ui.bridge import CoreBridge
-from vla_studio.ui.widgets.recorder_dock import WindowCloseWatcher, recorder_for
+from vla_studio.ui.station_recorder import WindowCloseWatcher, recorder_for
+from vla_studio.ui.widgets.elided_label import ElidedLabel
 
 log = logging.getLogger(__name__)
 SORT_ROLE = Qt.ItemDataRole.UserRole
+HIDDEN_COLUMNS_KEY = "episodes/hidden_columns"
+# Shown on request (right-click the header): the default layout's list is narrow.
+DEFAULT_HIDDEN = ("Steps", "Operator", "Task")
 REFRESH_EVENTS = ("recorder.saved", "recorder.recovered", "recorder.discarded", "recorder.marked")
 _SUCCESS_TEXT = {True: "✓ success", False: "✗ failure", None: "?"}
 _SUCCESS_COLOUR = {True: QColor("#2fb36b"), False: QColor("#ff5c5c"), None: QColor("#9aa3ad")}
 
 
-def _local_time(created: str) -> str:
+def source_text(s: EpisodeSummary) -> str:
+    """Who drove: the teleop device by name ("keyboard", "gamepad", "expert"), "policy", a
+    DAgger run with the device that took over ("dagger · gamepad"), or a device that never moved
+    the arm ("gamepad (no motion)": unplugged, or never touched)."""
+    if not s.device:
+        return s.source
+    if s.source == "teleop":
+        return s.device
+    if s.source in ("dagger", "intervention"):
+        return f"{s.source} · {s.device}"
+    if s.source == "hold":
+        return f"{s.device} (no motion)"
+    return s.source
+
+
+def _local_time(created: str, today: dt.date | None = None) -> str:
+    """Today's episodes by time only (the column stays narrow), older ones with their date."""
     try:
-        stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+        stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone()
     except ValueError:
         return created
-    return stamp.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    if stamp.date() == (today or dt.date.today()):
+        return stamp.strftime("%H:%M:%S")
+    return stamp.strftime("%Y-%m-%d %H:%M")
 
 
 class EpisodeTableModel(QAbstractTableModel):
@@ -79,17 +104,18 @@ class EpisodeTableModel(QAbstractTableModel):
         if role == SORT_ROLE:
             return {"Date": s.created, "Instruction": s.instruction.lower(), "Duration": s.duration_s,
                     "Steps": s.num_steps, "Success": -1 if s.success is None else int(s.success),
-                    "Operator": s.operator.lower(), "Source": s.source, "Task": s.task,
+                    "Operator": s.operator.lower(), "Source": source_text(s), "Task": s.task,
                     "Flags": ", ".join(s.flags)}[column]
         if role == Qt.ItemDataRole.DisplayRole:
             return {"Date": _local_time(s.created), "Instruction": s.instruction,
                     "Duration": f"{s.duration_s:.1f} s", "Steps": str(s.num_steps),
                     "Success": _SUCCESS_TEXT[s.success], "Operator": s.operator,
-                    "Source": s.source, "Task": s.task, "Flags": ", ".join(s.flags)}[column]
+                    "Source": source_text(s), "Task": s.task,
+                    "Flags": ", ".join(s.flags)}[column]
         if role == Qt.ItemDataRole.ForegroundRole and column == "Success":
             return _SUCCESS_COLOUR[s.success]
         if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [s.name, *s.instructions]
+            lines = [f"{s.name} · recorded {s.created}", *s.instructions]
             if s.notes:
                 lines.append(f"notes: {s.notes}")
             return "\n".join(lines)
@@ -134,7 +160,16 @@ class EpisodeFilter(QSortFilterProxyModel):
 
 
 class DatasetBrowser(QWidget):
-    """The station's dataset as a table, with trash and restore."""
+    """The station's dataset as a table, with trash and restore.
+
+    Signals:
+        episode_activated(object): the operator double-clicked an episode (its EpisodeSummary);
+            a replay view opens it.
+    """
+
+    episode_activated = Signal(object)
+    #: Set by a replay view that connects to :attr:`episode_activated` (the replay issue).
+    has_replay_view = False
 
     def __init__(self, station: Station, bridge: CoreBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -156,13 +191,21 @@ class DatasetBrowser(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.verticalHeader().setVisible(False)
-        self.table.setMinimumHeight(140)  # a few rows even in a short bottom dock
+        # Compact rows: the default layout shows at least eight of them under the cameras.
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.table.setMinimumHeight(self.table.verticalHeader().defaultSectionSize() * 4)
+        self.table.doubleClicked.connect(self._activated)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self._size_columns()
+        header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        header.customContextMenuRequested.connect(self._column_menu)
+        hidden = QSettings().value(HIDDEN_COLUMNS_KEY, list(DEFAULT_HIDDEN))
+        for name in EpisodeTableModel.COLUMNS:
+            header.setSectionHidden(EpisodeTableModel.COLUMNS.index(name),
+                                    name in (hidden or ()) and name != "Instruction")
 
         self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("filter: instruction, operator, task, flags...")
+        self.filter_edit.setPlaceholderText("filter: instruction, operator, device, task, flags...")
         self.filter_edit.textChanged.connect(self.proxy.set_text)
         self.outcome_combo = QComboBox()
         self.outcome_combo.addItems(EpisodeFilter.OUTCOMES)
@@ -177,10 +220,12 @@ class DatasetBrowser(QWidget):
         self.restore_button = QPushButton("Restore")
         self.restore_button.clicked.connect(self.restore_selected)
         self.restore_button.setVisible(False)
-        self.summary = QLabel()
+        self.summary = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # holds the folder path
         self.message = QLabel()
         self.message.setObjectName("errorText")
 
+        self.summary.setObjectName("mutedText")
+        self.message.setWordWrap(True)
         bar = QHBoxLayout()
         bar.addWidget(self.filter_edit, 1)
         bar.addWidget(self.outcome_combo)
@@ -190,9 +235,10 @@ class DatasetBrowser(QWidget):
         bar.addWidget(self.restore_button)
         foot = QHBoxLayout()
         foot.addWidget(self.summary)
-        foot.addStretch(1)
-        foot.addWidget(self.message)
+        foot.addWidget(self.message, 1)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setSpacing(4)
         layout.addLayout(bar)
         layout.addWidget(self.table, 1)
         layout.addLayout(foot)
@@ -207,6 +253,65 @@ class DatasetBrowser(QWidget):
         bridge.app_event.connect(self.on_event)
         self._close_watcher = WindowCloseWatcher(self, self._workers.join)
         self.refresh()
+
+    def _size_columns(self) -> None:
+        """The instruction is what the operator reads: it gets the room; the figures get widths
+        that fit their values (measured in the table's own font; they can be dragged)."""
+        self.table.ensurePolished()
+        fm = self.table.fontMetrics()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        samples = {"Date": "00:00:00", "Duration": "Duration", "Steps": "00000",
+                   "Success": "✓ success", "Operator": "Operator", "Source": "keyboard",
+                   "Task": "pick_up_the_cube", "Flags": "recovered"}
+        for name, sample in samples.items():
+            header.resizeSection(EpisodeTableModel.COLUMNS.index(name),
+                                 fm.horizontalAdvance(sample) + 24)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(fm.horizontalAdvance("MMMM"))
+
+    def _column_menu(self, pos) -> None:
+        """Right-click on the header: show or hide columns (remembered)."""
+        header = self.table.horizontalHeader()
+        menu = QMenu(self)
+        for i, name in enumerate(EpisodeTableModel.COLUMNS):
+            if name == "Instruction":
+                continue
+            action = menu.addAction(name)
+            action.setCheckable(True)
+            action.setChecked(not header.isSectionHidden(i))
+            action.toggled.connect(lambda on, i=i: self.show_column(i, on))
+        menu.exec(header.mapToGlobal(pos))
+
+    def show_column(self, column: int, visible: bool) -> None:
+        header = self.table.horizontalHeader()
+        header.setSectionHidden(column, not visible)
+        QSettings().setValue(HIDDEN_COLUMNS_KEY, [
+            n for i, n in enumerate(EpisodeTableModel.COLUMNS) if header.isSectionHidden(i)])
+
+    def height_for_rows(self, rows: int) -> int:
+        """The panel height that shows ``rows`` episode rows (the default layout asks)."""
+        table = self.table
+        header = table.horizontalHeader().sizeHint().height()
+        body = rows * table.verticalHeader().defaultSectionSize() + 2 * table.frameWidth()
+        scrollbar = table.horizontalScrollBar().sizeHint().height()
+        margins = self.layout().contentsMargins()
+        spacing = self.layout().spacing() * 2
+        bars = self.filter_edit.sizeHint().height() + self.summary.sizeHint().height()
+        return header + body + scrollbar + margins.top() + margins.bottom() + spacing + bars
+
+    def _activated(self, index: QModelIndex) -> None:
+        row = self.proxy.mapToSource(index).row()
+        if 0 <= row < len(self.model.rows):
+            self.open_episode(self.model.rows[row])
+
+    def open_episode(self, summary: EpisodeSummary) -> None:
+        """Replay ``summary`` (double-click): in the replay view once there is one."""
+        self.episode_activated.emit(summary)
+        if self.has_replay_view:
+            return
+        self.message.setText(f"Replay is not available yet: the replay view is still to come. "
+                             f"The episode is {self.dataset.root / summary.file}")
 
     # ----- data ------------------------------------------------------------------------------
     def refresh(self) -> None:

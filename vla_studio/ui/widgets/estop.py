@@ -2,17 +2,26 @@
 
 Pressing STOP calls ``EStopLatch.trigger`` directly on the GUI thread (it only sets flags); the
 control loop, not this widget, stops the robot. The reset needs two deliberate clicks within the
-latch's confirm window, and lands the session in PAUSED.
+latch's confirm window, and lands the session in PAUSED. After a control-loop crash there is
+nothing to reset into (no loop drives the robot): the widget says to restart the station instead.
 """
 
 from __future__ import annotations
 
+import html
 import time
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
-from vla_studio.core.safety import EStopLatch
+from vla_studio.core.safety import EStopLatch, StopEvent
+
+CRASH_REASON = "control loop crashed"
+
+
+def is_crash_stop(event: StopEvent | None) -> bool:
+    """Whether the latch was set because the control loop crashed."""
+    return event is not None and event.reason.lower().startswith(CRASH_REASON)
 
 
 class EStopWidget(QWidget):
@@ -47,6 +56,8 @@ class EStopWidget(QWidget):
         layout.addWidget(self.reset_button)
         layout.addWidget(self.stop_button)
         self._shown_tripped: bool | None = None
+        #: Set by the window once the control loop crashed (the latch may even be reset later).
+        self.crashed = False
         self.refresh()
 
     def _on_stop(self) -> None:
@@ -66,12 +77,18 @@ class EStopWidget(QWidget):
     def refresh(self) -> None:
         """Update from the latch (called every display frame)."""
         tripped = self.latch.is_tripped
-        self.reset_button.setVisible(tripped)
-        if tripped:
-            ev = self.latch.event
+        ev = self.latch.event
+        crashed = self.crashed or is_crash_stop(ev)
+        self.reset_button.setVisible(tripped and not crashed)
+        if crashed:
+            why = f" ({html.escape(ev.reason)})" if ev and ev.reason.lower() != CRASH_REASON else ""
+            self.status.setText(f"<b>Control loop crashed — robot held; restart the station</b>"
+                                f"{why}")
+        elif tripped:
             ago = f"{time.monotonic() - ev.t:.0f} s ago" if ev else ""
             origin = f" by {ev.origin}" if ev and ev.origin else ""
-            self.status.setText(f"<b>E-STOP LATCHED</b>{origin}: {ev.reason if ev else ''} ({ago})")
+            reason = html.escape(ev.reason) if ev else ""
+            self.status.setText(f"<b>E-STOP LATCHED</b>{html.escape(origin)}: {reason} ({ago})")
             if self.latch.reset_armed:
                 self.reset_button.setText(f"Confirm reset ({self.latch.reset_time_left:.0f} s)")
             else:

@@ -3,13 +3,16 @@
 The export runs on a worker thread owned by the dialog; the exporter reports progress through a
 callback that only stores the latest :class:`ExportProgress`, and a QTimer on the GUI thread shows
 it. Cancelling sets a flag the exporter polls between episodes; a cancelled or failed export
-leaves nothing at the destination.
+leaves nothing at the destination. The exporter's messages are written for the command line
+("pass --overwrite"); :func:`dialog_wording` turns them into the dialog's own controls ("tick
+'Replace an existing export of the same name'").
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import re
 import threading
 from pathlib import Path
 
@@ -23,6 +26,48 @@ from vla_studio.data.rlds import (ExportCancelled, ExportError, ExportOptions, E
 
 log = logging.getLogger(__name__)
 ORIGINAL_SIZE = "recorded size (JPEG pass-through)"
+# `vla-studio export rlds` options -> (the dialog's label for them, is it a check box).
+CONTROLS: dict[str, tuple[str, bool]] = {
+    "--name": ("Dataset name", False),
+    "--image-size": ("Image size", False),
+    "--val-fraction": ("Validation share", False),
+    "--success-only": ("Only episodes marked successful", True),
+    "--depth": ("Include depth streams (16-bit PNG)", True),
+    "--overwrite": ("Replace an existing export of the same name", True),
+}
+_TURN_ON = re.compile(r"\b(?:pass|use|add|give|set|with)\s+(--[a-z][a-z0-9-]*)")
+_TURN_OFF = re.compile(r"\b(?:drop|remove|omit|without)\s+(--[a-z][a-z0-9-]*)")
+_ANY_FLAG = re.compile(r"--[a-z][a-z0-9-]*")
+
+
+def dialog_wording(message: str) -> str:
+    """An exporter message with its command-line options named as this dialog's controls.
+
+    "pass --overwrite" becomes "tick 'Replace an existing export of the same name'", "drop
+    --success-only" becomes "untick 'Only episodes marked successful'", "pass --image-size"
+    becomes "set 'Image size'"; an option the dialog does not have is named as the command
+    line's ("--camera-map (command line only: vla-studio export rlds)").
+    """
+    def label(flag: str) -> str | None:
+        control = CONTROLS.get(flag)
+        return f"'{control[0]}'" if control else None
+
+    def turn_on(m: re.Match) -> str:
+        control = CONTROLS.get(m.group(1))
+        if control is None:
+            return m.group(0)
+        return f"{'tick' if control[1] else 'set'} '{control[0]}'"
+
+    def turn_off(m: re.Match) -> str:
+        control = CONTROLS.get(m.group(1))
+        if control is None:
+            return m.group(0)
+        return f"{'untick' if control[1] else 'clear'} '{control[0]}'"
+
+    text = _TURN_ON.sub(turn_on, message)
+    text = _TURN_OFF.sub(turn_off, text)
+    return _ANY_FLAG.sub(lambda m: label(m.group(0)) or
+                         f"{m.group(0)} (command line only: vla-studio export rlds)", text)
 
 
 def _path_row(line: QLineEdit, caption: str, parent: QWidget) -> QWidget:
@@ -56,7 +101,7 @@ def summarize_report(report: ExportReport, options: ExportOptions, out: Path) ->
     if report.skipped:
         lines.append(f"  {len(report.skipped)} episode(s) skipped:")
         lines += [f"    {path.name}: {reason}" for path, reason in report.skipped]
-    lines += [f"  warning: {w}" for w in report.warnings]
+    lines += [f"  warning: {dialog_wording(w)}" for w in report.warnings]
     lines.append(f"  load it: tfds.builder({options.name!r}, data_dir={str(out)!r})")
     return "\n".join(lines)
 
@@ -230,7 +275,8 @@ class ExportDialog(QDialog):
     def _show_error(self, message: str) -> None:
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.status.setText(f"<span style='color:#ff8a80'>Export failed: {html.escape(message)}</span>")
+        message = dialog_wording(message)
+        self.status.setText(f"<span style='color:#ff8a80'>Export failed: {html.escape(message, quote=False)}</span>")
 
     def _set_running(self, running: bool) -> None:
         self.export_button.setEnabled(not running)

@@ -2,20 +2,22 @@
 buttons, live progress and how much recording the disk still allows.
 
 The dock is a view of :class:`vla_studio.data.recorder.Recorder` (one per station, shared with
-the dataset browser through :func:`recorder_for`). Buttons call the recorder, which returns at
-once (files are finished on its writer thread); the dock polls ``Recorder.status()`` a few times
-a second and listens to ``recorder.*`` events for messages. Gamepad buttons and menu shortcuts
-send the same station commands, so the dock follows whatever started or stopped an episode.
+the dataset browser through :func:`recorder_for`). The GUI thread never waits for it: starting an
+episode resets the scene and waits for fresh camera frames, stopping asks the robot for its
+verdict, and the first use recovers interrupted episodes, so every button (and the window's
+Record menu) runs its call on the dock's ``recorder-jobs`` thread
+(:class:`~vla_studio.ui.background.BackgroundJobs`) and the outcome comes back queued. Meanwhile
+the dock says "starting…" / "saving…" and refuses another click; a refusal is shown right under
+the buttons. The dock polls ``Recorder.status()`` a few times a second and listens to
+``recorder.*`` events, so it also follows episodes started by gamepad buttons.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import Callable
 
-from PySide6.QtCore import (QCoreApplication, QEvent, QObject, QSettings, QStringListModel, Qt,
-                            QTimer)
+from PySide6.QtCore import QSettings, QStringListModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QCompleter, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPlainTextEdit, QPushButton, QVBoxLayout, QWidget)
@@ -24,11 +26,16 @@ from vla_studio.core.config import ConfigError
 from vla_studio.core.events import AppEvent
 from vla_studio.data.dataset import DatasetError
 from vla_studio.data.labels import EpisodeLabels, LabelError
-from vla_studio.data.recorder import Recorder, RecorderError
+from vla_studio.data.recorder import RecorderError
 from vla_studio.data.recording import EpisodeState, RecorderState, RecorderStatus
 from vla_studio.data.tasks import TaskSampler, load_task_file
 from vla_studio.station import Station
+from vla_studio.ui.background import BackgroundJobs, JobOutcome
 from vla_studio.ui.bridge import CoreBridge
+from vla_studio.ui.station_recorder import WindowCloseWatcher, recorder_for, release_recorder
+from vla_studio.ui.widgets.elided_label import ElidedLabel
+
+__all__ = ["RecorderDock", "WindowCloseWatcher", "recorder_for", "release_recorder"]
 
 log = logging.getLogger(__name__)
 STATUS_HZ = 5.0
@@ -36,68 +43,31 @@ AUTO_SAVE_KEY = "recorder/save_when_done"
 SETTLE_KEY = "recorder/save_when_done_after_s"
 DEFAULT_SETTLE_S = 1.0
 PREFLIGHT_INTERVAL_MS = 10_000
+OPERATOR_KEY = "recorder/operator"  # the last operator name typed: the next start's default
+PREPARING = "checking the dataset"  # the start-up job: an operator's call may queue behind it
 _REFUSED = (RecorderError, LabelError, DatasetError)
-_RECORDERS: "weakref.WeakKeyDictionary[Station, Recorder]" = weakref.WeakKeyDictionary()
-
-
-def recorder_for(station: Station) -> Recorder:
-    """The station's recorder, shared by the recorder dock and the dataset browser.
-
-    Created on first use without touching the disk: the dataset folder is prepared when the
-    first episode starts. It is disconnected (the open episode saved) when the application quits
-    or :func:`release_recorder` is called for the station.
-    """
-    recorder = _RECORDERS.get(station)
-    if recorder is None:
-        recorder = Recorder(station)
-        recorder.register_commands()
-        _RECORDERS[station] = recorder
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(recorder.disconnect)
-    return recorder
-
-
-def release_recorder(station: Station) -> None:
-    """Save any open episode and stop the station's recorder (its window is going away)."""
-    recorder = _RECORDERS.pop(station, None)
-    if recorder is not None:
-        recorder.disconnect()
-
-
-class WindowCloseWatcher(QObject):
-    """Calls ``callback`` when the top-level window holding ``widget`` closes.
-
-    Docks are created before they are placed in the main window, so the filter is installed
-    from the event loop's first turn. Work happens in the close event, never in a destructor.
-    """
-
-    def __init__(self, widget: QWidget, callback: Callable[[], None]) -> None:
-        super().__init__(widget)
-        self._widget, self._callback = widget, callback
-        self._window: QWidget | None = None
-        QTimer.singleShot(0, self._install)
-
-    def _install(self) -> None:
-        window = self._widget.window()
-        if window is not self._widget:
-            self._window = window
-            window.installEventFilter(self)
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        if obj is self._window and event.type() == QEvent.Type.Close:
-            self._callback()
-        return False
 
 
 class RecorderDock(QWidget):
-    """Labels, lifecycle buttons and progress of the station's recorder."""
+    """Labels, lifecycle buttons and progress of the station's recorder.
+
+    Signals:
+        status_changed(object): the RecorderStatus, each time the dock polls it (the window's
+            banner and the camera panes' REC marker follow it).
+    """
+
+    status_changed = Signal(object)
+    #: Station commands this dock runs for the window's menus (in the background, like clicks).
+    COMMANDS = ("record.toggle", "record.start", "record.stop", "record.discard",
+                "record.rerecord", "episode.success", "episode.failure", "task.next")
 
     def __init__(self, station: Station, bridge: CoreBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.station, self.bridge = station, bridge
         self.recorder = recorder_for(station)
-        self._close_watcher = WindowCloseWatcher(self, lambda: release_recorder(station))
+        self.jobs = BackgroundJobs("recorder-jobs", self)
+        self.jobs.busy_changed.connect(lambda _label: self.refresh())
+        self._close_watcher = WindowCloseWatcher(self, self._window_closed)
         self._shown_labels: EpisodeLabels | None = None
 
         self.instruction = QLineEdit()
@@ -113,13 +83,23 @@ class RecorderDock(QWidget):
         self.paraphrases.setFixedHeight(54)
         self.task = QLabel("-")
         self.next_task_button = QPushButton("Next task")
-        self.next_task_button.clicked.connect(lambda: self._call(self.recorder.next_task))
+        self.next_task_button.clicked.connect(lambda: self._call("proposing", self.recorder.next_task))
         self.task_file_button = QPushButton("Task file...")
         self.task_file_button.clicked.connect(self.load_tasks)
         self.operator = QLineEdit()
+        self.operator.setPlaceholderText("your name (remembered)")
+        # Typed by the operator (not set from a task): the next start's default.
+        self.operator.textEdited.connect(
+            lambda text: QSettings().setValue(OPERATOR_KEY, text.strip()))
+        self.device = QLabel("-")
+        self.device.setToolTip("The teleop device driving now; it is stored with the episode")
         self.scene = QLineEdit()
         self.notes = QLineEdit()
         self.notes.setPlaceholderText("notes about this episode")
+        for field, name in ((self.instruction, "Instruction"), (self.paraphrases, "Paraphrases"),
+                            (self.operator, "Operator"), (self.scene, "Scene"),
+                            (self.notes, "Notes")):
+            field.setAccessibleName(name)  # the status bar names the field keys go to
         for field in (self.instruction, self.operator, self.scene, self.notes):
             field.textChanged.connect(self._labels_edited)
         self.paraphrases.textChanged.connect(self._labels_edited)
@@ -134,6 +114,7 @@ class RecorderDock(QWidget):
         task_row.addWidget(self.task_file_button)
         form.addRow("Task", task_row)
         form.addRow("Operator", self.operator)
+        form.addRow("Device", self.device)
         form.addRow("Scene", self.scene)
         form.addRow("Notes", self.notes)
 
@@ -155,11 +136,11 @@ class RecorderDock(QWidget):
         self.discard_button = QPushButton("Discard")
         self.discard_button.setToolTip("Throw the open (or last) episode away: it goes to the "
                                        "trash and can be restored from the dataset browser")
-        self.discard_button.clicked.connect(lambda: self._call(self.recorder.discard))
+        self.discard_button.clicked.connect(lambda: self._call("discarding", self.recorder.discard))
         self.rerecord_button = QPushButton("Re-record")
         self.rerecord_button.setToolTip("Discard the open (or last) episode and record it again "
                                         "with the same instruction and scene seed")
-        self.rerecord_button.clicked.connect(lambda: self._call(self.recorder.rerecord))
+        self.rerecord_button.clicked.connect(lambda: self._call("starting", self.recorder.rerecord))
 
         self.task_state = QLabel()
         self.task_state.setObjectName("taskVerdict")
@@ -189,23 +170,29 @@ class RecorderDock(QWidget):
         grid.addWidget(self.failure_button, 2, 1)
         grid.addWidget(self.discard_button, 2, 2)
         grid.addWidget(self.rerecord_button, 2, 3)
+        # Why a click was refused (no instruction, e-stop, disk) goes right under the buttons.
+        self.message = QLabel()
+        self.message.setObjectName("errorText")
+        self.message.setWordWrap(True)
+        self.message.setVisible(False)
+        grid.addWidget(self.message, 3, 0, 1, 4)
         auto_row = QHBoxLayout()
         auto_row.addWidget(self.auto_save)
         auto_row.addWidget(self.settle)
         auto_row.addStretch(1)
-        grid.addLayout(auto_row, 3, 0, 1, 4)
-        grid.addWidget(self.task_state, 4, 0, 1, 4)
+        grid.addLayout(auto_row, 4, 0, 1, 4)
+        grid.addWidget(self.task_state, 5, 0, 1, 4)
 
-        self.last_label = QLabel("No episode recorded yet.")
+        self.last_label = QLabel("No episode recorded in this session yet.")
         self.last_label.setWordWrap(True)
         self.disk_label = QLabel()
         self.disk_label.setWordWrap(True)
-        self.message = QLabel()
-        self.message.setObjectName("errorText")
-        self.message.setWordWrap(True)
         info_box = QGroupBox("Dataset")
         info = QVBoxLayout(info_box)
-        info.addWidget(QLabel(f"Folder: {self.recorder.dataset.root}"))
+        folder = ElidedLabel(f"Folder: {self.recorder.dataset.root}",
+                             mode=Qt.TextElideMode.ElideMiddle)
+        folder.setToolTip(str(self.recorder.dataset.root))
+        info.addWidget(folder)
         info.addWidget(self.last_label)
         info.addWidget(self.disk_label)
 
@@ -215,10 +202,12 @@ class RecorderDock(QWidget):
         layout.addWidget(run_box)
         layout.addWidget(labels_box)
         layout.addWidget(info_box)
-        layout.addWidget(self.message)
         layout.addStretch(1)
 
         self._auto_save_changed()
+        remembered = str(QSettings().value(OPERATOR_KEY, "") or "")
+        if remembered:  # this user's name from last time, over the profile's station default
+            self.recorder.set_labels(operator=remembered)
         self.load_labels()
         bridge.app_event.connect(self.on_event)
         self._status_timer = QTimer(self)
@@ -230,7 +219,18 @@ class RecorderDock(QWidget):
         self._preflight_timer.timeout.connect(self.show_preflight)
         self._preflight_timer.start()
         self.show_preflight()
+        # Interrupted episodes of an existing dataset are recovered now, in the background, so
+        # the operator hears about them at start and the first Record does not wait for it.
+        self._call(PREPARING, self._prepare_dataset)
         self.refresh()
+
+    def _prepare_dataset(self) -> None:
+        if self.recorder.dataset.root.exists():
+            self.recorder.connect()
+
+    def _window_closed(self) -> None:
+        self.jobs.stop()
+        release_recorder(self.station)
 
     # ----- labels ----------------------------------------------------------------------------
     def load_labels(self) -> None:
@@ -277,7 +277,7 @@ class RecorderDock(QWidget):
         try:
             task_file = load_task_file(path)
         except ConfigError as exc:
-            self.message.setText(str(exc))
+            self.show_message(str(exc))
             return False
         done: dict[str, int] = {}
         for summary in self.recorder.index.list():
@@ -285,29 +285,39 @@ class RecorderDock(QWidget):
         self.recorder.tasks = TaskSampler(task_file, done)
         self.recorder.next_task()
         self.load_labels()
-        self.message.setText("")
+        self.show_message("")
         return True
 
     # ----- lifecycle -------------------------------------------------------------------------
-    def toggle_recording(self) -> None:
+    def toggle_recording(self) -> bool:
+        """Start an episode, or stop and save the open one (in the background)."""
         state = self.recorder.status().state
         if state == RecorderState.IDLE:
-            self._call(self.recorder.start)
-        else:
-            self._call(self.recorder.stop)
+            return self._call("starting", self.recorder.start)
+        return self._call("saving", self.recorder.stop)
 
-    def toggle_pause(self) -> None:
+    def toggle_pause(self) -> bool:
         if self.recorder.status().state == RecorderState.PAUSED:
-            self._call(self.recorder.resume)
-        else:
-            self._call(self.recorder.pause)
+            return self._call("resuming", self.recorder.resume)
+        return self._call("pausing", self.recorder.pause)
 
-    def finish(self, success: bool) -> None:
+    def finish(self, success: bool) -> bool:
         """End the open episode with this outcome, or label the last one."""
         if self.recorder.status().episode is not None:
-            self._call(lambda: self.recorder.stop(success=success))
-        else:
-            self._call(lambda: self.recorder.mark_success(success))
+            return self._call("saving", lambda: self.recorder.stop(success=success))
+        return self._call("marking", lambda: self.recorder.mark_success(success))
+
+    def run_command(self, name: str) -> bool:
+        """Run station command ``name`` (one of :attr:`COMMANDS`) the way the buttons do."""
+        handlers = {"record.toggle": self.toggle_recording,
+                    "record.start": lambda: self._call("starting", self.recorder.start),
+                    "record.stop": lambda: self._call("saving", self.recorder.stop),
+                    "record.discard": lambda: self._call("discarding", self.recorder.discard),
+                    "record.rerecord": lambda: self._call("starting", self.recorder.rerecord),
+                    "episode.success": lambda: self.finish(True),
+                    "episode.failure": lambda: self.finish(False),
+                    "task.next": lambda: self._call("proposing", self.recorder.next_task)}
+        return bool(handlers[name]())
 
     def _auto_save_changed(self) -> None:
         on = self.auto_save.isChecked()
@@ -317,15 +327,36 @@ class RecorderDock(QWidget):
         settings.setValue(AUTO_SAVE_KEY, on)
         settings.setValue(SETTLE_KEY, self.settle.value())
 
-    def _call(self, fn) -> None:
-        try:
-            fn()
-        except _REFUSED as exc:
-            self.message.setText(str(exc))
-            return
-        self.message.setText("")
+    @property
+    def busy(self) -> str:
+        """What the dock is waiting for ("starting", "saving"...), or ""."""
+        return self.jobs.label
+
+    def _call(self, label: str, fn: Callable[[], object]) -> bool:
+        """Run a recorder call on the ``recorder-jobs`` thread; refused while one is running."""
+        if self.jobs.busy and self.jobs.label != PREPARING:
+            self.show_message(f"Still {self.jobs.label}: wait until it is done.")
+            return False
+        self.show_message("")
+        self.jobs.submit(label, fn, self._job_done)
+        self.refresh()
+        return True
+
+    def _job_done(self, outcome: JobOutcome) -> None:
+        """Back on the GUI thread: say why a call was refused, else show the new labels."""
+        error = outcome.error
+        if isinstance(error, _REFUSED):
+            self.show_message(str(error))
+        elif error is not None:
+            log.error("recorder call (%s) failed", outcome.label, exc_info=error)
+            self.show_message(f"{outcome.label.capitalize()} failed: {error}")
         self.load_labels()
         self.refresh()
+
+    def show_message(self, text: str) -> None:
+        """Show (or clear) the line under the buttons."""
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
 
     # ----- views of the recorder -------------------------------------------------------------
     def on_event(self, event: AppEvent) -> None:
@@ -334,7 +365,7 @@ class RecorderDock(QWidget):
         if event.kind == "recorder.task_proposed":
             self.load_labels()
         if event.level >= logging.WARNING:
-            self.message.setText(event.message)
+            self.show_message(event.message)
         if event.kind in ("recorder.saved", "recorder.recovered", "recorder.disk_low"):
             self.show_preflight()
 
@@ -343,6 +374,10 @@ class RecorderDock(QWidget):
             self.load_labels()  # saved as a success: the next task may be proposed
         status = self.recorder.status()
         self.show_status(status)
+        driving = status.episode.labels.device if status.episode is not None else \
+            self.station.active_teleop
+        self.device.setText(driving or "-")
+        self.status_changed.emit(status)
         if self.recorder.labels != self._shown_labels and not self._editing():
             self.load_labels()
 
@@ -353,8 +388,13 @@ class RecorderDock(QWidget):
     def show_status(self, status: RecorderStatus) -> None:
         state = status.state
         ep = status.episode
+        busy = self.jobs.label or ("starting" if self.recorder.is_starting else "")
         colour = {RecorderState.RECORDING: "#ff5c5c", RecorderState.PAUSED: "#d9a520"}.get(state, "#9aa3ad")
-        self.state_label.setText(f"● {state.value.upper()}" if state != RecorderState.IDLE else "READY")
+        if busy:
+            text, colour = f"{busy.upper()}…", "#4c8dff"
+        else:
+            text = f"● {state.value.upper()}" if state != RecorderState.IDLE else "READY"
+        self.state_label.setText(text)
         self.state_label.setStyleSheet(f"color: {colour}; font-size: 14pt; font-weight: 700;")
         if ep is not None:
             self.progress.setText(f"{ep.duration_s:5.1f} s · {ep.steps} steps · "
@@ -363,17 +403,22 @@ class RecorderDock(QWidget):
             saving = f" · saving {status.saving}" if status.saving else ""
             self.progress.setText(f"{status.saved} saved this session{saving}")
         recording = state != RecorderState.IDLE
-        self.record_button.setText("■ Stop and save" if recording else "● Record")
+        if busy:
+            self.record_button.setText(f"{busy.capitalize()}…")
+        else:
+            self.record_button.setText("■ Stop and save" if recording else "● Record")
+        self.record_button.setEnabled(not busy)
         self.record_button.setStyleSheet(
             "background: #7a1710; border-color: #ff5c5c; font-weight: 700;" if recording else
             "font-weight: 700;")
         self.pause_button.setText("Resume" if state == RecorderState.PAUSED else "Pause")
-        self.pause_button.setEnabled(recording)
+        self.pause_button.setEnabled(recording and not busy)
         has_episode = recording or status.last is not None
         for button in (self.success_button, self.failure_button, self.discard_button,
                        self.rerecord_button):
-            button.setEnabled(has_episode)
-        self.next_task_button.setEnabled(self.recorder.tasks is not None and not recording)
+            button.setEnabled(has_episode and not busy)
+        self.next_task_button.setEnabled(self.recorder.tasks is not None and not recording
+                                         and not busy)
         self.show_task(status)
         if ep is not None and state == RecorderState.PAUSED:
             self.progress.setToolTip(ep.labels.instruction)
@@ -385,8 +430,9 @@ class RecorderDock(QWidget):
                      EpisodeState.DISCARDED: "discarded",
                      EpisodeState.EMPTY: "empty, not saved",
                      EpisodeState.FAILED: "could not be saved"}.get(last.state, last.state.value)
-            self.last_label.setText(f"Last: {last.labels.instruction!r} · {last.duration_s:.1f} s · "
-                                    f"{outcome} · {words}\n{name}")
+            device = f" · {last.labels.device}" if last.labels.device else ""
+            self.last_label.setText(f"Last: {last.labels.instruction!r} · {last.duration_s:.1f} s"
+                                    f"{device} · {outcome} · {words}\n{name}")
 
     def show_task(self, status: RecorderStatus) -> None:
         """The robot's verdict on the open episode's task."""

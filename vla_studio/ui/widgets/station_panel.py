@@ -59,9 +59,12 @@ class StationPanel(QWidget):
         for key, title in (("rate", "Rate"), ("jitter", "Jitter p50 / p99"),
                            ("overruns", "Overruns"), ("stages", "Stage p99 (ms)")):
             self.loop_labels[key] = QLabel("-")
+            self.loop_labels[key].setWordWrap(True)  # the dock's width, not the text's
             loop_form.addRow(title, self.loop_labels[key])
-        loop_form.addRow("Station", QLabel(f"{p.name}\nrobot: {p.robot.type}, "
-                                           f"{p.action_space.kind} at {p.control_rate_hz:g} Hz"))
+        station_label = QLabel(f"{p.name}\nrobot: {p.robot.type}, "
+                               f"{p.action_space.kind} at {p.control_rate_hz:g} Hz")
+        station_label.setWordWrap(True)
+        loop_form.addRow("Station", station_label)
 
         safety_box = QGroupBox("Safety events")
         self.safety_table = QTableWidget(0, 2)

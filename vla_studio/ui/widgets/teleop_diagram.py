@@ -250,16 +250,25 @@ _BUTTON_TAGS = {"gripper": "grip", "deadman": "enable", "intervention": "take",
                 "success": "ok", "failure": "fail", "next_task": "next"}
 
 
+# Six rows of keys at the largest key size (38 px) and the legend line under them.
+KEYBOARD_HEIGHT = 6 + 6 * 38 + 18
+
+
 class KeyboardDiagram(_Diagram):
     """A keyboard with the bound keys coloured by what they do and held keys lit."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.tags: dict[str, tuple[str, str]] = {}  # key -> (tag, group)
-        self.setMinimumHeight(230)
+        self.setMinimumHeight(KEYBOARD_HEIGHT)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return QSize(420, 230)
+        return QSize(420, KEYBOARD_HEIGHT)
+
+    def content_height(self) -> float:
+        """How tall the keys and the legend line are drawn at the current width."""
+        unit = min(38.0, (self.width() - 12) / 11.2)
+        return 6 + 6 * unit + 18
 
     def show_device(self, device: MappedTeleop) -> None:
         rows = device.legend()

@@ -155,6 +155,8 @@ class TeleopPanel(QWidget):
         self.legend_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.legend_table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
         self.legend_table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        # Compact rows: a gamepad's fifteen bindings fit under its diagram without scrolling.
+        self.legend_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 5)
         layout = QVBoxLayout(page)
         layout.addWidget(self.diagrams)
         layout.addWidget(self.legend_table, 1)
