@@ -33,6 +33,10 @@ def test_training_loss_decreases_on_the_micro_dataset(tiny_config):
     assert last < 0.7 * first, (first, last)
     val = [e["val_loss"] for e in result.epochs]
     assert len(val) == 6 and val[-1] < val[0]
+    # RUN/best holds the epoch whose decoded actions were closest to the demonstrations.
+    errors = [e["val_action_l1"] for e in result.epochs]
+    best = checkpoint.load(result.best)
+    assert best.training["metrics"]["epoch"] == int(np.argmin(errors)) + 1
     assert (result.best / checkpoint.CONFIG).is_file() and (result.run_dir / "last" / "optimizer.safetensors").is_file()
 
 

@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of split, weights, order, augmentation")
     parser.add_argument("--val-fraction", type=float, default=0.1,
                         help="fraction of episodes held out for validation")
+    parser.add_argument("--best-metric", choices=("val_action_l1", "val_loss"),
+                        default="val_action_l1",
+                        help="validation figure that picks RUN/best (default: the decoded "
+                             "actions' error)")
     parser.add_argument("--resume", metavar="CKPT", default="",
                         help="continue from a last/ checkpoint (or its run directory)")
     parser.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:N")
@@ -81,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         model = replace(ModelConfig(), **overrides)
         cfg = TrainConfig(datasets=tuple(args.dataset), out=args.out, epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                          val_fraction=args.val_fraction, device=args.device, threads=args.threads,
+                          val_fraction=args.val_fraction, best_metric=args.best_metric,
+                          device=args.device, threads=args.threads,
                           data_shards=args.data_shards, cameras=tuple(args.camera),
                           state_keys=tuple(args.state),
                           include_failures=args.include_failures,
@@ -137,7 +142,7 @@ class ProgressLine:
             m = p.metrics
             self.end()
             extra = "".join(f"  {k} {m[k]:.3f}" for k in ("val_token_acc", "val_within_4_bins",
-                                                             "val_action_l1") if k in m)
+                                                             "val_action_l1", "val_gripper_acc") if k in m)
             print(f"epoch {p.epoch}/{p.epochs} done: train loss {p.loss:.3f}  val loss "
                   f"{p.val_loss:.3f}{extra}  ({_clock(p.elapsed_s)})", file=self.stream, flush=True)
             return
