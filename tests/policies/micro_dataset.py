@@ -41,8 +41,11 @@ def _draw(ee: np.ndarray, cubes: dict[str, np.ndarray], centre: np.ndarray | Non
     return img
 
 
-def write_micro_dataset(root: Path, episodes: int = 8, steps: int = 20, seed: int = 0) -> Path:
-    """Write ``episodes`` successful episodes into the dataset folder ``root``; returns it."""
+def write_micro_dataset(root: Path, episodes: int = 8, steps: int = 20, seed: int = 0,
+                        nan_state_in: int | None = None) -> Path:
+    """Write ``episodes`` successful episodes into the dataset folder ``root``; returns it.
+
+    ``nan_state_in``: an episode whose state has a NaN at one step (a sensor glitch)."""
     rng = np.random.default_rng(seed)
     schema = EpisodeSchema(ACTION_NAMES, "ee_delta", {"ee_pos": (3,), "gripper": (1,)},
                            tuple(CameraSchema(n, "synthetic", True, SIZE, SIZE, None, 20.0, 0.2)
@@ -72,6 +75,8 @@ def write_micro_dataset(root: Path, episodes: int = 8, steps: int = 20, seed: in
                       "wrist": Frame("wrist", i, t, color=_draw(ee, cubes, ee))}
             state = {"ee_pos": np.array([ee[0], ee[1], 0.1], np.float32),
                      "gripper": np.array([gripper], np.float32)}
+            if e == nan_state_in and i == steps // 2:
+                state["ee_pos"][0] = np.nan
             delta = cubes[colour] - ee
             dist = float(np.linalg.norm(delta))
             move = delta if dist <= SPEED else delta / dist * SPEED

@@ -97,3 +97,20 @@ def test_augmentation_shifts_and_jitters_but_keeps_shape_and_range():
     assert not torch.equal(x, y)
     same = augment(x.clone(), np.random.default_rng(0), Augmentation(shift=3, brightness=0.1, contrast=0.2))
     torch.testing.assert_close(same, y)
+
+
+def test_scan_leaves_out_failures_and_episodes_with_non_finite_values(tmp_path):
+    from tests.policies.micro_dataset import write_micro_dataset
+    from vla_studio.data.episode_writer import set_success
+    from vla_studio.policies.vla.episodes import scan_datasets
+
+    root = write_micro_dataset(tmp_path / "ds", episodes=4, steps=6, nan_state_in=1)
+    files = sorted((root / "episodes").glob("*.h5"))
+    set_success(files[2], 0)
+    scan = scan_datasets([root])
+    assert [e.path for e in scan.episodes] == [files[0], files[3]]
+    assert dict(scan.skipped) == {files[1]: "non-finite action or state values",
+                                  files[2]: "labelled a failure"}
+    assert scan.cameras == ("front", "wrist") and scan.state_keys == ("ee_pos", "gripper")
+    assert scan.state_shapes == ((3,), (1,)) and scan.control_rate_hz == 20.0
+    assert len(scan_datasets([root], include_failures=True).episodes) == 3

@@ -159,8 +159,12 @@ def scan_datasets(dirs: Sequence[str | Path], *, cameras: Sequence[str] | None =
                 elif ep_shapes != shapes:
                     skipped.append((path, f"state shapes {ep_shapes} differ from {shapes}"))
                     continue
-                episodes.append(EpisodeMeta(path, start, end, tuple(ep.instructions()),
-                                            ep.step("action")[start:end].astype(np.float32),
+                actions = ep.step("action")[start:end].astype(np.float32)
+                if not (np.isfinite(actions).all() and np.isfinite(flat).all()):
+                    # A NaN in one step would turn every loss after it into NaN.
+                    skipped.append((path, "non-finite action or state values"))
+                    continue
+                episodes.append(EpisodeMeta(path, start, end, tuple(ep.instructions()), actions,
                                             flat.astype(np.float32)))
         except EpisodeFileError as exc:
             skipped.append((path, str(exc)))

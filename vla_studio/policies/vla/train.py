@@ -119,6 +119,7 @@ class Progress:
         lr: current learning rate.
         elapsed_s: wall-clock seconds since training started.
         message: what is happening (``"load"`` reports).
+        metrics: every figure of the epoch (``"epoch"`` reports).
     """
 
     phase: str
@@ -242,6 +243,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
                       cameras=tuple(resumed.spec["cameras"]),
                       state_keys=tuple(resumed.spec["state_features"]),
                       include_failures=settings["include_failures"],
+                      best_metric=settings.get("best_metric", cfg.best_metric),
                       augmentation=Augmentation(**settings["augmentation"]))
     if not cfg.resume and any((run_dir / n).exists() for n in (checkpoint.LAST, checkpoint.BEST)):
         raise TrainingDataError(f"{run_dir} already holds a training run; continue it with "
@@ -304,7 +306,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
     history: list[dict] = list(resume_state.get("history", []))
     settings = {"seed": cfg.seed, "batch_size": cfg.batch_size, "data_shards": shards,
                 "val_fraction": cfg.val_fraction, "include_failures": cfg.include_failures,
-                "augmentation": asdict(cfg.augmentation)}
+                "best_metric": cfg.best_metric, "augmentation": asdict(cfg.augmentation)}
     params = count_parameters(net)
     if ctx.is_main:
         _prepare_run_dir(run_dir, resumed is not None, step)
@@ -382,8 +384,7 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
             tensors, rest = checkpoint.flatten_optimizer(opt.state_dict())
             trainer_state = {"epoch": epoch + 1 if complete else epoch,
                              "epoch_step": 0 if complete else done_in_epoch, "step": step,
-                             "best_value": best_val, "best_metric": cfg.best_metric,
-                             "settings": settings,
+                             "best_value": best_val, "settings": settings,
                              "optimizer": rest, "history": history}
             checkpoint.save(run_dir / checkpoint.LAST, optimizer=tensors,
                             trainer_state=trainer_state, **common)
