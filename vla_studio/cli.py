@@ -45,6 +45,7 @@ COMMANDS = (
     "dataset",
     "cameras",
     "export",
+    "train",
 )
 
 DESCRIPTION = """\

@@ -16,4 +16,5 @@ BENCHMARKS = {
     "teleop": "vla_studio.bench.teleop",
     "export": "vla_studio.bench.export",
     "record": "vla_studio.bench.record",
+    "vla": "vla_studio.bench.vla",
 }
