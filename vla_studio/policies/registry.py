@@ -5,4 +5,9 @@ from __future__ import annotations
 from vla_studio.core.registry import Registry
 from vla_studio.policies.base import Policy
 
-POLICIES: Registry[Policy] = Registry("policy", "vla_studio.policies", {}, Policy)
+# Built-in kinds; plugins add theirs through the entry-point group.
+BUILTIN_POLICIES = {
+    "small_conv": "vla_studio.policies.small_conv:SmallConvPolicy",
+}
+
+POLICIES: Registry[Policy] = Registry("policy", "vla_studio.policies", BUILTIN_POLICIES, Policy)
