@@ -15,6 +15,7 @@ The client is used from one thread (the runner's client thread); it is not threa
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from typing import Any
@@ -29,6 +30,9 @@ from vla_studio.policies.wire import RESET_KEY
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_MESSAGE = 64 << 20
+# websockets >= 16 wants connect() as a context manager unless told ``legacy=True``; we keep the
+# connection open across calls, so we ask for the direct connection where the flag exists.
+_DIRECT = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
 MESSAGE_TOO_BIG = 1009
 
 
@@ -74,7 +78,7 @@ class PolicyClient:
         headers = {"Authorization": f"Api-Key {self.api_key}"} if self.api_key else None
         common: dict[str, Any] = dict(compression=None, max_size=self.max_message_bytes,
                                       additional_headers=headers, open_timeout=self.open_timeout,
-                                      ping_interval=None, close_timeout=1.0)
+                                      ping_interval=None, close_timeout=1.0, **_DIRECT)
         try:
             if self.unix_path:
                 ws = unix_connect(self.unix_path, uri="ws://localhost/", **common)

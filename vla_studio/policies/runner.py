@@ -243,7 +243,6 @@ class PolicyRunner(ActionSource):
             self.underruns += 1
             stamp = min(now, end) if end is not None else (self._last_stamp or now)
             return Proposal(None, stamp, "policy queue empty (underrun): holding")
-        self._awaiting_first = False
         self.confidence, self.confidence_method = chosen.confidence, chosen.chunk.method
         if self._monitor.update(chosen.confidence):
             self._fallback_reason = (f"policy confidence below {self._monitor.threshold:.2f} for "
@@ -390,8 +389,12 @@ class PolicyRunner(ActionSource):
                 return
             passed = max(0, math.ceil((received - obs.t) / dt - 0.05))
             self._schedule.add(timed, received)
+            self._awaiting_first = False  # from now on an empty queue is an underrun
         if passed >= timed.horizon:
             self.dropped_chunks += 1
+            self.message = (f"chunks arrive too late: {(received - obs.t) * 1000:.0f} ms for a "
+                            f"chunk of {timed.horizon} x {dt * 1000:.0f} ms; use a longer chunk "
+                            "or a faster model")
         else:
             self.skipped_stale += passed
 
