@@ -41,6 +41,13 @@ class PolicyProtocolError(PolicyError):
 
 
 def one_line(exc: BaseException) -> str:
-    """``"<ExceptionType>: <first line of its message>"``, for wrapping a library's error."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    """``"<ExceptionType>: <first line of its message>"``, for wrapping a library's error.
+
+    A first line that only introduces the next (``"Error(s) in loading state_dict:"``) keeps the
+    line after it, which says what is wrong.
+    """
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return f"{type(exc).__name__}: {text[:300]}"
