@@ -55,7 +55,8 @@ def test_action_size_and_state_size_mismatches(offer):
     problems = fit_problems(spec(state_features={"ee_pos": Feature("float32", (6,))}), offer)
     assert problems == ["it reads 'ee_pos' with 6 values, the robot's has 3"]
     joint = StationOffer({}, {}, ActionSpace.joint_position(("a", "b")), 20.0)
-    wide = spec(cameras=(), action_space=ActionSpace.joint_position(("a", "b", "c")))
+    wide = spec(cameras=(), state_features={},
+                action_space=ActionSpace.joint_position(("a", "b", "c")))
     assert fit_problems(wide, joint) == ["it outputs 4 action values, the robot takes 3"]
 
 
