@@ -28,6 +28,7 @@ COMMANDS = (
     "dataset",
     "cameras",
     "export",
+    "serve",
 )
 
 DESCRIPTION = """\

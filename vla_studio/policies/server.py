@@ -149,6 +149,14 @@ class PolicyServer:
             if thread.is_alive():
                 log.error("policy server thread did not stop within 10 s")
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the serving thread to end; True once it has (False: still serving)."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         common: dict[str, Any] = dict(compression=None, max_size=self.max_message_bytes,
@@ -160,7 +168,7 @@ class PolicyServer:
             server = await serve(self._handler, self.host, self.port, **common)
             self.port = server.sockets[0].getsockname()[1]
         self._server = server
-        log.info("serving policy %s on %s", self.metadata["policy_id"], self.url)
+        log.debug("serving policy %s on %s", self.metadata["policy_id"], self.url)
         self._ready.set()
         await server.wait_closed()
 
