@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.policies import policy_doubles  # noqa: F401  (registers the test policy types)
+from tests.policies.policy_doubles import SCRIPTED  # importing registers the test policy types
 from vla_studio.core.arbiter import SourceArbiter
 from vla_studio.core.events import AppEvent, EventBus, StepQueue
 from vla_studio.core.loop import ControlLoop
@@ -49,9 +49,9 @@ class Rig:
 
 def scripted_host(where: str = "in-process", **options: Any) -> PolicyHost:
     if where == "child":
-        return ChildHost("plugin:test_scripted", options=options,
+        return ChildHost(f"plugin:{SCRIPTED}", options=options,
                          request_timeout=options.pop("request_timeout", 5.0))
-    return InProcessHost("plugin:test_scripted", options=options)
+    return InProcessHost(f"plugin:{SCRIPTED}", options=options)
 
 
 def make_rig(host: PolicyHost, settings: RunnerSettings | None = None, instruction: str = "",

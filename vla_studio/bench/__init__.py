@@ -16,4 +16,5 @@ BENCHMARKS = {
     "teleop": "vla_studio.bench.teleop",
     "export": "vla_studio.bench.export",
     "record": "vla_studio.bench.record",
+    "policy": "vla_studio.bench.policy",
 }
