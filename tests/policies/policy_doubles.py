@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from vla_studio.policies.native import NativeCheckpoint, build_config
 from vla_studio.policies.registry import POLICIES
 
 SCRIPTED = "test_scripted"
+# Ends a "hang" in this process (an in-process test lets its stuck thread go); a child never sees it.
+HANG_RELEASE = threading.Event()
 TINY_TORCH = "test_tiny_torch"
 
 
@@ -71,8 +74,7 @@ class ScriptedPolicy(Policy):
         if self.instruction == "crash":
             os.kill(os.getpid(), signal.SIGSEGV)
         if self.instruction == "hang":
-            while True:
-                time.sleep(1.0)
+            HANG_RELEASE.wait()
         if self.instruction == "fail":
             raise RuntimeError("scripted failure")
         if self.config.delay_s:

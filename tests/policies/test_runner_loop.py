@@ -125,3 +125,37 @@ def test_live_figures_are_reported(rigs):
     assert snap.infer_p50_ms >= 25.0
     assert set(snap.as_dict()) >= {"queue_depth", "underruns", "latency_p99_ms"}
     assert rig.session.state == RunState.RUNNING
+
+
+def test_an_estop_flushes_the_queue_and_a_reset_run_starts_from_fresh_observations(rigs):
+    rig = make_rig(scripted_host(chunk=40))
+    rigs.append(rig)
+    assert wait_until(lambda: rig.runner.queue_depth > 10, timeout=20)
+    rig.session.latch.trigger("test stop", "test")
+    # "e-stop: <reason>" is the loop's stopped-tick path, which has flushed the sources. (A reset
+    # before the loop thread has looked at the latch is never seen by the loop: see the report.)
+    assert wait_until(lambda: rig.loop.snapshot.get().hold_reason.startswith("e-stop:"), timeout=5)
+    stopped_at = rig.loop.snapshot.get().index
+    rig.session.latch.request_reset()
+    rig.session.latch.confirm_reset()
+    assert rig.session.state == RunState.PAUSED  # a reset never resumes motion
+    rig.session.start(ControlMode.POLICY)
+    resumed: list = []
+    assert wait_until(lambda: bool(resumed.extend(
+        s for s in policy_steps(rig.drain()) if s.index > stopped_at) or resumed), timeout=20)
+    assert decode_action(resumed[0].requested)[0] > stopped_at
+
+
+def test_in_process_mode_runs_the_policy_here_and_holds_when_it_hangs(rigs):
+    from tests.policies.policy_doubles import HANG_RELEASE
+
+    HANG_RELEASE.clear()
+    rig = make_rig(scripted_host(chunk=10), RunnerSettings(where="in-process", request_timeout_s=0.5),
+                   instruction="hang")
+    rigs.append(rig)
+    try:
+        assert wait_until(lambda: "has not answered" in rig.loop.snapshot.get().hold_reason, timeout=10)
+        assert not any(s.source == SourceKind.POLICY for s in rig.drain())
+        assert rig.loop.is_running  # the loop never waited for the stuck model
+    finally:
+        HANG_RELEASE.set()

@@ -126,6 +126,7 @@ class PolicyRunner(ActionSource):
         self._awaiting_first = True
         self._inflight_since: float | None = None
         self._last_sent_tick = -1
+        self._min_obs_t = -math.inf
         self._last_chunk: TimedChunk | None = None
         self._fallback_reason = ""
         self._fallback_pending = False
@@ -211,18 +212,21 @@ class PolicyRunner(ActionSource):
         self._latest = obs
         self._wake.set()
 
-    def flush(self) -> None:
+    def flush(self, since: float | None = None) -> None:
+        """Drop every plan and every answer in flight; only observations from ``since`` (default:
+        now) on may be sent, so a plan made before an e-stop never runs after its reset."""
         with self._lock:
             if self._schedule is not None:
                 self._schedule.flush()
             self._epoch += 1
+            self._min_obs_t = time.monotonic() if since is None else since
         self._awaiting_first = True
         self._wake.set()
 
     def propose(self, obs: Observation, now: float, dt: float) -> Proposal:
         last, self._last_propose = self._last_propose, now
         if last is None or now - last > self.settings.resume_gap_s:
-            self._new_segment()
+            self._new_segment(now)
         if self._fallback_reason:
             return Proposal(None, now, self._fallback_reason)
         if self.state in (STARTING, CRASHED, HUNG, DISCONNECTED, ERROR, CLOSED):
@@ -257,9 +261,9 @@ class PolicyRunner(ActionSource):
                   "chunk_index": chosen.index}
         return Proposal(action, stamp, extras=extras)
 
-    def _new_segment(self) -> None:
+    def _new_segment(self, now: float) -> None:
         """The run (re)started after a pause: old plans and an old fallback no longer apply."""
-        self.flush()
+        self.flush(since=now)
         self._monitor.reset()
         self._fallback_reason = ""
         self._fallback_pending = False
@@ -316,7 +320,8 @@ class PolicyRunner(ActionSource):
         if obs is None or policy is None or spec is None or self.state not in (IDLE, RUNNING,
                                                                                DISCONNECTED):
             return None
-        if not self._demanded() or obs.tick == self._last_sent_tick or self._fallback_reason:
+        if (not self._demanded() or obs.tick == self._last_sent_tick or self._fallback_reason
+                or obs.t < self._min_obs_t):
             return None
         with self._lock:
             due = self._schedule.next_request_due(self._lead_s()) if self._schedule else math.inf
@@ -346,8 +351,10 @@ class PolicyRunner(ActionSource):
     def _request(self, obs: Observation) -> None:
         policy = self._policy
         assert policy is not None and self._schedule is not None
-        epoch = self._epoch
-        with self._lock:
+        with self._lock:  # atomic with flush(): an observation from before it is never sent
+            if obs.t < self._min_obs_t:
+                return
+            epoch = self._epoch
             self._schedule.note_request(obs.t)
         self._last_sent_tick = obs.tick
         self._inflight_since = time.monotonic()
