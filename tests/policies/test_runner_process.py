@@ -89,3 +89,39 @@ def test_a_load_failure_in_the_child_comes_back_as_one_line(tmp_path):
         host.open()
     assert "not valid JSON" in str(err.value) and "\n" not in str(err.value)
     assert not host.process.alive()
+
+
+PARENT = """
+import sys, time
+from vla_studio.policies.process import PolicyProcess
+p = PolicyProcess("plugin:circle")
+p.start()
+print(p.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] in "ZX"  # exited (a zombie waits for its reaper)
+    except FileNotFoundError:
+        return True
+
+
+def test_the_policy_process_ends_when_its_app_is_killed():
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=root, stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ, PYTHONPATH=str(root)))
+    try:
+        child = int(parent.stdout.readline())
+        assert not _gone(child)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+    assert wait_until(lambda: _gone(child), timeout=10), "the policy process outlived its app"

@@ -185,14 +185,12 @@ def connect_with_retry(client: PolicyClient, attempts: int, backoff_s: float = 0
     """Connect, retrying refused connections with exponential backoff (never an auth failure:
     a wrong key stays wrong)."""
     delay = backoff_s
-    for attempt in range(max(1, attempts)):
+    for _ in range(max(1, attempts) - 1):
         try:
             return client.connect()
         except PolicyAuthError:
             raise
         except PolicyError:
-            if attempt == attempts - 1:
-                raise
             time.sleep(delay)
             delay = min(delay * 2, max_backoff_s)
-    raise AssertionError("unreachable")
+    return client.connect()  # the last attempt's error is the one the user sees
