@@ -23,6 +23,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first, pinned to the CPU wheel, and repeated on every pip line so nothing upgrades it.
 pip install -q "torch==2.13.0"
 pip install -q -e ".[test]" -e plugins/vla-studio-example "torch==2.13.0"
+# openpi's real client, to test our policy server against it. It pins numpy<2 but works with
+# numpy 2 (tested): installed without its dependencies (msgpack and websockets come with us).
+pip install -q --no-deps "openpi-client==0.1.2" "torch==2.13.0"
 
 export QT_QPA_PLATFORM=offscreen MUJOCO_GL=egl PYOPENGL_PLATFORM=egl
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy OMP_NUM_THREADS=1

@@ -46,6 +46,7 @@ COMMANDS = (
     "cameras",
     "export",
     "train",
+    "serve",
 )
 
 DESCRIPTION = """\

@@ -17,4 +17,5 @@ BENCHMARKS = {
     "export": "vla_studio.bench.export",
     "record": "vla_studio.bench.record",
     "vla": "vla_studio.bench.vla",
+    "policy": "vla_studio.bench.policy",
 }

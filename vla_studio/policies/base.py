@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
 
 from vla_studio.core.action_space import ActionSpace
 from vla_studio.core.config import option
 from vla_studio.core.types import Feature, Observation
+
+if TYPE_CHECKING:
+    from vla_studio.policies.native import NativeCheckpoint
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,20 @@ class Policy(abc.ABC):
     @property
     @abc.abstractmethod
     def spec(self) -> PolicySpec: ...
+
+    @classmethod
+    def from_native(cls, checkpoint: "NativeCheckpoint") -> "Policy":
+        """Build this policy from a native checkpoint directory (``config.json`` naming this
+        policy type, ``model.safetensors``, normalisation JSON); see
+        :mod:`vla_studio.policies.native`. Construction stays light: the loader calls
+        :meth:`load` next, which reads ``checkpoint.tensors()``.
+
+        The default serves policies without weights: it builds :attr:`config_class` from the
+        ``config`` table of ``config.json``. Policies with weights override it.
+        """
+        from vla_studio.policies.native import build_config  # keeps base.py free of I/O imports
+
+        return cls(build_config(cls.config_class, checkpoint))
 
     def load(self) -> None:
         """Load weights (may take seconds). Raise ValueError with a clear message on bad files."""

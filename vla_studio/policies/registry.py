@@ -5,6 +5,10 @@ from __future__ import annotations
 from vla_studio.core.registry import Registry
 from vla_studio.policies.base import Policy
 
-POLICIES: Registry[Policy] = Registry("policy", "vla_studio.policies", {
+# Built-in kinds; plugins add theirs through the entry-point group.
+BUILTIN_POLICIES = {
     "vla": "vla_studio.policies.vla.policy:VLAPolicy",
-}, Policy)
+    "small_conv": "vla_studio.policies.small_conv:SmallConvPolicy",
+}
+
+POLICIES: Registry[Policy] = Registry("policy", "vla_studio.policies", BUILTIN_POLICIES, Policy)
