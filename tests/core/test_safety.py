@@ -167,3 +167,16 @@ def test_counters_count_every_flag_and_log_rate_limited(caplog):
 def test_workspace_limits_must_be_ordered():
     with pytest.raises(ValueError, match="workspace_min"):
         SafetyLimits(workspace_min=(0, 0, 0), workspace_max=(1, 0, 1))
+
+
+def test_a_new_stop_while_a_reset_is_armed_disarms_the_reset():
+    latch = EStopLatch()
+    latch.trigger("first", "test")
+    latch.request_reset()
+    assert latch.reset_armed
+    latch.trigger("second", "gamepad")  # the operator's reset was for the first stop only
+    assert not latch.reset_armed
+    assert latch.confirm_reset() is False
+    assert latch.is_tripped
+    latch.request_reset()  # a fresh, deliberate reset still works
+    assert latch.confirm_reset() is True

@@ -141,9 +141,12 @@ class EStopLatch:
             self.history.append(stop)
             del self.history[:-100]
             first = not self._tripped.is_set()
+            # A new stop always disarms a requested reset: the operator asked to reset the stop
+            # they had seen, not one that happened after (request -> trigger -> confirm must fail).
+            disarmed = self._reset_armed_at is not None
+            self._reset_armed_at = None
             if first:
                 self._event = stop
-                self._reset_armed_at = None
                 self._tripped.set()
             wake, listeners = list(self._wake), list(self._listeners)
         for ev in wake:
@@ -152,6 +155,9 @@ class EStopLatch:
             log.warning("E-STOP latched by %s: %s", origin or "unknown", reason)
             for cb in listeners:
                 _call_safely(cb, True, stop)
+        elif disarmed:
+            log.warning("e-stop reset cancelled: a new stop from %s (%s); request the reset again",
+                        origin or "unknown", reason)
 
     def request_reset(self) -> None:
         """First reset step: arm the reset. Raises RuntimeError when the stop is not latched."""
