@@ -45,11 +45,13 @@ class SafetyFlag(enum.IntFlag):
     HEARTBEAT_LOST = 1 << 8  # GUI heartbeat missing during a policy run: paused
     OVERRUN_ALARM = 1 << 9  # too many consecutive overruns
     STEP_QUEUE_FULL = 1 << 10  # a step subscriber (recorder) could not keep up
+    STAMP_INVALID = 1 << 11  # a proposal stamped in the future (or NaN): held
 
 
 # Flags that mean "the robot was held instead of moved".
 HOLD_FLAGS = (SafetyFlag.REJECTED_NONFINITE | SafetyFlag.REJECTED_SHAPE | SafetyFlag.ESTOP
-              | SafetyFlag.TELEOP_STALE | SafetyFlag.POLICY_STALE | SafetyFlag.HEARTBEAT_LOST)
+              | SafetyFlag.TELEOP_STALE | SafetyFlag.POLICY_STALE | SafetyFlag.HEARTBEAT_LOST
+              | SafetyFlag.STAMP_INVALID)
 
 
 @dataclass(frozen=True)
