@@ -53,8 +53,11 @@ class Station:
         self.session = Session(self.latch)
         self.heartbeat: Heartbeat | None = None
         self.arbiter = SourceArbiter(profile.safety)
-        self.loop = ControlLoop(robot, cameras, self.arbiter, self.session, profile.safety,
-                                profile.control_rate_hz, events=self.events)
+        try:
+            self.loop = ControlLoop(robot, cameras, self.arbiter, self.session, profile.safety,
+                                    profile.control_rate_hz, events=self.events)
+        except ValueError as exc:  # e.g. joint-position actions from a robot without joint limits
+            raise DeviceError(f"{profile.path}: robot {robot.name!r}: {exc}") from None
         self.active_teleop: str | None = None
         self.instruction = ""
         self._commands: dict[str, list[Callable[[], None]]] = {}

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from vla_studio.core.action_space import ActionSpace
+from vla_studio.core.action_space import ActionSpace, JointLimits
 from vla_studio.core.safety import (ActionFilter, EStopLatch, SafetyCounters, SafetyFlag,
                                     SafetyLimits)
 from vla_studio.core.session import ControlMode, RunState, Session, SessionError
@@ -93,7 +93,8 @@ def test_filter_clamps_gripper_command():
 
 def test_filter_caps_joint_position_targets():
     space = ActionSpace.joint_position(("j1", "j2"))
-    f = ActionFilter(SafetyLimits(max_joint_delta=0.1, max_joint_velocity=10.0), space, 0.05)
+    spec = JointLimits(("j1", "j2"), (-3.0, -3.0), (3.0, 3.0), (10.0, 10.0))
+    f = ActionFilter(SafetyLimits(max_joint_delta=0.1, max_joint_velocity=10.0), space, 0.05, spec)
     state = {"joint_pos": np.array([0.0, 1.0])}
     result = f.apply(np.array([0.5, 0.95, 1.0]), state)
     assert result.flags & SafetyFlag.CAPPED_DELTA

@@ -91,6 +91,54 @@ def test_robot_accepts_joint_position_actions():
         r.disconnect()
 
 
+def test_joint_limits_come_from_the_mjcf_before_connecting():
+    import mujoco
+
+    from vla_studio.sim.scene import default_scene_path
+
+    r = SimRobot(SimRobotConfig(name="sim", world="limits", max_joint_speed=1.5), JOINT_POSITION)
+    limits = r.joint_limits
+    assert not r.is_connected
+    model = mujoco.MjModel.from_xml_path(str(default_scene_path()))
+    ranges = [model.jnt_range[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n)]
+              for n in ARM_JOINTS]
+    assert limits.names == ARM_JOINTS
+    np.testing.assert_allclose(limits.lower, [lo for lo, _ in ranges])
+    np.testing.assert_allclose(limits.upper, [hi for _, hi in ranges])
+    assert limits.max_velocity == (1.5,) * 7
+
+
+def test_joint_position_loop_clips_targets_to_the_sim_joint_limits():
+    from tests.waiting import wait_until
+    from vla_studio.core.arbiter import FixedActionSource, SourceArbiter
+    from vla_studio.core.loop import ControlLoop
+    from vla_studio.core.safety import SafetyFlag, SafetyLimits
+    from vla_studio.core.session import ControlMode, Session
+
+    r = SimRobot(SimRobotConfig(name="sim", world="joint_loop"), JOINT_POSITION)
+    r.connect()
+    latch = EStopLatch()
+    session = Session(latch)
+    limits = SafetyLimits()
+    arbiter = SourceArbiter(limits)
+    q0 = r.get_observation()["joint_pos"].astype(float)
+    target = q0.copy()
+    target[3] = 0.5  # joint4's range ends at -0.0698 rad
+    arbiter.set_teleop(FixedActionSource(np.r_[target, 1.0]))
+    loop = ControlLoop(r, {}, arbiter, session, limits, 20.0)
+    try:
+        session.start(ControlMode.TELEOP)
+        loop.start()
+        assert wait_until(lambda: loop.counters.snapshot().get("CLIPPED_JOINT_LIMITS", 0) >= 30,
+                          timeout=10.0)
+        step = loop.snapshot.get()
+        assert step.safety_flags & SafetyFlag.CLIPPED_JOINT_LIMITS
+        assert step.action[3] <= r.joint_limits.upper[3] + 1e-9
+    finally:
+        loop.stop()
+        r.disconnect()
+
+
 def test_episode_seeds_count_up_and_push_layouts_leave_a_free_lane(robot):
     first = robot.episode_seed
     robot.reset_episode()

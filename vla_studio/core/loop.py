@@ -5,6 +5,7 @@
  teleop reader  --state-----> | 1 observe  robot state + latest frame per camera       |
  policy runner  <-observe---- | 2 decide   e-stop? paused? heartbeat? arbiter.decide() |
                 --chunks----> | 3 filter   ActionFilter (NaN/shape guard, clips, caps) |
+                              |   gate     CommandGate: finite, in bounds, valid state |
                               | 4 send     robot.send_action() or robot.hold()         |
                               | 5 emit     Step -> StepQueues (recorder), LatestSlot   |
                               +--------------------------------------------------------+
@@ -13,6 +14,10 @@
 The loop never waits on the GUI, the disk or a model: sources and cameras are read through
 latest-value slots, steps leave through non-blocking queues. Between ticks it sleeps on an event
 the e-stop latch sets, so a stop reaches the robot immediately rather than at the next tick.
+
+A robot state without a finite pose (``ee_pos`` for end-effector deltas, ``joint_pos`` for joint
+targets) never moves the robot: the tick holds at the last valid pose, raises ``STATE_INVALID``
+and an alarm on the event bus, and the loop keeps running.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from typing import Callable, Mapping, Protocol, TypeVar
 
 import numpy as np
 
+from vla_studio.core.action_space import EE_DELTA, ActionSpace, JointLimits
 from vla_studio.core.arbiter import Decision, SourceArbiter
 from vla_studio.core.clock import LoopStats
+from vla_studio.core.command_gate import CommandGate
 from vla_studio.core.events import EventBus, LatestSlot, StepQueue
 from vla_studio.core.safety import (ActionFilter, EStopLatch, Heartbeat, SafetyCounters,
                                     SafetyFlag, SafetyLimits)
 from vla_studio.core.session import ControlMode, RunState, Session
-from vla_studio.core.action_space import ActionSpace
 from vla_studio.core.types import Frame, Observation, SourceKind, StageTiming, Step
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,8 @@ GIL_SWITCH_INTERVAL_S = 0.001
 
 class RobotLike(Protocol):
     action_space: ActionSpace
+    joint_limits: JointLimits | None
+    last_sent: np.ndarray | None
 
     def get_observation(self) -> dict[str, np.ndarray]: ...
     def send_action(self, action: np.ndarray) -> np.ndarray: ...
@@ -77,7 +85,10 @@ class ControlLoop:
         self.limits, self.rate_hz, self.period_s = limits, rate_hz, 1.0 / rate_hz
         self.events = events or EventBus()
         self.heartbeat = heartbeat
-        self.filter = ActionFilter(limits, robot.action_space, self.period_s)
+        space = robot.action_space
+        joint_limits = None if space.kind == EE_DELTA else robot.joint_limits
+        self.filter = ActionFilter(limits, space, self.period_s, joint_limits)
+        self.gate = CommandGate(limits, space, self.period_s, joint_limits)
         self.stats = LoopStats(rate_hz)
         self.counters = SafetyCounters()
         self.snapshot: LatestSlot[Step] = LatestSlot()
@@ -86,7 +97,8 @@ class ControlLoop:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_state: Mapping[str, np.ndarray] = {}
+        self._last_valid_state: Mapping[str, np.ndarray] | None = None
+        self._state_alarm = ""  # the state problem the operator was told about ("" = none)
         self._last_emit_ms = 0.0
         self._flushed_for_stop = False
         self._queue_alarm_raised: set[str] = set()
@@ -208,7 +220,7 @@ class ControlLoop:
 
     def _hold_safely(self) -> None:
         try:
-            self.robot.hold(self._last_state)
+            self.robot.hold(self._last_valid_state or {})
         except Exception:
             log.exception("robot hold failed")
 
@@ -221,8 +233,13 @@ class ControlLoop:
             state = self.robot.get_observation()
         except Exception as exc:
             self.latch.trigger(f"robot state unavailable: {exc}", "control-loop")
-            state = self._last_state
-        self._last_state = state
+            state = {}
+        state_problem = self.gate.state_problem(state)
+        if state_problem:
+            flags |= SafetyFlag.STATE_INVALID
+        else:
+            self._last_valid_state = state
+        self._state_alarm_update(state_problem)
         frames = {name: cam.latest() for name, cam in self.cameras.items()}
         obs = Observation(tick, start, state, frames)
         t1 = time.monotonic()
@@ -230,12 +247,17 @@ class ControlLoop:
         decision = self._decide(obs, start)
         flags |= decision.flags
         t2 = time.monotonic()
-        # 3 filter
+        # 3 filter, then the gate: the last word before the robot
         action, detail = None, ""
         if decision.action is not None:
             result = self.filter.apply(decision.action, state)
             action, detail = result.action, result.detail
             flags |= result.flags
+        if action is not None:
+            refused = self.gate.check(action, state)
+            if refused:
+                action, detail = None, f"command gate: {refused}"
+                flags |= SafetyFlag.GATE_REJECTED
         t3 = time.monotonic()
         # 4 send (the latch is checked again: a stop during observe/decide wins)
         source = decision.source
@@ -244,15 +266,17 @@ class ControlLoop:
             action, flags, hold_reason = None, flags | SafetyFlag.ESTOP, "e-stop"
         try:
             if action is None:
-                sent = self.robot.hold(state)
+                # Hold where the robot last was for sure: a NaN or missing pose is no place to hold.
+                sent = self.robot.hold(state if not state_problem else self._last_valid_state or {})
                 source = SourceKind.HOLD
-                hold_reason = hold_reason or detail or "held"
+                hold_reason = hold_reason or detail or state_problem or "held"
             else:
                 sent = self.robot.send_action(action)
         except Exception as exc:
             log.exception("robot send failed")
             self.latch.trigger(f"robot command failed: {exc}", "control-loop")
-            sent, source, hold_reason = np.asarray(action if action is not None else []), SourceKind.HOLD, f"robot error: {exc}"
+            sent = np.full(self.robot.action_space.dim, np.nan)  # nothing known to be received
+            source, hold_reason = SourceKind.HOLD, f"robot error: {exc}"
         t4 = time.monotonic()
         # 5 emit
         overran = (t4 + self._last_emit_ms / 1000.0) - scheduled > self.period_s
@@ -301,6 +325,17 @@ class ControlLoop:
         except Exception as exc:
             log.exception("action source failed")
             return Decision(None, SourceKind.HOLD, f"source error: {exc}")
+
+    def _state_alarm_update(self, problem: str) -> None:
+        """Tell the operator once when the robot state becomes unusable, and once when it heals."""
+        if problem == self._state_alarm:
+            return
+        if problem and not self._state_alarm:
+            self.events.emit("safety.state_invalid", f"Robot state unusable: {problem}.",
+                             logging.ERROR, detail=problem)
+        elif not problem:
+            self.events.emit("safety.state_valid", "The robot state is valid again.", logging.INFO)
+        self._state_alarm = problem
 
     def _queue_full(self, q: StepQueue[Step], step: Step) -> None:
         if q.name not in self._queue_alarm_raised:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from vla_studio.core.action_space import EE_DELTA, ActionSpace
+from vla_studio.core.action_space import EE_DELTA, ActionSpace, JointLimits
 from vla_studio.core.config import option
 from vla_studio.core.types import Feature
 
@@ -126,6 +126,17 @@ class Robot(Device):
     @property
     def action_features(self) -> dict[str, Feature]:
         return {"action": self.action_space.feature}
+
+    @property
+    def joint_limits(self) -> JointLimits | None:
+        """Position range and top speed of each joint from the robot's spec, in action order.
+
+        Required when the robot accepts ``joint_position`` actions: the safety filter clips
+        targets to the range and caps each step by the speed, and the command gate refuses
+        anything outside them. Available before :meth:`connect`. None (the default) for robots
+        driven only by end-effector deltas.
+        """
+        return None
 
     @property
     def last_sent(self) -> np.ndarray | None:

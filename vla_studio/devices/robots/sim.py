@@ -19,14 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_studio.core.action_space import EE_DELTA, JOINT_POSITION, ActionSpace
+from vla_studio.core.action_space import EE_DELTA, JOINT_POSITION, ActionSpace, JointLimits
 from vla_studio.core.config import option
 from vla_studio.core.types import Feature
 from vla_studio.devices.base import DeviceError, Robot, RobotConfig
 from vla_studio.sim.arm import ArmSettings
 from vla_studio.sim.ik import IKSettings
 from vla_studio.sim.layout import Layout, LayoutError, LayoutSettings
-from vla_studio.sim.scene import ARM_JOINTS, COLOURS, CUBE_HALF_M, SceneError, cube_name, load_model
+from vla_studio.sim.scene import (ARM_JOINTS, COLOURS, CUBE_HALF_M, SceneError, SceneIndex,
+                                  cube_name, load_model)
 from vla_studio.sim.tasks import GRASP_CLEARANCE_M, Task, UnknownInstruction, parse_instruction
 from vla_studio.sim.world import SimWorld, publish_world, withdraw_world
 
@@ -67,6 +68,7 @@ class SimRobot(Robot):
         self._replica_lock = threading.Lock()
         self._replica_data = None  # a private MjData for replicas, made on first use
         self._tasks: dict[str, Task | None] = {}
+        self._joint_limits: JointLimits | None = None
 
     # ----- schema ------------------------------------------------------------------------------
     @property
@@ -84,6 +86,27 @@ class SimRobot(Robot):
             "ee_quat": Feature("float32", (4,), ("w", "x", "y", "z")),
             "gripper": Feature("float32", (1,), ("opening",)),
         }
+
+    @property
+    def joint_limits(self) -> JointLimits:
+        """The arm's joint ranges from the MJCF scene; top speed: ``max_joint_speed``.
+
+        Before :meth:`connect` the scene is compiled once to read them (no world is built).
+        """
+        if self._joint_limits is None:
+            world = self._world
+            if world is not None:
+                index = world.index
+            else:
+                try:
+                    index = SceneIndex.from_model(load_model(self.config.scene or None))
+                except SceneError as exc:
+                    raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
+            speed = float(self.config.max_joint_speed)
+            self._joint_limits = JointLimits(
+                JOINT_NAMES, tuple(float(v) for v in index.joint_lower),
+                tuple(float(v) for v in index.joint_upper), (speed,) * len(JOINT_NAMES))
+        return self._joint_limits
 
     # ----- lifecycle ---------------------------------------------------------------------------
     @property
