@@ -15,6 +15,7 @@ import sys
 
 from vla_studio import __version__
 from vla_studio.core.config import ConfigError
+from vla_studio.core.log_queue import install_log_queue
 from vla_studio.core.registry import RegistryError
 from vla_studio.devices.base import DeviceError
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's import chatter
+    install_log_queue()  # no log call may block the control loop (or any thread) on I/O
     module = getattr(args, "_module", None) or importlib.import_module("vla_studio.commands.gui")
     try:
         return int(module.run(args) or 0)

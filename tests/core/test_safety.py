@@ -152,7 +152,7 @@ def test_request_reset_without_stop_is_an_error():
 
 
 def test_counters_count_every_flag_and_log_rate_limited(caplog):
-    counters = SafetyCounters(log_interval_s=60.0)
+    counters = SafetyCounters(clear_after_s=60.0)
     with caplog.at_level(logging.INFO, logger="vla_studio.core.safety"):
         for _ in range(5):
             counters.record(SafetyFlag.CAPPED_DELTA | SafetyFlag.CLIPPED_WORKSPACE)
@@ -181,3 +181,19 @@ def test_a_new_stop_while_a_reset_is_armed_disarms_the_reset():
     assert latch.is_tripped
     latch.request_reset()  # a fresh, deliberate reset still works
     assert latch.confirm_reset() is True
+
+
+def test_a_repeated_flag_is_logged_once_with_a_count_and_a_summary_when_it_clears(caplog):
+    counters = SafetyCounters(clear_after_s=1.0)
+    t0 = 1000.0
+    with caplog.at_level(logging.INFO, logger="vla_studio.core.safety"):
+        for tick in range(200):  # 10 s at 20 Hz, capped every other tick (it flickers)
+            counters.record(SafetyFlag.CAPPED_DELTA if tick % 2 else SafetyFlag.NONE,
+                            now=t0 + tick * 0.05)
+        during = [r.getMessage() for r in caplog.records]
+        for tick in range(200, 240):  # 2 s without a cap: the streak clears once
+            counters.record(SafetyFlag.NONE, now=t0 + tick * 0.05)
+    assert sum("capped_delta" in m for m in during) == 1, during  # not once a second
+    after = [r.getMessage() for r in caplog.records][len(during):]
+    assert len(after) == 1 and "capped_delta cleared: 100 times" in after[0]
+    assert counters.snapshot() == {"CAPPED_DELTA": 100}

@@ -25,6 +25,7 @@ from typing import Mapping
 
 import numpy as np
 
+from vla_studio.core.alarms import DEFAULT_CLEAR_AFTER_S, RepeatedAlarm
 from vla_studio.core.action_space import (EE_DELTA, STATE_EE_POS, STATE_JOINT_POS, ActionSpace,
                                           JointLimits)
 from vla_studio.core.config import option
@@ -61,6 +62,10 @@ class SafetyFlag(enum.IntFlag):
 HOLD_FLAGS = (SafetyFlag.REJECTED_NONFINITE | SafetyFlag.REJECTED_SHAPE | SafetyFlag.ESTOP
               | SafetyFlag.TELEOP_STALE | SafetyFlag.POLICY_STALE | SafetyFlag.HEARTBEAT_LOST
               | SafetyFlag.STAMP_INVALID | SafetyFlag.STATE_INVALID | SafetyFlag.GATE_REJECTED)
+
+
+_WARNING_FLAGS = HOLD_FLAGS | SafetyFlag.OVERRUN_ALARM | SafetyFlag.STEP_QUEUE_FULL
+_BITS = tuple(flag for flag in SafetyFlag if flag)
 
 
 @dataclass(frozen=True)
@@ -104,36 +109,42 @@ class Heartbeat:
 
 
 class SafetyCounters:
-    """Thread-safe counts of every safety flag, with rate-limited logging.
+    """Counts of every safety flag, each logged once per streak.
 
-    Clamps can happen at every tick for seconds on end; each is counted, and logged once when it
-    first appears and then at most once per ``log_interval_s`` with the running count.
+    Clamps can happen at every tick for minutes; each is counted, logged when a streak starts
+    and summarised once it has been absent for ``clear_after_s`` (see
+    :class:`~vla_studio.core.alarms.RepeatedAlarm`), never every tick or every second.
+    :meth:`record` is called by one thread (the loop) every tick, flags or not, so that clears
+    are noticed; :meth:`snapshot` may be called from any thread.
     """
 
-    def __init__(self, log_interval_s: float = 1.0) -> None:
+    def __init__(self, clear_after_s: float = DEFAULT_CLEAR_AFTER_S) -> None:
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._last_log: dict[str, float] = {}
-        self._log_interval_s = log_interval_s
+        self._alarms = {
+            flag: RepeatedAlarm(log, f"safety: {flag.name.lower()}",
+                                logging.WARNING if flag & _WARNING_FLAGS else logging.INFO,
+                                clear_after_s)
+            for flag in SafetyFlag if flag}
+        self._active: list[RepeatedAlarm] = []
 
-    def record(self, flags: int, detail: str = "") -> None:
-        if not flags:
-            return
-        now = time.monotonic()
-        to_log = []
-        with self._lock:
-            for flag in SafetyFlag:
-                if flag and flags & flag:
+    def record(self, flags: int, detail: str = "", now: float | None = None) -> None:
+        """Count the flags of one tick (``now``: its time, host monotonic)."""
+        if not flags and not self._active:
+            return  # the common tick: nothing raised, nothing to clear
+        now = time.monotonic() if now is None else now
+        raised_flags = [flag for flag in _BITS if flags & flag]
+        if raised_flags:
+            with self._lock:
+                for flag in raised_flags:
                     self._counts[flag.name] += 1
-                    last = self._last_log.get(flag.name)
-                    if last is None or now - last >= self._log_interval_s:
-                        self._last_log[flag.name] = now
-                        to_log.append((flag, self._counts[flag.name]))
-        for flag, count in to_log:
-            level = logging.WARNING if flag & (HOLD_FLAGS | SafetyFlag.OVERRUN_ALARM
-                                               | SafetyFlag.STEP_QUEUE_FULL) else logging.INFO
-            log.log(level, "safety: %s (%d so far)%s", flag.name.lower(), count,
-                    f": {detail}" if detail else "")
+        raised = [self._alarms[flag] for flag in raised_flags]
+        for alarm in raised:
+            if alarm.occurred(detail, now):
+                self._active.append(alarm)
+        for alarm in list(self._active):
+            if alarm not in raised and alarm.quiet(now):
+                self._active.remove(alarm)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -142,7 +153,6 @@ class SafetyCounters:
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
-            self._last_log.clear()
 
 
 @dataclass(frozen=True)
