@@ -293,3 +293,34 @@ def test_stop_joins_the_thread_and_leaves_the_robot_holding(rig):
     loop.stop()
     assert not loop.is_running
     assert not any(t.name == "control-loop" for t in threading.enumerate())
+
+
+class BurstySlowRobot(NullRobot):
+    """Slow (30 ms > the 20 ms period) on four sends out of six: overrun streaks come and go."""
+
+    def __init__(self) -> None:
+        super().__init__(NullRobotConfig(name="bursty"))
+        self._n = 0
+
+    def _send(self, action: np.ndarray) -> np.ndarray:
+        self._n += 1
+        if self._n % 6 < 4:
+            time.sleep(0.03)
+        return super()._send(action)
+
+
+def test_repeated_overrun_streaks_raise_one_event_and_are_all_counted(rig):
+    _, latch, session, arbiter, _, _ = rig
+    robot = BurstySlowRobot()
+    robot.connect()
+    events = EventBus()
+    seen = []
+    events.subscribe(seen.append)
+    loop = ControlLoop(robot, {}, arbiter, session, SafetyLimits(overrun_alarm_streak=2), RATE,
+                       events=events)
+    loop.start()
+    try:
+        assert wait_for(lambda: loop.counters.snapshot().get("OVERRUN_ALARM", 0) >= 4, timeout=10)
+    finally:
+        loop.stop()
+    assert [e.kind for e in seen].count("loop.overrun") == 1

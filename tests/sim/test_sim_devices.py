@@ -346,3 +346,49 @@ def test_scripted_source_chosen_after_the_episode_began_takes_its_task(robot):
     proposal = source.propose(_obs(robot), time.monotonic(), 0.05)
     assert proposal.action is not None
     assert source.task == parse_instruction("push the red cube to the left")
+
+
+def test_emergency_hold_from_another_thread_freezes_the_sim_arm(robot):
+    move = np.array([0.01, 0, 0, 0, 0, 0, 1.0])
+    for _ in range(5):
+        robot.send_action(move)  # moving at 20 cm/s
+    stopper = threading.Thread(target=robot.emergency_hold, name="estop-relay")
+    stopper.start()
+    stopper.join()
+    frozen = robot.world.arm.q_cmd.copy()
+    for _ in range(20):
+        sent = robot.send_action(move)  # a tick that was already on its way
+    np.testing.assert_allclose(robot.world.arm.q_cmd, frozen, atol=1e-9)
+    assert sent[:6].tolist() == [0.0] * 6
+    settled = robot.get_observation()["ee_pos"].copy()
+    robot.send_action(move)
+    assert np.linalg.norm(robot.get_observation()["ee_pos"] - settled) < 1e-3
+    robot.release_emergency_hold()
+    for _ in range(5):
+        robot.send_action(move)
+    assert robot.get_observation()["ee_pos"][0] > settled[0] + 0.01
+
+
+def test_the_arm_freezes_between_physics_chunks_when_halted_mid_tick(robot):
+    class HaltAfterFirstChunk:
+        def __init__(self) -> None:
+            self.checks = 0
+
+        def is_set(self) -> bool:
+            self.checks += 1
+            return self.checks > 1
+
+    arm = robot.world.arm
+    q_before = arm.q_cmd.copy()
+    arm.command_ee_delta(np.array([0.01, 0, 0, 0, 0, 0, 1.0]), 0.05)
+    q_target = arm.q_cmd.copy()
+    arm.halt = HaltAfterFirstChunk()
+    try:
+        arm.advance(0.05)
+    finally:
+        arm.halt = None
+    step = q_target - q_before
+    done = (arm.q_cmd - q_before) @ step / (step @ step)
+    assert 0.0 < done < 1.0  # the reference stopped part of the way, not at the target
+    target_pos, _ = arm.ik.forward(arm.q_cmd)
+    np.testing.assert_allclose(arm.target_pos, target_pos)

@@ -26,11 +26,14 @@ class RepeatedAlarm:
         what: the condition in a few words ("robot command failed").
         level: log level of the first occurrence (the summary is logged at INFO).
         clear_after_s: how long the condition must be absent before it counts as cleared.
+        announce: log the first occurrence (False when the caller tells the operator itself,
+            e.g. through the event bus, which logs its events).
     """
 
     def __init__(self, logger: logging.Logger, what: str, level: int = logging.WARNING,
-                 clear_after_s: float = DEFAULT_CLEAR_AFTER_S) -> None:
+                 clear_after_s: float = DEFAULT_CLEAR_AFTER_S, announce: bool = True) -> None:
         self.logger, self.what, self.level = logger, what, level
+        self.announce = announce
         self.clear_after_s = clear_after_s
         self.count = 0  # occurrences in the current streak
         self.total = 0  # occurrences since the alarm was made
@@ -43,7 +46,7 @@ class RepeatedAlarm:
 
     def occurred(self, detail: str = "", now: float | None = None, exc_info: bool = False) -> bool:
         """Count one occurrence; logs (with ``detail``, and the traceback when ``exc_info``)
-        only when a new streak starts. Returns True when it logged."""
+        only when a new streak starts. Returns True when a new streak started."""
         now = time.monotonic() if now is None else now
         self.count += 1
         self.total += 1
@@ -51,6 +54,8 @@ class RepeatedAlarm:
         if self._since is not None:
             return False
         self._since = now
+        if not self.announce:
+            return True
         self.logger.log(self.level, "%s%s (repeats are counted and summarised when it clears)",
                         self.what, f": {detail}" if detail else "", exc_info=exc_info)
         return True

@@ -1,8 +1,17 @@
-"""The latched software e-stop (DESIGN.md safety invariants 1 and 2).
+"""The latched software e-stop (DESIGN.md safety invariants 1, 2 and 5).
 
 :class:`EStopLatch` can be triggered from any thread; the control loop holds position on its next
 tick (it is woken at once) and flushes queued policy actions. Reset takes two deliberate steps and
 returns the session to PAUSED, never to motion. A new stop while a reset is armed disarms it.
+
+```
+ trigger() (GUI, gamepad reader, watchdog, loop) --> latched --signal--> "estop-relay" thread
+                                                        |                 robot.emergency_hold()
+                                                        +--wake--> control loop: hold, flush
+```
+The relay is the latch's own thread: it delivers the stop to the driver's ``emergency_hold()``
+whatever the control-loop thread is doing, even when it is stuck inside a driver call that never
+returns. The triggering thread never calls a driver itself (a GUI slot must not block on one).
 """
 
 from __future__ import annotations
@@ -49,6 +58,11 @@ class EStopLatch:
         self._listeners: list[Callable[[bool, StopEvent | None], None]] = []
         self.trigger_count = 0
         self.history: list[StopEvent] = []
+        self._emergency: list[Callable[[], None]] = []
+        self._relay_signal = threading.Event()
+        self._relay_stop = False
+        self._relay: threading.Thread | None = None
+        self.relayed = 0  # stops the relay delivered to every emergency-hold callback
 
     @property
     def is_tripped(self) -> bool:
@@ -64,6 +78,64 @@ class EStopLatch:
         with self._lock:
             self._wake.append(event)
 
+    # ----- the relay ------------------------------------------------------------------------
+    def add_emergency_hold(self, hold: Callable[[], None]) -> None:
+        """Call ``hold()`` from the relay thread whenever the stop latches (a driver's
+        ``emergency_hold``). It must be thread-safe and quick; exceptions are logged."""
+        with self._lock:
+            if hold not in self._emergency:
+                self._emergency.append(hold)
+
+    def remove_emergency_hold(self, hold: Callable[[], None]) -> None:
+        with self._lock:
+            if hold in self._emergency:
+                self._emergency.remove(hold)
+
+    @property
+    def relay_running(self) -> bool:
+        return self._relay is not None and self._relay.is_alive()
+
+    def start(self) -> None:
+        """Start the relay thread (``estop-relay``). Idempotent."""
+        with self._lock:
+            if self._relay is not None and self._relay.is_alive():
+                return
+            self._relay_stop = False
+            self._relay_signal.clear()  # left set by stop(): not a stop to deliver
+            self._relay = threading.Thread(target=self._relay_forever, name="estop-relay",
+                                           daemon=True)
+            self._relay.start()
+        if self._tripped.is_set():  # latched before the relay ran: deliver it now
+            self._relay_signal.set()
+
+    def stop(self) -> None:
+        """Stop and join the relay thread. Idempotent."""
+        with self._lock:
+            relay, self._relay = self._relay, None
+            self._relay_stop = True
+        self._relay_signal.set()
+        if relay is not None:
+            relay.join(timeout=5.0)
+            if relay.is_alive():
+                log.error("the e-stop relay did not stop within 5 s: an emergency_hold() call "
+                          "is blocked in the robot driver")
+
+    def _relay_forever(self) -> None:
+        while True:
+            self._relay_signal.wait()
+            self._relay_signal.clear()
+            if self._relay_stop:
+                return
+            with self._lock:
+                holds = list(self._emergency)
+            for hold in holds:
+                try:
+                    hold()
+                except Exception:
+                    log.exception("emergency hold %r failed; the control loop still holds", hold)
+            self.relayed += 1
+
+    # ----- listeners -------------------------------------------------------------------------
     def add_listener(self, callback: Callable[[bool, StopEvent | None], None]) -> None:
         """Call ``callback(tripped, event)`` after each trigger and reset (from that thread)."""
         with self._lock:
@@ -86,6 +158,8 @@ class EStopLatch:
                 self._event = stop
                 self._tripped.set()
             wake, listeners = list(self._wake), list(self._listeners)
+        if first:
+            self._relay_signal.set()  # first: the path that needs no control loop
         for ev in wake:
             ev.set()
         if first:

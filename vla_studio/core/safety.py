@@ -56,12 +56,14 @@ class SafetyFlag(enum.IntFlag):
     STATE_INVALID = 1 << 12  # robot state missing or non-finite: no motion, held
     GATE_REJECTED = 1 << 13  # the final command failed the command gate: held
     CLIPPED_JOINT_LIMITS = 1 << 14  # joint target outside the robot's joint limits: clipped
+    ROBOT_UNRESPONSIVE = 1 << 15  # a robot call missed its deadline / is still stuck: no I/O
 
 
 # Flags that mean "the robot was held instead of moved".
 HOLD_FLAGS = (SafetyFlag.REJECTED_NONFINITE | SafetyFlag.REJECTED_SHAPE | SafetyFlag.ESTOP
               | SafetyFlag.TELEOP_STALE | SafetyFlag.POLICY_STALE | SafetyFlag.HEARTBEAT_LOST
-              | SafetyFlag.STAMP_INVALID | SafetyFlag.STATE_INVALID | SafetyFlag.GATE_REJECTED)
+              | SafetyFlag.STAMP_INVALID | SafetyFlag.STATE_INVALID | SafetyFlag.GATE_REJECTED
+              | SafetyFlag.ROBOT_UNRESPONSIVE)
 
 
 _WARNING_FLAGS = HOLD_FLAGS | SafetyFlag.OVERRUN_ALARM | SafetyFlag.STEP_QUEUE_FULL
@@ -87,6 +89,9 @@ class SafetyLimits:
     policy_timeout_ms: float = option(500.0, min=1.0, help="older policy actions hold the robot")
     gui_heartbeat_timeout_ms: float = option(500.0, min=1.0, help="pauses a policy run")
     overrun_alarm_streak: int = option(10, min=1, help="consecutive overruns that raise an alarm")
+    robot_deadline_ms: float = option(
+        200.0, min=1.0, max=10000.0,
+        help="a robot call (state, command, hold) slower than this latches the e-stop")
 
     def __post_init__(self) -> None:
         if any(lo >= hi for lo, hi in zip(self.workspace_min, self.workspace_max)):

@@ -34,6 +34,7 @@ class NullRobot(Robot):
         sends: number of actions received (moves and holds).
         holds: number of hold commands received.
         hold_times: host monotonic time of each hold command (benchmarks read it).
+        emergency_times: host monotonic time of each :meth:`emergency_hold` (any thread).
     """
 
     config_class = NullRobotConfig
@@ -49,6 +50,7 @@ class NullRobot(Robot):
         self.sends = 0
         self.holds = 0
         self.hold_times: list[float] = []
+        self.emergency_times: list[float] = []
         self._lock = threading.Lock()
 
     @property
@@ -97,6 +99,13 @@ class NullRobot(Robot):
         with self._lock:
             self.sends += 1
         return action
+
+    def _emergency_hold(self) -> None:
+        """Only records the time: the base class turns every later command into a hold."""
+        t = time.monotonic()
+        with self._lock:
+            self.emergency_times.append(t)
+            del self.emergency_times[:-10000]
 
     def hold(self, state: Mapping[str, np.ndarray]) -> np.ndarray:
         t = time.monotonic()

@@ -133,6 +133,7 @@ class SimRobot(Robot):
         except SceneError as exc:
             raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
         self._world = world
+        world.arm.halt = self._emergency  # emergency_hold freezes the arm between physics chunks
         self._reset(None, None)
         publish_world(c.world, world)
         log.info("sim robot %r connected (world %r, seed %s)", self.name, c.world, self.episode_seed)
@@ -151,9 +152,20 @@ class SimRobot(Robot):
     def _send(self, action: np.ndarray) -> np.ndarray:
         world = self._require()
         self._owner = threading.get_ident()
+        if self.emergency_held:  # hold exactly where the emergency hold froze the reference
+            action = np.array(action, dtype=np.float64)
+            if self.action_kind == JOINT_POSITION:
+                action[:-1] = world.arm.q_cmd
+            else:
+                action[:6] = 0.0
         if self.action_kind == JOINT_POSITION:
             return world.step_joints(action, self.control_period_s)
         return world.step_ee_delta(action, self.control_period_s)
+
+    def _emergency_hold(self) -> None:
+        """Nothing more to do here: the arm controller checks the emergency flag between its
+        physics chunks (on the thread that steps the simulation, which is the only one that may
+        touch it) and freezes its reference there; no physics runs between ticks."""
 
     def reset_episode(self, seed: int | None = None) -> None:
         """New episode with a layout for any task (all cubes graspable)."""
