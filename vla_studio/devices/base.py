@@ -114,6 +114,9 @@ class Robot(Device):
 
     config_class: ClassVar[type[DeviceConfig]] = RobotConfig
     supported_action_kinds: ClassVar[tuple[str, ...]] = (EE_DELTA,)
+    # A simulated (or pretend) robot cannot hurt anyone: safety defaults that cost the operator
+    # effort, such as the teleop deadman, are off for it and on for every other robot.
+    simulated: ClassVar[bool] = False
 
     def __init__(self, config: RobotConfig, action_kind: str = EE_DELTA) -> None:
         super().__init__(config)

@@ -40,6 +40,7 @@ class NullRobot(Robot):
     config_class = NullRobotConfig
     config: NullRobotConfig
     supported_action_kinds = (EE_DELTA, JOINT_POSITION)
+    simulated = True
 
     def __init__(self, config: NullRobotConfig | None = None, action_kind: str = EE_DELTA) -> None:
         super().__init__(config or NullRobotConfig(name="null"), action_kind)

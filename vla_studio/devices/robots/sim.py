@@ -56,6 +56,7 @@ class SimRobot(Robot):
     config_class = SimRobotConfig
     config: SimRobotConfig
     supported_action_kinds = (EE_DELTA, JOINT_POSITION)
+    simulated = True
 
     def __init__(self, config: SimRobotConfig | None = None, action_kind: str = EE_DELTA) -> None:
         super().__init__(config or SimRobotConfig(name="sim"), action_kind)
