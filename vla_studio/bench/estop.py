@@ -33,7 +33,7 @@ import numpy as np
 
 from vla_studio.bench.host_noise import HostNoiseProbe
 from vla_studio.core.arbiter import ActionSource, Proposal
-from vla_studio.core.log_queue import install_log_queue
+from vla_studio.core.log_queue import logging_through_queue
 from vla_studio.core.profile import parse_profile
 from vla_studio.core.session import ControlMode
 from vla_studio.core.types import Observation, SourceKind
@@ -234,7 +234,11 @@ def _gui_available() -> str:
 
 
 def run(args: argparse.Namespace) -> dict:
-    install_log_queue()  # as the app does: no log call may block the loop
+    with logging_through_queue():  # as the app does (the CLI's stays installed after the run)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict:
     events_log = logging.getLogger("vla_studio.core.events")
     events_level = events_log.level
     if getattr(args, "log_level", "INFO") == "INFO":  # the blocking trials' expected alarms
