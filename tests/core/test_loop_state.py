@@ -85,7 +85,30 @@ def test_nan_in_the_ee_pos_never_becomes_a_nan_command(loops):
     robot.broken = None  # the state heals: the operator is told, and motion resumes
     moves = robot.sends - robot.holds
     assert wait_until(lambda: robot.sends - robot.holds > moves + 3)
+    assert wait_until(lambda: "safety.state_valid" in [e.kind for e in seen])
     assert [e.kind for e in seen].count("safety.state_valid") == 1
+
+
+def test_a_flickering_state_is_one_alarm_not_one_per_tick(loops):
+    robot = RecordingRobot()
+    loop, session, latch, seen = make_loop(robot, MOVE)
+    loops.append(loop)
+    flip = {"n": 0}
+    original = robot.get_observation
+
+    def flickering() -> dict:
+        flip["n"] += 1
+        obs = original()
+        if flip["n"] % 2:
+            obs["ee_pos"] = np.full(3, np.nan, np.float32)
+        return obs
+
+    robot.get_observation = flickering
+    session.start(ControlMode.TELEOP)
+    loop.start()
+    assert wait_until(lambda: loop.counters.snapshot().get("STATE_INVALID", 0) >= 20)
+    kinds = [e.kind for e in seen]
+    assert kinds.count("safety.state_invalid") == 1 and "safety.state_valid" not in kinds
 
 
 def test_missing_joint_pos_holds_at_the_last_valid_pose_and_the_loop_keeps_running(loops):

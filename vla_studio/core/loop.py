@@ -120,7 +120,8 @@ class ControlLoop:
         self._io = RobotCalls(limits.robot_deadline_ms / 1000.0, self._robot_call_missed)
         self._tick_index = 0
         self._last_valid_state: Mapping[str, np.ndarray] | None = None
-        self._state_alarm = ""  # the state problem the operator was told about ("" = none)
+        # told once when the state becomes unusable, once when it has been valid for a second
+        self._state_alarm = RepeatedAlarm(log, "robot state unusable", announce=False)
         self._last_emit_ms = 0.0
         self._flushed_for_stop = False
         self._queue_alarm_raised: set[str] = set()
@@ -322,7 +323,7 @@ class ControlLoop:
                 flags |= SafetyFlag.STATE_INVALID
             else:
                 self._last_valid_state = state
-            self._state_alarm_update(state_problem)
+            self._state_alarm_update(state_problem, start)
         frames = {name: cam.latest() for name, cam in self.cameras.items()}
         obs = Observation(tick, start, state, frames)
         t1 = time.monotonic()
@@ -436,16 +437,15 @@ class ControlLoop:
             self._source_alarm.occurred(str(exc), now, exc_info=True)
             return Decision(None, SourceKind.HOLD, f"source error: {exc}")
 
-    def _state_alarm_update(self, problem: str) -> None:
-        """Tell the operator once when the robot state becomes unusable, and once when it heals."""
-        if problem == self._state_alarm:
-            return
-        if problem and not self._state_alarm:
-            self.events.emit("safety.state_invalid", f"Robot state unusable: {problem}.",
-                             logging.ERROR, detail=problem)
-        elif not problem:
+    def _state_alarm_update(self, problem: str, now: float) -> None:
+        """Tell the operator once when the robot state becomes unusable, and once when it has
+        been valid again for a while (a state that flickers is one alarm, not one per tick)."""
+        if problem:
+            if self._state_alarm.occurred(problem, now):
+                self.events.emit("safety.state_invalid", f"Robot state unusable: {problem}.",
+                                 logging.ERROR, detail=problem)
+        elif self._state_alarm.quiet(now):
             self.events.emit("safety.state_valid", "The robot state is valid again.", logging.INFO)
-        self._state_alarm = problem
 
     def _queue_full(self, q: StepQueue[Step], step: Step) -> None:
         if q.name not in self._queue_alarm_raised:
