@@ -65,3 +65,25 @@ def test_install_is_idempotent_and_stop_writes_everything_queued():
         assert not any(t.name == LISTENER_THREAD and t is lq.thread for t in threading.enumerate())
     finally:
         logger.removeHandler(handler)
+
+
+def test_flush_waits_until_everything_logged_so_far_is_written():
+    from vla_studio.core.log_queue import flush_logs
+
+    logger = logging.getLogger("vla_studio.test.log_queue_flush")
+    logger.propagate = False
+    handler = BlockingHandler()
+    logger.addHandler(handler)
+    try:
+        with logging_through_queue(logger) as lq:
+            logger.error("before the error line")
+            releaser = threading.Timer(0.2, handler.unblock.set)
+            releaser.start()
+            flush_logs()  # returns only once the slow handler has written the record
+            assert [m for m, _ in handler.records] == ["before the error line"]
+            logger.error("after")
+            assert wait_until(lambda: len(handler.records) == 2)
+            assert lq.thread.is_alive() and lq.thread.name == LISTENER_THREAD
+            releaser.join()
+    finally:
+        logger.removeHandler(handler)

@@ -68,6 +68,15 @@ class LogQueue:
         self._logger.addHandler(self.queue_handler)
         self._listener.start()
 
+    def flush(self) -> None:
+        """Block until every record queued so far has been handled (before printing straight
+        to a stream the handlers also write to, so the order on screen stays right)."""
+        with _install_lock:
+            if self._stopped:
+                return
+            self._listener.stop()  # drains the queue and joins the thread ...
+            self._listener.start()  # ... and a fresh thread carries on
+
     def stop(self) -> None:
         """Write what is queued, join the listener thread, put the handlers back. Idempotent."""
         with _install_lock:
@@ -97,6 +106,15 @@ def install_log_queue(logger: logging.Logger | None = None) -> LogQueue:
         _installed[logger] = handle
     atexit.register(handle.stop)
     return handle
+
+
+def flush_logs() -> None:
+    """Wait until every installed queue has handled what was logged so far (cheap when none is
+    installed). Call it before printing to the terminal directly, e.g. a last error line."""
+    with _install_lock:
+        queues = list(_installed.values())
+    for lq in queues:
+        lq.flush()
 
 
 @contextlib.contextmanager
