@@ -31,8 +31,11 @@ def test_log_calls_return_while_the_handler_is_blocked_and_it_runs_on_the_named_
     try:
         with logging_through_queue(logger) as lq:
             assert lq.thread.name == LISTENER_THREAD and lq.thread.is_alive()
-            caller = threading.Thread(target=lambda: [logger.warning("tick %d", i) for i in range(50)],
-                                      name="control-loop")
+            def ticks() -> None:
+                for i in range(50):
+                    logger.warning("tick %d", i)
+
+            caller = threading.Thread(target=ticks, name="control-loop")
             caller.start()
             caller.join(5.0)
             assert not caller.is_alive(), "a log call waited for a blocked handler"

@@ -105,7 +105,7 @@ def test_the_stop_reaches_a_robot_whose_send_action_is_blocked(rig):
     robot.unblock.set()  # the driver answers at last: the stuck thread leaves, holds resume
     holds = robot.holds
     assert wait_until(lambda: robot.holds > holds + 3)
-    assert wait_until(lambda: not any(t.name == "control-loop-stuck" for t in threading.enumerate()))
+    assert wait_until(lambda: all(t.name != "control-loop-stuck" for t in threading.enumerate()))
     assert robot.sends - robot.holds <= moves + 1  # only the blocked send itself completed
     assert loop.is_running
 

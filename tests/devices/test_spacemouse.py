@@ -227,6 +227,8 @@ def test_the_spacemouse_deadman_follows_the_robot_unless_the_profile_says():
     default = SpaceMouseConfig(name="spacemouse")
     assert resolve_deadman(SpaceMouseTeleop, default, robot_simulated=False) == (
         dataclasses.replace(default, require_deadman=True), "default for a real robot")
-    assert resolve_deadman(SpaceMouseTeleop, default, robot_simulated=True)[0].require_deadman is False
+    on_sim, _ = resolve_deadman(SpaceMouseTeleop, default, robot_simulated=True)
+    assert on_sim.require_deadman is False
     explicit = dataclasses.replace(default, require_deadman=False)
-    assert resolve_deadman(SpaceMouseTeleop, explicit, robot_simulated=False) == (explicit, "profile")
+    assert resolve_deadman(SpaceMouseTeleop, explicit, robot_simulated=False) == (
+        explicit, "profile")

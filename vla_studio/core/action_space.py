@@ -155,7 +155,8 @@ class ActionSpace:
         action = np.zeros(self.dim, dtype=np.float64)
         if self.kind == JOINT_POSITION:
             if not self.state_problem(state):
-                action[:-1] = np.asarray(state[STATE_JOINT_POS], dtype=np.float64).reshape(-1)[: self.dim - 1]
+                q = np.asarray(state[STATE_JOINT_POS], dtype=np.float64).reshape(-1)
+                action[:-1] = q[: self.dim - 1]
             elif last is not None and np.all(np.isfinite(last[:-1])):
                 action[:-1] = last[:-1]
             else:

@@ -167,7 +167,8 @@ class SourceArbiter:
         stamp = p.stamp
         # Sources stamp on their own threads, possibly after the tick started: the future is
         # measured against the clock now, not against the tick's start.
-        if not math.isfinite(stamp) or stamp > max(now, time.monotonic()) + FUTURE_STAMP_TOLERANCE_S:
+        latest = max(now, time.monotonic()) + FUTURE_STAMP_TOLERANCE_S
+        if not math.isfinite(stamp) or stamp > latest:
             ahead = "not a number" if not math.isfinite(stamp) else \
                 f"{(stamp - time.monotonic()) * 1000.0:.0f} ms in the future"
             return Decision(None, SourceKind.HOLD,

@@ -173,8 +173,8 @@ class ActionFilter:
     """Makes any requested action safe to send, or rejects it.
 
     Order: shape/finite guard → state guard → speed scale → workspace clip (end effector) or
-    joint-limit clip (joints) → per-step delta cap → velocity cap → gripper clamp to [0, 1]. Caps
-    run after the clips so that pulling an out-of-range pose back in can never become a jump.
+    joint-limit clip (joints) → per-step delta cap → velocity cap → gripper clamp to [0, 1].
+    Caps run after the clips so that pulling an out-of-range pose back in can never jump.
 
     Args:
         limits: the profile's safety limits.
@@ -202,7 +202,7 @@ class ActionFilter:
                 np.minimum(limits.max_joint_velocity, np.asarray(jl.max_velocity)) * period_s)
 
     def apply(self, action: object, state: Mapping[str, np.ndarray]) -> FilterResult:
-        """Return the filtered action and the flags raised. Never raises for a bad action or state."""
+        """The filtered action and the flags raised; never raises for a bad action or state."""
         try:
             a = np.array(action, dtype=np.float64, copy=True)
         except (TypeError, ValueError):
