@@ -53,7 +53,11 @@ from vla_studio.core.types import Frame, Observation, SourceKind, StageTiming, S
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-GIL_SWITCH_INTERVAL_S = 0.001
+# CPython hands the GIL to a waiting thread only after this long (5 ms by default). A woken loop
+# thread or e-stop relay competes with every Python-busy thread (GUI, models, devices): measured
+# with `bench estop` (GUI + busy thread + busy policy, 2 cores), 1 ms gave a stop p99 of 8-12 ms,
+# 0.2 ms gives 2-3 ms, for 5-9 % less throughput when three pure-Python threads contend.
+GIL_SWITCH_INTERVAL_S = 0.0002
 OVERRUN_CLEAR_AFTER_S = 5.0  # overrun alarms closer together than this are one alarm
 
 
@@ -146,8 +150,7 @@ class ControlLoop:
         with self._lifecycle:
             if self._thread is not None and self._thread.is_alive():
                 return
-            # CPython hands the GIL over every 5 ms by default: a woken loop thread (or relay)
-            # could wait that long behind a Python-heavy thread; 1 ms keeps a stop inside a tick.
+            # See GIL_SWITCH_INTERVAL_S: a stop must not wait behind Python-heavy threads.
             if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
                 sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             self._stop.clear()
