@@ -458,11 +458,14 @@ class PolicyRunner(ActionSource):
     def _fail(self, state: str, message: str, kind: str = "policy.error",
               pause: bool = True) -> None:
         self.flush()
-        self.state, self.message = state, message
+        self.message = message
         if pause and self.session is not None:
             self.session.pause(message)
         self.events.emit(kind, message[0].upper() + message[1:] + ".", logging.ERROR,
                          state=state)
+        # The state last: whoever waits for it (the panel, tests) finds the session paused and
+        # the event published already.
+        self.state = state
 
     def _on_hung(self, exc: PolicyTimeout) -> None:
         self.errors += 1
