@@ -95,7 +95,9 @@ class FrankaRobot(Robot):
 
     Attributes:
         watchdog_holds: times the driver's watchdog held the arm because commands stopped.
-        emergency_stops: times :meth:`emergency_hold` sent libfranka's stop.
+        emergency_stops: times libfranka's stop was sent (emergency holds, and the second stop
+            of a tick that raced one).
+        last_emergency_stop: host monotonic time the last of those stops returned.
     """
 
     config_class: ClassVar[type[RobotConfig]] = FrankaConfig
@@ -121,6 +123,7 @@ class FrankaRobot(Robot):
         self._watchdog_stop = threading.Event()
         self.watchdog_holds = 0
         self.emergency_stops = 0
+        self.last_emergency_stop = 0.0  # host monotonic time libfranka's last stop returned
 
     # ----- schema (before connect) ---------------------------------------------------------------
     @property
@@ -395,6 +398,7 @@ class FrankaRobot(Robot):
             robot.stop()
         finally:
             self.emergency_stops += 1
+            self.last_emergency_stop = time.monotonic()
 
     def _errors(self, robot: Any) -> list[str]:
         try:
