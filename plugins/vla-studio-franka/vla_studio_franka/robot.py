@@ -380,6 +380,11 @@ class FrankaRobot(Robot):
             self._moving = False
             if not is_preemption(str(exc), robot.has_errors):
                 self._set_fault(str(exc), self._errors(robot))
+        except Exception as exc:  # e.g. "Motion planner failed" right after a reflex
+            # Whatever ended the running motion, the arm is not following our targets any more:
+            # a fault the operator clears with Recover robot, never a dead state reading.
+            self._moving = False
+            self._set_fault(str(exc), self._errors(robot))
 
     def _hold_motion(self, robot: Any) -> None:
         """A stop motion of the running motion's kind (``_lock`` held)."""
