@@ -149,3 +149,17 @@ def test_policy_ids_change_with_the_weights(tmp_path):
     b = policy_id(str(write_tiny_torch(tmp_path / "b", seed=2)))
     assert a.startswith("native:") and a.split("#")[1] != b.split("#")[1]
     assert pickle.loads(pickle.dumps(a)) == a
+
+
+def test_untrained_is_a_built_in_source_with_its_own_id_and_trust_label():
+    from vla_studio.policies.loaders import (FORMATS, UNTRAINED, load_policy, parse_source,
+                                             policy_id)
+
+    src = parse_source("untrained")
+    assert src.kind == UNTRAINED and str(src) == "untrained"
+    assert policy_id("untrained") == "untrained:vla#seed0"
+    assert dict((kind, trust) for kind, _, trust in FORMATS)[UNTRAINED] == "built-in"
+    policy = load_policy("untrained")
+    spec = policy.spec
+    assert spec.cameras == ("front", "wrist") and spec.control_rate_hz == 20.0
+    assert set(spec.state_features) == {"ee_pos", "ee_quat", "gripper"}

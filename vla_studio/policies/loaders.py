@@ -8,10 +8,15 @@
 | ``file.pt2`` + ``file.json``   | ``torch.export`` program                  | no: trusted files only  |
 | ``plugin:NAME`` or ``NAME``    | a registered policy type, default config  | installed code          |
 | ``ws://host:port``             | remote openpi-protocol server             | yes (data only)         |
+| ``untrained``                  | a freshly initialised reference VLA for   | yes (no file is read)   |
+|                                | the default station (random weights)      |                         |
 
 No loader executes code named by a file: checkpoints choose among installed policy types, and an
 exported program (which can run code on load) is refused unless the caller passes
 ``trusted=True``. Every failure is a :class:`PolicyLoadError` of one line.
+
+``untrained`` is a reserved word (a folder of that name is ``./untrained``): its actions are
+meaningless but bounded, for trying the protocol, the panel and the benchmarks without a model.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from vla_studio.policies.registry import POLICIES
 log = logging.getLogger(__name__)
 
 NATIVE, TORCH_WEIGHTS, EXPORTED, PLUGIN, REMOTE = "native", "pt", "pt2", "plugin", "remote"
+UNTRAINED = "untrained"
 
 # What the load dialog offers, with the trust label the panel must show next to each.
 FORMATS: tuple[tuple[str, str, str], ...] = (
@@ -40,6 +46,8 @@ FORMATS: tuple[tuple[str, str, str], ...] = (
     (EXPORTED, "torch.export program (.pt2) + .json sidecar", "trusted files only"),
     (PLUGIN, "installed policy plugin (plugin:NAME)", "installed code"),
     (REMOTE, "policy server (ws://host:port, openpi protocol)", "safe"),
+    (UNTRAINED, "untrained reference VLA for the default station (random weights, for trying "
+                "things)", "built-in"),
 )
 
 
@@ -56,6 +64,8 @@ class PolicySource:
     location: str
 
     def __str__(self) -> str:
+        if self.kind == UNTRAINED:
+            return UNTRAINED
         return f"plugin:{self.location}" if self.kind == PLUGIN else self.location
 
 
@@ -68,7 +78,9 @@ def parse_source(text: str) -> PolicySource:
     text = str(text).strip()
     if not text:
         raise PolicyLoadError("no policy given: pass a checkpoint folder, a .pt/.pt2 file, "
-                              "plugin:NAME or ws://host:port")
+                              "plugin:NAME, ws://host:port or untrained")
+    if text == UNTRAINED:
+        return PolicySource(UNTRAINED, "vla")
     if text.startswith(("ws://", "wss://")):
         return PolicySource(REMOTE, text)
     if text.startswith("plugin:"):
@@ -108,6 +120,10 @@ def load_policy(source: str | PolicySource, *, trusted: bool = False,
         from vla_studio.policies.remote import RemotePolicy
 
         return RemotePolicy.connect(src.location, api_key=api_key)
+    if src.kind == UNTRAINED:  # built and initialised in memory: nothing to load
+        from vla_studio.policies.vla.policy import untrained_policy
+
+        return untrained_policy()
     policy = build_policy(src, trusted=trusted, options=options)
     try:
         policy.load()
@@ -171,6 +187,8 @@ def policy_id(src: str | PolicySource) -> str:
     src = src if isinstance(src, PolicySource) else parse_source(src)
     if src.kind in (REMOTE, PLUGIN):
         return f"{src.kind}:{src.location}"
+    if src.kind == UNTRAINED:
+        return "untrained:vla#seed0"
     path = Path(src.location)
     digest = hashlib.sha256()
     files = ([path / CONFIG_FILE, path / "model.safetensors", path / "normalization.json"]
