@@ -3,7 +3,10 @@
 | source                         | loader                                    | safe on untrusted files |
 |--------------------------------|-------------------------------------------|-------------------------|
 | folder with ``config.json``    | native: safetensors + JSON, class chosen  | yes                     |
-|                                | by ``policy_type`` from the registry      |                         |
+|                                | by ``policy_type`` from the registry; a   |                         |
+|                                | reference-VLA checkpoint (format          |                         |
+|                                | ``vla-studio-vla``) or its training run   |                         |
+|                                | folder (``best/``) by the ``vla`` type    |                         |
 | ``file.pt`` + ``file.json``    | native layout, ``torch.load(weights_only)``| yes                    |
 | ``file.pt2`` + ``file.json``   | ``torch.export`` program                  | no: trusted files only  |
 | ``plugin:NAME`` or ``NAME``    | a registered policy type, default config  | installed code          |
@@ -22,6 +25,7 @@ meaningless but bounded, for trying the protocol, the panel and the benchmarks w
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +141,9 @@ def load_policy(source: str | PolicySource, *, trusted: bool = False,
 def build_policy(src: PolicySource, *, trusted: bool = False,
                  options: Mapping[str, Any] | None = None) -> Policy:
     """The policy object of a local ``src``, not yet loaded (checks files, imports no weights)."""
+    if src.kind == NATIVE and is_vla_checkpoint(src.location):
+        cls = policy_class("vla", f"{src.location}: reference VLA checkpoint")
+        return cls(cls.config_class(name=Path(src.location).name, checkpoint=src.location))
     if src.kind == NATIVE or src.kind == TORCH_WEIGHTS:
         ckpt = read_native(src.location)
         cls = policy_class(ckpt.policy_type, f"{src.location}: policy_type")
@@ -170,6 +177,27 @@ def build_policy(src: PolicySource, *, trusted: bool = False,
     raise PolicyLoadError(f"{src}: cannot be built locally (kind {src.kind})")
 
 
+# The reference VLA's own checkpoint format (vla_studio.policies.vla.checkpoint; not imported
+# here: that pulls in torch). Its folders name no policy_type: the format says which class.
+VLA_FORMAT, VLA_RUN_SUBDIRS = "vla-studio-vla", ("best", "last")
+
+
+def is_vla_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a reference-VLA checkpoint folder, or a training run folder holding
+    one (``best/`` or ``last/``). Reads its small ``config.json``, nothing else; an unreadable
+    one is not (the native reader then names the problem)."""
+    p = Path(path).expanduser()
+    for folder in (p, *(p / sub for sub in VLA_RUN_SUBDIRS)):
+        config = folder / CONFIG_FILE
+        if config.is_file():
+            try:
+                data = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return False
+            return isinstance(data, dict) and data.get("format") == VLA_FORMAT
+    return False
+
+
 def policy_class(name: str, where: str) -> type[Policy]:
     """The registered class ``name``; an unknown type lists the installed ones."""
     try:
@@ -190,6 +218,9 @@ def policy_id(src: str | PolicySource) -> str:
     if src.kind == UNTRAINED:
         return "untrained:vla#seed0"
     path = Path(src.location)
+    if path.is_dir() and not (path / CONFIG_FILE).is_file():  # a training run: its checkpoint
+        path = next((path / sub for sub in VLA_RUN_SUBDIRS if (path / sub / CONFIG_FILE).is_file()),
+                    path)
     digest = hashlib.sha256()
     files = ([path / CONFIG_FILE, path / "model.safetensors", path / "normalization.json"]
              if path.is_dir() else [path, path.with_suffix(".json")])
