@@ -418,6 +418,9 @@ class PolicyRunner(RunnerRecovery, ActionSource):
         self.chunks += 1
         dt = self._schedule.dt
         conf, method = self._estimator.estimate(chunk, obs.t, dt, self._last_chunk)
+        named = chunk.extras.get("confidence_method")
+        if method == "policy" and isinstance(named, str) and named:
+            method = named  # the policy says how it knows (e.g. token_probability)
         timed = TimedChunk(np.asarray(chunk.actions, np.float64), conf, obs.t, dt, received,
                            self.chunks, method)
         self._last_chunk = timed

@@ -81,7 +81,7 @@ class PolicyOverlays:
         self._told.clear()
         for name, pane in self.panes.items():
             gauge = GaugeOverlay("policy confidence", "confidence", threshold or None)
-            path = PolylineOverlay("predicted path", PATH_COLOUR, width=2.5, label="plan",
+            path = PolylineOverlay("predicted path", PATH_COLOUR, width=3.0, label="plan",
                                    z=12, dots=True)
             banner = BannerOverlay("policy run state")
             for layer in (path, gauge, banner):
@@ -106,7 +106,8 @@ class PolicyOverlays:
         if not self.attached:
             return
         conf = runner_snapshot.confidence
-        value = conf if math.isfinite(conf) else None
+        # the last run's confidence means nothing once it has ended
+        value = conf if math.isfinite(conf) and run_active else None
         label = confidence_label(runner_snapshot.confidence_method)
         text, colour = run_banner(session, runner_snapshot, run_active)
         positions = None
@@ -133,18 +134,15 @@ class PolicyOverlays:
     def _path(self, name: str, pane, positions: np.ndarray | None, action_kind: str) -> bool:
         path = self.paths[name]
         frame = pane.frame
-        if positions is None or frame is None or frame.color is None:
-            points: tuple = ()
-        else:
+        points: tuple = ()
+        if frame is not None and frame.color is not None:
             camera = pane.camera
             intrinsics, extrinsics = camera.intrinsics, camera.extrinsics_for(frame)
             why = path_unavailable(action_kind, intrinsics, extrinsics)
-            if why:
-                if name not in self._told:
-                    self._told.add(name)
-                    self.tell(f"No predicted path in camera '{name}': {why}.")
-                points = ()
-            else:
+            if why and name not in self._told:  # said once, as soon as it is known
+                self._told.add(name)
+                self.tell(f"No predicted path in camera '{name}': {why}.")
+            if not why and positions is not None:
                 h, w = frame.color.shape[:2]
                 shown = project_path(positions, intrinsics, extrinsics, (w, h))
                 points = tuple(map(tuple, shown.pixels))

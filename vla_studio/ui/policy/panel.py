@@ -115,7 +115,7 @@ class PolicyPanel(QWidget):
         self.start_button.setToolTip("Start a run with this instruction, or resume the paused "
                                      "run (F7)")
         self.start_button.clicked.connect(lambda: self.start())
-        self.pause_button = QPushButton("⏸ Pause")
+        self.pause_button = QPushButton("Pause")
         self.pause_button.setToolTip("Hold and pause the run; Start resumes it (F6)")
         self.pause_button.clicked.connect(self.pause)
         self.step_button = QPushButton("Step")

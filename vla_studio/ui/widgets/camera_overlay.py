@@ -170,7 +170,9 @@ class BannerOverlay(Overlay):
         font.setBold(True)
         painter.setFont(font)
         height = painter.fontMetrics().height() + 8
-        band = QRectF(rect.left(), rect.top() + 26, rect.width(), height)
+        # below the pane's status HUD (name, fps, latency: two lines at the top left)
+        band = QRectF(rect.left(), rect.top() + min(52.0, rect.height() * 0.25), rect.width(),
+                      height)
         fill = QColor(self.color)
         fill.setAlpha(215)
         painter.fillRect(band, fill)
