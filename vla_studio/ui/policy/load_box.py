@@ -126,6 +126,7 @@ class PolicyLoadBox(QGroupBox):
         self.spec.setWordWrap(True)
 
         form = QFormLayout(self)
+        self.form = form
         form.setVerticalSpacing(4)
         row = QHBoxLayout()
         row.addWidget(self.source, 1)
@@ -148,6 +149,10 @@ class PolicyLoadBox(QGroupBox):
         form.addRow(buttons)
         form.addRow(self.error)
         form.addRow(self.spec)
+        # Rows only needed to choose a policy: folded away once one is loaded (the run needs
+        # the room), unfolded by "Change…".
+        self._choice_rows = (1, 2, 3)
+        self.choosing = True
         self.show_state(loaded=False)
 
     # ----- choosing ------------------------------------------------------------------------------
@@ -189,6 +194,9 @@ class PolicyLoadBox(QGroupBox):
         self.where.setEnabled(not is_remote)  # a server runs the model where it is
 
     def request_load(self) -> None:
+        if not self.choosing:  # "Change…": show the choices first
+            self.show_choices(True)
+            return
         source = self.source.currentText().strip()
         if not source:
             self.show_error("Type or pick a policy first (Browse…, a server URL, or untrained).")
@@ -215,9 +223,17 @@ class PolicyLoadBox(QGroupBox):
         self.unload_button.setEnabled(False)
         self.show_error("")
 
+    def show_choices(self, on: bool) -> None:
+        """Unfold (or fold) the rows that choose a policy."""
+        self.choosing = on
+        for row in self._choice_rows:
+            self.form.setRowVisible(row, on)
+        self.browse.setVisible(on)
+        self.load_button.setText("Load" if on else "Change…")
+
     def show_state(self, loaded: bool, host: str = "", spec_text: str = "") -> None:
         self.load_button.setEnabled(True)
-        self.load_button.setText("Load another" if loaded else "Load")
+        self.show_choices(not loaded)
         self.unload_button.setEnabled(loaded)
         self.state.setText(f"Loaded · {host}" if loaded else "No policy loaded.")
         self.state.setToolTip(host)

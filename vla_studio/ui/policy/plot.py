@@ -14,13 +14,14 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from vla_studio.core.types import SourceKind, Step
 
 WINDOW_S = 12.0
 REDRAW_HZ = 10.0
-_AXES = (("dx", "#ff6b6b"), ("dy", "#4cd07d"), ("dz", "#4c8dff"))
+_AXES = (("dx mm", "#ff6b6b"), ("dy mm", "#4cd07d"), ("dz mm", "#4c8dff"))
 
 
 class PolicyPlot(QWidget):
@@ -39,27 +40,33 @@ class PolicyPlot(QWidget):
         self.confidence = self.view.addPlot(row=0, col=0)
         self.actions = self.view.addPlot(row=1, col=0)
         self.actions.setXLink(self.confidence)
-        for plot, label in ((self.confidence, "confidence"), (self.actions, "mm / step")):
+        font = QFont()
+        font.setPointSizeF(7.5)
+        for plot in (self.confidence, self.actions):
             plot.showGrid(x=True, y=True, alpha=0.15)
-            plot.setLabel("left", label)
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()
-            plot.getAxis("left").setWidth(42)
+            plot.setMenuEnabled(False)
+            for side in ("left", "bottom"):
+                plot.getAxis(side).setStyle(tickFont=font, tickLength=-4)
+                plot.getAxis(side).setTextPen("#9aa3ad")
+            plot.getAxis("left").setWidth(30)
         self.confidence.setYRange(0.0, 1.0, padding=0.02)
+        self.confidence.getAxis("left").setTicks([[(0.0, "0"), (0.5, ".5"), (1.0, "1")]])
         self.confidence.getAxis("bottom").setStyle(showValues=False)
-        self.actions.setLabel("bottom", "s")
+        self.confidence.addLegend(offset=(-4, 2), labelTextSize="7.5pt")
         self.confidence_curve = self.confidence.plot(pen=pg.mkPen("#ffd479", width=2),
-                                                     connect="finite")
+                                                     name="confidence", connect="finite")
         self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#d92d20", width=1,
                                                                       style=pg.QtCore.Qt.DashLine))
         self.confidence.addItem(self.threshold_line)
         self.threshold_line.setVisible(False)
-        self.actions.addLegend(offset=(-4, 4), labelTextSize="8pt", colCount=4)
+        self.actions.addLegend(offset=(-4, 2), labelTextSize="7.5pt", colCount=4)
         self.action_curves = [self.actions.plot(pen=pg.mkPen(colour, width=1.5), name=name,
                                                 connect="finite") for name, colour in _AXES]
         self.gripper_curve = self.actions.plot(pen=pg.mkPen("#c9a0ff", width=1.5,
                                                             style=pg.QtCore.Qt.DotLine),
-                                               name="gripper x10", connect="finite")
+                                               name="grip x10", connect="finite")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
