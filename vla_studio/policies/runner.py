@@ -278,6 +278,11 @@ class PolicyRunner(RunnerRecovery, ActionSource):
         self._step.clear()
 
     @property
+    def inferring(self) -> bool:
+        """A request is with the model now (benchmarks time stops against it)."""
+        return self._inflight_since is not None
+
+    @property
     def stepping(self) -> bool:
         """A step-once budget is in force."""
         return self._step.armed
