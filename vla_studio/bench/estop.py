@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 
 from vla_studio.bench.host_noise import HostNoiseProbe
+from vla_studio.bench.policy_state import neutral_state
 from vla_studio.core.arbiter import ActionSource, Proposal
 from vla_studio.core.log_queue import logging_through_queue
 from vla_studio.core.profile import parse_profile
@@ -136,13 +137,7 @@ class PolicyStateRobot(BlockingRobot):
 
     def provide(self, features: dict) -> None:
         """Report ``features`` (name -> Feature) the null robot does not have."""
-        own = self.observation_features
-        for key, feature in features.items():
-            if key not in own:
-                value = np.zeros(feature.shape, np.float32)
-                if key.endswith("quat") and value.size == 4:
-                    value[0] = 1.0
-                self.extra_state[key] = value
+        self.extra_state = neutral_state(features, self.observation_features)
 
     def get_observation(self) -> dict[str, np.ndarray]:
         return {**super().get_observation(), **self.extra_state}
