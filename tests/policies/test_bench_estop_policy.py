@@ -25,6 +25,6 @@ def test_bench_estop_with_a_real_policy_keeps_its_keys_and_stops_while_it_infers
         assert key in result
     assert result["policy"] == str(ckpt) and result["policy_chunks"] >= 4
     assert result["policy_latency_p50_ms"] > 0
-    # the stops that were not into a blocked driver came while a request was with the model
-    # (a fast model may answer in the few milliseconds before one: counted honestly)
-    assert 1 <= result["stops_while_inferring"] <= 6 - result["blocked_driver_trials"]
+    # the stops that were not into a blocked driver wait for a request with the model (a fast
+    # model may answer in the few milliseconds before the stop: each is counted as it was)
+    assert 1 <= result["stops_while_inferring"] <= result["trials"]
