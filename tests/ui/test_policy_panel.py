@@ -165,3 +165,28 @@ def test_space_stops_a_run_and_overlays_leave_with_the_policy(main_window, panel
         layer.name.startswith(("policy", "predicted")) for layer in front.overlays)
     assert station.arbiter.policy is None
     assert panel.load_box.state.text() == "No policy loaded."
+
+
+def test_a_crashed_model_holds_says_so_on_the_cameras_and_restarts_from_the_dock(panel, qtbot):
+    from tests.policies.policy_doubles import SCRIPTED  # registers the test policy kinds
+
+    load(qtbot, panel, f"plugin:{SCRIPTED}")
+    assert panel.supervisor.runner is not None, panel.load_box.error.text()
+    panel.instruction.setText("crash")  # the scripted model segfaults on this instruction
+    panel.record.setChecked(False)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    runner = panel.supervisor.runner
+    qtbot.waitUntil(lambda: runner.state == "crashed", timeout=60_000)
+    station = panel.station
+    assert station.session.state == RunState.PAUSED
+    assert station.loop.snapshot.get().source == SourceKind.HOLD
+    band = panel.overlays.banners["front"]
+    qtbot.waitUntil(lambda: band.text.startswith("POLICY CRASHED"), timeout=3000)
+    assert "SIGSEGV" in band.text
+    qtbot.waitUntil(panel.restart_button.isVisible, timeout=3000)
+    assert "SIGSEGV" in panel.message.text()
+    assert any("SIGSEGV" in line for line in panel.log_view.lines)
+    qtbot.mouseClick(panel.restart_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: runner.restarts == 1 and runner.state == "idle", timeout=60_000)
+    qtbot.waitUntil(lambda: not panel.restart_button.isVisible(), timeout=3000)
+    assert station.session.state == RunState.PAUSED  # a restart never resumes the run

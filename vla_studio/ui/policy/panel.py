@@ -31,6 +31,7 @@ from vla_studio.policies.chunk_schedule import MODES
 from vla_studio.policies.errors import PolicyError
 from vla_studio.policies.run_log import POLICY
 from vla_studio.policies.runner import FALLBACKS, RunnerSettings
+from vla_studio.policies.runner_stats import CRASHED, ERROR, HUNG
 from vla_studio.policies.supervisor import PolicySupervisor, SupervisorError, describe_spec
 from vla_studio.station import Station
 from vla_studio.ui.background import BackgroundJobs, JobOutcome
@@ -47,6 +48,7 @@ SETTINGS_KEY = "policy/settings"
 RECORD_KEY = "policy/record"
 AUTO_FINISH_KEY = "policy/finish_when_done"
 INSTRUCTION_KEY = "policy/instruction"
+FAILED_STATES = (CRASHED, HUNG, ERROR)  # the model needs a restart before the run can go on
 _REFUSED = (SupervisorError, SessionError, PolicyError, RecorderError, LabelError)
 
 
@@ -132,6 +134,12 @@ class PolicyPanel(QWidget):
         self.stop_button.setMinimumHeight(36)
         self.stop_button.setStyleSheet("background: #d92d20; color: white; font-weight: 800;")
         self.stop_button.pressed.connect(self.stop)
+        self.restart_button = QPushButton("Restart the policy")
+        self.restart_button.setObjectName("policyRestart")
+        self.restart_button.setToolTip("The model crashed, hung or keeps failing: start it again "
+                                       "(the run stays paused; Start resumes it)")
+        self.restart_button.clicked.connect(self.restart_policy)
+        self.restart_button.setVisible(False)
         self.record = QCheckBox("Record the run as an episode")
         self.record.setToolTip(f"Saved into {self.recorder.dataset.root} as a policy episode "
                                "(proposed actions, confidence, latency per chunk)")
@@ -157,7 +165,8 @@ class PolicyPanel(QWidget):
         for col, button in enumerate((self.start_button, self.pause_button, self.step_button,
                                       self.finish_button, self.stop_button)):
             grid.addWidget(button, 1, col)
-        grid.addWidget(self.message, 2, 0, 1, 5)
+        grid.addWidget(self.message, 2, 0, 1, 4)
+        grid.addWidget(self.restart_button, 2, 4)
         grid.addWidget(self.run_state, 3, 0, 1, 3)
         grid.addWidget(self.verdict, 3, 3, 1, 2)
         grid.addWidget(self.record, 4, 0, 1, 5)
@@ -336,6 +345,13 @@ class PolicyPanel(QWidget):
     def finish(self, success: bool | None = None) -> bool:
         return self._submit("finishing", lambda: self.supervisor.finish(success))
 
+    def restart_policy(self) -> None:
+        """Restart a crashed, hung or failing model (its client thread does it)."""
+        runner = self.supervisor.runner
+        if runner is not None:
+            runner.restart()
+            self.show_message("Restarting the policy…")
+
     def stop(self) -> None:
         """STOP: latch the e-stop now (this thread only sets flags; the loop holds)."""
         self.station.latch.trigger("Policy dock STOP", "gui")
@@ -395,6 +411,8 @@ class PolicyPanel(QWidget):
             QApplication.beep()  # the band on every camera says the rest
         if event.kind.startswith("policy.") and event.level >= logging.WARNING:
             self.show_message(event.message)
+        elif event.kind == "policy.restarted":
+            self.show_message("")
 
     def refresh(self) -> None:
         """The panel's timer: the supervisor's poll, buttons, figures, log, plot."""
@@ -429,6 +447,7 @@ class PolicyPanel(QWidget):
         self.instruction.setReadOnly(sup.run_active)
         self.load_box.setEnabled(not sup.run_active and busy not in ("starting", "finishing"))
         self.figures.show_snapshot(snap)
+        self.restart_button.setVisible(snap is not None and snap.state in FAILED_STATES)
         text, colour = verdict_text(sup.verdict, sup.run_active)
         self.verdict.setText(text)
         self.verdict.setStyleSheet(f"color: {colour}; font-weight: 600;")
