@@ -190,3 +190,30 @@ def test_a_crashed_model_holds_says_so_on_the_cameras_and_restarts_from_the_dock
     qtbot.waitUntil(lambda: runner.restarts == 1 and runner.state == "idle", timeout=60_000)
     qtbot.waitUntil(lambda: not panel.restart_button.isVisible(), timeout=3000)
     assert station.session.state == RunState.PAUSED  # a restart never resumes the run
+
+
+def test_a_server_that_needs_an_api_key_says_so_in_one_line_until_it_gets_it(panel, qtbot):
+    from tests.policies.policy_doubles import SCRIPTED
+    from vla_studio.policies.loaders import load_policy
+    from vla_studio.policies.server import PolicyServer
+
+    server = PolicyServer(load_policy(f"plugin:{SCRIPTED}"), port=0, api_key="s3cret")
+    server.start()
+    try:
+        box = panel.load_box
+        box.server.setText(server.url)
+        qtbot.mouseClick(box.use_server, Qt.MouseButton.LeftButton)
+        load(qtbot, panel, server.url)
+        assert "requires an API key" in box.error.text() and "\n" not in box.error.text()
+        box.api_key.setText("wrong")
+        load(qtbot, panel, server.url)
+        assert "refused the API key" in box.error.text()
+        box.api_key.setText("s3cret")
+        load(qtbot, panel, server.url)
+        assert panel.supervisor.runner is not None, box.error.text()
+        assert not box.error.isVisible() and box.state.text() == f"Loaded · remote: {server.url}"
+        assert QSettings().value("policy/server_url") == server.url
+        assert "s3cret" not in repr([QSettings().value(k) for k in QSettings().allKeys()])
+    finally:
+        panel.supervisor.unload()
+        server.stop()
