@@ -84,8 +84,10 @@ def test_a_policy_run_records_policy_actions_confidence_and_the_policy_id(statio
     assert covers == ["chunk_index", "chunk_seq", "policy_latency_ms"]
     with EpisodeReader(recorder.last_episode.path) as ep:
         assert set(covers) <= set(parse_covers(ep.file["checksums/step_chunks"].attrs["covers"]))
-    summary = next(s for s in recorder.index.refresh() if s.episode_id == recorder.last_episode.episode_id)
-    assert summary.source == "policy" and summary.confidence == pytest.approx(known.mean(), abs=1e-3)
+    episode_id = recorder.last_episode.episode_id
+    summary = next(s for s in recorder.index.refresh() if s.episode_id == episode_id)
+    assert summary.source == "policy"
+    assert summary.confidence == pytest.approx(known.mean(), abs=1e-3)
     assert summary.confidence_method == "consistency"
 
 

@@ -18,10 +18,11 @@ with nothing; ``gui_load`` in the figures says which load ran.
 
 ``--policy SOURCE`` (a checkpoint folder, ``untrained``, ``plugin:NAME``...) replaces the busy
 pure-Python policy with a real one run as the app runs it: the policy runner with the model in
-its child process, in ensemble mode (a chunk requested every tick), so it is inferring when
-each stop comes (its chunks drive the robot between the stops). The bench robot then also reports the state the policy reads (zeros, an
-identity quaternion). The figures keep their keys and add ``policy``, ``policy_chunks`` and
-``policy_latency_p50_ms``.
+its child process, in ensemble mode (a chunk requested every tick); each stop that is not into
+a blocked driver waits for a request in flight, so it comes while the model infers (its chunks
+drive the robot between the stops). The bench robot also reports the state the policy reads
+(zeros, an identity quaternion). The figures keep their keys and add ``policy``,
+``policy_chunks``, ``policy_latency_p50_ms`` and ``stops_while_inferring``.
 """
 
 from __future__ import annotations

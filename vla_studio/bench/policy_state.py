@@ -16,7 +16,8 @@ from vla_studio.core.types import Feature
 from vla_studio.devices.robots.null import NullRobot
 
 
-def neutral_state(wanted: Mapping[str, Feature], have: Mapping[str, Feature]) -> dict[str, np.ndarray]:
+def neutral_state(wanted: Mapping[str, Feature],
+                  have: Mapping[str, Feature]) -> dict[str, np.ndarray]:
     """Values for the features in ``wanted`` that ``have`` lacks."""
     out: dict[str, np.ndarray] = {}
     for key, feature in wanted.items():

@@ -219,8 +219,8 @@ def policy_id(src: str | PolicySource) -> str:
         return "untrained:vla#seed0"
     path = Path(src.location)
     if path.is_dir() and not (path / CONFIG_FILE).is_file():  # a training run: its checkpoint
-        path = next((path / sub for sub in VLA_RUN_SUBDIRS if (path / sub / CONFIG_FILE).is_file()),
-                    path)
+        path = next((path / sub for sub in VLA_RUN_SUBDIRS
+                     if (path / sub / CONFIG_FILE).is_file()), path)
     digest = hashlib.sha256()
     files = ([path / CONFIG_FILE, path / "model.safetensors", path / "normalization.json"]
              if path.is_dir() else [path, path.with_suffix(".json")])

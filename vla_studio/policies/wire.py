@@ -10,9 +10,9 @@ client can build a valid observation without reading our code::
     prompt                       str                the language instruction
 
 Answers may also carry ``confidence`` ``[H]`` (with ``confidence_method``, a short name such as
-``token_probability``) and ``samples`` ``[N, H, D]``; other keys are ignored. Times never cross the wire: the client stamps a chunk with its own host monotonic clock
-(the observation's tick time, send and receive times), so a remote clock cannot make an action
-look fresh.
+``token_probability``) and ``samples`` ``[N, H, D]``; other keys are ignored. Times never cross
+the wire: the client stamps a chunk with its own host monotonic clock (the observation's tick
+time, send and receive times), so a remote clock cannot make an action look fresh.
 """
 
 from __future__ import annotations

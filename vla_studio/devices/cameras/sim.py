@@ -66,7 +66,8 @@ class SimCamera(Camera):
         self._rendered = 0
         # (simulated time, pose) of the last renders: a wrist camera moves with the arm, so the
         # pose of the frame on screen is looked up by the frame's device time.
-        self._poses: collections.deque[tuple[float, CameraExtrinsics]] = collections.deque(maxlen=16)
+        self._poses: collections.deque[tuple[float, CameraExtrinsics]] = \
+            collections.deque(maxlen=16)
 
     @property
     def scene_camera(self) -> str:

@@ -58,7 +58,8 @@ class PolicyPanel(QWidget):
     #: Station commands this dock runs for the window's menus (F7 Start, F8 Step once...).
     COMMANDS = ("policy.start", "policy.step", "policy.pause", "policy.finish")
 
-    def __init__(self, station: Station, bridge: CoreBridge, parent: QWidget | None = None) -> None:
+    def __init__(self, station: Station, bridge: CoreBridge,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.station, self.bridge = station, bridge
         self.recorder = recorder_for(station)
