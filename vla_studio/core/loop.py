@@ -166,8 +166,11 @@ class ControlLoop:
 
     def _spawn(self) -> None:
         """Start a loop thread (with ``_lifecycle`` held)."""
-        self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
-        self._thread.start()
+        # Started before it is published: a caller that finds ``_thread`` not yet alive would
+        # take the loop for stopped and run its call directly, past a stuck robot call.
+        thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
+        thread.start()
+        self._thread = thread
 
     def stop(self) -> None:
         """Stop and join the loop thread; the last command it sent is a hold."""

@@ -70,6 +70,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                tip="Latch the software e-stop (Esc; Space while a run is active)"),
     ActionSpec("estop.reset", "&Reset e-stop...", "&Robot", method="reset_estop",
                tip="Two steps: request, then confirm; the session returns to PAUSED"),
+    ActionSpec("robot.recover", "Re&cover robot", "&Robot", command="robot.recover",
+               tip="Clear a robot-side error (a reflex, a protective stop) with the robot's own "
+                   "recovery; the e-stop stays latched until you reset it"),
     ActionSpec("record.toggle", "&Record / stop and save", "Re&cord", "Ctrl+R",
                command="record.toggle", toolbar=True, icon="record.svg",
                tip="Start recording an episode, or stop and save it"),
