@@ -7,16 +7,29 @@ Run with the repository's test settings (headless Qt/MuJoCo, no silent skips):
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
-from franka_sim_process import FrankaSimProcess
+from franka_sim_process import SIM_NICE, FrankaSimProcess
 from vla_studio_franka.robot import FrankaConfig, FrankaRobot
 
 
 @pytest.fixture(scope="session")
 def franka_sim(tmp_path_factory):
-    """One franky-sim child process for the session (each test connects afresh)."""
+    """One franky-sim child process for the session (each test connects afresh).
+
+    Both ends of libfranka's 1 kHz exchange run ahead of ordinary work, as they do on a real
+    cell (the robot's controller on its own hardware, libfranka's thread with realtime priority
+    on a PREEMPT_RT kernel): franky-sim (see ``franka_sim_process``) and this process's threads
+    started from now on, which include franky's motion threads. On a busy 2-core machine
+    franky otherwise misses state packets, extrapolates over the gap and its motion planner
+    fails (Ruckig -101/-110/-111, measured). Without the permission both run as they are.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, SIM_NICE)  # this thread; new threads inherit it
+    except OSError:
+        pass
     sim = FrankaSimProcess(tmp_path_factory.mktemp("franky-sim") / "server.log")
     sim.start()
     yield sim

@@ -40,6 +40,7 @@ from vla_studio.core.config import option
 from vla_studio.core.types import Feature
 from vla_studio.devices.base import DeviceError, Robot, RobotConfig
 
+from vla_studio_franka.connection import keeps_no_robot, open_robot, release_connection
 from vla_studio_franka.faults import active_errors, describe_fault, is_preemption
 from vla_studio_franka.gripper import GripperWorker
 from vla_studio_franka.targets import (EETargetTracker, clip_joints, quat_xyzw_to_mat,
@@ -76,6 +77,11 @@ class FrankaConfig(RobotConfig):
                                help="farthest the Cartesian target may lead the arm, metres")
     max_lead_rad: float = option(0.2, min=0.01, max=1.0,
                                  help="largest rotation the target may lead the arm by, rad")
+    connect_timeout_s: float = option(10.0, min=1.0, max=120.0,
+                                      help="longest wait for the robot to answer when connecting")
+    rest_joint_speed: float = option(
+        0.05, min=0.001, max=1.0,
+        help="a new motion starts only once every joint is slower than this, rad/s")
     watchdog_periods: float = option(3.0, min=1.5, max=100.0,
                                      help="hold when no command came for this many periods")
     torque_threshold: float = option(20.0, min=1.0, max=100.0,
@@ -95,8 +101,11 @@ class FrankaRobot(Robot):
 
     Attributes:
         watchdog_holds: times the driver's watchdog held the arm because commands stopped.
+        rest_waits: commands held because the arm was still coming to rest from a stop (a
+            motion that follows a stop starts from rest; see ``_wait_for_rest``).
         emergency_stops: times libfranka's stop was sent (emergency holds, and the second stop
             of a tick that raced one).
+        emergency_stop_sent: host monotonic time the last of those stops was sent.
         last_emergency_stop: host monotonic time the last of those stops returned.
     """
 
@@ -117,12 +126,18 @@ class FrankaRobot(Robot):
         self._last_command = 0.0
         # measured (ee_pos, ee_mat, ee_quat_xyzw) of the last observation
         self._meas: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._q_meas: np.ndarray | None = None  # measured joints of the last observation
+        self._at_rest = False  # the last observation: no motion to finish, every joint still
+        self._rest_ref: tuple[np.ndarray, float] | None = None  # (q, robot time s) to compare
+        self._stopped = True  # a stop, a hold or a fault ended our last motion (or none ran)
         self._fault = ""
         self._fault_told = False
         self._watchdog: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
         self.watchdog_holds = 0
+        self.rest_waits = 0
         self.emergency_stops = 0
+        self.emergency_stop_sent = 0.0  # host monotonic time libfranka's last stop was sent
         self.last_emergency_stop = 0.0  # host monotonic time libfranka's last stop returned
 
     # ----- schema (before connect) ---------------------------------------------------------------
@@ -159,6 +174,7 @@ class FrankaRobot(Robot):
     def is_connected(self) -> bool:
         return self._robot is not None
 
+    @keeps_no_robot
     def connect(self) -> None:
         """Connect to the arm (and Hand), set its collision behaviour, start the watchdog."""
         if self._robot is not None:
@@ -172,14 +188,21 @@ class FrankaRobot(Robot):
         realtime = (franky.RealtimeConfig.Ignore if c.realtime == "ignore"
                     else franky.RealtimeConfig.Enforce)
         try:
-            robot = franky.Robot(c.hostname, relative_dynamics_factor=c.relative_dynamics_factor,
-                                 realtime_config=realtime)
+            robot = open_robot(lambda: franky.Robot(
+                c.hostname, relative_dynamics_factor=c.relative_dynamics_factor,
+                realtime_config=realtime), c.connect_timeout_s)
             robot.set_collision_behavior(c.torque_threshold, c.force_threshold)
         except franky.Exception as exc:
             raise DeviceError(f"robot {self.name!r}: cannot connect to the Franka at "
                               f"{c.hostname}: {exc}. Check the address, that FCI is enabled "
                               "in Desk and the brakes are open (a simulator: start "
                               "`franky-sim -s mujoco`, hostname = \"127.0.0.1\")") from None
+        except TimeoutError:
+            raise DeviceError(f"robot {self.name!r}: the Franka at {c.hostname} took the "
+                              f"connection but did not answer within {c.connect_timeout_s:g} "
+                              "s: another client probably holds its FCI connection (another "
+                              "VLA Studio or libfranka program); close it and connect again"
+                              ) from None
         self._franky, self._robot = franky, robot
         try:
             if c.gripper:
@@ -214,7 +237,9 @@ class FrankaRobot(Robot):
         gripper, self._gripper = self._gripper, None
         if gripper is not None:
             gripper.stop()
-        self._robot = None  # franky closes the connection when the object goes
+        self._robot = None
+        if robot is not None:
+            release_connection(robot, self.name)
 
     def _require(self) -> Any:
         robot = self._robot
@@ -223,6 +248,7 @@ class FrankaRobot(Robot):
         return robot
 
     # ----- loop thread -------------------------------------------------------------------------------
+    @keeps_no_robot
     def get_observation(self) -> dict[str, np.ndarray]:
         robot = self._require()
         franky = self._franky
@@ -236,13 +262,18 @@ class FrankaRobot(Robot):
         if self._moving and not self._fault:
             with self._lock:
                 self._poll()
+        dq = np.asarray(state.dq, dtype=np.float64)
+        q = np.asarray(state.q, dtype=np.float64)
+        self._update_rest(state.robot_mode == franky.RobotMode.Idle, q,
+                          float(state.time.to_sec()))
         pose = state.O_T_EE
         pos = np.asarray(pose.translation, dtype=np.float64).reshape(3)
         quat = np.asarray(pose.quaternion, dtype=np.float64).reshape(4)
         self._meas = (pos, quat_xyzw_to_mat(quat), quat)
+        self._q_meas = q
         obs = {
-            "joint_pos": np.asarray(state.q, dtype=np.float32),
-            "joint_vel": np.asarray(state.dq, dtype=np.float32),
+            "joint_pos": self._q_meas.astype(np.float32),
+            "joint_vel": dq.astype(np.float32),
             "ee_pos": pos.astype(np.float32),
             "ee_quat": xyzw_to_wxyz(quat).astype(np.float32),
             "ee_wrench": np.asarray(state.O_F_ext_hat_K, dtype=np.float32).reshape(6),
@@ -253,6 +284,7 @@ class FrankaRobot(Robot):
             obs["gripper_width"] = np.array([reading.width], np.float32)
         return obs
 
+    @keeps_no_robot
     def _send(self, action: np.ndarray) -> np.ndarray:
         robot = self._require()
         if self._fault:  # never let a command vanish silently: the robot cannot move now
@@ -263,6 +295,8 @@ class FrankaRobot(Robot):
         if self.emergency_held:  # the base class made this a hold: start no motion at all
             self._ee.reset()
             return sent
+        if not self._moving and self._stopped and not self._at_rest:
+            return self._wait_for_rest(a, sent)
         franky = self._franky
         motion = None
         if self.action_kind == JOINT_POSITION:
@@ -275,6 +309,7 @@ class FrankaRobot(Robot):
                 motion = self._cartesian_motion(a[:6], sent)
             self._move(robot, motion)
             self._moving, self._last_command = True, time.monotonic()
+            self._stopped = False
         if self.emergency_held:
             # The relay's stop may have gone out between the check above and this move: stop
             # again, so a tick that was past its e-stop check cannot leave the arm moving.
@@ -283,8 +318,14 @@ class FrankaRobot(Robot):
             self._gripper.command(float(a[-1]))
         return sent
 
+    @keeps_no_robot
     def hold(self, state: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Decelerate to a standstill (franky's stop motion) and leave the gripper alone."""
+        """Decelerate to a standstill (franky's stop motion) and leave the gripper alone.
+
+        ``state`` may be empty (the loop holds with the last valid state it has, ``{}`` before
+        the first one): joint targets then hold the joints this driver measured last."""
+        if "joint_pos" not in state and self._q_meas is not None:
+            state = {**state, "joint_pos": self._q_meas}
         action = self.action_space.hold_action(state, self._last_sent)
         self._last_sent = action
         self._ee.reset()
@@ -299,7 +340,46 @@ class FrankaRobot(Robot):
                 self._hold_motion(robot)
         return action
 
+    def _update_rest(self, idle: bool, q: np.ndarray, t_robot: float) -> None:
+        """Judge rest from the joints' travel between observations over the robot's own clock
+        (``RobotState.time``): a simulator's reported ``dq`` can stay stale while its arm is
+        still (franky-sim's did), and the host's clock says nothing about how far the robot's
+        time moved on."""
+        ref = self._rest_ref
+        if ref is None or t_robot < ref[1]:
+            self._rest_ref, self._at_rest = (q, t_robot), False
+            return
+        dt = t_robot - ref[1]
+        if dt < 0.005:  # the same or the next state packet: keep the last verdict
+            self._at_rest = self._at_rest and idle
+            return
+        speed = float(np.abs(q - ref[0]).max()) / dt
+        self._at_rest = idle and speed < self.config.rest_joint_speed
+        self._rest_ref = (q, t_robot)
+
+    def _wait_for_rest(self, action: np.ndarray, sent: np.ndarray) -> np.ndarray:
+        """Hold instead of starting a motion: the arm is still coming to rest from a stop.
+
+        franky plans a new motion from the robot's commanded state; right after a stop, a
+        reflex or a recovery that state is still changing and its planner can refuse it
+        ("Motion planner failed", Ruckig -101/-110/-111: seen after recoveries on franky-sim).
+        A motion that follows a stop therefore starts from rest only: once an observation
+        finds the robot idle with every joint slower than ``rest_joint_speed`` (see
+        :meth:`_update_rest`). Until then the command is a hold (what was sent says so); the
+        gripper still gets its command.
+        """
+        self._ee.reset()
+        self.rest_waits += 1
+        if self.action_kind == JOINT_POSITION and self._q_meas is not None:
+            sent[:7] = self._q_meas
+        else:
+            sent[:-1] = 0.0
+        if self._gripper is not None:
+            self._gripper.command(float(action[-1]))
+        return sent
+
     # ----- emergency hold (the e-stop relay's thread) -----------------------------------------------
+    @keeps_no_robot
     def _emergency_hold(self) -> None:
         """libfranka's stop, straight away: it preempts franky's running motion (sent on the
         robot's command connection; takes no driver lock, waits for no loop)."""
@@ -312,6 +392,7 @@ class FrankaRobot(Robot):
         self._moving = False
 
     # ----- recovery ---------------------------------------------------------------------------------
+    @keeps_no_robot
     def recover(self) -> None:
         """libfranka's automatic error recovery; clears :attr:`fault` when it succeeds."""
         robot = self._require()
@@ -365,9 +446,13 @@ class FrankaRobot(Robot):
             return
         except franky.ControlException as exc:
             if not is_preemption(str(exc), robot.has_errors):
-                self._set_fault(str(exc), self._errors(robot))
+                self._motion_failed(robot, str(exc))
                 self._fault_told = True
                 raise DeviceError(self._fault) from None
+        except Exception as exc:  # the stored failure of the motion this one replaces
+            self._motion_failed(robot, str(exc))
+            self._fault_told = True
+            raise DeviceError(self._fault) from None
         robot.move(motion, asynchronous=True)
 
     def _poll(self) -> None:
@@ -379,18 +464,31 @@ class FrankaRobot(Robot):
         except franky.ControlException as exc:
             self._moving = False
             if not is_preemption(str(exc), robot.has_errors):
-                self._set_fault(str(exc), self._errors(robot))
+                self._motion_failed(robot, str(exc))
         except Exception as exc:  # e.g. "Motion planner failed" right after a reflex
             # Whatever ended the running motion, the arm is not following our targets any more:
             # a fault the operator clears with Recover robot, never a dead state reading.
             self._moving = False
-            self._set_fault(str(exc), self._errors(robot))
+            self._motion_failed(robot, str(exc))
+
+    def _motion_failed(self, robot: Any, message: str) -> None:
+        """A running motion ended by an error: the fault, and the state it met (in the log)."""
+        self._set_fault(message, self._errors(robot))
+        try:
+            state = robot.state
+            log.error("Franka %r: the failed motion met: mode %s, fastest joint %.3f rad/s, "
+                      "command success rate %.2f", self.name, state.robot_mode,
+                      float(np.abs(np.asarray(state.dq)).max()),
+                      float(state.control_command_success_rate))
+        except Exception as exc:
+            log.debug("reading the state after a failed motion failed: %s", exc)
 
     def _hold_motion(self, robot: Any) -> None:
         """A stop motion of the running motion's kind (``_lock`` held)."""
         franky = self._franky
         stop = (franky.JointStopMotion() if self.action_kind == JOINT_POSITION
                 else franky.CartesianStopMotion())
+        self._stopped = True
         try:
             self._move(robot, stop)
         except DeviceError:
@@ -399,6 +497,8 @@ class FrankaRobot(Robot):
         self._moving = False
 
     def _stop_now(self, robot: Any) -> None:
+        self._stopped = True
+        self.emergency_stop_sent = time.monotonic()
         try:
             robot.stop()
         finally:
@@ -415,6 +515,7 @@ class FrankaRobot(Robot):
     def _set_fault(self, message: str, errors: list[str]) -> None:
         self._fault = describe_fault(message, errors)
         self._fault_told = False
+        self._stopped = True
         self._moving = False
         self._ee.reset()
         log.error("Franka %r: %s", self.name, self._fault)
