@@ -48,6 +48,12 @@ from vla_studio_franka.targets import (EETargetTracker, clip_joints, quat_xyzw_t
 
 log = logging.getLogger(__name__)
 
+# Goals closer than this to the running motion's (or, with none running, to the arm) are no new
+# motion (see FrankaRobot._needs_motion): 1 um, 1 urad, 0.2 urad of rotation.
+SAME_POSITION_M = 1e-6
+SAME_JOINTS_RAD = 1e-6
+SAME_ROTATION_COS = 1e-14  # 1 - |cos(angle / 2)| of the quaternions' angle
+RECOVERY_SETTLE_S = 1.0  # longest wait for the state to show a recovery (see recover())
 JOINT_NAMES = tuple(f"fr3_joint{i}" for i in range(1, 8))
 # From Franka's datasheets. Top speeds are those franky plans with (the Panda's, below the
 # FR3's own 2.62-5.26 rad/s): the safety filter never asks for more than franky will do.
@@ -123,6 +129,7 @@ class FrankaRobot(Robot):
         self._ee = EETargetTracker(c.max_lead_m, c.max_lead_rad)
         self._lock = threading.Lock()  # loop thread vs watchdog; never taken by emergency_hold
         self._moving = False  # a motion of ours may be running (a hold/stop clears it)
+        self._goal: np.ndarray | None = None  # where that motion goes
         self._last_command = 0.0
         # measured (ee_pos, ee_mat, ee_quat_xyzw) of the last observation
         self._meas: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -169,7 +176,7 @@ class FrankaRobot(Robot):
     def fault(self) -> str:
         return self._fault
 
-    # ----- lifecycle -------------------------------------------------------------------------------
+    # ----- lifecycle -----------------------------------------------------------------------------
     @property
     def is_connected(self) -> bool:
         return self._robot is not None
@@ -213,7 +220,8 @@ class FrankaRobot(Robot):
         except Exception as exc:
             self._robot = None
             raise DeviceError(f"robot {self.name!r}: the Franka Hand at {c.hostname} does not "
-                              f"answer: {exc}. Set gripper = false when none is attached") from None
+                              f"answer: {exc}. Set gripper = false when none is attached"
+                              ) from None
         if robot.has_errors:
             self._set_fault("the robot reports errors", active_errors(robot.state.current_errors))
         self._watchdog_stop.clear()
@@ -247,7 +255,7 @@ class FrankaRobot(Robot):
             raise DeviceError(f"robot {self.name!r} is not connected")
         return robot
 
-    # ----- loop thread -------------------------------------------------------------------------------
+    # ----- loop thread ---------------------------------------------------------------------------
     @keeps_no_robot
     def get_observation(self) -> dict[str, np.ndarray]:
         robot = self._require()
@@ -298,18 +306,18 @@ class FrankaRobot(Robot):
         if not self._moving and self._stopped and not self._at_rest:
             return self._wait_for_rest(a, sent)
         franky = self._franky
-        motion = None
-        if self.action_kind == JOINT_POSITION:
-            lim = self.joint_limits
-            q = clip_joints(a[:7], lim.lower, lim.upper)
-            sent[:7] = q
-            motion = franky.JointMotion(q, franky.ReferenceType.Absolute)
         with self._lock:
-            if self.action_kind == EE_DELTA:
-                motion = self._cartesian_motion(a[:6], sent)
-            self._move(robot, motion)
-            self._moving, self._last_command = True, time.monotonic()
-            self._stopped = False
+            if self.action_kind == JOINT_POSITION:
+                lim = self.joint_limits
+                goal = clip_joints(a[:7], lim.lower, lim.upper)
+                sent[:7] = goal
+                motion = franky.JointMotion(goal, franky.ReferenceType.Absolute)
+            else:
+                goal, motion = self._cartesian_motion(a[:6], sent)
+            if self._needs_motion(goal):
+                self._move(robot, motion)
+                self._moving, self._stopped, self._goal = True, False, goal
+            self._last_command = time.monotonic()
         if self.emergency_held:
             # The relay's stop may have gone out between the check above and this move: stop
             # again, so a tick that was past its e-stop check cannot leave the arm moving.
@@ -378,7 +386,7 @@ class FrankaRobot(Robot):
             self._gripper.command(float(action[-1]))
         return sent
 
-    # ----- emergency hold (the e-stop relay's thread) -----------------------------------------------
+    # ----- emergency hold (the e-stop relay's thread) --------------------------------------------
     @keeps_no_robot
     def _emergency_hold(self) -> None:
         """libfranka's stop, straight away: it preempts franky's running motion (sent on the
@@ -391,7 +399,7 @@ class FrankaRobot(Robot):
         self._ee.reset()
         self._moving = False
 
-    # ----- recovery ---------------------------------------------------------------------------------
+    # ----- recovery ------------------------------------------------------------------------------
     @keeps_no_robot
     def recover(self) -> None:
         """libfranka's automatic error recovery; clears :attr:`fault` when it succeeds."""
@@ -400,28 +408,69 @@ class FrankaRobot(Robot):
         if not self._fault and not robot.has_errors:
             return
         try:
-            ok = robot.recover_from_errors()
+            # Its result is franky's reading of the state right after the robot's answer,
+            # which can still be the packet before it: judged below on the states that follow.
+            robot.recover_from_errors()
         except franky.Exception as exc:
             raise DeviceError(f"automatic error recovery failed: {exc}; recover the robot in "
                               "Desk (or with its pilot buttons)") from None
-        if not ok or robot.has_errors:
-            errors = ", ".join(active_errors(robot.state.current_errors)) or "unknown"
-            raise DeviceError(f"the robot still reports errors after recovery ({errors}); "
-                              "recover it in Desk (or with its pilot buttons)")
+        errors = self._errors_after_recovery(robot)
+        if errors:
+            raise DeviceError(f"the robot still reports errors after recovery "
+                              f"({', '.join(errors)}); recover it in Desk (or with its pilot "
+                              "buttons)")
         with self._lock:
             self._moving = False
             self._ee.reset()
             try:
                 robot.poll_motion()  # collect the exception of the aborted motion, if left
-            except franky.Exception:
+            except Exception:  # whatever ended it was the fault being cleared now
                 pass
         log.info("Franka %r recovered from: %s", self.name, self._fault)
         self._fault, self._fault_told = "", False
 
-    # ----- internals ----------------------------------------------------------------------------------
-    def _cartesian_motion(self, delta: np.ndarray, sent: np.ndarray) -> Any:
-        """The motion to the tracker's next target (``_lock`` held); ``sent[:6]`` gets the
-        delta the target really moved by."""
+    def _errors_after_recovery(self, robot: Any) -> list[str]:
+        """Wait (at most ``RECOVERY_SETTLE_S``) until the robot's state stops reporting errors.
+
+        libfranka's recovery returns when the robot acknowledged it; the state packets that
+        say so follow (franky-sim's next ones still showed the reflex): judging the first state
+        read afterwards would fail a recovery that worked. Returns the errors still reported.
+        """
+        franky = self._franky
+        deadline = time.monotonic() + RECOVERY_SETTLE_S
+        while True:
+            state = robot.state
+            errors = active_errors(state.current_errors)
+            if not errors and state.robot_mode != franky.RobotMode.Reflex:
+                return []
+            if time.monotonic() >= deadline:
+                return errors or [f"robot mode {state.robot_mode.name}"]
+            time.sleep(0.002)
+
+    # ----- internals -----------------------------------------------------------------------------
+    def _needs_motion(self, goal: np.ndarray) -> bool:
+        """Whether ``goal`` (joints, or position + xyzw quaternion) asks for a new motion.
+
+        Not when the running motion already heads there, nor, with none running, when the arm
+        is there already: franky's planner has nothing to plan then, and it fails on exactly
+        that (Ruckig -111 for a target equal to the robot's pose, seen on franky-sim at rest).
+        """
+        if self._moving:
+            ref = self._goal
+        elif self.action_kind == JOINT_POSITION:
+            ref = self._q_meas
+        else:
+            ref = None if self._meas is None else np.concatenate([self._meas[0], self._meas[2]])
+        if ref is None or ref.shape != goal.shape:
+            return True
+        if self.action_kind == JOINT_POSITION:
+            return float(np.abs(goal - ref).max()) > SAME_JOINTS_RAD
+        return (float(np.abs(goal[:3] - ref[:3]).max()) > SAME_POSITION_M
+                or 1.0 - abs(float(np.dot(goal[3:], ref[3:]))) > SAME_ROTATION_COS)
+
+    def _cartesian_motion(self, delta: np.ndarray, sent: np.ndarray) -> tuple[np.ndarray, Any]:
+        """The goal (position + xyzw quaternion) and motion to the tracker's next target
+        (``_lock`` held); ``sent[:6]`` gets the delta the target really moved by."""
         if self._meas is None:
             raise DeviceError("the Franka's pose is not known yet (no observation)")
         franky = self._franky
@@ -433,7 +482,8 @@ class FrankaRobot(Robot):
         target_quat = target.quat_xyzw
         if float(np.dot(target_quat, quat)) < 0.0:
             target_quat = -target_quat
-        return franky.CartesianMotion(
+        goal = np.concatenate([target.pos, target_quat])
+        return goal, franky.CartesianMotion(
             franky.RobotPose(franky.Affine(target.pos, target_quat)),
             franky.ReferenceType.Absolute)
 
