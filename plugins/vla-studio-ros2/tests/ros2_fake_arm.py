@@ -19,6 +19,10 @@ With ``--pattern``, joint positions and image pixels are a known function of the
 stop topic changes, and answers ``twists`` with one line of the Twists it received
 (``seq recv_wall_time`` pairs; the test encodes the sequence number in ``angular.z``). Commands
 on stdin: ``silence`` / ``speak`` (stop / resume the joint states), ``twists``, ``quit``.
+
+It also watches VLA Studio's own state as a ROS tool would (the bridge's ``ros2`` observer,
+topics under ``/vla_studio/state``): ``watched`` answers with one JSON line of what arrived
+(message counts, the last joint names and e-stop, the action's labels, an image's size).
 """
 
 from __future__ import annotations
@@ -97,6 +101,16 @@ class FakeArm:
             ROS2Subscriber("/gripper/command", "std_msgs/msg/Float32", self.on_gripper, **common),
             ROS2Subscriber("/vla_studio/estop", "std_msgs/msg/Bool", self.on_estop, **common),
         ]
+        self.watched: dict = {"counts": {}}
+        state = "/vla_studio/state"
+        for topic, kind in (("joint_states", "sensor_msgs/msg/JointState"),
+                            ("action", "std_msgs/msg/Float64MultiArray"),
+                            ("estop", "std_msgs/msg/Bool"), ("status", "std_msgs/msg/String"),
+                            ("overhead/image_raw", "sensor_msgs/msg/Image")):
+            self.subs.append(ROS2Subscriber(f"{state}/{topic}", kind,
+                                            lambda msg, t=topic: self.on_watched(t, msg),
+                                            qos=best if "image" in topic else None,
+                                            **dict(common, node_name="fake_arm_watcher")))
         reg = sdk.message_class
         self.cls = {n: reg(self.session, n) for n in (
             "std_msgs/msg/Header", "builtin_interfaces/msg/Time", "geometry_msgs/msg/Pose",
@@ -134,6 +148,27 @@ class FakeArm:
                 self.q_target = self.q.copy()
         if changed:
             print(f"estop {str(value).lower()}", flush=True)
+
+    def on_watched(self, topic: str, msg) -> None:
+        w = self.watched
+        with self.lock:
+            w["counts"][topic] = w["counts"].get(topic, 0) + 1
+            if topic == "joint_states":
+                w["joint_names"] = list(msg.name)
+                w["joint_pos"] = [float(v) for v in msg.position]
+                w["stamp_age_s"] = time.time() - (msg.header.stamp.sec
+                                                  + msg.header.stamp.nanosec * 1e-9)
+            elif topic == "action":
+                w["action_labels"] = msg.layout.dim[0].label if msg.layout.dim else ""
+                w["action_len"] = len(msg.data)
+            elif topic == "estop":
+                w["estop"] = bool(msg.data)
+                if msg.data and "estop_true_at" not in w:
+                    w["estop_true_at"] = time.monotonic()
+            elif topic == "status":
+                w["status"] = json.loads(msg.data)
+            else:
+                w["image"] = [int(msg.height), int(msg.width), str(msg.encoding)]
 
     # ----- the node's loop --------------------------------------------------------------------
     def header(self, seq: int):
@@ -208,6 +243,10 @@ def main() -> None:
             elif word == "twists":
                 with arm.lock:
                     print("twists " + json.dumps(arm.twists), flush=True)
+                continue
+            elif word == "watched":
+                with arm.lock:
+                    print("watched " + json.dumps(arm.watched), flush=True)
                 continue
             print(f"ok {word}", flush=True)
     finally:

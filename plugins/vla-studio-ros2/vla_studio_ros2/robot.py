@@ -53,7 +53,8 @@ class Ros2RobotConfig(RobotConfig):
     twist_topic: str = option("/cmd_twist", help="geometry_msgs/Twist out (ee_delta)")
     trajectory_topic: str = option("/joint_trajectory",
                                    help="trajectory_msgs/JointTrajectory out (joint_position)")
-    gripper_topic: str = option("/gripper/command", help="std_msgs/Float32 opening out ('' = none)")
+    gripper_topic: str = option("/gripper/command",
+                                help="std_msgs/Float32 opening out ('' = none)")
     estop_topic: str = option("/vla_studio/estop", help="std_msgs/Bool out, true = stop now")
     joint_names: tuple[str, ...] = option(default_factory=lambda: DEFAULT_JOINTS,
                                           help="the arm's joints, in action order")
