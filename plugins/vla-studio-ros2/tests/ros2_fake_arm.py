@@ -18,7 +18,8 @@ With ``--pattern``, joint positions and image pixels are a known function of the
 (for the intact-delivery test). It prints ``ready`` once serving, ``estop true|false`` when the
 stop topic changes, and answers ``twists`` with one line of the Twists it received
 (``seq recv_wall_time`` pairs; the test encodes the sequence number in ``angular.z``). Commands
-on stdin: ``silence`` / ``speak`` (stop / resume the joint states), ``twists``, ``quit``.
+on stdin: ``silence`` / ``speak`` (stop / resume the joint states), ``twists``, ``reset`` (back
+to the start: pose, joints, gripper, no stop, nothing received), ``quit``.
 
 It also watches VLA Studio's own state as a ROS tool would (the bridge's ``ros2`` observer,
 topics under ``/vla_studio/state``): ``watched`` answers with one JSON line of what arrived
@@ -75,16 +76,8 @@ class FakeArm:
 
         sdk.prepare()
         self.rate, self.pattern = rate, pattern
-        self.pos = np.array([0.45, 0.0, 0.3])
-        self.vel = np.zeros(3)
-        self.q = np.zeros(7)
-        self.q_target = self.q.copy()
-        self.gripper = 1.0
-        self.estop = False
-        self.silent = False
-        self.last_twist = 0.0
-        self.twists: list[tuple[int, float]] = []
         self.lock = threading.Lock()
+        self.reset()
         common = dict(node_name="fake_arm", router_ip="127.0.0.1", router_port=port)
         best = QosProfile(reliability=QosReliability.BEST_EFFORT, history_depth=4)
         self.session = sdk.acquire(f"tcp/127.0.0.1:{port}")
@@ -101,7 +94,6 @@ class FakeArm:
             ROS2Subscriber("/gripper/command", "std_msgs/msg/Float32", self.on_gripper, **common),
             ROS2Subscriber("/vla_studio/estop", "std_msgs/msg/Bool", self.on_estop, **common),
         ]
-        self.watched: dict = {"counts": {}}
         state = "/vla_studio/state"
         for topic, kind in (("joint_states", "sensor_msgs/msg/JointState"),
                             ("action", "std_msgs/msg/Float64MultiArray"),
@@ -115,6 +107,20 @@ class FakeArm:
         self.cls = {n: reg(self.session, n) for n in (
             "std_msgs/msg/Header", "builtin_interfaces/msg/Time", "geometry_msgs/msg/Pose",
             "geometry_msgs/msg/Point", "geometry_msgs/msg/Quaternion")}
+
+    def reset(self) -> None:
+        """The start state (tests share one node: each begins from here)."""
+        with self.lock:
+            self.pos = np.array([0.45, 0.0, 0.3])
+            self.vel = np.zeros(3)
+            self.q = np.zeros(7)
+            self.q_target = self.q.copy()
+            self.gripper = 1.0
+            self.estop = False
+            self.silent = False
+            self.last_twist = 0.0
+            self.twists: list[tuple[int, float]] = []
+            self.watched: dict = {"counts": {}}
 
     # ----- subscriptions ----------------------------------------------------------------------
     def on_twist(self, msg) -> None:
@@ -236,7 +242,9 @@ def main() -> None:
             word = line.strip()
             if word == "quit":
                 break
-            if word == "silence":
+            if word == "reset":
+                arm.reset()
+            elif word == "silence":
                 arm.silent = True
             elif word == "speak":
                 arm.silent = False

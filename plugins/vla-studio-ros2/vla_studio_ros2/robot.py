@@ -307,6 +307,12 @@ class Ros2Robot(Robot):
             self._moving = False
         return action
 
+    def recover(self) -> None:
+        """ROS 2 has no standard error recovery for an arm: say so (Robot > Recover robot)."""
+        raise DeviceError(f"the ROS 2 arm {self.name!r} has no error recovery through the "
+                          "bridge: clear its error with the arm's own tools (its driver's "
+                          "services, the teach pendant), then reset the e-stop")
+
     # ----- emergency hold (the e-stop relay) --------------------------------------------------
     def _emergency_hold(self) -> None:
         """Bool true on the e-stop topic, then a zero Twist: two Zenoh puts, no waiting."""
