@@ -54,6 +54,8 @@ SAME_POSITION_M = 1e-6
 SAME_JOINTS_RAD = 1e-6
 SAME_ROTATION_COS = 1e-14  # 1 - |cos(angle / 2)| of the quaternions' angle
 RECOVERY_SETTLE_S = 1.0  # longest wait for the state to show a recovery (see recover())
+PLANNER_FAILED = "Motion planner failed"  # franky's MotionPlannerException (not exported)
+PLANNER_WINDOW_S = 10.0  # see FrankaRobot._planner_gave_up
 JOINT_NAMES = tuple(f"fr3_joint{i}" for i in range(1, 8))
 # From Franka's datasheets. Top speeds are those franky plans with (the Panda's, below the
 # FR3's own 2.62-5.26 rad/s): the safety filter never asks for more than franky will do.
@@ -88,6 +90,9 @@ class FrankaConfig(RobotConfig):
     rest_joint_speed: float = option(
         0.05, min=0.001, max=1.0,
         help="a new motion starts only once every joint is slower than this, rad/s")
+    planner_restarts: int = option(
+        1, min=0, max=5, help="isolated planner failures (no robot error) per 10 s that stop "
+                              "the arm and restart from rest instead of faulting (0 = none)")
     watchdog_periods: float = option(3.0, min=1.5, max=100.0,
                                      help="hold when no command came for this many periods")
     torque_threshold: float = option(20.0, min=1.0, max=100.0,
@@ -107,6 +112,7 @@ class FrankaRobot(Robot):
 
     Attributes:
         watchdog_holds: times the driver's watchdog held the arm because commands stopped.
+        planner_failures_absorbed: planner failures absorbed (see ``_planner_gave_up``).
         rest_waits: commands held because the arm was still coming to rest from a stop (a
             motion that follows a stop starts from rest; see ``_wait_for_rest``).
         emergency_stops: times libfranka's stop was sent (emergency holds, and the second stop
@@ -143,6 +149,8 @@ class FrankaRobot(Robot):
         self._watchdog_stop = threading.Event()
         self.watchdog_holds = 0
         self.rest_waits = 0
+        self.planner_failures_absorbed = 0
+        self._planner_failures: list[float] = []
         self.emergency_stops = 0
         self.emergency_stop_sent = 0.0  # host monotonic time libfranka's last stop was sent
         self.last_emergency_stop = 0.0  # host monotonic time libfranka's last stop returned
@@ -314,8 +322,7 @@ class FrankaRobot(Robot):
                 motion = franky.JointMotion(goal, franky.ReferenceType.Absolute)
             else:
                 goal, motion = self._cartesian_motion(a[:6], sent)
-            if self._needs_motion(goal):
-                self._move(robot, motion)
+            if self._needs_motion(goal) and self._move(robot, motion):
                 self._moving, self._stopped, self._goal = True, False, goal
             self._last_command = time.monotonic()
         if self.emergency_held:
@@ -487,23 +494,30 @@ class FrankaRobot(Robot):
             franky.RobotPose(franky.Affine(target.pos, target_quat)),
             franky.ReferenceType.Absolute)
 
-    def _move(self, robot: Any, motion: Any) -> None:
-        """``robot.move(motion, asynchronous=True)`` (``_lock`` held); a motion that ended by
-        preemption (our own stop) is no fault: the new motion simply starts."""
+    def _move(self, robot: Any, motion: Any) -> bool:
+        """``robot.move(motion, asynchronous=True)`` (``_lock`` held); whether it started.
+
+        A motion that ended by preemption (our own stop) is no fault: the new motion simply
+        starts. One that ended because franky's planner gave up is absorbed when
+        :meth:`_planner_gave_up` allows it (False: no motion now, the next starts from rest).
+        """
         franky = self._franky
         try:
             robot.move(motion, asynchronous=True)
-            return
+            return True
         except franky.ControlException as exc:
             if not is_preemption(str(exc), robot.has_errors):
                 self._motion_failed(robot, str(exc))
                 self._fault_told = True
                 raise DeviceError(self._fault) from None
         except Exception as exc:  # the stored failure of the motion this one replaces
+            if self._planner_gave_up(robot, str(exc)):
+                return False
             self._motion_failed(robot, str(exc))
             self._fault_told = True
             raise DeviceError(self._fault) from None
         robot.move(motion, asynchronous=True)
+        return True
 
     def _poll(self) -> None:
         """Surface a ControlException of the running motion (``_lock`` held)."""
@@ -517,9 +531,41 @@ class FrankaRobot(Robot):
                 self._motion_failed(robot, str(exc))
         except Exception as exc:  # e.g. "Motion planner failed" right after a reflex
             # Whatever ended the running motion, the arm is not following our targets any more:
-            # a fault the operator clears with Recover robot, never a dead state reading.
+            # a fault the operator clears with Recover robot (unless the planner's failure is
+            # absorbed, see _planner_gave_up), never a dead state reading.
             self._moving = False
-            self._motion_failed(robot, str(exc))
+            if not self._planner_gave_up(robot, str(exc)):
+                self._motion_failed(robot, str(exc))
+
+    def _planner_gave_up(self, robot: Any, message: str) -> bool:
+        """Absorb a failure of franky's motion planner when it is an isolated one.
+
+        franky plans each motion (Ruckig) from the commanded state; when its 1 kHz thread
+        misses state packets it extrapolates over the gap, and on a loaded host without a
+        realtime kernel the planner can then give up ("Motion planner failed with error code
+        -110"; franky-sim on a busy 2-core machine: about once a minute of driving).
+        libfranka then ends the motion and the robot stops by itself; no robot error is
+        active. Up to ``planner_restarts`` such failures within ``PLANNER_WINDOW_S`` are
+        absorbed: logged and counted, the arm comes to rest and the next command starts a new
+        motion from rest (see :meth:`_wait_for_rest`). One more, or any failure while the
+        robot reports an error, is a fault the operator clears (Robot > Recover robot).
+        """
+        if PLANNER_FAILED not in message or robot.has_errors:
+            return False
+        now = time.monotonic()
+        recent = [t for t in self._planner_failures if now - t < PLANNER_WINDOW_S]
+        if len(recent) >= self.config.planner_restarts:
+            self._planner_failures = recent
+            return False
+        self._planner_failures = [*recent, now]
+        self.planner_failures_absorbed += 1
+        self._moving, self._stopped = False, True
+        self._ee.reset()
+        log.warning("Franka %r: franky's motion planner gave up (%s); the arm stops and the "
+                    "next command starts again from rest (%d of %d allowed in %.0f s)",
+                    self.name, message.strip(), len(recent) + 1, self.config.planner_restarts,
+                    PLANNER_WINDOW_S)
+        return True
 
     def _motion_failed(self, robot: Any, message: str) -> None:
         """A running motion ended by an error: the fault, and the state it met (in the log)."""
