@@ -61,7 +61,7 @@ def start_teleop(window, qtbot) -> np.ndarray:
     """F5, as the operator does; returns the tool position once the loop drives."""
     qtbot.keyClick(window, Qt.Key.Key_F5)
     qtbot.waitUntil(lambda: window.station.loop.snapshot.get().source == SourceKind.TELEOP
-                    and ee(window) is not None, timeout=5000)
+                    and ee(window) is not None, timeout=10_000)
     return ee(window)
 
 

@@ -117,6 +117,8 @@ def test_ros_tools_see_the_station_state_and_its_estop(station, fake_arm):
     t0 = time.monotonic()
     station.latch.trigger("operator STOP", "test")
     assert wait_until(lambda: watched(fake_arm).get("estop") is True, 2.0)
+    # the status follows the e-stop message (same thread, next put)
+    assert wait_until(lambda: watched(fake_arm).get("status", {}).get("estop") is True, 2.0)
     seen = watched(fake_arm)
     print(f"the observer's e-stop reached the watcher {(seen['estop_true_at'] - t0) * 1e3:.1f} ms "
           "after the trigger")
