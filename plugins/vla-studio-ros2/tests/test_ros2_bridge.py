@@ -123,3 +123,23 @@ def test_the_driver_sends_a_stop_when_commands_stop(fake_arm):
         assert abs(robot.get_observation()["ee_pos"][0] - x) < 1e-6
     finally:
         robot.disconnect()
+
+
+def test_a_new_connection_clears_the_stop_the_last_disconnect_left(fake_arm):
+    robot = robot_on(fake_arm)
+    robot.disconnect()  # stops the arm: e-stop topic true, which the arm latches
+    assert wait_until(lambda: fake_arm.estop_events[-1:] and
+                      fake_arm.estop_events[-1][0] == "true", timeout=2.0)
+    robot = robot_on(fake_arm)
+    try:
+        assert wait_until(lambda: fake_arm.estop_events[-1][0] == "false", timeout=2.0)
+        assert wait_until(lambda: "ee_pos" in robot.get_observation(), timeout=5.0)
+        x0 = robot.get_observation()["ee_pos"][0]
+
+        def moved() -> bool:
+            robot.send_action(np.array([0.004, 0, 0, 0, 0, 0, 1.0]))
+            time.sleep(PERIOD)
+            return robot.get_observation()["ee_pos"][0] > x0 + 0.01
+        assert wait_until(moved, timeout=5.0, interval=0.0)  # the arm takes commands again
+    finally:
+        robot.disconnect()

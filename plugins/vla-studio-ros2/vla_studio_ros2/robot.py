@@ -171,6 +171,11 @@ class Ros2Robot(Robot):
                               f"{c.router}: {exc}. Is a Zenoh router running there "
                               "(`zenohd`, or rmw_zenoh's `ros2 run rmw_zenoh_cpp rmw_zenohd`)?"
                               ) from None
+        # The e-stop topic carries VLA Studio's stop: say where it stands now. The last
+        # disconnect (ours, or another VLA Studio's) left it true, and an arm that latches it
+        # would otherwise refuse every command of this session.
+        with self._pub_lock:
+            self._pubs["estop"].publish(data=self.emergency_held)
         self._watchdog_stop.clear()
         self._watchdog = threading.Thread(target=self._watch, name="ros2-watchdog", daemon=True)
         self._watchdog.start()
