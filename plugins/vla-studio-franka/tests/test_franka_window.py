@@ -60,8 +60,16 @@ def at_rest(window, qtbot, ms: int = 300) -> bool:
 def start_teleop(window, qtbot) -> np.ndarray:
     """F5, as the operator does; returns the tool position once the loop drives."""
     qtbot.keyClick(window, Qt.Key.Key_F5)
-    qtbot.waitUntil(lambda: window.station.loop.snapshot.get().source == SourceKind.TELEOP
-                    and ee(window) is not None, timeout=10_000)
+
+    def driving() -> bool:
+        step = window.station.loop.snapshot.get()
+        return step.source == SourceKind.TELEOP and ee(window) is not None
+    try:
+        qtbot.waitUntil(driving, timeout=10_000)
+    except Exception:
+        step = window.station.loop.snapshot.get()
+        raise AssertionError(f"not driving: {window.station.session.snapshot}, "
+                             f"{step.source}, {step.hold_reason!r}") from None
     return ee(window)
 
 
@@ -80,6 +88,14 @@ def test_keyboard_and_gamepad_drive_the_franka_an_episode_records_and_stop_halts
     qtbot.keyPress(window, Qt.Key.Key_W)  # forward: +x
     qtbot.waitUntil(lambda: beyond(window, 0, start, 0.02), timeout=15_000)
     qtbot.keyRelease(window, Qt.Key.Key_W)
+    # no cameras: the window shows the Franka's own state in their place
+    view = window.cameras.robot_state
+    assert view is not None and view.isVisible()
+    def shown_x() -> float:  # "x +0.584  y -0.000  z +0.521  m"
+        words = view.rows["ee_pos"].text().split()
+        return float(words[words.index("x") + 1]) if "x" in words else float("nan")
+    qtbot.waitUntil(lambda: abs(shown_x() - ee(window)[0]) < 0.005, timeout=2000)
+    assert view.rows["gripper_width"].text().endswith(" m")
     qtbot.mouseClick(dock.record_button, Qt.MouseButton.LeftButton)  # stop and save
     qtbot.waitUntil(lambda: dock.recorder.last_episode is not None and
                     dock.recorder.last_episode.state == EpisodeState.SAVED, timeout=20_000)
@@ -132,12 +148,15 @@ def test_a_reflex_shows_in_the_banner_and_recover_robot_lets_the_operator_drive_
     banner = window.estop.status.text()
     assert "E-STOP LATCHED" in banner and "Recover robot" in banner
     assert window.banner.run_state.text() == "E-STOPPED"
+    fault = window.cameras.robot_state.fault
+    qtbot.waitUntil(lambda: "cartesian_reflex" in fault.text() and fault.isVisible(), timeout=2000)
 
     recover = window.actions_by_id["robot.recover"]
     assert recover.text().replace("&", "") == "Recover robot"
     recover.trigger()  # Robot > Recover robot
     qtbot.waitUntil(lambda: "robot.recovered" in events, timeout=5000)
     assert station.robot.fault == "" and station.latch.is_tripped  # the stop stays latched
+    qtbot.waitUntil(lambda: not fault.isVisible(), timeout=2000)
     qtbot.mouseClick(window.estop.reset_button, Qt.MouseButton.LeftButton)  # Reset...
     qtbot.mouseClick(window.estop.reset_button, Qt.MouseButton.LeftButton)  # Confirm
     qtbot.waitUntil(lambda: station.session.state == RunState.PAUSED, timeout=2000)
