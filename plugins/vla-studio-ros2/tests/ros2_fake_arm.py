@@ -62,7 +62,7 @@ def draw_arm(pos: np.ndarray, gripper: float, estop: bool) -> np.ndarray:
     cv2.line(img, px(0, 0), px(pos[0], pos[1]), (230, 230, 230), 3)
     cv2.circle(img, px(0, 0), 8, (40, 40, 40), -1)
     cv2.circle(img, px(pos[0], pos[1]), int(4 + 6 * (1 - pos[2])), (240, 200, 60), -1)
-    cv2.putText(img, f"z {pos[2]:.2f} g {gripper:.1f}", (4, 12), cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.putText(img, f"z {pos[2]:.2f} g {gripper:.1f}", (4, H - 4), cv2.FONT_HERSHEY_SIMPLEX,
                 0.35, (255, 255, 255), 1)
     return img
 

@@ -90,9 +90,9 @@ class CameraGrid(QWidget):
         if names:
             self._empty: QWidget = QLabel("Every camera is in its own window.")
             self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self._empty.setObjectName("cameraGridEmpty")
         else:  # a robot without cameras (a Franka on franky-sim): its state takes their place
             self._empty = self._no_cameras(station)
-        self._empty.setObjectName("cameraGridEmpty")
         self._relayout()
         self.bridge = bridge
         self.display_hz = screen_refresh_hz(self)

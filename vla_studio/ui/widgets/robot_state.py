@@ -59,10 +59,10 @@ class RobotStateView(QWidget):
         self.fault.setObjectName("errorText")
         self.fault.setWordWrap(True)
         self.fault.hide()
-        form.addRow(self.fault)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(box)
+        layout.addWidget(self.fault)
 
     def show_step(self, step: Step, fault: str = "") -> None:
         """Show ``step``'s state (and ``fault``, the robot's fault line, when not empty)."""
