@@ -11,8 +11,11 @@ import os
 
 import pytest
 
+from franka_rest import at_rest
 from franka_sim_process import SIM_NICE, FrankaSimProcess
 from vla_studio_franka.robot import FrankaConfig, FrankaRobot
+
+from tests.waiting import wait_until
 
 # The window tests need Qt: the Qt-free run (VLA_STUDIO_NO_QT=1) leaves them to the GUI suite.
 collect_ignore = ["test_franka_window.py"] if os.environ.get("VLA_STUDIO_NO_QT") == "1" else []
@@ -41,7 +44,7 @@ def franka_sim(tmp_path_factory):
 
 def franka_config(sim: FrankaSimProcess, **changes) -> FrankaConfig:
     base = FrankaConfig(name="fr3", hostname=sim.hostname, realtime="ignore",
-                        relative_dynamics_factor=0.2)
+                        relative_dynamics_factor=0.2, planner_restarts=3)  # as the example
     return dataclasses.replace(base, **changes)
 
 
@@ -56,6 +59,9 @@ def connect_franka(franka_sim):
         robot.control_period_s = 0.05
         robot.connect()
         robots.append(robot)
+        # The arm may still be settling from the previous test's motion (simulated time lags
+        # on a busy machine): each test starts from rest.
+        assert wait_until(lambda: at_rest(robot), timeout=15.0, interval=0.0), "arm not at rest"
         return robot
 
     yield connect

@@ -14,6 +14,7 @@ from vla_studio.devices.base import DeviceError
 from vla_studio.devices.registry import ROBOTS
 from vla_studio_franka.robot import FrankaConfig, FrankaRobot
 
+from franka_rest import at_rest
 from tests.waiting import wait_until
 
 PERIOD = 0.05
@@ -44,13 +45,6 @@ def drive_until(robot, action, predicate, timeout_s: float = 15.0) -> bool:
         robot.send_action(np.asarray(action, dtype=np.float64))
         time.sleep(PERIOD)
     return bool(predicate(obs(robot)))
-
-
-def at_rest(robot, seconds: float = 0.2) -> bool:
-    """Whether the tool moved less than 0.2 mm in ``seconds``."""
-    before = obs(robot)["ee_pos"]
-    time.sleep(seconds)
-    return float(np.linalg.norm(obs(robot)["ee_pos"] - before)) < 0.0002
 
 
 def settle(robot) -> dict[str, np.ndarray]:

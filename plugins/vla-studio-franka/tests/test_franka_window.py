@@ -57,13 +57,15 @@ def at_rest(window, qtbot, ms: int = 300) -> bool:
     return before is not None and after is not None and np.linalg.norm(after - before) < 5e-4
 
 
-def start_teleop(window, qtbot) -> np.ndarray:
-    """F5, as the operator does; returns the tool position once the loop drives."""
+def start_teleop(window, qtbot, deadman: bool = False) -> np.ndarray:
+    """F5, as the operator does; returns the tool position once the loop drives (or, with
+    ``deadman``, holds until the gamepad's deadman is pressed)."""
     qtbot.keyClick(window, Qt.Key.Key_F5)
 
     def driving() -> bool:
         step = window.station.loop.snapshot.get()
-        return step.source == SourceKind.TELEOP and ee(window) is not None
+        waiting = deadman and "deadman" in step.hold_reason
+        return (step.source == SourceKind.TELEOP or waiting) and ee(window) is not None
     try:
         qtbot.waitUntil(driving, timeout=10_000)
     except Exception:
@@ -112,10 +114,11 @@ def test_keyboard_and_gamepad_drive_the_franka_an_episode_records_and_stop_halts
         teleop.device_combo.setCurrentIndex(teleop.device_combo.findData("gamepad"))
         assert station.active_teleop == "gamepad"
         qtbot.waitUntil(lambda: station.teleops["gamepad"].get_state().connected, timeout=5000)
-        start = start_teleop(window, qtbot)
+        start = start_teleop(window, qtbot, deadman=True)
         pad.set_axis("left_x", -1.0)  # stick left: +y, but a real robot needs the deadman
         qtbot.wait(400)
         assert not beyond(window, 1, start, 0.002)
+        assert "deadman" in station.loop.snapshot.get().hold_reason
         pad.center()  # the operator lets go, holds the deadman (LB), then pushes the stick
         pad.set_button("left_shoulder", True)
         qtbot.wait(100)

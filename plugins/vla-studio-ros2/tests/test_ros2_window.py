@@ -98,8 +98,8 @@ def test_keyboard_drives_the_ros2_arm_an_episode_records_and_stop_reaches_the_ar
     qtbot.keyPress(window, Qt.Key.Key_W)
     qtbot.mouseClick(window.estop.stop_button, Qt.MouseButton.LeftButton)
     assert station.session.state == RunState.ESTOPPED
-    qtbot.waitUntil(lambda: fake_arm.estop_events[-1:] and fake_arm.estop_events[-1][0] == "true",
-                    timeout=2000)
+    qtbot.waitUntil(lambda: bool(fake_arm.estop_events) and
+                    fake_arm.estop_events[-1][0] == "true", timeout=2000)
     assert "E-STOP LATCHED" in window.estop.status.text()
     qtbot.wait(300)  # the arm ran into its own stop
     held = ee(window)
