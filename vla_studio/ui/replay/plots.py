@@ -1,0 +1,338 @@
+"""The replay's plots (pyqtgraph): actions, state, who drove, confidence, simulator divergence.
+
+Every curve is named with its unit (``dx [m]``); the requested action is drawn dashed beside
+the filtered one (what the robot got), so a clamp shows as the two parting. The white line is
+the playhead; a left click or drag on any plot seeks (the wheel and right-drag zoom, as
+pyqtgraph does); the legend toggles a dimension, the "Curves" menu every one. The gripper has a
+plot of its own (commanded, requested and measured opening): on the action's scale it would
+flatten the per-step deltas. All plots share
+the time axis (seconds from the first step). Curves are clipped to the view and downsampled to
+the plot's width, so a five-minute episode redraws as fast as a five-second one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QHBoxLayout, QMenu, QToolButton, QVBoxLayout, QWidget
+
+from vla_studio.data.episode_file import SOURCE_LABELS
+from vla_studio.data.replay_episode import ReplayEpisode, Series
+from vla_studio.ui.replay.style import BACKGROUND, MUTED, PLAYHEAD, SERIES_COLOURS, TRIMMED
+from vla_studio.ui.widgets.elided_label import ElidedLabel
+
+# State shown at first (others are a click away in the Curves menu).
+DEFAULT_STATE = ("state/ee_pos", "state/gripper")
+
+
+class SeekViewBox(pg.ViewBox):
+    """A ViewBox whose left click and left drag seek (x in seconds) instead of panning."""
+
+    def __init__(self, on_seek: Callable[[float], None]) -> None:
+        super().__init__()
+        self._on_seek = on_seek
+        self.setMouseEnabled(x=True, y=False)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph override
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._on_seek(self.mapSceneToView(ev.scenePos()).x())
+        else:
+            super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - pyqtgraph override
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._on_seek(self.mapSceneToView(ev.scenePos()).x())
+        else:
+            super().mouseDragEvent(ev, axis)
+
+
+def _unit_text(units: tuple[str, ...]) -> str:
+    found = sorted({u for u in units if u})
+    return f" [{', '.join(found)}]" if found else ""
+
+
+class ReplayPlots(QWidget):
+    """Plots of one episode, in step with the playhead.
+
+    Signals:
+        seek_requested(float): seconds from the first step the researcher clicked at.
+    """
+
+    seek_requested = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        pg.setConfigOptions(antialias=False, background=BACKGROUND, foreground=MUTED)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setObjectName("replayPlots")
+        self.graphics.ci.setContentsMargins(2, 2, 2, 2)
+        # (series key, column, plot) -> curve: the gripper column goes to its own plot
+        self.curves: dict[tuple, pg.PlotDataItem] = {}
+        self.plots: dict[str, pg.PlotItem] = {}
+        self._lines: list[pg.InfiniteLine] = []
+        self._trims: list[tuple[pg.PlotItem, pg.LinearRegionItem]] = []
+        self._times = np.zeros(0)
+        self.curves_button = QToolButton()
+        self.curves_button.setText("Curves")
+        self.curves_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.curves_menu = QMenu(self)
+        self.curves_button.setMenu(self.curves_menu)
+        self.caption = ElidedLabel("time [s] · solid: action sent (after the safety filter) · "
+                                   "dashed: action requested · click or drag a plot to seek")
+        self.caption.setMinimumWidth(0)
+        self.caption.setObjectName("mutedText")
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(self.caption, 1)
+        bar.addWidget(self.curves_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
+        layout.addWidget(self.graphics, 1)
+
+    # ----- building --------------------------------------------------------------------------
+    def set_episode(self, episode: ReplayEpisode) -> None:
+        """Plot ``episode`` (replaces whatever was shown)."""
+        self.graphics.clear()
+        self.curves.clear()
+        self.plots.clear()
+        self._lines.clear()
+        self._trims.clear()
+        self.curves_menu.clear()
+        self._times = episode.times
+        series = {s.key: s for s in episode.series}
+        action = self._plot("action", 0, 0, "action")
+        state = self._plot("state", 0, 1, "state")
+        gripper = self._plot("gripper", 1, 0, "gripper", height=90)
+        source = self._plot("source", 1, 1, "who drove", height=90, legend=False)
+        layout = self.graphics.ci.layout
+        layout.setRowStretchFactor(0, 3)
+        layout.setRowStretchFactor(1, 1)
+        for plot in (state, gripper, source):
+            plot.setXLink(action)
+        sent = series.get("action")
+        if sent is not None:
+            moving = [k for k, n in enumerate(sent.names) if n != "gripper"]
+            grip = [k for k, n in enumerate(sent.names) if n == "gripper"]
+            self._add(action, sent, moving)
+            self._add(gripper, sent, grip, name="command")
+            if "requested_action" in series:
+                self._add(action, series["requested_action"], moving, dashed=True, legend=False)
+                self._add(gripper, series["requested_action"], grip, dashed=True, legend=False)
+            action.setLabel("left", "action" + _unit_text(tuple(sent.units[k] for k in moving)))
+        shown_units: list[str] = []
+        for s in (s for s in episode.series if s.group == "state"):
+            if s.key == "state/gripper":
+                self._add(gripper, s, range(s.values.shape[1]), name="measured",
+                          colour_offset=2)
+                continue
+            visible = s.key in DEFAULT_STATE
+            self._add(state, s, range(s.values.shape[1]), visible=visible,
+                      prefix=s.key.removeprefix("state/") + ".")
+            shown_units += list(s.units) if visible else []
+        state.setLabel("left", "state" + _unit_text(tuple(shown_units)))
+        gripper.setYRange(-0.05, 1.05, padding=0)
+        gripper.getAxis("left").setTicks([[(0, "closed"), (1, "open")]])
+        if "action_source" in series:
+            self._add(source, series["action_source"], [0], step_mode=True, legend=False)
+            source.getAxis("left").setTicks([[(i, n) for i, n in enumerate(SOURCE_LABELS)]])
+            source.setYRange(-0.3, 3.3, padding=0)
+        if "confidence" in series:
+            conf = self._plot("confidence", 2, 0, "confidence", colspan=2, height=70,
+                              legend=False)
+            conf.setXLink(action)
+            self._add(conf, series["confidence"], [0], legend=False)
+            conf.setYRange(0, 1, padding=0.05)
+        for plot in self.plots.values():
+            plot.setXRange(0, max(episode.duration_s, 1e-3), padding=0.01)
+        self._build_menu(episode)
+        self.set_playhead(0.0)
+
+    def _plot(self, key: str, row: int, col: int, title: str, colspan: int = 1,
+              height: int | None = None, legend: bool = True) -> pg.PlotItem:
+        box = SeekViewBox(self.seek_requested.emit)
+        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan, viewBox=box)
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.getAxis("left").setWidth(62)
+        plot.getAxis("left").enableAutoSIPrefix(False)  # "(x0.001)" hides the unit's meaning
+        if height is not None:
+            plot.setMaximumHeight(height)
+            plot.setPreferredHeight(height)
+        plot.setLabel("left", title)
+        if legend:
+            plot.addLegend(offset=(4, 1), labelTextSize="8pt", colCount=8,
+                           brush=pg.mkBrush(21, 23, 26, 190), verSpacing=-6)
+        line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(PLAYHEAD, width=1.5))
+        line.setZValue(100)
+        plot.addItem(line, ignoreBounds=True)
+        self._lines.append(line)
+        self.plots[key] = plot
+        return plot
+
+    def _add(self, plot: pg.PlotItem, series: Series, columns, dashed: bool = False,
+             visible: bool = True, step_mode: bool = False, legend: bool = True,
+             name: str = "", prefix: str = "", colour_offset: int = 0) -> None:
+        t = self._times
+        for n, k in enumerate(columns):
+            colour = SERIES_COLOURS[(n + colour_offset) % len(SERIES_COLOURS)]
+            style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
+            unit = f" [{series.units[k]}]" if series.units[k] else ""
+            label = (name or prefix + series.names[k]) + unit
+            y = series.values[:, k]
+            if step_mode:
+                x = np.append(t, t[-1] + (t[-1] - t[-2] if len(t) > 1 else 1.0))
+                curve = pg.PlotDataItem(x, y, stepMode="center", pen=pg.mkPen(MUTED, width=1),
+                                        fillLevel=-0.3, brush=pg.mkBrush(76, 141, 255, 70))
+                plot.addItem(curve)
+            else:
+                curve = _fast_curve(plot, t, y, pg.mkPen(colour, width=1, style=style), None)
+            if dashed:
+                curve.setOpacity(0.8)
+            curve.setVisible(visible)
+            curve.setProperty("label", label)
+            curve.setProperty("legend", legend)
+            where = next(name for name, item in self.plots.items() if item is plot)
+            self.curves[(series.key, k, where)] = curve
+        self._sync_legend(plot)
+
+    def _sync_legend(self, plot: pg.PlotItem) -> None:
+        """The legend lists the plot's visible named curves (clicking one hides it)."""
+        if plot.legend is None:
+            return
+        plot.legend.clear()
+        for item in plot.vb.addedItems:
+            if isinstance(item, pg.PlotDataItem) and item.property("legend") and \
+                    item.isVisible():
+                plot.legend.addItem(item, item.property("label"))
+        for sample, _ in plot.legend.items:
+            sample.sigClicked.connect(self._legend_clicked)
+
+    def _twin(self, curve: pg.PlotDataItem) -> pg.PlotDataItem | None:
+        """The dashed requested curve drawn with the filtered action ``curve``."""
+        for (key, k, where), c in self.curves.items():
+            if c is curve and key == "action":
+                return self.curves.get(("requested_action", k, where))
+        return None
+
+    def _legend_clicked(self, item: pg.PlotDataItem) -> None:
+        twin = self._twin(item)
+        if twin is not None:
+            twin.setVisible(item.isVisible() and self._requested_shown())
+        self._sync_menu()
+
+    def _requested_shown(self) -> bool:
+        return any(a.isChecked() for a in self.curves_menu.actions()
+                   if a.data() == "requested_action")
+
+    def _build_menu(self, episode: ReplayEpisode) -> None:
+        if any(key == "requested_action" for key, _, _ in self.curves):
+            a = self.curves_menu.addAction("requested action (dashed)")
+            a.setCheckable(True)
+            a.setChecked(True)
+            a.setData("requested_action")
+            a.toggled.connect(self._show_requested)
+            self.curves_menu.addSeparator()
+        menus: dict[str, QMenu] = {}
+        for (key, k, where), curve in self.curves.items():
+            if key in ("requested_action", "action_source", "confidence", "divergence"):
+                continue
+            title = key.replace("state/", "state ")
+            if title not in menus:
+                menus[title] = self.curves_menu.addMenu(title)
+            act: QAction = menus[title].addAction(curve.property("label"))
+            act.setCheckable(True)
+            act.setChecked(curve.isVisible())
+            act.setData((key, k, where))
+            act.toggled.connect(lambda on, ref=(key, k, where): self.show_curve(ref, on))
+
+    def _sync_menu(self) -> None:
+        for menu in self.curves_menu.findChildren(QMenu):
+            for act in menu.actions():
+                ref = act.data()
+                if isinstance(ref, tuple) and ref in self.curves:
+                    act.blockSignals(True)
+                    act.setChecked(self.curves[ref].isVisible())
+                    act.blockSignals(False)
+
+    def show_curve(self, ref: tuple, visible: bool) -> None:
+        """Show or hide one curve (an action dimension with its requested twin)."""
+        curve = self.curves[ref]
+        curve.setVisible(visible)
+        twin = self._twin(curve)
+        if twin is not None:
+            twin.setVisible(visible and self._requested_shown())
+        for plot in self.plots.values():
+            if curve in plot.vb.addedItems:
+                self._sync_legend(plot)
+
+    def _show_requested(self, on: bool) -> None:
+        for (key, k, where), curve in self.curves.items():
+            if key == "requested_action":
+                sent = self.curves.get(("action", k, where))
+                curve.setVisible(on and (sent is None or sent.isVisible()))
+
+    def visible_labels(self, plot: str) -> list[str]:
+        """Labels of the visible curves of ``plot`` (tests and screenshots check them)."""
+        return [i.property("label") for i in self.plots[plot].vb.addedItems
+                if isinstance(i, pg.PlotDataItem) and i.isVisible()]
+
+    # ----- state -----------------------------------------------------------------------------
+    def set_playhead(self, t: float) -> None:
+        for line in self._lines:
+            line.setValue(t)
+
+    def set_trim(self, span: tuple[float, float] | None) -> None:
+        """Dim the time outside ``span`` (seconds), or nothing (None)."""
+        for plot, region in self._trims:
+            plot.removeItem(region)
+        self._trims.clear()
+        if span is None or not len(self._times):
+            return
+        end = float(self._times[-1]) + 1.0
+        for plot in self.plots.values():
+            for lo, hi in ((-1.0, span[0]), (span[1], end)):
+                if hi <= lo:
+                    continue
+                region = pg.LinearRegionItem((lo, hi), movable=False,
+                                             brush=pg.mkBrush(TRIMMED), pen=pg.mkPen(None))
+                region.setZValue(50)
+                plot.addItem(region, ignoreBounds=True)
+                self._trims.append((plot, region))
+
+    def set_divergence(self, times: np.ndarray, mm: np.ndarray) -> None:
+        """Add (or replace) the simulator's end-effector divergence plot."""
+        if "divergence" in self.plots:
+            plot = self.plots["divergence"]
+            for ref in [r for r in self.curves if r[0] == "divergence"]:
+                plot.removeItem(self.curves.pop(ref))
+        else:
+            row = 3 if "confidence" in self.plots else 2
+            plot = self._plot("divergence", row, 0, "ee divergence [mm]", colspan=2, height=80,
+                              legend=False)
+            plot.setXLink(self.plots["action"])
+        curve = _fast_curve(plot, times, mm, pg.mkPen("#ffd43b", width=1.5), None)
+        curve.setProperty("label", "end-effector divergence [mm]")
+        self.curves[("divergence", 0, "divergence")] = curve
+        plot.setYRange(0, max(1.0, float(np.nanmax(mm)) * 1.1 if len(mm) else 1.0))
+
+
+def _fast_curve(plot: pg.PlotItem, x: np.ndarray, y: np.ndarray, pen, name: str | None
+                ) -> pg.PlotDataItem:
+    """A curve clipped to the view and downsampled to the plot's width. The data is set only
+    once the curve is in its plot: pyqtgraph 0.14 clips against the view while adding it,
+    before its ViewBox is its parent, and fails."""
+    curve = pg.PlotDataItem(pen=pen, name=name)
+    plot.addItem(curve)
+    curve.setClipToView(True)
+    curve.setDownsampling(auto=True, method="peak")
+    curve.setData(x, y, connect="finite")
+    return curve
