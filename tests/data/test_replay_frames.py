@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from vla_studio.bench.replay_episode import CameraPlan, EpisodePlan, write_episode
-from vla_studio.data.frame_reader import FrameCache, FrameReader, FrameSet, fit_frame
-from vla_studio.data.frame_source import (FrameSource, Hdf5JpegFrameSource, frame_gaps,
-                                          synchronised_steps)
+from vla_studio.data.frame_reader import FrameCache, FrameReader, FrameSet
+from vla_studio.data.frame_source import (FrameSource, Hdf5JpegFrameSource, fit_frame,
+                                          frame_gaps, synchronised_steps)
 from vla_studio.data.replay_episode import ReplayEpisode
 
 CAMERAS = (CameraPlan("front", 160, 120, fps=30, latency_s=0.01),
@@ -52,10 +52,10 @@ class CountingSource(FrameSource):
     def sequence_numbers(self, camera):
         return self.inner.sequence_numbers(camera)
 
-    def read_color(self, camera, step):
+    def read_color(self, camera, step, fit=None):
         with self.lock:
             self.reads.append((camera, step))
-        return self.inner.read_color(camera, step)
+        return self.inner.read_color(camera, step, fit)
 
     def read_depth(self, camera, step):
         with self.lock:
@@ -183,3 +183,11 @@ def test_frames_are_decoded_at_the_panes_size(episode):
     finally:
         reader.stop()
     assert fit_frame(np.zeros((100, 200, 3), np.uint8), (400, 400)).shape == (200, 400, 3)
+    source = Hdf5JpegFrameSource(episode)
+    try:  # a display a quarter of the frame's size decodes a reduced JPEG, the same picture
+        small = source.read_color("front", 40, (40, 30))
+        full = fit_frame(source.read_color("front", 40), (40, 30))
+        assert small.shape == full.shape == (30, 40, 3)
+        assert float(np.mean(np.abs(small.astype(int) - full.astype(int)))) < 8
+    finally:
+        source.close()

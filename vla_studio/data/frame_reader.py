@@ -10,7 +10,9 @@
    (the Qt side re-emits it as a queued        direction (or both neighbours when paused),
     signal; no widget is touched here)         stopping as soon as a newer request arrives
 ```
-Only the frames shown or about to be shown are ever decoded; the cache holds decoded,
+The worker hands each step's frames to a small pool (``replay-decode-*``, owned by the reader
+like the worker, shut down with it): JPEG decoding and resizing release the GIL, so a step's
+cameras decode in parallel. Only the frames shown or about to be shown are ever decoded; the cache holds decoded,
 display-sized frames under a byte budget (least recently used go first). Nothing here imports
 Qt: the worker hands over numpy arrays.
 """
@@ -18,6 +20,7 @@ Qt: the worker hands over numpy arrays.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import threading
 import time
@@ -27,12 +30,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from vla_studio.data.frame_source import FrameSource, synchronised_steps
+from vla_studio.data.frame_source import FrameSource, fit_frame, synchronised_steps  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE_BYTES = 96 << 20
 DEFAULT_READ_AHEAD = 12  # steps decoded ahead while playing (0.4 s at 30 Hz)
+DEFAULT_DECODERS = 2  # threads decoding a step's cameras (this machine class has two cores)
 PAUSED_NEIGHBOURS = 2  # steps decoded either side while paused (frame stepping)
 
 
@@ -117,11 +121,12 @@ class FrameReader:
             already cached when asked for; it must only hand the set over (emit a signal).
         cache_bytes: budget of decoded frames kept.
         read_ahead: steps decoded ahead while playing.
+        decoders: threads decoding one step's cameras in parallel.
     """
 
     def __init__(self, source: FrameSource, step_times: np.ndarray,
                  on_ready: Callable[[FrameSet], None], *, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 read_ahead: int = DEFAULT_READ_AHEAD) -> None:
+                 read_ahead: int = DEFAULT_READ_AHEAD, decoders: int = DEFAULT_DECODERS) -> None:
         self.source = source
         self.on_ready = on_ready
         self.read_ahead = read_ahead
@@ -142,12 +147,15 @@ class FrameReader:
         self._want: tuple[int, int, int] | None = None  # (generation, step, direction)
         self._generation = 0
         self._thread: threading.Thread | None = None
+        self._decoders = max(1, decoders)
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._stopping = False
         self.decoded = 0  # frames decoded (statistics)
 
     # ----- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self._decoders, "replay-decode")
             self._thread = threading.Thread(target=self._run, name="replay-frames", daemon=True)
             self._thread.start()
 
@@ -161,6 +169,9 @@ class FrameReader:
             if self._thread.is_alive():
                 log.warning("replay-frames did not stop within %.0f s", timeout_s)
             self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self.source.close()
 
     # ----- GUI side --------------------------------------------------------------------------
@@ -218,10 +229,9 @@ class FrameReader:
 
     def _decode_step(self, step: int, generation: int) -> FrameSet | None:
         t0 = time.perf_counter()
-        for key in self._keys(step):
-            if self._newer(generation):
-                return None  # a newer request overtook this one: serve that instead
-            self._load(key)
+        if self._newer(generation):
+            return None  # a newer request overtook this one: serve that instead
+        self._load_all(self._keys(step))
         with self._cond:
             frames = self._assemble(step)
         if frames is None:
@@ -237,10 +247,23 @@ class FrameReader:
         for ahead in order:
             if not 0 <= ahead < self.num_steps:
                 continue
-            for key in self._keys(ahead):
-                if self._newer(generation):
-                    return
+            if self._newer(generation):
+                return
+            self._load_all(self._keys(ahead))
+
+    def _load_all(self, keys: list[tuple]) -> None:
+        """Decode ``keys`` (one step's cameras) in parallel on the decode pool."""
+        pool = self._pool
+        try:
+            futures = [pool.submit(self._load, key) for key in keys] if pool and len(keys) > 1 \
+                else []
+        except RuntimeError:  # the pool was shut down (stopping, or the interpreter exits)
+            futures = []
+        if not futures:
+            for key in keys:
                 self._load(key)
+        for future in futures:
+            future.result()
 
     def _keys(self, step: int) -> list[tuple]:
         keys: list[tuple] = []
@@ -262,13 +285,14 @@ class FrameReader:
         frame: np.ndarray | None = None
         if ident >= 0 and src >= 0:
             if kind == "color":
-                frame = self.source.read_color(cam, src)
+                frame = self.source.read_color(cam, src, size)
             else:
                 raw = self.source.read_depth(cam, src)
+                if raw is not None and size is not None:
+                    raw = fit_frame(raw, size, nearest=True)
                 frame = None if raw is None else self._colours[cam].to_rgb(raw)
-            self.decoded += 1
-            if frame is not None and size is not None:
-                frame = fit_frame(frame, size, nearest=kind == "depth")
+            with self._cond:
+                self.decoded += 1
             if frame is not None:
                 frame.flags.writeable = False  # shared with the GUI thread: never changed
         with self._cond:
@@ -294,18 +318,3 @@ class FrameReader:
             return None
         scale = self.source.depth_scale(camera)
         return units[0] * scale, units[1] * scale
-
-
-def fit_frame(frame: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """``frame`` resized to ``size`` = (width, height), keeping its aspect ratio inside it (the
-    pane letterboxes the rest)."""
-    h, w = frame.shape[:2]
-    scale = min(size[0] / w, size[1] / h)
-    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
-    if (tw, th) == (w, h):
-        return frame
-    if nearest:
-        method = cv2.INTER_NEAREST
-    else:  # area averaging only when shrinking a lot: linear looks the same and is 8x faster
-        method = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
-    return cv2.resize(frame, (tw, th), interpolation=method)

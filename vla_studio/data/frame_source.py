@@ -71,8 +71,16 @@ class FrameSource(abc.ABC):
         more than one between distinct frames means the camera dropped frames."""
 
     @abc.abstractmethod
-    def read_color(self, camera: str, step: int) -> np.ndarray | None:
-        """The colour frame step ``step`` saw, ``HxWx3`` uint8 RGB (None: no frame)."""
+    def read_color(self, camera: str, step: int,
+                   fit: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The colour frame step ``step`` saw, ``HxWx3`` uint8 RGB (None: no frame).
+
+        Args:
+            camera: a colour camera.
+            step: the step.
+            fit: ``(width, height)`` to scale the frame into, keeping its aspect ratio (a
+                display's size: the decoder may decode at a reduced size); None: as stored.
+        """
 
     @abc.abstractmethod
     def read_depth(self, camera: str, step: int) -> np.ndarray | None:
@@ -82,11 +90,12 @@ class FrameSource(abc.ABC):
         """Metres per depth unit."""
         return DEFAULT_DEPTH_SCALE
 
-    def iter_color(self, camera: str, steps: list[int]) -> Iterator[tuple[int, np.ndarray | None]]:
+    def iter_color(self, camera: str, steps: list[int], fit: tuple[int, int] | None = None
+                   ) -> Iterator[tuple[int, np.ndarray | None]]:
         """``(step, frame)`` for each of ``steps`` in order: the read-ahead path. A source
         whose frames decode best in sequence (video) overrides this."""
         for step in steps:
-            yield step, self.read_color(camera, step)
+            yield step, self.read_color(camera, step, fit)
 
     def close(self) -> None:
         """Release the file (idempotent)."""
@@ -140,6 +149,14 @@ class Hdf5JpegFrameSource(FrameSource):
             self._index[cam] = np.asarray(g["index"][: self._n], np.int64)
             self._format[cam] = str(g.attrs.get("format", "jpeg"))
             self._timing[cam] = self._timing_of(g)
+        self._sizes: dict[str, tuple[int, int]] = {}
+        for cam in self._cameras:
+            g = images[cam]
+            self._sizes[cam] = (int(g.attrs["width"]), int(g.attrs["height"]))
+        for cam in self._depth:
+            if cam not in self._sizes:
+                shape = depth[cam].shape
+                self._sizes[cam] = (int(shape[2]), int(shape[1]))
         for cam in self._depth:
             if cam not in self._timing:
                 timing = f.get(f"{TIMING}/{cam}")
@@ -166,11 +183,7 @@ class Hdf5JpegFrameSource(FrameSource):
         return self._depth
 
     def frame_size(self, camera: str) -> tuple[int, int]:
-        if camera in self._cameras:
-            g = self._f[f"{IMAGE}/{camera}"]
-            return int(g.attrs["width"]), int(g.attrs["height"])
-        ds = self._f[f"{DEPTH}/{camera}"]
-        return int(ds.shape[2]), int(ds.shape[1])
+        return self._sizes[camera]
 
     def capture_times(self, camera: str) -> np.ndarray:
         times = self._timing.get(camera, {}).get("capture_time")
@@ -199,14 +212,24 @@ class Hdf5JpegFrameSource(FrameSource):
         with self._lock:
             return self._f[f"{IMAGE}/{camera}/data"][offset:offset + length].tobytes()
 
-    def read_color(self, camera: str, step: int) -> np.ndarray | None:
+    def read_color(self, camera: str, step: int,
+                   fit: tuple[int, int] | None = None) -> np.ndarray | None:
         data = self.read_encoded(camera, step)
         if not data:
             return None
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        flag = cv2.IMREAD_COLOR
+        if fit is not None and self._format.get(camera) == "jpeg":
+            width, height = self.frame_size(camera)
+            # JPEG decodes at 1/2 or 1/4 size for almost nothing: when the display is that small.
+            scale = min(fit[0] / width, fit[1] / height)
+            flag = cv2.IMREAD_REDUCED_COLOR_4 if scale <= 0.25 else (
+                cv2.IMREAD_REDUCED_COLOR_2 if scale <= 0.5 else cv2.IMREAD_COLOR)
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
         if bgr is None:
             return None
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if fit is not None:
+            bgr = fit_frame(bgr, fit)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # after the resize: on fewer pixels
 
     def read_depth(self, camera: str, step: int) -> np.ndarray | None:
         if camera not in self._depth:
@@ -278,10 +301,27 @@ def frame_gaps(capture_times: np.ndarray, sequence: np.ndarray, nominal_period_s
     steps, times, seq = present[fresh], times[fresh], sequence[present][fresh]
     intervals = np.diff(times)
     period = nominal_period_s or (float(np.median(intervals)) if intervals.size else 0.0)
-    for k in range(1, len(steps)):
-        jump = int(seq[k] - seq[k - 1]) if seq[k] >= 0 and seq[k - 1] >= 0 else 1
-        if jump > 1:
-            out.append((int(steps[k]), f"{jump - 1} frame(s) dropped by the camera"))
-        elif period > 0 and intervals[k - 1] > 2.5 * period:
+    known = (seq[1:] >= 0) & (seq[:-1] >= 0)
+    jumps = np.where(known, seq[1:] - seq[:-1], 1)  # vectorised: long episodes have 10^4 frames
+    late = (period > 0) & (intervals > 2.5 * period) & (jumps <= 1)
+    for k in np.flatnonzero((jumps > 1) | late) + 1:
+        if jumps[k - 1] > 1:
+            out.append((int(steps[k]), f"{int(jumps[k - 1]) - 1} frame(s) dropped by the camera"))
+        else:
             out.append((int(steps[k]), f"{intervals[k - 1] * 1000:.0f} ms without a frame"))
     return sorted(out)
+
+
+def fit_frame(frame: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """``frame`` resized to fit ``size`` = (width, height), keeping its aspect ratio (the pane
+    letterboxes the rest)."""
+    h, w = frame.shape[:2]
+    scale = min(size[0] / w, size[1] / h)
+    tw, th = max(1, round(w * scale)), max(1, round(h * scale))
+    if (tw, th) == (w, h):
+        return frame
+    if nearest:  # depth: never blend a valid pixel with an invalid (0) one
+        method = cv2.INTER_NEAREST
+    else:  # area averaging only when shrinking a lot: linear looks the same and is 8x faster
+        method = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+    return cv2.resize(frame, (tw, th), interpolation=method)

@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QHBoxLayout, QMenu, QToolButton, QVBoxLayout, QWidget
 
 from vla_studio.data.episode_file import SOURCE_LABELS
@@ -75,7 +75,8 @@ class ReplayPlots(QWidget):
         # (series key, column, plot) -> curve: the gripper column goes to its own plot
         self.curves: dict[tuple, pg.PlotDataItem] = {}
         self.plots: dict[str, pg.PlotItem] = {}
-        self._lines: list[pg.InfiniteLine] = []
+        self._strips: dict[str, _PlayheadStrip] = {}  # plot key -> the playhead over it
+        self.playhead_time = 0.0
         self._trims: list[tuple[pg.PlotItem, pg.LinearRegionItem]] = []
         self._times = np.zeros(0)
         self.curves_button = QToolButton()
@@ -96,27 +97,34 @@ class ReplayPlots(QWidget):
         layout.setSpacing(2)
         layout.addLayout(bar)
         layout.addWidget(self.graphics, 1)
+        self._wanted: set[tuple] = set()
+        self._skeleton()
 
     # ----- building --------------------------------------------------------------------------
-    def set_episode(self, episode: ReplayEpisode) -> None:
-        """Plot ``episode`` (replaces whatever was shown)."""
-        self.graphics.clear()
-        self.curves.clear()
-        self.plots.clear()
-        self._lines.clear()
-        self._trims.clear()
-        self.curves_menu.clear()
-        self._times = episode.times
-        series = {s.key: s for s in episode.series}
+    def _skeleton(self) -> None:
+        """The four plots every episode has (made once: opening an episode only sets data)."""
         action = self._plot("action", 0, 0, "action")
-        state = self._plot("state", 0, 1, "state")
+        self._plot("state", 0, 1, "state")
         gripper = self._plot("gripper", 1, 0, "gripper", height=90)
         source = self._plot("source", 1, 1, "who drove", height=90, legend=False)
         layout = self.graphics.ci.layout
         layout.setRowStretchFactor(0, 3)
         layout.setRowStretchFactor(1, 1)
-        for plot in (state, gripper, source):
-            plot.setXLink(action)
+        for key in ("state", "gripper", "source"):
+            self.plots[key].setXLink(action)
+        gripper.setYRange(-0.05, 1.05, padding=0)
+        gripper.getAxis("left").setTicks([[(0, "closed"), (1, "open")]])
+        source.getAxis("left").setTicks([[(i, n) for i, n in enumerate(SOURCE_LABELS)]])
+        source.setYRange(-0.3, 3.3, padding=0)
+
+    def set_episode(self, episode: ReplayEpisode) -> None:
+        """Plot ``episode`` (curves of the same kind as the last episode's are reused)."""
+        self._times = episode.times
+        self._wanted: set[tuple] = set()
+        for key in ("confidence", "divergence"):
+            self._drop_plot(key)
+        series = {s.key: s for s in episode.series}
+        action, state, gripper = (self.plots[k] for k in ("action", "state", "gripper"))
         sent = series.get("action")
         if sent is not None:
             moving = [k for k, n in enumerate(sent.names) if n != "gripper"]
@@ -138,22 +146,34 @@ class ReplayPlots(QWidget):
                       prefix=s.key.removeprefix("state/") + ".")
             shown_units += list(s.units) if visible else []
         state.setLabel("left", "state" + _unit_text(tuple(shown_units)))
-        gripper.setYRange(-0.05, 1.05, padding=0)
-        gripper.getAxis("left").setTicks([[(0, "closed"), (1, "open")]])
         if "action_source" in series:
-            self._add(source, series["action_source"], [0], step_mode=True, legend=False)
-            source.getAxis("left").setTicks([[(i, n) for i, n in enumerate(SOURCE_LABELS)]])
-            source.setYRange(-0.3, 3.3, padding=0)
+            self._add(self.plots["source"], series["action_source"], [0], step_mode=True,
+                      legend=False)
         if "confidence" in series:
             conf = self._plot("confidence", 2, 0, "confidence", colspan=2, height=70,
                               legend=False)
             conf.setXLink(action)
             self._add(conf, series["confidence"], [0], legend=False)
             conf.setYRange(0, 1, padding=0.05)
+        for ref in [r for r in self.curves if r not in self._wanted]:
+            self.plots[ref[2]].removeItem(self.curves.pop(ref))
         for plot in self.plots.values():
+            self._sync_legend(plot)
             plot.setXRange(0, max(episode.duration_s, 1e-3), padding=0.01)
+            plot.enableAutoRange(axis="y", enable=plot not in (gripper, self.plots["source"]))
+        self.curves_menu.clear()
         self._build_menu(episode)
         self.set_playhead(0.0)
+
+    def _drop_plot(self, key: str) -> None:
+        plot = self.plots.pop(key, None)
+        if plot is None:
+            return
+        for ref in [r for r in self.curves if r[2] == key]:
+            del self.curves[ref]
+        self._trims = [(p, r) for p, r in self._trims if p is not plot]
+        self.graphics.removeItem(plot)
+        self._strips.pop(key).deleteLater()
 
     def _plot(self, key: str, row: int, col: int, title: str, colspan: int = 1,
               height: int | None = None, legend: bool = True) -> pg.PlotItem:
@@ -171,10 +191,9 @@ class ReplayPlots(QWidget):
         if legend:
             plot.addLegend(offset=(4, 1), labelTextSize="8pt", colCount=8,
                            brush=pg.mkBrush(21, 23, 26, 190), verSpacing=-6)
-        line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(PLAYHEAD, width=1.5))
-        line.setZValue(100)
-        plot.addItem(line, ignoreBounds=True)
-        self._lines.append(line)
+        self._strips[key] = _PlayheadStrip(self.graphics.viewport())
+        plot.vb.sigRangeChanged.connect(self._place_playheads)
+        plot.vb.sigResized.connect(self._place_playheads)
         self.plots[key] = plot
         return plot
 
@@ -182,37 +201,48 @@ class ReplayPlots(QWidget):
              visible: bool = True, step_mode: bool = False, legend: bool = True,
              name: str = "", prefix: str = "", colour_offset: int = 0) -> None:
         t = self._times
+        where = next(key for key, item in self.plots.items() if item is plot)
         for n, k in enumerate(columns):
             colour = SERIES_COLOURS[(n + colour_offset) % len(SERIES_COLOURS)]
             style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
             unit = f" [{series.units[k]}]" if series.units[k] else ""
             label = (name or prefix + series.names[k]) + unit
             y = series.values[:, k]
+            ref = (series.key, k, where)
+            curve = self.curves.get(ref)
             if step_mode:
                 x = np.append(t, t[-1] + (t[-1] - t[-2] if len(t) > 1 else 1.0))
-                curve = pg.PlotDataItem(x, y, stepMode="center", pen=pg.mkPen(MUTED, width=1),
-                                        fillLevel=-0.3, brush=pg.mkBrush(76, 141, 255, 70))
-                plot.addItem(curve)
-            else:
+                if curve is None:
+                    curve = pg.PlotDataItem(stepMode="center", pen=pg.mkPen(MUTED, width=1),
+                                            fillLevel=-0.3, brush=pg.mkBrush(76, 141, 255, 70))
+                    plot.addItem(curve)
+                curve.setData(x, y)
+            elif curve is None:
                 curve = _fast_curve(plot, t, y, pg.mkPen(colour, width=1, style=style), None)
+            else:
+                curve.setData(t, y, connect="finite")
             if dashed:
                 curve.setOpacity(0.8)
             curve.setVisible(visible)
             curve.setProperty("label", label)
             curve.setProperty("legend", legend)
-            where = next(name for name, item in self.plots.items() if item is plot)
-            self.curves[(series.key, k, where)] = curve
-        self._sync_legend(plot)
+            self.curves[ref] = curve
+            self._wanted.add(ref)
 
     def _sync_legend(self, plot: pg.PlotItem) -> None:
-        """The legend lists the plot's visible named curves (clicking one hides it)."""
+        """The legend lists the plot's visible named curves (clicking one hides it); it is
+        rebuilt only when that list changed (rebuilding costs ~1 ms an entry)."""
         if plot.legend is None:
             return
+        wanted = [item for item in plot.vb.addedItems
+                  if isinstance(item, pg.PlotDataItem) and item.property("legend")
+                  and item.isVisible()]
+        shown = [(sample.item, label.text) for sample, label in plot.legend.items]
+        if shown == [(item, item.property("label")) for item in wanted]:
+            return
         plot.legend.clear()
-        for item in plot.vb.addedItems:
-            if isinstance(item, pg.PlotDataItem) and item.property("legend") and \
-                    item.isVisible():
-                plot.legend.addItem(item, item.property("label"))
+        for item in wanted:
+            plot.legend.addItem(item, item.property("label"))
         for sample, _ in plot.legend.items:
             sample.sigClicked.connect(self._legend_clicked)
 
@@ -287,8 +317,23 @@ class ReplayPlots(QWidget):
 
     # ----- state -----------------------------------------------------------------------------
     def set_playhead(self, t: float) -> None:
-        for line in self._lines:
-            line.setValue(t)
+        """Move the playhead to ``t`` seconds on every plot."""
+        self.playhead_time = t
+        self._place_playheads()
+
+    def _place_playheads(self, *_: object) -> None:
+        # The playhead is a thin widget over the plots, not a plot item: moving it repaints two
+        # strips of the plots, where a plot item would redraw every curve and axis (~30 ms for
+        # a long episode, every displayed step).
+        for key, strip in self._strips.items():
+            vb = self.plots[key].vb
+            area = self.graphics.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+            x = self.graphics.mapFromScene(vb.mapViewToScene(QPointF(self.playhead_time, 0))).x()
+            if area.left() <= x <= area.right():
+                strip.setGeometry(x - 1, area.top(), 3, area.height())
+                strip.show()
+            else:
+                strip.hide()
 
     def set_trim(self, span: tuple[float, float] | None) -> None:
         """Dim the time outside ``span`` (seconds), or nothing (None)."""
@@ -310,19 +355,30 @@ class ReplayPlots(QWidget):
 
     def set_divergence(self, times: np.ndarray, mm: np.ndarray) -> None:
         """Add (or replace) the simulator's end-effector divergence plot."""
-        if "divergence" in self.plots:
-            plot = self.plots["divergence"]
-            for ref in [r for r in self.curves if r[0] == "divergence"]:
-                plot.removeItem(self.curves.pop(ref))
-        else:
-            row = 3 if "confidence" in self.plots else 2
-            plot = self._plot("divergence", row, 0, "ee divergence [mm]", colspan=2, height=80,
-                              legend=False)
-            plot.setXLink(self.plots["action"])
+        self._drop_plot("divergence")
+        row = 3 if "confidence" in self.plots else 2
+        plot = self._plot("divergence", row, 0, "ee divergence [mm]", colspan=2, height=80,
+                          legend=False)
+        plot.setXLink(self.plots["action"])
         curve = _fast_curve(plot, times, mm, pg.mkPen("#ffd43b", width=1.5), None)
         curve.setProperty("label", "end-effector divergence [mm]")
         self.curves[("divergence", 0, "divergence")] = curve
         plot.setYRange(0, max(1.0, float(np.nanmax(mm)) * 1.1 if len(mm) else 1.0))
+
+
+class _PlayheadStrip(QWidget):
+    """The playhead line over one plot (mouse clicks go through to the plot)."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.setAttribute(Qt.WidgetAttribute.WA_NoSystemBackground)
+        self.hide()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        p.fillRect(1, 0, 1, self.height(), QColor(PLAYHEAD))
+        p.end()
 
 
 def _fast_curve(plot: pg.PlotItem, x: np.ndarray, y: np.ndarray, pen, name: str | None

@@ -57,6 +57,7 @@ class TimelineWidget(QWidget):
         self.setFixedHeight(RULER_PX + 2 * ROW_PX + SEGMENT_PX + 4 * GAP_PX + 4)
         self.times = np.zeros(1)
         self.num_steps = 0
+        self._t0, self._t1 = 0.0, 1.0
         self.events: list[TimelineEvent] = []
         self.segments: list[dict[str, Any]] = []
         self.trim: tuple[int, int] | None = None
@@ -73,6 +74,8 @@ class TimelineWidget(QWidget):
                     segments: Sequence[dict[str, Any]], trim: tuple[int, int] | None) -> None:
         self.times = np.asarray(times, np.float64) if len(times) else np.zeros(1)
         self.num_steps = len(times)
+        dt = float(np.median(np.diff(self.times))) if self.num_steps > 1 else 1.0
+        self._t0, self._t1 = float(self.times[0]), float(self.times[-1]) + dt
         self.events = list(events)
         self.segments = [dict(s) for s in segments]
         self.trim = trim
@@ -97,8 +100,7 @@ class TimelineWidget(QWidget):
 
     # ----- geometry --------------------------------------------------------------------------
     def _span(self) -> tuple[float, float]:
-        dt = float(np.median(np.diff(self.times))) if self.num_steps > 1 else 1.0
-        return float(self.times[0]), float(self.times[-1]) + dt
+        return self._t0, self._t1
 
     def x_of(self, step: int) -> float:
         """x of the left edge of ``step`` (``num_steps`` is the end of the last step)."""

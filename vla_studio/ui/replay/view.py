@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSplitter, QStackedWidget,
                                QVBoxLayout, QWidget)
 
@@ -42,6 +43,8 @@ from vla_studio.ui.replay.transport import DISPLAY_HZ, PlaybackClock, TransportB
 from vla_studio.ui.widgets.elided_label import ElidedLabel
 
 log = logging.getLogger(__name__)
+SPLIT_KEY = "replay/pictures_and_plots"
+PANES_SHARE = 0.52  # of the view's height, at first: the pictures above, the plots below
 EMPTY_TEXT = ("<h3>Replay and annotate</h3><p>Double-click an episode in the <b>Episodes</b> "
               "list (or select it and press <b>Enter</b>) to replay it here.</p><p>Keys: "
               "<b>Space</b> play · <b>J K L</b> · <b>← →</b> step · <b>[ ]</b> trim · "
@@ -145,6 +148,9 @@ class ReplayView(QWidget, AnnotationActions):
         left.setStretchFactor(0, 5)
         left.setStretchFactor(1, 4)
         left.setChildrenCollapsible(False)
+        left.splitterMoved.connect(lambda *_: QSettings().setValue(SPLIT_KEY, left.saveState()))
+        self._left = left
+        self._sized = False
         self.panel = AnnotationPanel()
         self.panel.outcome_chosen.connect(self.set_outcome)
         self.panel.quality_chosen.connect(self.set_quality)
@@ -179,6 +185,15 @@ class ReplayView(QWidget, AnnotationActions):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.pages)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._sized:  # the pictures get the larger share, or the height the user chose
+            self._sized = True
+            state = QSettings().value(SPLIT_KEY)
+            if not (isinstance(state, QByteArray) and self._left.restoreState(state)):
+                h = max(400, self._left.height())
+                self._left.setSizes([int(h * PANES_SHARE), int(h * (1 - PANES_SHARE))])
 
     def say(self, text: str, error: bool = False) -> None:
         """A one-line message under the header (red for an error)."""
