@@ -28,7 +28,7 @@ class AnnotationActions:
 
     episode: "ReplayEpisode | None"
     editor: "AnnotationEditor"
-    step: int
+    target: int  # the playhead's step (the frames may still be decoding)
 
     def say(self, text: str, error: bool = False) -> None: ...  # provided by the view
 
@@ -78,22 +78,22 @@ class AnnotationActions:
         if self.episode is None:
             return self._edit({}, "")
         end = (self.episode.trim() or (0, self.episode.num_steps))[1]
-        if self.step >= end:
+        if self.target >= end:
             self.say(f"Trim in must come before trim out (step {end}); press ] later first.",
                      True)
             return None
-        self._edit({"trim": [self.step, end]}, f"Trim in at step {self.step}")
+        self._edit({"trim": [self.target, end]}, f"Trim in at step {self.target}")
 
     def trim_out(self) -> None:
         """``]``: keep the episode up to and including the playhead's step."""
         if self.episode is None:
             return self._edit({}, "")
         start = (self.episode.trim() or (0, self.episode.num_steps))[0]
-        if self.step < start:
+        if self.target < start:
             self.say(f"Trim out must come after trim in (step {start}); press [ earlier first.",
                      True)
             return None
-        self._edit({"trim": [start, self.step + 1]}, f"Trim out after step {self.step}")
+        self._edit({"trim": [start, self.target + 1]}, f"Trim out after step {self.target}")
 
     def clear_trim(self) -> None:
         if self.episode is not None and self.episode.trim() is not None:
@@ -107,16 +107,16 @@ class AnnotationActions:
         """``B``: a segment boundary at the playhead."""
         if self.episode is None:
             return self._edit({}, "")
-        new, index = seg.split_at(self.episode.segments(), self.step, self.episode.num_steps)
+        new, index = seg.split_at(self.episode.segments(), self.target, self.episode.num_steps)
         if index is None:
             self.say("A segment already starts here.", False)
             return None
-        self.edit_segments(new, f"Segment boundary at step {self.step}")
+        self.edit_segments(new, f"Segment boundary at step {self.target}")
 
     def _segment_here(self) -> int | None:
         if self.episode is None:
             return None
-        index = seg.segment_at(self.episode.segments(), self.step)
+        index = seg.segment_at(self.episode.segments(), self.target)
         if index is None:
             self.say("No subtask segment under the playhead: press B to start one, or drag on "
                      "the timeline's subtask lane.", True)

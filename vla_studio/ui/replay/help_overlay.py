@@ -106,6 +106,17 @@ class HelpOverlay(QWidget):
         p.drawRect(QRect(0, 0, self.width() - 1, self.height() - 1))
         p.end()
 
+    def event(self, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        # Any key closes it, even one the keyboard teleop takes (its filter sees key presses;
+        # the shortcut check before them comes here first).
+        if event.type() == QEvent.Type.ShortcutOverride and self.isVisible():
+            key = event.key() if isinstance(event, QKeyEvent) else 0
+            if key not in (Qt.Key.Key_Escape, Qt.Key.Key_Space):  # the STOP keys stay theirs
+                self.hide()
+                event.accept()
+                return True
+        return super().event(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
         self.hide()
         event.accept()
