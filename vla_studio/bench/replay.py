@@ -117,7 +117,6 @@ def _measure(path: Path, seeks: int, play_seconds: float, window: tuple[int, int
     view.stats = {"shown": 0, "dropped": 0}
     painted: set[int] = set()
     panes = list(view.grid.panes.values())
-    first = panes[0]
     on_paint = (lambda step: painted.add(step) if all(p.painted_step == step for p in panes)
                 else None)
     for pane in panes:
@@ -134,12 +133,13 @@ def _measure(path: Path, seeks: int, play_seconds: float, window: tuple[int, int
     stats = dict(view.stats)
     reader = view.reader
     decoded = reader.decoded if reader is not None else 0
+    rate = view.episode.rate_hz
+    cameras = len(view.grid.panes)
     view.shutdown()
     view.close()
-    del first
     return {
         "steps": n,
-        "cameras": len(view.grid.panes),
+        "cameras": cameras,
         "open_ms": round(open_ms, 1),
         "seek_p50_ms": round(_pct(times, 50), 2),
         "seek_p99_ms": round(_pct(times, 99), 2),
@@ -147,7 +147,7 @@ def _measure(path: Path, seeks: int, play_seconds: float, window: tuple[int, int
         "seeks": len(times),
         "playback_fps": round(len(painted) / elapsed, 2),
         "playback_steps_per_s": round(played / elapsed, 2),
-        "recorded_rate_hz": round(view.episode.rate_hz if view.episode else 0.0, 2),
+        "recorded_rate_hz": round(rate, 2),
         "display_frames_dropped": stats["dropped"],
         "frames_decoded": decoded,
     }
