@@ -205,7 +205,7 @@ def test_an_edit_made_elsewhere_is_never_undone_by_mistake(qtbot, setup):
 
 def test_the_key_overlay_lists_every_key_of_the_actions_table(qtbot, setup):
     window, paths = setup
-    view = opened(qtbot, window, paths[0])
+    opened(qtbot, window, paths[0])
     window.actions_by_id["view.key_overlay"].trigger()
     overlay = window.modes.overlay
     assert overlay.isVisible()

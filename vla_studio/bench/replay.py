@@ -154,19 +154,40 @@ def _measure(path: Path, seeks: int, play_seconds: float, window: tuple[int, int
 
 
 def _pump(app, seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.001)
+    """Run the event loop for ``seconds`` (as the application does: waiting, not spinning)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(round(seconds * 1000), loop.quit)
+    loop.exec()
 
 
 def _wait_painted(app, view, step: int, timeout_s: float) -> None:
-    end = time.perf_counter() + timeout_s
+    """Run the event loop until every pane has painted ``step``. The loop waits for events
+    (as the application's does) rather than spinning: a spinning waiter would take the GIL
+    from the decode threads and measure itself."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
     panes = list(view.grid.panes.values())
-    while not all(p.painted_step == step for p in panes):
-        if time.perf_counter() > end:
-            raise RuntimeError(f"step {step} was not painted within {timeout_s} s")
-        app.processEvents()
+    if all(p.painted_step == step for p in panes):
+        return
+    loop = QEventLoop()
+
+    def check(_step: int = -1) -> None:
+        if all(p.painted_step == step for p in panes):
+            loop.quit()
+
+    for pane in panes:
+        pane.painted.connect(check)
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(loop.quit)
+    timer.start(round(timeout_s * 1000))
+    loop.exec()
+    for pane in panes:
+        pane.painted.disconnect(check)
+    if not all(p.painted_step == step for p in panes):
+        raise RuntimeError(f"step {step} was not painted within {timeout_s} s")
 
 
 def _pct(values: list[float], q: float) -> float:

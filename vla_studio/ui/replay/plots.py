@@ -25,6 +25,9 @@ from vla_studio.data.replay_episode import ReplayEpisode, Series
 from vla_studio.ui.replay.style import BACKGROUND, MUTED, PLAYHEAD, SERIES_COLOURS, TRIMMED
 from vla_studio.ui.widgets.elided_label import ElidedLabel
 
+# Samples kept per horizontal pixel (pyqtgraph keeps 5; "peak" keeps each bin's extremes, so
+# a spike still shows): one redraw of a five-minute episode's curves costs a fifth.
+DOWNSAMPLE_PER_PIXEL = 1.0
 # State shown at first (others are a click away in the Curves menu).
 DEFAULT_STATE = ("state/ee_pos", "state/gripper")
 
@@ -210,8 +213,11 @@ class ReplayPlots(QWidget):
             y = series.values[:, k]
             ref = (series.key, k, where)
             curve = self.curves.get(ref)
-            if step_mode:
-                x = np.append(t, t[-1] + (t[-1] - t[-2] if len(t) > 1 else 1.0))
+            if step_mode:  # only where the value changes: a handful of points, not T
+                end = t[-1] + (t[-1] - t[-2] if len(t) > 1 else 1.0)
+                edges = np.flatnonzero(np.diff(y)) + 1
+                x = np.concatenate((t[np.concatenate(([0], edges))], [end]))
+                y = y[np.concatenate(([0], edges))]
                 if curve is None:
                     curve = pg.PlotDataItem(stepMode="center", pen=pg.mkPen(MUTED, width=1),
                                             fillLevel=-0.3, brush=pg.mkBrush(76, 141, 255, 70))
@@ -386,7 +392,7 @@ def _fast_curve(plot: pg.PlotItem, x: np.ndarray, y: np.ndarray, pen, name: str 
     """A curve clipped to the view and downsampled to the plot's width. The data is set only
     once the curve is in its plot: pyqtgraph 0.14 clips against the view while adding it,
     before its ViewBox is its parent, and fails."""
-    curve = pg.PlotDataItem(pen=pen, name=name)
+    curve = pg.PlotDataItem(pen=pen, name=name, autoDownsampleFactor=DOWNSAMPLE_PER_PIXEL)
     plot.addItem(curve)
     curve.setClipToView(True)
     curve.setDownsampling(auto=True, method="peak")

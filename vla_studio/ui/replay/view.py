@@ -22,7 +22,6 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QShowEvent
@@ -34,6 +33,7 @@ from vla_studio.data.frame_reader import FrameReader, FrameSet
 from vla_studio.data.replay_episode import ReplayEpisode, TimelineEvent
 from vla_studio.ui.replay.annotate import AnnotationActions
 from vla_studio.ui.replay.annotation_panel import AnnotationPanel
+from vla_studio.ui.replay.simulate import SimActions
 from vla_studio.ui.replay.edits import AnnotationEditor
 from vla_studio.ui.replay.feeds import FrameFeed, SimJob
 from vla_studio.ui.replay.panes import PaneGrid, ReplayPane
@@ -52,7 +52,7 @@ EMPTY_TEXT = ("<h3>Replay and annotate</h3><p>Double-click an episode in the <b>
               "previous episode · <b>?</b> all keys</p>")
 
 
-class ReplayView(QWidget, AnnotationActions):
+class ReplayView(QWidget, AnnotationActions, SimActions):
     """Replays and annotates one episode at a time.
 
     Signals:
@@ -440,70 +440,3 @@ class ReplayView(QWidget, AnnotationActions):
 
     def redo(self) -> None:
         self.editor.redo()
-
-    # ----- simulator -------------------------------------------------------------------------
-    def reexecute(self) -> None:
-        """Re-execute the recorded actions in the simulator (a background job)."""
-        from vla_studio.sim.reexecute import can_reexecute
-
-        ep = self.episode
-        if ep is None:
-            self.say("Open an episode first.", True)
-            return
-        why = can_reexecute({**ep.attrs, "station_profile": ep.profile_text})
-        if why:
-            self.say(f"Cannot re-execute: {why}.", True)
-            return
-        cameras = tuple(c for c in ep.cameras if c == "front") or tuple(ep.cameras[:1])
-        if self.sim_job.start(ep.path, cameras):
-            self.sim_button.setEnabled(False)
-            self._sim_timer.start()
-            self.say("Re-executing the recorded actions in the simulator…")
-
-    def _sim_progress(self) -> None:
-        done, total = self.sim_job.progress
-        if total:
-            self.say(f"Re-executing in the simulator: step {done} of {total}…")
-
-    def _sim_done(self, path: Path, outcome) -> None:
-        self._sim_timer.stop()
-        self.sim_button.setEnabled(True)
-        if not outcome.ok:
-            self.say(f"Re-execution failed: {outcome.error}", True)
-            return
-        result = outcome.value
-        self.sim[path] = result
-        if self.episode is not None and self.episode.path == path:
-            self._show_sim(result)
-            self.seek(self.target)
-
-    def _show_sim(self, result) -> None:
-        ep = self.episode
-        for cam, frames in result.frames.items():
-            if frames and f"{cam}:sim" not in self.grid.panes:
-                w, h = self.reader.source.frame_size(cam) if self.reader else (320, 240)
-                pane = ReplayPane(f"{cam}:sim", f"{cam} · re-executed in the simulator", (w, h))
-                self.grid.add_pane(pane, after=cam)
-        self.plots.set_divergence(ep.times[: result.steps], result.divergence_mm)
-        self.plots.set_trim(self._trim_span())
-        if result.success_step is not None:
-            ep.extra_events = [TimelineEvent(
-                "success", result.success_step, result.success_step + 1,
-                f"task accomplished (simulator, step {result.success_step})")]
-            self.events = ep.events(self.reader.source if self.reader else None)
-            self.timeline.set_annotations(ep.segments(), ep.trim(), self.events)
-        moment = (f"; task accomplished at {ep.time_of(result.success_step):.2f} s"
-                  if result.success_step is not None else "; the task was never accomplished")
-        self.say(f"Simulator: end-effector divergence mean {result.mean_mm:.2f} mm, max "
-                 f"{result.max_mm:.2f} mm over {result.steps} steps{moment}.")
-
-    def _paint_sim(self, pane: ReplayPane, step: int) -> None:
-        result = self.sim.get(self.episode.path) if self.episode else None
-        cam = pane.key.removesuffix(":sim")
-        frames = result.frames.get(cam, []) if result is not None else []
-        if step >= len(frames) or not frames[step]:
-            pane.show_frame(step, None)
-            return
-        bgr = cv2.imdecode(np.frombuffer(frames[step], np.uint8), cv2.IMREAD_COLOR)
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        pane.show_frame(step, rgb, f"Δ {result.divergence_mm[step]:.2f} mm")
