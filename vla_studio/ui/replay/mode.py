@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LIVE, REPLAY = 0, 1
 REPLAY_DOCKS = ("episodes",)  # docks that stay in Replay mode
-REPLAY_EPISODE_ROWS = 5
+REPLAY_EPISODE_ROWS = 4
 
 
 class ReplayMode(QObject):

@@ -92,8 +92,12 @@ class ReplayPane(QWidget):
         p.fillRect(header, QColor("#1d2024"))
         p.setPen(QColor(BORDER))
         p.drawLine(header.bottomLeft(), header.bottomRight())
+        metrics = p.fontMetrics()
+        note_px = metrics.horizontalAdvance(self._note) + 12 if self._note else 0
+        title = metrics.elidedText(self.title, Qt.TextElideMode.ElideRight,
+                                   max(20, self.width() - 16 - note_px))
         p.setPen(QColor(TEXT))
-        p.drawText(header.adjusted(8, 0, -8, 0), Qt.AlignmentFlag.AlignVCenter, self.title)
+        p.drawText(header.adjusted(8, 0, -8, 0), Qt.AlignmentFlag.AlignVCenter, title)
         p.setPen(QColor(MUTED))
         p.drawText(header.adjusted(8, 0, -8, 0),
                    Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, self._note)

@@ -28,6 +28,7 @@ from vla_studio.ui.widgets.elided_label import ElidedLabel
 # Samples kept per horizontal pixel (pyqtgraph keeps 5; "peak" keeps each bin's extremes, so
 # a spike still shows): one redraw of a five-minute episode's curves costs a fifth.
 DOWNSAMPLE_PER_PIXEL = 1.0
+MIN_PLOTS_PX = 175  # below this the two rows of plots cannot be read
 # State shown at first (others are a click away in the Curves menu).
 DEFAULT_STATE = ("state/ee_pos", "state/gripper")
 
@@ -74,6 +75,7 @@ class ReplayPlots(QWidget):
         pg.setConfigOptions(antialias=False, background=BACKGROUND, foreground=MUTED)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setObjectName("replayPlots")
+        self.graphics.setMinimumHeight(MIN_PLOTS_PX)
         self.graphics.ci.setContentsMargins(2, 2, 2, 2)
         # (series key, column, plot) -> curve: the gripper column goes to its own plot
         self.curves: dict[tuple, pg.PlotDataItem] = {}
@@ -101,20 +103,24 @@ class ReplayPlots(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.graphics, 1)
         self._wanted: set[tuple] = set()
+        self._syncing = False
         self._skeleton()
 
     # ----- building --------------------------------------------------------------------------
     def _skeleton(self) -> None:
         """The four plots every episode has (made once: opening an episode only sets data)."""
-        action = self._plot("action", 0, 0, "action")
-        self._plot("state", 0, 1, "state")
-        gripper = self._plot("gripper", 1, 0, "gripper", height=90)
-        source = self._plot("source", 1, 1, "who drove", height=90, legend=False)
-        layout = self.graphics.ci.layout
-        layout.setRowStretchFactor(0, 3)
-        layout.setRowStretchFactor(1, 1)
-        for key in ("state", "gripper", "source"):
-            self.plots[key].setXLink(action)
+        top = self.graphics.ci.addLayout(row=0, col=0)
+        # The short plots share one row (of their own: columns of other widths than above).
+        self._strip_row = self.graphics.ci.addLayout(row=1, col=0)
+        for sub in (top, self._strip_row):
+            sub.setContentsMargins(0, 0, 0, 0)
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)
+        self.graphics.ci.layout.setRowStretchFactor(1, 1)
+        self._plot("action", top, 0, "action")
+        self._plot("state", top, 1, "state")
+        gripper = self._plot("gripper", self._strip_row, 0, "gripper", height=86)
+        source = self._plot("source", self._strip_row, 1, "who drove", height=86,
+                            legend=False)
         gripper.setYRange(-0.05, 1.05, padding=0)
         gripper.getAxis("left").setTicks([[(0, "closed"), (1, "open")]])
         source.getAxis("left").setTicks([[(i, n) for i, n in enumerate(SOURCE_LABELS)]])
@@ -153,9 +159,8 @@ class ReplayPlots(QWidget):
             self._add(self.plots["source"], series["action_source"], [0], step_mode=True,
                       legend=False)
         if "confidence" in series:
-            conf = self._plot("confidence", 2, 0, "confidence", colspan=2, height=70,
+            conf = self._plot("confidence", self._strip_row, 2, "confidence", height=86,
                               legend=False)
-            conf.setXLink(action)
             self._add(conf, series["confidence"], [0], legend=False)
             conf.setYRange(0, 1, padding=0.05)
         for ref in [r for r in self.curves if r not in self._wanted]:
@@ -175,13 +180,16 @@ class ReplayPlots(QWidget):
         for ref in [r for r in self.curves if r[2] == key]:
             del self.curves[ref]
         self._trims = [(p, r) for p, r in self._trims if p is not plot]
-        self.graphics.removeItem(plot)
+        self._strip_row.removeItem(plot)
         self._strips.pop(key).deleteLater()
 
-    def _plot(self, key: str, row: int, col: int, title: str, colspan: int = 1,
-              height: int | None = None, legend: bool = True) -> pg.PlotItem:
+    def _plot(self, key: str, where, col: int, title: str, height: int | None = None,
+              legend: bool = True) -> pg.PlotItem:
         box = SeekViewBox(self.seek_requested.emit)
-        plot = self.graphics.addPlot(row=row, col=col, colspan=colspan, viewBox=box)
+        plot = where.addPlot(row=0, col=col, viewBox=box)
+        # One time range for all: pyqtgraph's own x-link lines plots up by screen position,
+        # which shows plots side by side different ranges.
+        box.sigXRangeChanged.connect(self._sync_ranges)
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setMenuEnabled(False)
         plot.hideButtons()
@@ -192,7 +200,7 @@ class ReplayPlots(QWidget):
             plot.setPreferredHeight(height)
         plot.setLabel("left", title)
         if legend:
-            plot.addLegend(offset=(4, 1), labelTextSize="8pt", colCount=8,
+            plot.addLegend(offset=(4, 1), labelTextSize="7.5pt", colCount=8,
                            brush=pg.mkBrush(21, 23, 26, 190), verSpacing=-6)
         self._strips[key] = _PlayheadStrip(self.graphics.viewport())
         plot.vb.sigRangeChanged.connect(self._place_playheads)
@@ -322,6 +330,17 @@ class ReplayPlots(QWidget):
                 if isinstance(i, pg.PlotDataItem) and i.isVisible()]
 
     # ----- state -----------------------------------------------------------------------------
+    def _sync_ranges(self, box: pg.ViewBox, span: tuple[float, float]) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            for plot in self.plots.values():
+                if plot.vb is not box:
+                    plot.vb.setXRange(*span, padding=0)
+        finally:
+            self._syncing = False
+
     def set_playhead(self, t: float) -> None:
         """Move the playhead to ``t`` seconds on every plot."""
         self.playhead_time = t
@@ -362,10 +381,9 @@ class ReplayPlots(QWidget):
     def set_divergence(self, times: np.ndarray, mm: np.ndarray) -> None:
         """Add (or replace) the simulator's end-effector divergence plot."""
         self._drop_plot("divergence")
-        row = 3 if "confidence" in self.plots else 2
-        plot = self._plot("divergence", row, 0, "ee divergence [mm]", colspan=2, height=80,
+        plot = self._plot("divergence", self._strip_row, 3, "divergence [mm]", height=86,
                           legend=False)
-        plot.setXLink(self.plots["action"])
+        plot.setXRange(*self.plots["action"].vb.viewRange()[0], padding=0)
         curve = _fast_curve(plot, times, mm, pg.mkPen("#ffd43b", width=1.5), None)
         curve.setProperty("label", "end-effector divergence [mm]")
         self.curves[("divergence", 0, "divergence")] = curve

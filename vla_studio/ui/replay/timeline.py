@@ -30,7 +30,7 @@ from vla_studio.ui.replay.style import (ACCENT, BACKGROUND, BORDER, EVENT_COLOUR
                                         PLAYHEAD, SEGMENT_COLOURS, TEXT, TRIMMED)
 
 LEFT_PX, RIGHT_PX = 78, 12
-RULER_PX, ROW_PX, SEGMENT_PX, GAP_PX = 20, 15, 26, 3
+RULER_PX, ROW_PX, SEGMENT_PX, GAP_PX = 18, 13, 24, 2
 EDGE_GRAB_PX = 5
 CAMERA_KINDS = ("camera_gap", "dropped_steps")
 

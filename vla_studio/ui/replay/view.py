@@ -44,7 +44,8 @@ from vla_studio.ui.widgets.elided_label import ElidedLabel
 
 log = logging.getLogger(__name__)
 SPLIT_KEY = "replay/pictures_and_plots"
-PANES_SHARE = 0.52  # of the view's height, at first: the pictures above, the plots below
+PANES_SHARE = 0.44  # of the view's height, at first: the pictures above, the plots below
+PANEL_SHARE, PANEL_MIN_PX = 0.21, 390  # the annotation panel's width
 EMPTY_TEXT = ("<h3>Replay and annotate</h3><p>Double-click an episode in the <b>Episodes</b> "
               "list (or select it and press <b>Enter</b>) to replay it here.</p><p>Keys: "
               "<b>Space</b> play · <b>J K L</b> · <b>← →</b> step · <b>[ ]</b> trim · "
@@ -168,6 +169,7 @@ class ReplayView(QWidget, AnnotationActions, SimActions):
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 0)
         split.setSizes([1200, 330])
+        self._split = split
         content = QWidget()
         layout = QVBoxLayout(content)
         layout.setContentsMargins(4, 2, 4, 2)
@@ -194,6 +196,9 @@ class ReplayView(QWidget, AnnotationActions, SimActions):
             if not (isinstance(state, QByteArray) and self._left.restoreState(state)):
                 h = max(400, self._left.height())
                 self._left.setSizes([int(h * PANES_SHARE), int(h * (1 - PANES_SHARE))])
+            width = max(800, self._split.width())
+            panel = max(PANEL_MIN_PX, int(width * PANEL_SHARE))
+            self._split.setSizes([width - panel, panel])
 
     def say(self, text: str, error: bool = False) -> None:
         """A one-line message under the header (red for an error)."""
