@@ -147,6 +147,11 @@ def test_instructions_and_tags_are_edited_in_dialogs(qtbot, setup):
     answer_dialog(lambda d: None, accept=False)  # Cancel changes nothing
     press(qtbot, view, Qt.Key.Key_I)
     assert len(load_annotations(paths[1]).history) == 2
+    view.panel.notes.setPlainText("the gripper slips at 2 s")
+    assert view.panel.save_notes.isEnabled()
+    qtbot.mouseClick(view.panel.save_notes, Qt.MouseButton.LeftButton)
+    assert ann(paths[1])["notes"] == "the gripper slips at 2 s"
+    assert not view.panel.save_notes.isEnabled()
     browser = window.panels["episodes"]
     qtbot.waitUntil(lambda: any("review" in r.tags for r in browser.model.rows), timeout=5000)
     browser.filter_edit.setText("review")
@@ -165,6 +170,11 @@ def test_batch_edits_of_the_selection_are_one_undoable_edit(qtbot, setup):
     assert [ann(p).get("success") for p in paths] == [0, 0, 0]
     assert all(ann(p)["quality"] == 2 and ann(p)["tags"] == ["night shift"] for p in paths)
     assert view.panel.quality_buttons[1].isChecked()  # the open episode follows
+    answer_dialog(lambda d: d.primary.setText("stack the cubes"))
+    browser.batch.set_instruction()
+    assert all(ann(p)["instructions"] == ["stack the cubes"] for p in paths)
+    view.undo()
+    assert all("instructions" not in ann(p) for p in paths)
     view.undo()
     assert all("tags" not in ann(p) for p in paths)
     view.undo()

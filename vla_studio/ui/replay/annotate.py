@@ -32,9 +32,15 @@ class AnnotationActions:
 
     def say(self, text: str, error: bool = False) -> None: ...  # provided by the view
 
-    def _edit(self, changes: dict[str, Any], text: str) -> bool:
+    def _opened(self) -> bool:
+        """Whether an episode is open (else says how to open one)."""
         if self.episode is None:
             self.say("Open an episode first: double-click it in the Episodes list.", True)
+            return False
+        return True
+
+    def _edit(self, changes: dict[str, Any], text: str) -> bool:
+        if not self._opened():
             return False
         return self.editor.apply(self.episode.path, changes, text)
 
@@ -75,24 +81,24 @@ class AnnotationActions:
     # ----- trim ---------------------------------------------------------------------------
     def trim_in(self) -> None:
         """``[``: keep the episode from the playhead on."""
-        if self.episode is None:
-            return self._edit({}, "")
+        if not self._opened():
+            return
         end = (self.episode.trim() or (0, self.episode.num_steps))[1]
         if self.target >= end:
             self.say(f"Trim in must come before trim out (step {end}); press ] later first.",
                      True)
-            return None
+            return
         self._edit({"trim": [self.target, end]}, f"Trim in at step {self.target}")
 
     def trim_out(self) -> None:
         """``]``: keep the episode up to and including the playhead's step."""
-        if self.episode is None:
-            return self._edit({}, "")
+        if not self._opened():
+            return
         start = (self.episode.trim() or (0, self.episode.num_steps))[0]
         if self.target < start:
             self.say(f"Trim out must come after trim in (step {start}); press [ earlier first.",
                      True)
-            return None
+            return
         self._edit({"trim": [start, self.target + 1]}, f"Trim out after step {self.target}")
 
     def clear_trim(self) -> None:
@@ -105,16 +111,16 @@ class AnnotationActions:
 
     def split_segment(self) -> None:
         """``B``: a segment boundary at the playhead."""
-        if self.episode is None:
-            return self._edit({}, "")
+        if not self._opened():
+            return
         new, index = seg.split_at(self.episode.segments(), self.target, self.episode.num_steps)
         if index is None:
             self.say("A segment already starts here.", False)
-            return None
+            return
         self.edit_segments(new, f"Segment boundary at step {self.target}")
 
     def _segment_here(self) -> int | None:
-        if self.episode is None:
+        if not self._opened():
             return None
         index = seg.segment_at(self.episode.segments(), self.target)
         if index is None:
@@ -144,13 +150,13 @@ class AnnotationActions:
 
     # ----- instructions and tags ----------------------------------------------------------
     def edit_instructions(self) -> None:
-        if self.episode is None:
-            return self._edit({}, "")
+        if not self._opened():
+            return
         dialog = InstructionsDialog(self.episode.instructions(),
                                     self.episode.recorded_instructions,
                                     parent=self)  # type: ignore[arg-type]
         if dialog.exec() != QDialog.DialogCode.Accepted:
-            return None
+            return
         texts = dialog.instructions()
         if not texts:
             self.say("An instruction cannot be empty (Ctrl+Z restores an earlier one).", True)
@@ -158,8 +164,8 @@ class AnnotationActions:
             self._edit({"instructions": texts}, "Edit instructions")
 
     def edit_tags(self) -> None:
-        if self.episode is None:
-            return self._edit({}, "")
+        if not self._opened():
+            return
         current = ", ".join(self.episode.annotations.get("tags") or [])
         dialog = LineDialog("Tags", "Tags", current, "comma separated, e.g. wobbly grasp, review",
                             parent=self)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ import logging
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QMenu, QPushButton, QTableView, QToolButton,
                                QVBoxLayout, QWidget)
@@ -278,13 +278,31 @@ class DatasetBrowser(QWidget):
         if isinstance(rows, Exception):
             self.message.setText(f"Cannot read the dataset index: {rows}")
             return
+        chosen = {s.file for s in self.selected()}
+        current = self.table.currentIndex()
+        current_file = self.model.rows[self.proxy.mapToSource(current).row()].file \
+            if current.isValid() else None
         self.model.set_rows(rows)  # type: ignore[arg-type]
+        self._reselect(chosen, current_file)  # a refresh after an edit keeps the selection
         total = sum(r.duration_s for r in self.model.rows)
         where = "in the trash" if self.trash_check.isChecked() else f"in {self.dataset.root}"
         self.summary.setText(f"{len(self.model.rows)} episodes {where} · {total / 60:.1f} min")
         if self._again:
             self._again = False
             self.refresh()
+
+    def _reselect(self, files: set[str], current: str | None) -> None:
+        selection = self.table.selectionModel()
+        flags = (QItemSelectionModel.SelectionFlag.Select |
+                 QItemSelectionModel.SelectionFlag.Rows)
+        for row in range(self.proxy.rowCount()):
+            index = self.proxy.index(row, 0)
+            name = self.model.rows[self.proxy.mapToSource(index).row()].file
+            if name == current:
+                selection.setCurrentIndex(self.proxy.index(row, 1),
+                                          QItemSelectionModel.SelectionFlag.NoUpdate)
+            if name in files:
+                selection.select(index, flags)
 
     def wait_idle(self, timeout_s: float = 10.0) -> None:
         """Join a running refresh (closing, tests)."""

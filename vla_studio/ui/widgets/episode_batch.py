@@ -26,8 +26,11 @@ class BatchEdits:
         parent: the browser (dialogs are its children).
         selected: the selected summaries, in table order.
         path_of: summary -> episode file.
-        editor: where edits go (None: no replay view, batch edits are unavailable).
         say: shows a one-line message.
+
+    Attributes:
+        editor: where edits go, set by the Replay view that follows the list (None: batch
+            edits are unavailable, and say so).
     """
 
     def __init__(self, parent: QWidget, selected: Callable[[], list["EpisodeSummary"]],
