@@ -181,13 +181,6 @@ class FrameReader:
         with self._cond:
             self._sizes[camera] = (max(1, int(size[0])), max(1, int(size[1])))
 
-    def source_step(self, camera: str, step: int) -> int:
-        """The step whose stored frame ``camera`` shows at ``step`` (-1: none)."""
-        table = self._show.get(camera)
-        if table is None:
-            table = self._depth_show[camera.removesuffix(":depth")]
-        return int(table[step])
-
     def cached(self, step: int) -> FrameSet | None:
         """The step's frames if every one is cached (a cache hit costs no thread hop)."""
         with self._cond:
@@ -244,26 +237,62 @@ class FrameReader:
             order = [step + direction * k for k in range(1, self.read_ahead + 1)]
         else:
             order = [step + s * k for k in range(1, PAUSED_NEIGHBOURS + 1) for s in (1, -1)]
+        # One job per camera, each walking its frames nearest first through the source's
+        # sequential path (iter_color: what a video source decodes best), the cameras in
+        # parallel; every job stops as soon as a newer request arrives.
+        lanes: dict[tuple[str, str], list[tuple]] = {}
         for ahead in order:
-            if not 0 <= ahead < self.num_steps:
-                continue
-            if self._newer(generation):
-                return
-            self._load_all(self._keys(ahead))
+            if 0 <= ahead < self.num_steps:
+                for key in self._keys(ahead):
+                    lane = lanes.setdefault(key[:2], [])
+                    if key not in lane and not self._cached(key):
+                        lane.append(key)
+        self._run_jobs([lambda keys=keys: self._load_lane(keys, generation)
+                        for keys in lanes.values() if keys])
+
+    def _load_lane(self, keys: list[tuple], generation: int) -> None:
+        """Read ahead one camera's ``keys`` in order until a newer request arrives."""
+        kind, cam = keys[0][:2]
+        wanted = [k for k in keys if k[2] >= 0 and k[3] >= 0]
+        for key in keys:
+            if key not in wanted:
+                self._store(key, None)
+        if kind == "depth":
+            for key in wanted:
+                if self._newer(generation):
+                    return
+                self._load(key)
+            return
+        with self._cond:
+            size = self._sizes.get(cam)
+        frames = self.source.iter_color(cam, [k[3] for k in wanted], size)
+        try:
+            for key, (_, frame) in zip(wanted, frames):
+                self._store(key, frame, decoded=True)
+                if self._newer(generation):
+                    return
+        finally:
+            frames.close()
 
     def _load_all(self, keys: list[tuple]) -> None:
         """Decode ``keys`` (one step's cameras) in parallel on the decode pool."""
+        self._run_jobs([lambda key=key: self._load(key) for key in keys])
+
+    def _run_jobs(self, jobs: list) -> None:
         pool = self._pool
         try:
-            futures = [pool.submit(self._load, key) for key in keys] if pool and len(keys) > 1 \
-                else []
+            futures = [pool.submit(job) for job in jobs] if pool and len(jobs) > 1 else []
         except RuntimeError:  # the pool was shut down (stopping, or the interpreter exits)
             futures = []
         if not futures:
-            for key in keys:
-                self._load(key)
+            for job in jobs:
+                job()
         for future in futures:
             future.result()
+
+    def _cached(self, key: tuple) -> bool:
+        with self._cond:
+            return self._cache.get(key[:3])[0]
 
     def _keys(self, step: int) -> list[tuple]:
         keys: list[tuple] = []
@@ -291,11 +320,13 @@ class FrameReader:
                 if raw is not None and size is not None:
                     raw = fit_frame(raw, size, nearest=True)
                 frame = None if raw is None else self._colours[cam].to_rgb(raw)
-            with self._cond:
-                self.decoded += 1
-            if frame is not None:
-                frame.flags.writeable = False  # shared with the GUI thread: never changed
+        self._store(key, frame, decoded=ident >= 0 and src >= 0)
+
+    def _store(self, key: tuple, frame: np.ndarray | None, decoded: bool = False) -> None:
+        if frame is not None:
+            frame.flags.writeable = False  # shared with the GUI thread: never changed
         with self._cond:
+            self.decoded += int(decoded)
             self._cache.put(key[:3], frame)
 
     def _assemble(self, step: int) -> FrameSet | None:

@@ -108,7 +108,7 @@ class AnnotationEditor(QObject):
         elif done:
             self.message.emit(done, False)
         if conflict:  # the log moved on elsewhere: this stack no longer describes it
-            QTimer.singleShot(0, self.stack.clear)
+            QTimer.singleShot(0, self.stack, self.stack.clear)
 
     def undo(self) -> None:
         if self.stack.canUndo():

@@ -159,7 +159,7 @@ class ReplayMode(QObject):
                 not self.replaying:
             return
         if not self.window.layout_settled:
-            QTimer.singleShot(100, self._shrink_episodes)
+            QTimer.singleShot(100, self, self._shrink_episodes)  # dies with the window
             return
         self._live_height = self._live_height or episodes.height()
         rows = self.browser.height_for_rows(REPLAY_EPISODE_ROWS)
