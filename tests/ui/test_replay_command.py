@@ -13,6 +13,7 @@ import pytest
 from tests.ui.replay_helpers import write_episodes
 from vla_studio import cli
 from vla_studio.bench import replay as bench_replay
+from vla_studio.ui.replay.measure import measure_replay
 from vla_studio.ui import app as ui_app
 
 
@@ -61,7 +62,7 @@ def test_sim_check_says_why_a_non_sim_episode_cannot_be_re_executed(dataset):
 
 def test_the_replay_benchmark_reports_the_issues_figures(tmp_path):
     episode = bench_replay.generate(tmp_path, 0.05, 30.0, 3, (160, 120))
-    result = bench_replay._measure(episode, seeks=10, play_seconds=1.0, window=(1200, 800))
+    result = measure_replay(episode, seeks=10, play_seconds=1.0, window=(1200, 800))
     assert {"open_ms", "seek_p50_ms", "seek_p99_ms", "playback_fps",
             "display_frames_dropped"} <= set(result)
     assert result["steps"] == 90 and result["cameras"] == 3 and result["seeks"] > 0
