@@ -12,9 +12,11 @@
 ```
 The worker hands each step's frames to a small pool (``replay-decode-*``, owned by the reader
 like the worker, shut down with it): JPEG decoding and resizing release the GIL, so a step's
-cameras decode in parallel. Only the frames shown or about to be shown are ever decoded; the cache holds decoded,
-display-sized frames under a byte budget (least recently used go first). Nothing here imports
-Qt: the worker hands over numpy arrays.
+cameras decode in parallel; read-ahead runs one job per camera through
+:meth:`FrameSource.iter_color` (what a video source decodes best in sequence). Only the frames
+shown or about to be shown are ever decoded; the cache holds decoded, display-sized frames under
+a byte budget (least recently used go first). Nothing here imports Qt: the worker hands over
+numpy arrays.
 """
 
 from __future__ import annotations
