@@ -136,3 +136,17 @@ def test_replay_keys_do_nothing_outside_the_replay_view(qtbot, window):
     qtbot.keyClick(window.cameras, Qt.Key.Key_S)  # a drive key here, never "mark success"
     qtbot.keyClick(window.cameras, Qt.Key.Key_Right)
     assert view.episode.annotations == {} and view.target == 0
+
+
+def test_the_list_follows_an_episode_opened_before_its_rows_arrived(qtbot, dry_station,
+                                                                    tmp_path):
+    from tests.ui.conftest import open_window
+
+    paths = write_episodes(tmp_path / "dataset", 2)
+    window = open_window(qtbot, dry_station)  # `vla-studio replay FILE` opens at once
+    assert window.modes.open_path(paths[0])
+    browser = window.panels["episodes"]
+    browser.refresh()
+    qtbot.waitUntil(lambda: browser.proxy.rowCount() == 2, timeout=10000)
+    qtbot.waitUntil(lambda: [s.name for s in browser.selected()] == [paths[0].name],
+                    timeout=5000)

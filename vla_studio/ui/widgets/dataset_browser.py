@@ -61,6 +61,7 @@ class DatasetBrowser(QWidget):
         self.recorder = recorder_for(station)
         self.dataset, self.index = self.recorder.dataset, self.recorder.index
         self._workers = _RefreshThreads()
+        self._shown: Path | None = None  # the episode the Replay view shows
         self._again = False
 
         self.model = EpisodeTableModel(self)
@@ -240,7 +241,9 @@ class DatasetBrowser(QWidget):
             self.proxy.index(target, 0)).row()])
 
     def select_path(self, path: Path) -> None:
-        """Make ``path`` the current row (the episode the Replay view shows)."""
+        """Make ``path`` the current row (the episode the Replay view shows; also once the
+        rows arrive, when the list is still being read)."""
+        self._shown = Path(path)
         row = self._row_of(path)
         if row is not None:
             index = self.proxy.index(row, 1)
@@ -282,6 +285,9 @@ class DatasetBrowser(QWidget):
         current = self.table.currentIndex()
         current_file = self.model.rows[self.proxy.mapToSource(current).row()].file \
             if current.isValid() else None
+        if current_file is None and self._shown is not None:  # what the Replay view shows
+            current_file = f"{self._shown.parent.name}/{self._shown.name}"
+            chosen.add(current_file)
         self.model.set_rows(rows)  # type: ignore[arg-type]
         self._reselect(chosen, current_file)  # a refresh after an edit keeps the selection
         total = sum(r.duration_s for r in self.model.rows)
