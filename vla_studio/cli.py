@@ -22,6 +22,7 @@ from pathlib import Path
 from vla_studio import __version__
 from vla_studio.commands import UsageError
 from vla_studio.core.config import ConfigError
+from vla_studio.core.log_queue import flush_logs, install_log_queue
 from vla_studio.core.registry import RegistryError
 from vla_studio.devices.base import DeviceError
 
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=getattr(logging, args.log_level),
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
         logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's import chatter
+        install_log_queue()  # no log call may block the control loop (or any thread) on I/O
         module = getattr(args, "_module", None) or importlib.import_module("vla_studio.commands.gui")
         return int(module.run(args) or 0)
     except (ConfigError, RegistryError, DeviceError, UsageError) as exc:
@@ -124,6 +126,7 @@ def _unexpected(exc: BaseException, debug: bool) -> int:
     details = f"details in the log: {where}" if where else "details in the log"
     if debug:
         log.debug("unexpected error", exc_info=exc)
+        flush_logs()  # the traceback first, then the one line below it
     else:
         details += "; --log-level DEBUG prints them here"
     print(f"vla-studio: error: unexpected {type(exc).__name__}"

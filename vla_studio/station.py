@@ -16,9 +16,10 @@ they are stopped, in reverse order of creation.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from vla_studio.core import commands
 from vla_studio.core.arbiter import ActionSource, SourceArbiter
@@ -52,15 +53,21 @@ class Station:
         self.latch = EStopLatch()
         self.session = Session(self.latch)
         self.arbiter = SourceArbiter(profile.safety)
-        self.loop = ControlLoop(robot, cameras, self.arbiter, self.session, profile.safety,
-                                profile.control_rate_hz, events=self.events)
+        try:
+            self.loop = ControlLoop(robot, cameras, self.arbiter, self.session, profile.safety,
+                                    profile.control_rate_hz, events=self.events)
+        except ValueError as exc:  # e.g. joint-position actions from a robot without joint limits
+            raise DeviceError(f"{profile.path}: robot {robot.name!r}: {exc}") from None
         self.active_teleop: str | None = None
+        # teleop name -> where its require_deadman came from (see resolve_deadman)
+        self.deadman_origins: dict[str, str] = {}
         self.instruction = ""
         self._commands: dict[str, list[Callable[[], None]]] = {}
         self._commands_lock = threading.Lock()
         self._connected = False
         self.on_command(commands.RUN_PAUSE, lambda: self.session.pause("pause command"))
         self.on_command(commands.RUN_START, self._start_from_command)
+        self.on_command(commands.ROBOT_RECOVER, self.recover_robot)
         for cam in cameras.values():  # camera trouble reaches the event bus, never silent
             if hasattr(cam, "add_listener"):
                 cam.add_listener(self._publish_camera_event)
@@ -75,8 +82,14 @@ class Station:
             raise DeviceError(f"{profile.path}: action_space.kind: {exc}") from None
         robot.control_period_s = 1.0 / profile.control_rate_hz
         cameras = {s.name: CAMERAS.load(s.type)(s.config) for s in profile.cameras}
-        teleops = {s.name: TELEOPS.load(s.type)(s.config) for s in profile.teleops}
-        return cls(profile, robot, cameras, teleops)
+        teleops, origins = {}, {}
+        for s in profile.teleops:
+            teleop_cls = TELEOPS.load(s.type)
+            config, origins[s.name] = resolve_deadman(teleop_cls, s.config, robot_cls.simulated)
+            teleops[s.name] = teleop_cls(config)
+        station = cls(profile, robot, cameras, teleops)
+        station.deadman_origins = origins
+        return station
 
     # ----- lifecycle -------------------------------------------------------------------------
     def connect(self) -> None:
@@ -190,12 +203,48 @@ class Station:
                 log.exception("command %s failed", name)
         return bool(handlers)
 
+    def recover_robot(self) -> None:
+        """Run the robot's error recovery on the loop thread, without waiting for it.
+
+        The outcome is published: ``robot.recovered`` or ``robot.recover_failed``. Recovery
+        never moves the robot nor resets the e-stop (the operator does that, in two steps).
+        """
+        def done(future: Any) -> None:
+            exc = future.exception()
+            if exc is None:
+                self.events.emit("robot.recovered", f"Robot {self.robot.name!r} recovered from "
+                                 "its error; reset the e-stop to move it again.", logging.INFO)
+            else:
+                self.events.emit("robot.recover_failed", f"Robot {self.robot.name!r} did not "
+                                 f"recover: {exc}", logging.ERROR, error=str(exc))
+
+        self.loop.post_to_loop(self.robot.recover).add_done_callback(done)
 
     def _start_from_command(self) -> None:
         try:
             self.session.start(self.session.mode)
         except SessionError as exc:
             self.events.emit("session.refused", str(exc), logging.WARNING)
+
+
+def resolve_deadman(teleop_cls: type, config: Any, robot_simulated: bool) -> tuple[Any, str]:
+    """The teleop config with ``require_deadman`` decided, and where the decision came from.
+
+    An explicit ``require_deadman`` in the profile always wins. Otherwise gamepads and
+    SpaceMice (``deadman_default_on_real_robots``) require the deadman when the robot is not
+    simulated, and nothing requires it on a simulated robot.
+
+    Returns:
+        ``(config, origin)`` with origin ``"profile"``, ``"default for a real robot"`` or
+        ``"default for a simulated robot"`` (``""`` for configs without the setting).
+    """
+    if not dataclasses.is_dataclass(config) or not hasattr(config, "require_deadman"):
+        return config, ""
+    if config.require_deadman is not None:
+        return config, "profile"
+    on = bool(getattr(teleop_cls, "deadman_default_on_real_robots", False)) and not robot_simulated
+    origin = "default for a simulated robot" if robot_simulated else "default for a real robot"
+    return dataclasses.replace(config, require_deadman=on), origin
 
 
 def _close_quietly(source: ActionSource) -> None:

@@ -55,6 +55,32 @@ class HungPolicySource(ActionSource):
         self._thread.join()
 
 
+class FreshPolicySource(ActionSource):
+    """A policy that keeps proposing a move stamped at the tick (its chunks keep arriving)."""
+
+    kind = SourceKind.POLICY
+
+    def __init__(self) -> None:
+        self.flushed = threading.Event()
+
+    def propose(self, obs: Observation, now: float, dt: float) -> Proposal:
+        return Proposal(MOVE, now)
+
+    def flush(self) -> None:
+        self.flushed.set()
+
+
+class FutureStampSource(ActionSource):
+    """A source that stamps with a clock running ``ahead_s`` ahead of the host's (a remote
+    server's clock passed through unconverted)."""
+
+    def __init__(self, ahead_s: float, kind: SourceKind = SourceKind.TELEOP) -> None:
+        self.kind, self.ahead_s = kind, ahead_s
+
+    def propose(self, obs: Observation, now: float, dt: float) -> Proposal:
+        return Proposal(MOVE, time.monotonic() + self.ahead_s)
+
+
 @pytest.fixture
 def rig():
     robot = NullRobot()
@@ -100,8 +126,7 @@ def test_paused_session_holds_the_robot(rig):
 
 def test_estop_halts_robot_within_one_tick_and_flushes_the_policy(rig):
     robot, latch, session, arbiter, loop, _ = rig
-    policy = HungPolicySource()
-    policy.first_chunk_at = time.monotonic() + 3600  # always fresh: the policy keeps moving
+    policy = FreshPolicySource()  # the policy keeps moving the robot until the stop
     arbiter.set_policy(policy)
     session.start(ControlMode.POLICY)
     loop.start()
@@ -118,7 +143,6 @@ def test_estop_halts_robot_within_one_tick_and_flushes_the_policy(rig):
     time.sleep(5 * PERIOD)
     assert robot.sends - robot.holds == sends_at_stop, "the robot moved after the stop"
     assert loop.snapshot.get().safety_flags & SafetyFlag.ESTOP
-    policy.close()
 
 
 def test_stale_teleop_input_holds_and_is_counted(rig):
@@ -130,6 +154,23 @@ def test_stale_teleop_input_holds_and_is_counted(rig):
     step = loop.snapshot.get()
     assert step.source == SourceKind.HOLD and "stale" in step.hold_reason
     assert robot.sends == robot.holds
+
+
+@pytest.mark.parametrize("kind", [SourceKind.TELEOP, SourceKind.POLICY])
+def test_proposal_stamped_in_the_future_holds_and_is_flagged(rig, kind):
+    robot, latch, session, arbiter, loop, _ = rig
+    source = FutureStampSource(ahead_s=3600.0, kind=kind)  # "always fresh" is a clock bug
+    if kind == SourceKind.POLICY:
+        arbiter.set_policy(source)
+    else:
+        arbiter.set_teleop(source)
+    session.start(ControlMode.POLICY if kind == SourceKind.POLICY else ControlMode.TELEOP)
+    loop.start()
+    assert wait_for(lambda: loop.counters.snapshot().get("STAMP_INVALID", 0) >= 3)
+    step = loop.snapshot.get()
+    assert step.source == SourceKind.HOLD and "future" in step.hold_reason
+    assert step.safety_flags & SafetyFlag.STAMP_INVALID
+    assert robot.sends == robot.holds, "a future-stamped proposal moved the robot"
 
 
 def test_stale_policy_chunk_holds(rig):
@@ -145,9 +186,7 @@ def test_stale_policy_chunk_holds(rig):
 
 def test_missing_gui_heartbeat_pauses_a_policy_run(rig):
     robot, latch, session, arbiter, loop, events = rig
-    policy = HungPolicySource()
-    policy.first_chunk_at = time.monotonic() + 3600
-    arbiter.set_policy(policy)
+    arbiter.set_policy(FreshPolicySource())
     loop.heartbeat = Heartbeat()  # beaten once, then the "GUI" goes silent
     seen = []
     events.subscribe(seen.append)
@@ -158,7 +197,6 @@ def test_missing_gui_heartbeat_pauses_a_policy_run(rig):
     # the counter is written at the end of the tick that paused: wait for it, do not race it
     assert wait_for(lambda: loop.counters.snapshot().get("HEARTBEAT_LOST") == 1)
     assert any(e.kind == "safety.heartbeat" for e in seen)
-    policy.close()
 
 
 def test_heartbeat_is_not_required_for_teleop(rig):
@@ -255,3 +293,85 @@ def test_stop_joins_the_thread_and_leaves_the_robot_holding(rig):
     loop.stop()
     assert not loop.is_running
     assert not any(t.name == "control-loop" for t in threading.enumerate())
+
+
+class BurstySlowRobot(NullRobot):
+    """Slow (30 ms > the 20 ms period) on four sends out of six: overrun streaks come and go."""
+
+    def __init__(self) -> None:
+        super().__init__(NullRobotConfig(name="bursty"))
+        self._n = 0
+
+    def _send(self, action: np.ndarray) -> np.ndarray:
+        self._n += 1
+        if self._n % 6 < 4:
+            time.sleep(0.03)
+        return super()._send(action)
+
+
+def test_repeated_overrun_streaks_raise_one_event_and_are_all_counted(rig):
+    _, latch, session, arbiter, _, _ = rig
+    robot = BurstySlowRobot()
+    robot.connect()
+    events = EventBus()
+    seen = []
+    events.subscribe(seen.append)
+    loop = ControlLoop(robot, {}, arbiter, session, SafetyLimits(overrun_alarm_streak=2), RATE,
+                       events=events)
+    loop.start()
+    try:
+        assert wait_for(lambda: loop.counters.snapshot().get("OVERRUN_ALARM", 0) >= 4, timeout=10)
+    finally:
+        loop.stop()
+    assert [e.kind for e in seen].count("loop.overrun") == 1
+
+
+class GatedPolicySource(ActionSource):
+    """A policy that moves every tick; when ``gate`` is set, its next ``propose`` waits for
+    ``release`` (so a test can trip and reset the latch in the middle of one tick)."""
+
+    kind = SourceKind.POLICY
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.flushes = 0
+
+    def propose(self, obs: Observation, now: float, dt: float) -> Proposal:
+        if self.gate.is_set():
+            self.gate.clear()
+            self.entered.set()
+            self.release.wait(2.0)
+        return Proposal(MOVE, now)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_a_stop_reset_within_one_tick_still_holds_and_flushes(rig):
+    """A stop latched and reset before the loop thread looked at the latch (here: while the
+    tick was deciding) still holds that tick and flushes every source: the loop notices every
+    trigger, not only a latch it finds tripped."""
+    robot, latch, session, arbiter, loop, _ = rig
+    policy = GatedPolicySource()
+    arbiter.set_policy(policy)
+    q = loop.subscribe("test", 10_000)
+    session.start(ControlMode.POLICY)
+    loop.start()
+    assert wait_for(lambda: robot.sends - robot.holds > 3)
+    policy.gate.set()
+    assert policy.entered.wait(2.0)  # the loop thread is inside this tick's propose
+    flushes_before = policy.flushes
+    latch.trigger("test stop", "test")
+    latch.request_reset()
+    assert latch.confirm_reset() and not latch.is_tripped
+    moves_before = robot.sends - robot.holds
+    policy.release.set()
+    assert wait_for(lambda: policy.flushes > flushes_before, timeout=1.0), \
+        "the loop never flushed its sources for a stop that was reset within one tick"
+    time.sleep(3 * PERIOD)
+    assert robot.sends - robot.holds == moves_before, "the tick of the stop moved the robot"
+    steps = [q.get(0) for _ in range(q.qsize())]
+    assert any(s.safety_flags & SafetyFlag.ESTOP for s in steps)
+    assert session.state == RunState.PAUSED

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from vla_studio.core.action_space import ActionSpace
+from vla_studio.core.action_space import ActionSpace, JointLimits
 from vla_studio.core.safety import (ActionFilter, EStopLatch, SafetyCounters, SafetyFlag,
                                     SafetyLimits)
 from vla_studio.core.session import ControlMode, RunState, Session, SessionError
@@ -93,7 +93,8 @@ def test_filter_clamps_gripper_command():
 
 def test_filter_caps_joint_position_targets():
     space = ActionSpace.joint_position(("j1", "j2"))
-    f = ActionFilter(SafetyLimits(max_joint_delta=0.1, max_joint_velocity=10.0), space, 0.05)
+    spec = JointLimits(("j1", "j2"), (-3.0, -3.0), (3.0, 3.0), (10.0, 10.0))
+    f = ActionFilter(SafetyLimits(max_joint_delta=0.1, max_joint_velocity=10.0), space, 0.05, spec)
     state = {"joint_pos": np.array([0.0, 1.0])}
     result = f.apply(np.array([0.5, 0.95, 1.0]), state)
     assert result.flags & SafetyFlag.CAPPED_DELTA
@@ -151,7 +152,7 @@ def test_request_reset_without_stop_is_an_error():
 
 
 def test_counters_count_every_flag_and_log_rate_limited(caplog):
-    counters = SafetyCounters(log_interval_s=60.0)
+    counters = SafetyCounters(clear_after_s=60.0)
     with caplog.at_level(logging.INFO, logger="vla_studio.core.safety"):
         for _ in range(5):
             counters.record(SafetyFlag.CAPPED_DELTA | SafetyFlag.CLIPPED_WORKSPACE)
@@ -167,3 +168,32 @@ def test_counters_count_every_flag_and_log_rate_limited(caplog):
 def test_workspace_limits_must_be_ordered():
     with pytest.raises(ValueError, match="workspace_min"):
         SafetyLimits(workspace_min=(0, 0, 0), workspace_max=(1, 0, 1))
+
+
+def test_a_new_stop_while_a_reset_is_armed_disarms_the_reset():
+    latch = EStopLatch()
+    latch.trigger("first", "test")
+    latch.request_reset()
+    assert latch.reset_armed
+    latch.trigger("second", "gamepad")  # the operator's reset was for the first stop only
+    assert not latch.reset_armed
+    assert latch.confirm_reset() is False
+    assert latch.is_tripped
+    latch.request_reset()  # a fresh, deliberate reset still works
+    assert latch.confirm_reset() is True
+
+
+def test_a_repeated_flag_is_logged_once_with_a_count_and_a_summary_when_it_clears(caplog):
+    counters = SafetyCounters(clear_after_s=1.0)
+    t0 = 1000.0
+    with caplog.at_level(logging.INFO, logger="vla_studio.core.safety"):
+        for tick in range(200):  # 10 s at 20 Hz, capped every other tick (it flickers)
+            counters.record(SafetyFlag.CAPPED_DELTA if tick % 2 else SafetyFlag.NONE,
+                            now=t0 + tick * 0.05)
+        during = [r.getMessage() for r in caplog.records]
+        for tick in range(200, 240):  # 2 s without a cap: the streak clears once
+            counters.record(SafetyFlag.NONE, now=t0 + tick * 0.05)
+    assert sum("capped_delta" in m for m in during) == 1, during  # not once a second
+    after = [r.getMessage() for r in caplog.records][len(during):]
+    assert len(after) == 1 and "capped_delta cleared: 100 times" in after[0]
+    assert counters.snapshot() == {"CAPPED_DELTA": 100}

@@ -75,4 +75,24 @@ def test_close_stops_every_thread_it_started():
     time.sleep(0.2)
     st.close()
     names = {t.name for t in threading.enumerate()}
-    assert not names & {"control-loop", "camera-front", "camera-wrist"}
+    assert not names & {"control-loop", "camera-front", "camera-wrist", "estop-relay",
+                        "robot-deadline"}
+
+
+def test_a_started_station_delivers_a_stop_to_the_robot_through_its_relay(station):
+    assert {"estop-relay", "robot-deadline"} <= {t.name for t in threading.enumerate()}
+    station.run_command(commands.ESTOP)
+    deadline = time.monotonic() + 2.0
+    while not station.robot.emergency_times and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert station.robot.emergency_times and station.robot.emergency_held
+
+
+def test_the_keyboard_never_gets_a_default_deadman():
+    from vla_studio.devices.teleop.keyboard import KeyboardTeleop
+    from vla_studio.devices.teleop.mapping import MappedTeleopConfig
+    from vla_studio.station import resolve_deadman
+
+    config, origin = resolve_deadman(KeyboardTeleop, MappedTeleopConfig(name="keyboard"),
+                                     robot_simulated=False)
+    assert config.require_deadman is False and origin == "default for a real robot"

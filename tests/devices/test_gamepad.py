@@ -12,10 +12,30 @@ import pytest
 from vla_studio.core import commands
 from vla_studio.core.arbiter import FixedActionSource
 from vla_studio.core.session import ControlMode
+from vla_studio.core.profile import parse_profile
 from vla_studio.core.types import SourceKind
+from vla_studio.devices.registry import ROBOTS, config_class_for
+from vla_studio.devices.robots.null import NullRobot
 from vla_studio.devices.teleop.virtual_gamepad import VirtualGamepad
+from vla_studio.station import Station
 
 from tests.devices.teleop_stations import null_station, wait_until
+
+
+class RealArm(NullRobot):
+    """Stands for a robot that is not simulated (a real arm's driver)."""
+
+    simulated = False
+
+
+ROBOTS.register("test_real_arm", f"{__name__}:RealArm")
+
+
+def real_robot_station(gamepad: dict | None = None) -> Station:
+    data = {"name": "real arm", "control_rate_hz": 50.0, "robot": {"type": "test_real_arm"},
+            "teleops": [{"type": "gamepad", **(gamepad or {})}],
+            "safety": {"workspace_min": [-2.0, -2.0, -2.0], "workspace_max": [2.0, 2.0, 2.0]}}
+    return Station.from_profile(parse_profile(data, config_class_for, source="test profile"))
 
 
 @pytest.fixture
@@ -335,3 +355,36 @@ def test_reading_gamepads_leaves_sigterm_to_the_application():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[2], timeout=30)
     assert done.returncode == -signal.SIGTERM, done.stdout + done.stderr
+
+
+def test_the_deadman_is_on_by_default_when_the_robot_is_not_simulated(pads):
+    pad = pads("xbox")
+    st = real_robot_station()
+    assert st.teleops["gamepad"].config.require_deadman is True
+    assert st.deadman_origins == {"gamepad": "default for a real robot"}
+    st.start()
+    try:
+        st.use_teleop("gamepad")
+        st.session.start(ControlMode.TELEOP)
+        wait_until(lambda: last(st) is not None and "deadman" in last(st).hold_reason,
+                   what="deadman hold")
+        p0 = pos(st)
+        pad.set_axis("left_y", -1.0)  # pushed without the deadman: nothing moves
+        seq = st.loop.snapshot.get_with_seq()[1]
+        st.loop.snapshot.wait_newer(seq + 10, 1.0)
+        assert pos(st)[0] == p0[0]
+        pad.set_axis("left_y", 0.0)
+        pad.set_button("left_shoulder", True)
+        pad.set_axis("left_y", -1.0)
+        wait_until(lambda: pos(st)[0] > p0[0] + 0.01, what="motion with the deadman held")
+    finally:
+        st.close()
+
+
+def test_an_explicit_require_deadman_in_the_profile_always_wins():
+    st = real_robot_station({"require_deadman": False})
+    assert st.teleops["gamepad"].config.require_deadman is False
+    assert st.deadman_origins == {"gamepad": "profile"}
+    sim = null_station([{"type": "gamepad"}])  # the null robot is simulated: off by default
+    assert sim.teleops["gamepad"].config.require_deadman is False
+    assert sim.deadman_origins == {"gamepad": "default for a simulated robot"}

@@ -5,6 +5,7 @@ nothing."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
 import threading
 import time
@@ -218,3 +219,16 @@ def test_profile_rejects_unknown_models_and_buttons():
         null_station([{"type": "spacemouse", "buttons": {"gripper": "middle"}}])
     with pytest.raises(ConfigError, match="axes: x, y, z, rx, ry, rz"):
         null_station([{"type": "spacemouse", "motion": {"x": "tx"}}])
+
+
+def test_the_spacemouse_deadman_follows_the_robot_unless_the_profile_says():
+    from vla_studio.station import resolve_deadman
+
+    default = SpaceMouseConfig(name="spacemouse")
+    assert resolve_deadman(SpaceMouseTeleop, default, robot_simulated=False) == (
+        dataclasses.replace(default, require_deadman=True), "default for a real robot")
+    on_sim, _ = resolve_deadman(SpaceMouseTeleop, default, robot_simulated=True)
+    assert on_sim.require_deadman is False
+    explicit = dataclasses.replace(default, require_deadman=False)
+    assert resolve_deadman(SpaceMouseTeleop, explicit, robot_simulated=False) == (
+        explicit, "profile")

@@ -91,6 +91,54 @@ def test_robot_accepts_joint_position_actions():
         r.disconnect()
 
 
+def test_joint_limits_come_from_the_mjcf_before_connecting():
+    import mujoco
+
+    from vla_studio.sim.scene import default_scene_path
+
+    r = SimRobot(SimRobotConfig(name="sim", world="limits", max_joint_speed=1.5), JOINT_POSITION)
+    limits = r.joint_limits
+    assert not r.is_connected
+    model = mujoco.MjModel.from_xml_path(str(default_scene_path()))
+    ranges = [model.jnt_range[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n)]
+              for n in ARM_JOINTS]
+    assert limits.names == ARM_JOINTS
+    np.testing.assert_allclose(limits.lower, [lo for lo, _ in ranges])
+    np.testing.assert_allclose(limits.upper, [hi for _, hi in ranges])
+    assert limits.max_velocity == (1.5,) * 7
+
+
+def test_joint_position_loop_clips_targets_to_the_sim_joint_limits():
+    from tests.waiting import wait_until
+    from vla_studio.core.arbiter import FixedActionSource, SourceArbiter
+    from vla_studio.core.loop import ControlLoop
+    from vla_studio.core.safety import SafetyFlag, SafetyLimits
+    from vla_studio.core.session import ControlMode, Session
+
+    r = SimRobot(SimRobotConfig(name="sim", world="joint_loop"), JOINT_POSITION)
+    r.connect()
+    latch = EStopLatch()
+    session = Session(latch)
+    limits = SafetyLimits()
+    arbiter = SourceArbiter(limits)
+    q0 = r.get_observation()["joint_pos"].astype(float)
+    target = q0.copy()
+    target[3] = 0.5  # joint4's range ends at -0.0698 rad
+    arbiter.set_teleop(FixedActionSource(np.r_[target, 1.0]))
+    loop = ControlLoop(r, {}, arbiter, session, limits, 20.0)
+    try:
+        session.start(ControlMode.TELEOP)
+        loop.start()
+        assert wait_until(lambda: loop.counters.snapshot().get("CLIPPED_JOINT_LIMITS", 0) >= 30,
+                          timeout=10.0)
+        step = loop.snapshot.get()
+        assert step.safety_flags & SafetyFlag.CLIPPED_JOINT_LIMITS
+        assert step.action[3] <= r.joint_limits.upper[3] + 1e-9
+    finally:
+        loop.stop()
+        r.disconnect()
+
+
 def test_episode_seeds_count_up_and_push_layouts_leave_a_free_lane(robot):
     first = robot.episode_seed
     robot.reset_episode()
@@ -298,3 +346,49 @@ def test_scripted_source_chosen_after_the_episode_began_takes_its_task(robot):
     proposal = source.propose(_obs(robot), time.monotonic(), 0.05)
     assert proposal.action is not None
     assert source.task == parse_instruction("push the red cube to the left")
+
+
+def test_emergency_hold_from_another_thread_freezes_the_sim_arm(robot):
+    move = np.array([0.01, 0, 0, 0, 0, 0, 1.0])
+    for _ in range(5):
+        robot.send_action(move)  # moving at 20 cm/s
+    stopper = threading.Thread(target=robot.emergency_hold, name="estop-relay")
+    stopper.start()
+    stopper.join()
+    frozen = robot.world.arm.q_cmd.copy()
+    for _ in range(20):
+        sent = robot.send_action(move)  # a tick that was already on its way
+    np.testing.assert_allclose(robot.world.arm.q_cmd, frozen, atol=1e-9)
+    assert sent[:6].tolist() == [0.0] * 6
+    settled = robot.get_observation()["ee_pos"].copy()
+    robot.send_action(move)
+    assert np.linalg.norm(robot.get_observation()["ee_pos"] - settled) < 1e-3
+    robot.release_emergency_hold()
+    for _ in range(5):
+        robot.send_action(move)
+    assert robot.get_observation()["ee_pos"][0] > settled[0] + 0.01
+
+
+def test_the_arm_freezes_between_physics_chunks_when_halted_mid_tick(robot):
+    class HaltAfterFirstChunk:
+        def __init__(self) -> None:
+            self.checks = 0
+
+        def is_set(self) -> bool:
+            self.checks += 1
+            return self.checks > 1
+
+    arm = robot.world.arm
+    q_before = arm.q_cmd.copy()
+    arm.command_ee_delta(np.array([0.01, 0, 0, 0, 0, 0, 1.0]), 0.05)
+    q_target = arm.q_cmd.copy()
+    arm.halt = HaltAfterFirstChunk()
+    try:
+        arm.advance(0.05)
+    finally:
+        arm.halt = None
+    step = q_target - q_before
+    done = (arm.q_cmd - q_before) @ step / (step @ step)
+    assert 0.0 < done < 1.0  # the reference stopped part of the way, not at the target
+    target_pos, _ = arm.ik.forward(arm.q_cmd)
+    np.testing.assert_allclose(arm.target_pos, target_pos)

@@ -19,4 +19,5 @@ BENCHMARKS = {
     "vla": "vla_studio.bench.vla",
     "policy": "vla_studio.bench.policy",
     "replay": "vla_studio.bench.replay",
+    "robot": "vla_studio.bench.robot",
 }

@@ -16,6 +16,7 @@ import numpy as np
 
 from vla_studio.bench.host_noise import HostNoiseProbe
 from vla_studio.core.arbiter import FixedActionSource, SourceArbiter
+from vla_studio.core.log_queue import logging_through_queue
 from vla_studio.core.loop import ControlLoop
 from vla_studio.core.safety import EStopLatch, SafetyLimits
 from vla_studio.core.session import ControlMode, Session
@@ -30,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    with logging_through_queue():  # as the app does (the CLI's stays installed after the run)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> dict:
     robot = NullRobot()
     robot.connect()
     latch = EStopLatch()

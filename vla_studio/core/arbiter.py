@@ -10,17 +10,30 @@ The arbiter applies one rule set for every source:
 * POLICY mode: the policy drives, unless the teleop source reports ``takeover`` (the operator holds
   the intervention button), in which case the step is an INTERVENTION.
 * A proposal older than its timeout holds the robot (watchdog), whatever the source says.
+* A proposal stamped in the future (beyond :data:`~vla_studio.core.clock.FUTURE_STAMP_TOLERANCE_S`)
+  or with a non-finite stamp is invalid: it holds and raises ``STAMP_INVALID``. A stamp from the
+  future is a clock bug, never "always fresh".
+
+Time rule for every source: ``Proposal.stamp`` is **host monotonic time** (``time.monotonic()``
+in this process) of the input the action is based on: the device reading, the observation a
+policy chunk was inferred from. A source whose input carries another clock (a remote policy
+server, a device's own timestamp) converts it *on receipt* with
+:func:`~vla_studio.core.clock.host_stamp_from_remote` (or stamps the receipt time), and never
+passes a foreign clock through.
 """
 
 from __future__ import annotations
 
 import abc
+import math
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
+from vla_studio.core.clock import FUTURE_STAMP_TOLERANCE_S
 from vla_studio.core.safety import SafetyFlag, SafetyLimits
 from vla_studio.core.session import ControlMode
 from vla_studio.core.types import Observation, SourceKind
@@ -32,8 +45,10 @@ class Proposal:
 
     Attributes:
         action: the requested action, or None to hold (deadman released, no chunk yet, ...).
-        stamp: host monotonic time of the input this action is based on (device event, chunk
-            inference time); the arbiter's watchdog compares it with the tick time.
+        stamp: host monotonic time (``time.monotonic()``) of the input this action is based on
+            (device reading, the observation a chunk was inferred from); the arbiter's watchdog
+            compares it with the tick time. Remote clocks are converted on receipt (see the
+            module's time rule); a stamp in the future is invalid and holds.
         reason: why there is no action, shown to the operator.
         takeover: teleop only: the operator asks to override the policy (intervention).
         extras: arrays to record with the step (``policy_action``, ``confidence``, ...).
@@ -149,8 +164,19 @@ class SourceArbiter:
     @staticmethod
     def _checked(p: Proposal, kind: SourceKind, timeout: float, stale: SafetyFlag,
                  now: float) -> Decision:
-        if now - p.stamp > timeout:
-            age_ms = (now - p.stamp) * 1000.0
+        stamp = p.stamp
+        # Sources stamp on their own threads, possibly after the tick started: the future is
+        # measured against the clock now, not against the tick's start.
+        latest = max(now, time.monotonic()) + FUTURE_STAMP_TOLERANCE_S
+        if not math.isfinite(stamp) or stamp > latest:
+            ahead = "not a number" if not math.isfinite(stamp) else \
+                f"{(stamp - time.monotonic()) * 1000.0:.0f} ms in the future"
+            return Decision(None, SourceKind.HOLD,
+                            f"{kind.value} input has an invalid time stamp ({ahead}): the source "
+                            "must stamp with the host monotonic clock", SafetyFlag.STAMP_INVALID,
+                            p.extras)
+        if now - stamp > timeout:
+            age_ms = (now - stamp) * 1000.0
             return Decision(None, SourceKind.HOLD, f"{kind.value} input stale ({age_ms:.0f} ms)",
                             stale, p.extras)
         if p.action is None:

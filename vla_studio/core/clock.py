@@ -7,6 +7,7 @@ the loop ever allocating or locking on its hot path (one writer; readers copy).
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -15,6 +16,33 @@ import numpy as np
 from vla_studio.core.types import StageTiming
 
 STAGES = ("observe", "decide", "filter", "send", "emit")
+
+# How far in the future a proposal's stamp may be before it is invalid (float rounding and the
+# conversion of remote stamps; host stamps taken before the check are never in the future).
+FUTURE_STAMP_TOLERANCE_S = 0.005
+
+
+def host_stamp_from_remote(remote_stamp: float, remote_sent: float, host_received: float) -> float:
+    """Convert a remote event time to host monotonic time, on receipt.
+
+    Two clocks are never compared: the remote side says how old the event was when it sent the
+    message (both times on its own clock) and that age is taken back from the host receipt time.
+    The transport delay is not known, so the result is at most that much too fresh; it is never
+    in the future, and a negative age (a remote clock that jumped) counts as zero.
+
+    Args:
+        remote_stamp: when the event happened (the observation a chunk was inferred from), on
+            the remote clock.
+        remote_sent: when the remote side sent the message, on the remote clock.
+        host_received: ``time.monotonic()`` when this process received it.
+
+    Returns:
+        The event time on the host monotonic clock.
+    """
+    age = remote_sent - remote_stamp
+    if not math.isfinite(age) or age < 0.0:
+        age = 0.0
+    return host_received - age
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,15 @@
-"""The safety layer: latched e-stop, action filter, watchdog helpers and safety counters.
+"""The safety layer: flags, limits, action filter, watchdog helpers and safety counters.
 
-Invariants (DESIGN.md, each proven by a test in ``tests/core/test_safety.py`` and
-``tests/core/test_loop.py``):
+Invariants (DESIGN.md, each proven by a test in ``tests/core/test_safety.py``,
+``tests/core/test_command_gate.py`` and ``tests/core/test_loop.py``):
 
-1. :class:`EStopLatch` can be triggered from any thread; the control loop holds position on its
-   next tick (it is woken at once) and flushes queued policy actions. Reset takes two deliberate
-   steps and returns the session to PAUSED, never to motion.
+1. :class:`~vla_studio.core.estop.EStopLatch` (re-exported here) can be triggered from any
+   thread; the control loop holds position on its next tick and flushes queued policy actions.
+   Reset takes two deliberate steps and returns the session to PAUSED, never to motion.
 2. The stop path is the latch plus the control-loop thread: no Qt, no inference thread involved.
 3. Stale teleop or policy input holds; a missing GUI heartbeat during a policy run pauses.
-4. :class:`ActionFilter` runs after every source and before the robot.
+4. :class:`ActionFilter` runs after every source and before the robot; then the
+   :class:`~vla_studio.core.command_gate.CommandGate` checks the final command.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 
-from vla_studio.core.action_space import EE_DELTA, STATE_EE_POS, STATE_JOINT_POS, ActionSpace
+from vla_studio.core.alarms import DEFAULT_CLEAR_AFTER_S, RepeatedAlarm
+from vla_studio.core.action_space import (EE_DELTA, STATE_EE_POS, STATE_JOINT_POS, ActionSpace,
+                                          JointLimits)
 from vla_studio.core.config import option
+from vla_studio.core.estop import EStopLatch, StopEvent
+
+__all__ = ["ActionFilter", "EStopLatch", "FilterResult", "HOLD_FLAGS", "Heartbeat",
+           "SafetyCounters", "SafetyFlag", "SafetyLimits", "StopEvent", "require_joint_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +52,22 @@ class SafetyFlag(enum.IntFlag):
     HEARTBEAT_LOST = 1 << 8  # GUI heartbeat missing during a policy run: paused
     OVERRUN_ALARM = 1 << 9  # too many consecutive overruns
     STEP_QUEUE_FULL = 1 << 10  # a step subscriber (recorder) could not keep up
+    STAMP_INVALID = 1 << 11  # a proposal stamped in the future (or NaN): held
+    STATE_INVALID = 1 << 12  # robot state missing or non-finite: no motion, held
+    GATE_REJECTED = 1 << 13  # the final command failed the command gate: held
+    CLIPPED_JOINT_LIMITS = 1 << 14  # joint target outside the robot's joint limits: clipped
+    ROBOT_UNRESPONSIVE = 1 << 15  # a robot call missed its deadline / is still stuck: no I/O
 
 
 # Flags that mean "the robot was held instead of moved".
 HOLD_FLAGS = (SafetyFlag.REJECTED_NONFINITE | SafetyFlag.REJECTED_SHAPE | SafetyFlag.ESTOP
-              | SafetyFlag.TELEOP_STALE | SafetyFlag.POLICY_STALE | SafetyFlag.HEARTBEAT_LOST)
+              | SafetyFlag.TELEOP_STALE | SafetyFlag.POLICY_STALE | SafetyFlag.HEARTBEAT_LOST
+              | SafetyFlag.STAMP_INVALID | SafetyFlag.STATE_INVALID | SafetyFlag.GATE_REJECTED
+              | SafetyFlag.ROBOT_UNRESPONSIVE)
+
+
+_WARNING_FLAGS = HOLD_FLAGS | SafetyFlag.OVERRUN_ALARM | SafetyFlag.STEP_QUEUE_FULL
+_BITS = tuple(flag for flag in SafetyFlag if flag)
 
 
 @dataclass(frozen=True)
@@ -71,130 +89,15 @@ class SafetyLimits:
     policy_timeout_ms: float = option(500.0, min=1.0, help="older policy actions hold the robot")
     gui_heartbeat_timeout_ms: float = option(500.0, min=1.0, help="pauses a policy run")
     overrun_alarm_streak: int = option(10, min=1, help="consecutive overruns that raise an alarm")
+    robot_deadline_ms: float = option(
+        200.0, min=1.0, max=10000.0,
+        help="a robot call (state, command, hold) slower than this latches the e-stop")
 
     def __post_init__(self) -> None:
         if any(lo >= hi for lo, hi in zip(self.workspace_min, self.workspace_max)):
             raise ValueError(
                 f"workspace_min {self.workspace_min} must be below workspace_max "
                 f"{self.workspace_max} on every axis")
-
-
-@dataclass(frozen=True)
-class StopEvent:
-    """One e-stop trigger: when (host monotonic), why, and from where."""
-
-    t: float
-    reason: str
-    origin: str
-
-
-class EStopLatch:
-    """A latched software e-stop that any thread can trigger.
-
-    ``trigger`` only sets flags and events (no I/O, no Qt, no locks held across callbacks), so it
-    is safe from a GUI slot, a device reader thread, a watchdog or a signal handler's thread.
-
-    Reset is deliberate: :meth:`request_reset` arms it and :meth:`confirm_reset` within
-    ``confirm_window_s`` clears it. Clearing never restarts motion: listeners (the session) move
-    to PAUSED.
-
-    Args:
-        confirm_window_s: seconds between the two reset steps.
-    """
-
-    def __init__(self, confirm_window_s: float = 5.0) -> None:
-        self.confirm_window_s = confirm_window_s
-        self._tripped = threading.Event()
-        self._lock = threading.Lock()
-        self._event: StopEvent | None = None
-        self._reset_armed_at: float | None = None
-        self._wake: list[threading.Event] = []
-        self._listeners: list[Callable[[bool, StopEvent | None], None]] = []
-        self.trigger_count = 0
-        self.history: list[StopEvent] = []
-
-    @property
-    def is_tripped(self) -> bool:
-        return self._tripped.is_set()
-
-    @property
-    def event(self) -> StopEvent | None:
-        """The trigger that latched the stop (the first since the last reset)."""
-        return self._event
-
-    def add_wake_event(self, event: threading.Event) -> None:
-        """Set ``event`` on every trigger (the control loop waits on it between ticks)."""
-        with self._lock:
-            self._wake.append(event)
-
-    def add_listener(self, callback: Callable[[bool, StopEvent | None], None]) -> None:
-        """Call ``callback(tripped, event)`` after each trigger and reset (from that thread)."""
-        with self._lock:
-            self._listeners.append(callback)
-
-    def trigger(self, reason: str, origin: str = "") -> None:
-        """Latch the stop. Idempotent; every call is counted and logged."""
-        now = time.monotonic()
-        stop = StopEvent(now, reason, origin)
-        with self._lock:
-            self.trigger_count += 1
-            self.history.append(stop)
-            del self.history[:-100]
-            first = not self._tripped.is_set()
-            if first:
-                self._event = stop
-                self._reset_armed_at = None
-                self._tripped.set()
-            wake, listeners = list(self._wake), list(self._listeners)
-        for ev in wake:
-            ev.set()
-        if first:
-            log.warning("E-STOP latched by %s: %s", origin or "unknown", reason)
-            for cb in listeners:
-                _call_safely(cb, True, stop)
-
-    def request_reset(self) -> None:
-        """First reset step: arm the reset. Raises RuntimeError when the stop is not latched."""
-        with self._lock:
-            if not self._tripped.is_set():
-                raise RuntimeError("the e-stop is not latched; nothing to reset")
-            self._reset_armed_at = time.monotonic()
-        log.info("e-stop reset requested; confirm within %.0f s", self.confirm_window_s)
-
-    @property
-    def reset_time_left(self) -> float:
-        """Seconds left to confirm a requested reset (0 when none is armed)."""
-        armed = self._reset_armed_at
-        return 0.0 if armed is None else max(0.0, self.confirm_window_s - (time.monotonic() - armed))
-
-    @property
-    def reset_armed(self) -> bool:
-        return self._tripped.is_set() and self.reset_time_left > 0.0
-
-    def confirm_reset(self) -> bool:
-        """Second reset step. Returns True when the stop was cleared."""
-        with self._lock:
-            armed = self._reset_armed_at
-            if not self._tripped.is_set() or armed is None:
-                return False
-            if time.monotonic() - armed > self.confirm_window_s:
-                self._reset_armed_at = None
-                return False
-            self._tripped.clear()
-            self._event = None
-            self._reset_armed_at = None
-            listeners = list(self._listeners)
-        log.warning("e-stop reset; the session is PAUSED")
-        for cb in listeners:
-            _call_safely(cb, False, None)
-        return True
-
-
-def _call_safely(cb: Callable, *args: object) -> None:
-    try:
-        cb(*args)
-    except Exception:
-        log.exception("e-stop listener %r failed", cb)
 
 
 class Heartbeat:
@@ -211,36 +114,42 @@ class Heartbeat:
 
 
 class SafetyCounters:
-    """Thread-safe counts of every safety flag, with rate-limited logging.
+    """Counts of every safety flag, each logged once per streak.
 
-    Clamps can happen at every tick for seconds on end; each is counted, and logged once when it
-    first appears and then at most once per ``log_interval_s`` with the running count.
+    Clamps can happen at every tick for minutes; each is counted, logged when a streak starts
+    and summarised once it has been absent for ``clear_after_s`` (see
+    :class:`~vla_studio.core.alarms.RepeatedAlarm`), never every tick or every second.
+    :meth:`record` is called by one thread (the loop) every tick, flags or not, so that clears
+    are noticed; :meth:`snapshot` may be called from any thread.
     """
 
-    def __init__(self, log_interval_s: float = 1.0) -> None:
+    def __init__(self, clear_after_s: float = DEFAULT_CLEAR_AFTER_S) -> None:
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._last_log: dict[str, float] = {}
-        self._log_interval_s = log_interval_s
+        self._alarms = {
+            flag: RepeatedAlarm(log, f"safety: {flag.name.lower()}",
+                                logging.WARNING if flag & _WARNING_FLAGS else logging.INFO,
+                                clear_after_s)
+            for flag in SafetyFlag if flag}
+        self._active: list[RepeatedAlarm] = []
 
-    def record(self, flags: int, detail: str = "") -> None:
-        if not flags:
-            return
-        now = time.monotonic()
-        to_log = []
-        with self._lock:
-            for flag in SafetyFlag:
-                if flag and flags & flag:
+    def record(self, flags: int, detail: str = "", now: float | None = None) -> None:
+        """Count the flags of one tick (``now``: its time, host monotonic)."""
+        if not flags and not self._active:
+            return  # the common tick: nothing raised, nothing to clear
+        now = time.monotonic() if now is None else now
+        raised_flags = [flag for flag in _BITS if flags & flag]
+        if raised_flags:
+            with self._lock:
+                for flag in raised_flags:
                     self._counts[flag.name] += 1
-                    last = self._last_log.get(flag.name)
-                    if last is None or now - last >= self._log_interval_s:
-                        self._last_log[flag.name] = now
-                        to_log.append((flag, self._counts[flag.name]))
-        for flag, count in to_log:
-            level = logging.WARNING if flag & (HOLD_FLAGS | SafetyFlag.OVERRUN_ALARM
-                                               | SafetyFlag.STEP_QUEUE_FULL) else logging.INFO
-            log.log(level, "safety: %s (%d so far)%s", flag.name.lower(), count,
-                    f": {detail}" if detail else "")
+        raised = [self._alarms[flag] for flag in raised_flags]
+        for alarm in raised:
+            if alarm.occurred(detail, now):
+                self._active.append(alarm)
+        for alarm in list(self._active):
+            if alarm not in raised and alarm.quiet(now):
+                self._active.remove(alarm)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -249,7 +158,6 @@ class SafetyCounters:
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
-            self._last_log.clear()
 
 
 @dataclass(frozen=True)
@@ -264,23 +172,37 @@ class FilterResult:
 class ActionFilter:
     """Makes any requested action safe to send, or rejects it.
 
-    Order: shape/finite guard → speed scale → workspace clip → per-step delta cap → velocity cap →
-    gripper clamp to [0, 1]. Caps run after the workspace clip so that pulling an out-of-box pose
-    back into the box can never become a jump.
+    Order: shape/finite guard → state guard → speed scale → workspace clip (end effector) or
+    joint-limit clip (joints) → per-step delta cap → velocity cap → gripper clamp to [0, 1].
+    Caps run after the clips so that pulling an out-of-range pose back in can never jump.
 
     Args:
         limits: the profile's safety limits.
         space: the robot's action space.
         period_s: control period, to turn velocity caps into per-step caps.
+        joint_limits: the robot's joint limits (required for joint-position actions).
+
+    Raises:
+        ValueError: joint-position actions without joint limits, or limits for other joints.
     """
 
-    def __init__(self, limits: SafetyLimits, space: ActionSpace, period_s: float) -> None:
+    def __init__(self, limits: SafetyLimits, space: ActionSpace, period_s: float,
+                 joint_limits: JointLimits | None = None) -> None:
         self.limits, self.space, self.period_s = limits, space, period_s
         self._ws_lo = np.asarray(limits.workspace_min, dtype=np.float64)
         self._ws_hi = np.asarray(limits.workspace_max, dtype=np.float64)
+        self.joint_limits = joint_limits
+        if space.kind != EE_DELTA:
+            jl = require_joint_limits(space, joint_limits)
+            self._q_lo = np.asarray(jl.lower, dtype=np.float64)
+            self._q_hi = np.asarray(jl.upper, dtype=np.float64)
+            # The tightest of the profile's step cap, the profile's speed and the robot's spec.
+            self.joint_step_cap = np.minimum(
+                limits.max_joint_delta,
+                np.minimum(limits.max_joint_velocity, np.asarray(jl.max_velocity)) * period_s)
 
     def apply(self, action: object, state: Mapping[str, np.ndarray]) -> FilterResult:
-        """Return the filtered action and the flags raised. Never raises for a bad action."""
+        """The filtered action and the flags raised; never raises for a bad action or state."""
         try:
             a = np.array(action, dtype=np.float64, copy=True)
         except (TypeError, ValueError):
@@ -290,6 +212,9 @@ class ActionFilter:
                                 f"shape {a.shape}, expected ({self.space.dim},)")
         if not np.all(np.isfinite(a)):
             return FilterResult(None, SafetyFlag.REJECTED_NONFINITE, f"non-finite values: {a}")
+        problem = self.space.state_problem(state)
+        if problem:  # a NaN or missing pose would turn every clip and cap into NaN
+            return FilterResult(None, SafetyFlag.STATE_INVALID, problem)
         if self.space.kind == EE_DELTA:
             flags, detail = self._filter_ee_delta(a, state)
         else:
@@ -300,15 +225,13 @@ class ActionFilter:
     def _filter_ee_delta(self, a: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[SafetyFlag, str]:
         lim, flags, notes = self.limits, SafetyFlag.NONE, []
         a[:6] *= lim.speed_scale
-        ee = state.get(STATE_EE_POS)
-        if ee is not None:
-            ee = np.asarray(ee, dtype=np.float64)[:3]
-            target = ee + a[:3]
-            clipped = np.clip(target, self._ws_lo, self._ws_hi)
-            if not np.array_equal(clipped, target):
-                flags |= SafetyFlag.CLIPPED_WORKSPACE
-                notes.append(f"target {np.round(target, 3)} clipped to workspace")
-                a[:3] = clipped - ee
+        ee = np.asarray(state[STATE_EE_POS], dtype=np.float64).reshape(-1)[:3]
+        target = ee + a[:3]
+        clipped = np.clip(target, self._ws_lo, self._ws_hi)
+        if not np.array_equal(clipped, target):
+            flags |= SafetyFlag.CLIPPED_WORKSPACE
+            notes.append(f"target {np.round(target, 3)} clipped to workspace")
+            a[:3] = clipped - ee
         for sl, step_cap, vel_cap in ((slice(0, 3), lim.max_delta_translation, lim.max_linear_velocity),
                                       (slice(3, 6), lim.max_delta_rotation, lim.max_angular_velocity)):
             flags |= _cap_norm(a, sl, step_cap, SafetyFlag.CAPPED_DELTA)
@@ -316,16 +239,34 @@ class ActionFilter:
         return flags, "; ".join(notes)
 
     def _filter_joint_position(self, a: np.ndarray, state: Mapping[str, np.ndarray]) -> tuple[SafetyFlag, str]:
-        lim, flags = self.limits, SafetyFlag.NONE
-        q = np.asarray(state[STATE_JOINT_POS], dtype=np.float64)[: self.space.dim - 1]
-        delta = (a[:-1] - q) * lim.speed_scale
+        lim, flags, notes = self.limits, SafetyFlag.NONE, []
+        n = self.space.dim - 1
+        q = np.asarray(state[STATE_JOINT_POS], dtype=np.float64).reshape(-1)[:n]
+        target = np.clip(a[:-1], self._q_lo, self._q_hi)
+        if not np.array_equal(target, a[:-1]):
+            flags |= SafetyFlag.CLIPPED_JOINT_LIMITS
+            notes.append(f"joint target {np.round(a[:-1], 3)} clipped to the joint limits")
+        delta = (target - q) * lim.speed_scale
         for cap, flag in ((lim.max_joint_delta, SafetyFlag.CAPPED_DELTA),
-                          (lim.max_joint_velocity * self.period_s, SafetyFlag.CAPPED_VELOCITY)):
+                          (self.joint_step_cap, SafetyFlag.CAPPED_VELOCITY)):
             if np.any(np.abs(delta) > cap + 1e-12):
                 flags |= flag
                 delta = np.clip(delta, -cap, cap)
         a[:-1] = q + delta
-        return flags, ""
+        return flags, "; ".join(notes)
+
+
+def require_joint_limits(space: ActionSpace, joint_limits: JointLimits | None) -> JointLimits:
+    """``joint_limits``, checked to fit ``space``; raises ValueError naming the fix."""
+    joints = space.names[:-1]
+    if joint_limits is None:
+        raise ValueError(f"{space.kind} actions need the robot's joint limits, and this robot "
+                         "declares none: implement Robot.joint_limits in its driver")
+    if tuple(joint_limits.names) != tuple(joints):
+        raise ValueError(f"the robot's joint limits are for joints {joint_limits.names}, its "
+                         f"action space has {joints}: make Robot.joint_limits follow the "
+                         "action order")
+    return joint_limits
 
 
 def _cap_norm(a: np.ndarray, sl: slice, cap: float, flag: SafetyFlag) -> SafetyFlag:

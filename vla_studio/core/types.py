@@ -101,7 +101,8 @@ class Step:
         t: host monotonic time at the start of the tick.
         observation: what was observed before deciding.
         action: the action the robot actually received (after the safety filter), or the hold
-            action when the loop held position.
+            action when the loop held position; all NaN when nothing is known to have reached
+            the robot (a driver error, or a driver stuck in an earlier call).
         requested: the action the source asked for before filtering (None when holding).
         source: who chose the action.
         safety_flags: bitwise OR of :class:`vla_studio.core.safety.SafetyFlag` raised this tick.

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import abc
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from vla_studio.core.action_space import EE_DELTA, ActionSpace
+from vla_studio.core.action_space import EE_DELTA, ActionSpace, JointLimits
 from vla_studio.core.config import option
 from vla_studio.core.types import Feature
 
@@ -93,6 +94,18 @@ class Robot(Device):
     ``send_action`` returns what was actually sent; ``hold`` is the controlled stop the loop uses
     while paused or e-stopped: hold the current pose and open nothing.
 
+    Driver contract (docs/robots.md, "Driver contract"):
+
+    * The control loop thread calls :meth:`get_observation`, :meth:`send_action` and
+      :meth:`hold`, each under a deadline (``safety.robot_deadline_ms``): a call that misses it
+      latches the e-stop, and the loop carries on without the robot until the call returns.
+    * :meth:`emergency_hold` is called by the e-stop's own thread while the loop thread may be
+      inside any of those calls: implement :meth:`_emergency_hold` with the robot's protective
+      stop, thread-safe and quick. Until :meth:`release_emergency_hold` (the loop, after the
+      e-stop was reset) every command becomes a hold.
+    * The driver holds by itself when commands stop arriving (a driver-side watchdog, as
+      ur_rtde's and libfranka's): VLA Studio's process can freeze or die.
+
     Args:
         config: the robot's config.
         action_kind: ``"ee_delta"`` or ``"joint_position"`` (from the profile's ``[action_space]``),
@@ -101,6 +114,9 @@ class Robot(Device):
 
     config_class: ClassVar[type[DeviceConfig]] = RobotConfig
     supported_action_kinds: ClassVar[tuple[str, ...]] = (EE_DELTA,)
+    # A simulated (or pretend) robot cannot hurt anyone: safety defaults that cost the operator
+    # effort, such as the teleop deadman, are off for it and on for every other robot.
+    simulated: ClassVar[bool] = False
 
     def __init__(self, config: RobotConfig, action_kind: str = EE_DELTA) -> None:
         super().__init__(config)
@@ -113,6 +129,7 @@ class Robot(Device):
         # by one period per command, a real driver may interpolate over it.
         self.control_period_s = 0.05
         self._last_sent: np.ndarray | None = None
+        self._emergency = threading.Event()  # set by emergency_hold (any thread)
 
     @property
     @abc.abstractmethod
@@ -128,6 +145,17 @@ class Robot(Device):
         return {"action": self.action_space.feature}
 
     @property
+    def joint_limits(self) -> JointLimits | None:
+        """Position range and top speed of each joint from the robot's spec, in action order.
+
+        Required when the robot accepts ``joint_position`` actions: the safety filter clips
+        targets to the range and caps each step by the speed, and the command gate refuses
+        anything outside them. Available before :meth:`connect`. None (the default) for robots
+        driven only by end-effector deltas.
+        """
+        return None
+
+    @property
     def last_sent(self) -> np.ndarray | None:
         return self._last_sent
 
@@ -140,14 +168,75 @@ class Robot(Device):
         """Send a filtered action to the hardware; return what was actually sent."""
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
-        """Send ``action`` (already safety-filtered) and return what the robot actually received."""
-        sent = np.asarray(self._send(np.asarray(action, dtype=np.float64)), dtype=np.float64)
+        """Send ``action`` (already safety-filtered) and return what the robot actually received.
+
+        While an emergency hold is in effect the command is replaced by a hold: a tick that was
+        already past its e-stop check when the stop came can no longer move the robot.
+        """
+        action = np.asarray(action, dtype=np.float64)
+        if self._emergency.is_set():
+            action = self.action_space.hold_action({}, self._last_sent)
+        return self._deliver(action)
+
+    def _deliver(self, action: np.ndarray) -> np.ndarray:
+        sent = np.asarray(self._send(action), dtype=np.float64)
         self._last_sent = sent
         return sent
 
     def hold(self, state: Mapping[str, np.ndarray]) -> np.ndarray:
         """Controlled stop: hold the current pose, leave the gripper as last commanded."""
-        return self.send_action(self.action_space.hold_action(state, self._last_sent))
+        return self._deliver(self.action_space.hold_action(state, self._last_sent))
+
+    # ----- emergency hold (any thread) ----------------------------------------------------------
+    def emergency_hold(self) -> None:
+        """Stop now, whatever the control-loop thread is doing; safe from any thread.
+
+        The e-stop latch calls it from its own thread when it latches. Every later command is a
+        hold until :meth:`release_emergency_hold`. Idempotent; must return quickly.
+        """
+        self._emergency.set()
+        self._emergency_hold()
+
+    @property
+    def emergency_held(self) -> bool:
+        """Whether an emergency hold is in effect."""
+        return self._emergency.is_set()
+
+    def release_emergency_hold(self) -> None:
+        """Accept motion commands again (the loop thread, once the e-stop has been reset; the
+        session is PAUSED then, so the next commands are holds anyway)."""
+        if self._emergency.is_set():
+            self._emergency.clear()
+            self._release_emergency_hold()
+
+    @abc.abstractmethod
+    def _emergency_hold(self) -> None:
+        """The driver's part of :meth:`emergency_hold`: the robot's protective stop.
+
+        Runs on the e-stop's thread, possibly while the loop thread is inside
+        :meth:`get_observation`, :meth:`send_action` or :meth:`hold`: it must be thread-safe
+        with respect to them, must not wait for them, and should return within a millisecond or
+        two (a network driver sends its stop on its own connection or socket).
+        """
+
+    def _release_emergency_hold(self) -> None:
+        """The driver's part of :meth:`release_emergency_hold` (default: nothing)."""
+
+    # ----- robot-side faults (reflexes, protective stops) ---------------------------------------
+    @property
+    def fault(self) -> str:
+        """One line naming a robot-side error that stopped the robot and needs :meth:`recover`
+        (a Franka reflex, a UR protective stop); "" when there is none (the default)."""
+        return ""
+
+    def recover(self) -> None:
+        """Clear a robot-side error with the robot's own error recovery.
+
+        The station's ``robot.recover`` command calls it on the loop thread, between ticks. It
+        never starts a motion: the e-stop a fault latched stays latched until the operator
+        resets it. Raises DeviceError when recovery failed or this robot has none (the default).
+        """
+        raise DeviceError(f"robot {type(self).__name__} has no error recovery")
 
     def reset_episode(self, seed: int | None = None) -> None:
         """Prepare a new episode (a simulator re-samples its scene; real robots do nothing).

@@ -16,6 +16,7 @@ tick period, with the fractional remainder carried over so simulated time never 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import mujoco
@@ -71,6 +72,9 @@ class ArmController:
         self._q_prev = self.q_cmd.copy()
         self._time_debt = 0.0
         self.last_ik_limited = False
+        # Set from another thread by the robot's emergency hold: checked between physics chunks,
+        # it freezes the joint reference where the arm is commanded to be at that instant.
+        self.halt: threading.Event | None = None
 
     # ----- state -------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -167,7 +171,12 @@ class ArmController:
         vel = (q1 - q0) / (n * dt)
         finger_goal = self.gripper_cmd * FINGER_TRAVEL_M
         done = 0
+        halted = False
         while done < n:
+            if not halted and self.halt is not None and self.halt.is_set():
+                q0 = q1 = self._freeze(q0 + (done / n) * (q1 - q0))
+                vel = np.zeros_like(vel)
+                halted = True
             k = min(st.chunk_steps, n - done)
             alpha = (done + k) / n
             d.ctrl[idx.arm_actuators] = q0 + alpha * (q1 - q0)
@@ -181,6 +190,15 @@ class ArmController:
         self._q_prev = self.q_cmd  # holding: the reference stays where the tick ended
         mujoco.mj_forward(m, d)  # positions, contacts and sensors consistent with qpos
         return n
+
+
+    def _freeze(self, q: np.ndarray) -> np.ndarray:
+        """Emergency hold: the reference, the previous reference and the TCP target all become
+        ``q`` (so later hold commands keep it); the gripper keeps its command (opens nothing)."""
+        q = np.array(q, dtype=np.float64)
+        self.q_cmd, self._q_prev = q, q.copy()
+        self.target_pos, self.target_mat = self.ik.forward(q)
+        return q
 
 
 def _clip01(x: float) -> float:

@@ -17,6 +17,7 @@ the control loop stays on time. Creating the render context in ``_open`` holds t
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -24,7 +25,9 @@ import time
 from dataclasses import dataclass
 
 from vla_studio.core.config import option
+from vla_studio.core.types import Frame
 from vla_studio.devices.cameras.base import Camera, CameraConfig, CameraIntrinsics, RawFrame
+from vla_studio.devices.cameras.geometry import CameraExtrinsics
 from vla_studio.sim.render import SceneRenderer
 from vla_studio.sim.scene import CAMERAS
 from vla_studio.sim.world import SimWorld, find_world
@@ -61,6 +64,10 @@ class SimCamera(Camera):
         self._world: SimWorld | None = None
         self._t0 = self._next_t = 0.0
         self._rendered = 0
+        # (simulated time, pose) of the last renders: a wrist camera moves with the arm, so the
+        # pose of the frame on screen is looked up by the frame's device time.
+        self._poses: collections.deque[tuple[float, CameraExtrinsics]] = \
+            collections.deque(maxlen=16)
 
     @property
     def scene_camera(self) -> str:
@@ -115,12 +122,26 @@ class SimCamera(Camera):
         t_capture = time.monotonic()
         color, depth = renderer.render(snapshot)
         self._rendered += 1
+        pos, mat = world.to_base(*renderer.camera_pose())
+        self._poses.append((snapshot.time, CameraExtrinsics.from_mujoco(pos, mat)))
         for image in (color, depth):
             if image is not None:
                 image.flags.writeable = False
         slot = int(round((sched - self._t0) / self.period_s))
         return RawFrame(color=color, depth=depth, t_device=snapshot.time, device_index=slot,
                         t_capture=t_capture)
+
+    def extrinsics_for(self, frame: Frame | None = None) -> CameraExtrinsics | None:
+        """The scene camera's pose when ``frame`` was rendered (the newest one without a frame,
+        or when that render is no longer remembered); the profile's ``pose`` is not used."""
+        poses = list(self._poses)
+        if not poses:
+            return None
+        if frame is not None and frame.t_device is not None:
+            for t, pose in reversed(poses):
+                if t == frame.t_device:
+                    return pose
+        return poses[-1][1]
 
     def _close(self) -> None:
         renderer, self._renderer, self._world = self._renderer, None, None

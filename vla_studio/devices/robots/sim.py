@@ -19,14 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vla_studio.core.action_space import EE_DELTA, JOINT_POSITION, ActionSpace
+from vla_studio.core.action_space import EE_DELTA, JOINT_POSITION, ActionSpace, JointLimits
 from vla_studio.core.config import option
 from vla_studio.core.types import Feature
 from vla_studio.devices.base import DeviceError, Robot, RobotConfig
 from vla_studio.sim.arm import ArmSettings
 from vla_studio.sim.ik import IKSettings
 from vla_studio.sim.layout import Layout, LayoutError, LayoutSettings
-from vla_studio.sim.scene import ARM_JOINTS, COLOURS, CUBE_HALF_M, SceneError, cube_name, load_model
+from vla_studio.sim.scene import (ARM_JOINTS, COLOURS, CUBE_HALF_M, SceneError, SceneIndex,
+                                  cube_name, load_model)
 from vla_studio.sim.tasks import GRASP_CLEARANCE_M, Task, UnknownInstruction, parse_instruction
 from vla_studio.sim.world import SimWorld, publish_world, withdraw_world
 
@@ -56,6 +57,7 @@ class SimRobot(Robot):
     config_class = SimRobotConfig
     config: SimRobotConfig
     supported_action_kinds = (EE_DELTA, JOINT_POSITION)
+    simulated = True
 
     def __init__(self, config: SimRobotConfig | None = None, action_kind: str = EE_DELTA) -> None:
         super().__init__(config or SimRobotConfig(name="sim"), action_kind)
@@ -68,6 +70,7 @@ class SimRobot(Robot):
         self._replica_lock = threading.Lock()
         self._replica_data = None  # a private MjData for replicas, made on first use
         self._tasks: dict[str, Task | None] = {}
+        self._joint_limits: JointLimits | None = None
 
     # ----- schema ------------------------------------------------------------------------------
     @property
@@ -85,6 +88,27 @@ class SimRobot(Robot):
             "ee_quat": Feature("float32", (4,), ("w", "x", "y", "z")),
             "gripper": Feature("float32", (1,), ("opening",)),
         }
+
+    @property
+    def joint_limits(self) -> JointLimits:
+        """The arm's joint ranges from the MJCF scene; top speed: ``max_joint_speed``.
+
+        Before :meth:`connect` the scene is compiled once to read them (no world is built).
+        """
+        if self._joint_limits is None:
+            world = self._world
+            if world is not None:
+                index = world.index
+            else:
+                try:
+                    index = SceneIndex.from_model(load_model(self.config.scene or None))
+                except SceneError as exc:
+                    raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
+            speed = float(self.config.max_joint_speed)
+            self._joint_limits = JointLimits(
+                JOINT_NAMES, tuple(float(v) for v in index.joint_lower),
+                tuple(float(v) for v in index.joint_upper), (speed,) * len(JOINT_NAMES))
+        return self._joint_limits
 
     # ----- lifecycle ---------------------------------------------------------------------------
     @property
@@ -111,6 +135,7 @@ class SimRobot(Robot):
         except SceneError as exc:
             raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
         self._world = world
+        world.arm.halt = self._emergency  # emergency_hold freezes the arm between physics chunks
         self._reset(None, None)
         publish_world(c.world, world)
         log.info("sim robot %r connected (world %r, seed %s)", self.name, c.world, self.episode_seed)
@@ -129,9 +154,20 @@ class SimRobot(Robot):
     def _send(self, action: np.ndarray) -> np.ndarray:
         world = self._require()
         self._owner = threading.get_ident()
+        if self.emergency_held:  # hold exactly where the emergency hold froze the reference
+            action = np.array(action, dtype=np.float64)
+            if self.action_kind == JOINT_POSITION:
+                action[:-1] = world.arm.q_cmd
+            else:
+                action[:6] = 0.0
         if self.action_kind == JOINT_POSITION:
             return world.step_joints(action, self.control_period_s)
         return world.step_ee_delta(action, self.control_period_s)
+
+    def _emergency_hold(self) -> None:
+        """Nothing more to do here: the arm controller checks the emergency flag between its
+        physics chunks (on the thread that steps the simulation, which is the only one that may
+        touch it) and freezes its reference there; no physics runs between ticks."""
 
     def reset_episode(self, seed: int | None = None) -> None:
         """New episode with a layout for any task (all cubes graspable)."""

@@ -94,6 +94,9 @@ class MappedTeleop(Teleop):
     config_class: ClassVar[type[DeviceConfig]] = MappedTeleopConfig
     config: MappedTeleopConfig
     device_label: ClassVar[str] = "device"  # "gamepad", "SpaceMouse", "keyboard"
+    # Whether ``require_deadman`` defaults to on when the station's robot is not simulated (a
+    # hand-held device can be dropped or knocked while deflected; a keyboard is not carried).
+    deadman_default_on_real_robots: ClassVar[bool] = False
 
     def __init__(self, config: MappedTeleopConfig) -> None:
         super().__init__(config)

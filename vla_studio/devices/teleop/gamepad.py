@@ -101,6 +101,7 @@ class GamepadTeleop(MappedTeleop):
     config_class: ClassVar[type[DeviceConfig]] = GamepadConfig
     config: GamepadConfig
     device_label: ClassVar[str] = "gamepad"
+    deadman_default_on_real_robots: ClassVar[bool] = True
 
     def __init__(self, config: GamepadConfig | None = None) -> None:
         config = config or GamepadConfig(name="gamepad")

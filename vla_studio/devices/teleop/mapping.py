@@ -51,7 +51,9 @@ class MappedTeleopConfig(TeleopConfig):
     dominant_axis: bool = option(False, help="move along the strongest channel only")
     gripper_mode: Literal["toggle", "hold"] = option(
         "toggle", help="toggle: each press opens/closes; hold: closed while held")
-    require_deadman: bool = option(False, help="move only while the deadman button is held")
+    require_deadman: bool | None = option(
+        None, help="move only while the deadman button is held; default: on for gamepads and "
+                   "SpaceMice when the robot is not simulated, off otherwise")
     motion: dict[str, str] = option(default_factory=dict,
                                     help="channel -> control, e.g. x = \"-left_y\", z = \"r/f\"")
     buttons: dict[str, str] = option(default_factory=dict,

@@ -158,6 +158,7 @@ class SpaceMouseTeleop(MappedTeleop):
     config_class: ClassVar[type[DeviceConfig]] = SpaceMouseConfig
     config: SpaceMouseConfig
     device_label: ClassVar[str] = "SpaceMouse"
+    deadman_default_on_real_robots: ClassVar[bool] = True
 
     def __init__(self, config: SpaceMouseConfig | None = None,
                  backend: HidBackend | None = None) -> None:

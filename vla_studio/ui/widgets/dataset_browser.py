@@ -158,7 +158,7 @@ class DatasetBrowser(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         samples = {"Date": "00:00:00", "Duration": "Duration", "Steps": "00000",
                    "Success": "✓ success", "Quality": "★★★★★", "Operator": "Operator",
-                   "Source": "keyboard", "Task": "pick_up_the_cube", "Tags": "wobbly grasp",
+                   "Source": "policy (0.00)", "Task": "pick_up_the_cube", "Tags": "wobbly grasp",
                    "Flags": "recovered"}
         for name, sample in samples.items():
             header.resizeSection(EpisodeTableModel.COLUMNS.index(name),

@@ -20,7 +20,10 @@ _SUCCESS_COLOUR = {True: QColor("#2fb36b"), False: QColor("#ff5c5c"), None: QCol
 def source_text(s: EpisodeSummary) -> str:
     """Who drove: the teleop device by name ("keyboard", "gamepad", "expert"), "policy", a
     DAgger run with the device that took over ("dagger · gamepad"), or a device that never moved
-    the arm ("gamepad (no motion)": unplugged, or never touched)."""
+    the arm ("gamepad (no motion)": unplugged, or never touched). A policy run shows its mean
+    confidence over the steps it drove ("policy (0.82)")."""
+    if s.source == "policy" and s.confidence is not None:
+        return f"policy ({s.confidence:.2f})"
     if not s.device:
         return s.source
     if s.source == "teleop":
