@@ -1,5 +1,5 @@
 """The Help menu (keyboard shortcuts from the one actions table, the local user guide, About) and
-double-clicking an episode (the replay view opens it; until there is one, the browser says so)."""
+double-clicking an episode (the Replay view opens it)."""
 
 from __future__ import annotations
 
@@ -80,8 +80,7 @@ def test_about_names_the_version_and_the_software_stop(qtbot, dry_station):
     assert seen and __version__ in seen[0] and "<b>software</b> stop" in seen[0]
 
 
-def test_double_clicking_an_episode_says_replay_is_not_available_yet(qtbot, dry_station,
-                                                                    tmp_path):
+def test_double_clicking_an_episode_opens_it_in_the_replay_view(qtbot, dry_station, tmp_path):
     files = write_dataset(tmp_path / "dataset", [EpisodeSpec(steps=4)])
     window = open_window(qtbot, dry_station)
     browser = window.panels["episodes"]
@@ -94,5 +93,5 @@ def test_double_clicking_an_episode_says_replay_is_not_available_yet(qtbot, dry_
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert [s.file for s in activated] == ["episodes/" + files[0].name]
-    assert "Replay is not available yet" in browser.message.text()
-    assert files[0].name in browser.message.text()
+    assert window.modes.replaying and window.replay.episode.path == files[0]
+    assert browser.message.text() == ""

@@ -179,7 +179,8 @@ def test_a_crashed_model_holds_says_so_on_the_cameras_and_restarts_from_the_dock
     qtbot.waitUntil(lambda: runner.state == "crashed", timeout=60_000)
     station = panel.station
     assert station.session.state == RunState.PAUSED
-    assert station.loop.snapshot.get().source == SourceKind.HOLD
+    # The snapshot is the last finished tick: the one after the pause holds.
+    qtbot.waitUntil(lambda: station.loop.snapshot.get().source == SourceKind.HOLD, timeout=2000)
     band = panel.overlays.banners["front"]
     qtbot.waitUntil(lambda: band.text.startswith("POLICY CRASHED"), timeout=3000)
     assert "SIGSEGV" in band.text

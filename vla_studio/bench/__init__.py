@@ -18,5 +18,6 @@ BENCHMARKS = {
     "record": "vla_studio.bench.record",
     "vla": "vla_studio.bench.vla",
     "policy": "vla_studio.bench.policy",
+    "replay": "vla_studio.bench.replay",
     "robot": "vla_studio.bench.robot",
 }

@@ -11,12 +11,19 @@ cameras and exports only those it names; --state-keys picks the state keys conca
 that order, into observation/state (their element names are in features.json and
 metadata.json).
 
+Annotations (made in the replay view or with `vla-studio dataset label`) are honoured: trims,
+edited instructions and outcomes. --outcomes and --min-quality leave episodes out by their
+labels; --subtasks writes the subtask segments as a per-step language_subtask (plus
+subtask_index and is_subtask_first). metadata.json lists, per episode, which edits were applied.
+
 Examples:
   vla-studio export rlds ~/vla_datasets/pick_cube exports --name pick_cube
   vla-studio export rlds ~/vla_datasets/pick_cube exports --name pick_cube_224 \\
       --image-size 224 --success-only --val-fraction 0.05
   vla-studio export rlds ~/vla_datasets/pick_cube exports --name pick_cube_oxe \\
       --camera-map front=image,wrist=wrist_image --state-keys ee_pos,ee_quat,gripper
+  vla-studio export rlds ~/vla_datasets/pick_cube exports --name pick_cube_reviewed \\
+      --outcomes success,unknown --min-quality 3 --subtasks
 """
 
 from __future__ import annotations
@@ -42,7 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="resize colour frames, e.g. 224 or 320x240 (default: keep and copy "
                         "the recorded frames)")
     p.add_argument("--success-only", action="store_true",
-                   help="export only episodes marked successful")
+                   help="export only episodes marked successful (same as --outcomes success)")
+    p.add_argument("--outcomes", metavar="OUTCOME,...", default=None,
+                   help="export only episodes with these outcomes: success, failure, unknown "
+                        "(default: all)")
+    p.add_argument("--min-quality", type=int, default=None, metavar="1-5",
+                   help="leave out episodes rated below this quality (unrated episodes stay)")
+    p.add_argument("--subtasks", action="store_true",
+                   help="write subtask segments: per-step language_subtask, subtask_index, "
+                        "is_subtask_first")
     p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
                    help="share of episodes in a 'val' split, e.g. 0.05 (default 0: none)")
     p.add_argument("--depth", action="store_true", help="also export depth (16-bit PNG)")
@@ -66,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vla_studio.data.rlds import (ExportError, ExportOptions, ExportProgress, RldsExporter,
                                       parse_camera_map, parse_image_size, parse_state_keys)
+    from vla_studio.data.rlds.selection import describe_left_out, parse_outcomes
 
     tty = sys.stderr.isatty()
 
@@ -92,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
             include_depth=args.depth, jpeg_quality=args.jpeg_quality, shard_mb=args.shard_mb,
             workers=args.workers, overwrite=args.overwrite,
             camera_map=parse_camera_map(args.camera_map) if args.camera_map is not None else None,
-            state_keys=parse_state_keys(args.state_keys) if args.state_keys is not None else None)
+            state_keys=parse_state_keys(args.state_keys) if args.state_keys is not None else None,
+            outcomes=parse_outcomes(args.outcomes) if args.outcomes is not None else None,
+            min_quality=args.min_quality, subtasks=args.subtasks)
         report = RldsExporter(args.dataset, args.out, options, progress=show).run()
     except ExportError as exc:
         print(f"vla-studio: error: {exc}", file=sys.stderr)
@@ -107,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
     if filled:
         per_cam = ", ".join(f"{c} {n}" for c, n in report.filled_frames.items() if n)
         print(f"  {filled} step(s) had no new camera frame and repeat the previous one ({per_cam})")
-    if report.filtered_unsuccessful:
-        print(f"  {report.filtered_unsuccessful} episode(s) left out: not marked successful")
+    for reason, count in report.left_out.items():
+        print(f"  {count} episode(s) left out: {describe_left_out(reason)}")
     if report.skipped:
         print(f"  {len(report.skipped)} episode(s) skipped:")
         for path, reason in report.skipped:

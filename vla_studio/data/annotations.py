@@ -32,7 +32,14 @@ Keys (all optional; absent = not annotated, readers fall back to the recording):
 * ``quality``: 1..5 (rating of the demonstration).
 * ``notes``: free text.
 * ``trim``: ``[start, end)`` step range to keep.
-* ``segments``: list of ``{"start": int, "end": int, "label": str}`` subtask segments.
+* ``segments``: list of ``{"start": int, "end": int, "label": str}`` subtask segments, sorted
+  by start, never overlapping (:mod:`vla_studio.data.segments` edits them).
+* ``tags``: list of distinct non-empty strings (``"wobbly grasp"``, ``"review"``).
+
+Each history entry has an ``id`` (random hex), so an editor can undo exactly the edit it made
+(:func:`undo_annotation` with ``expect``) and notice when someone else edited since. Keys this
+version does not know are kept as they are when it writes the sidecar (a newer version's keys
+survive an edit made with an older one); entries written before ids existed have none.
 """
 
 from __future__ import annotations
@@ -57,14 +64,36 @@ GROUP = "annotations"  # the legacy in-file group
 SIDECAR_FORMAT = "vla-studio-annotations"
 SIDECAR_VERSION = 1
 SIDECAR_SUFFIX = ".annotations.json"
-KEYS = ("instructions", "success", "success_source", "quality", "notes", "trim", "segments")
-_JSON_KEYS = ("instructions", "segments", "history")
+KEYS = ("instructions", "success", "success_source", "quality", "notes", "trim", "segments",
+        "tags")
+_JSON_KEYS = ("instructions", "segments", "tags", "history")
 _ABSENT = {"absent": True}  # marks "the key did not exist" in the edit log
 _EPISODE_SUFFIXES = (".h5.recording", ".h5")
 
 
 class AnnotationError(ValueError):
     """An annotation value or sidecar that cannot be used; the message says what is expected."""
+
+
+class AnnotationConflict(AnnotationError):
+    """The edit to undo is no longer the latest: the episode was edited elsewhere since."""
+
+
+@dataclass(frozen=True)
+class AnnotationEdit:
+    """One edit as written (see :func:`edit_annotations`).
+
+    Attributes:
+        path: the episode file.
+        entry_id: the ``id`` of its history entry (what :func:`undo_annotation` expects).
+        annotations: the annotations after the edit.
+        changes: key -> stored value (None = removed), as applied.
+    """
+
+    path: Path
+    entry_id: str
+    annotations: dict[str, Any]
+    changes: dict[str, Any]
 
 
 @dataclass
@@ -79,6 +108,7 @@ class AnnotationState:
         problem: why the sidecar could not be used ('' when it could); readers then fall back
             to the legacy group, and edits are refused until the sidecar is fixed or moved aside.
         migrated: when, and from where, the legacy annotations were copied into the sidecar.
+        extra: keys of the sidecar this version does not know (written back unchanged).
     """
 
     annotations: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +116,7 @@ class AnnotationState:
     origin: str = "none"
     problem: str = ""
     migrated: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def sidecar_path(episode: str | Path) -> Path:
@@ -172,7 +203,8 @@ def read_sidecar(path: Path) -> AnnotationState | None:
         raise AnnotationError(f"{path.name}: 'annotations' must be a table and 'history' a list")
     migrated = data.get("migrated")
     return AnnotationState({k: v for k, v in annotations.items() if k in KEYS}, history,
-                           "sidecar", migrated=migrated if isinstance(migrated, dict) else None)
+                           "sidecar", migrated=migrated if isinstance(migrated, dict) else None,
+                           extra={k: v for k, v in annotations.items() if k not in KEYS})
 
 
 def load_annotations(episode: str | Path, h5file: h5py.File | None = None) -> AnnotationState:
@@ -238,6 +270,8 @@ def validate(key: str, value: Any, num_steps: int | None) -> Any:
         return int(value)
     if key in ("notes", "success_source"):
         return str(value)
+    if key == "tags":
+        return _tags(value)
     assert num_steps is not None, "trim and segments need the episode's step count"
     if key == "trim":
         try:
@@ -259,13 +293,41 @@ def validate(key: str, value: Any, num_steps: int | None) -> Any:
         if not 0 <= start < end <= num_steps:
             raise AnnotationError(f"segment {i} [{start}, {end}) is outside the episode "
                                   f"(0..{num_steps})")
-        segments.append({"start": start, "end": end, "label": label})
+        segments.append({"start": start, "end": end, "label": label.strip()})
+    segments.sort(key=lambda seg: (seg["start"], seg["end"]))
+    for a, b in zip(segments, segments[1:]):
+        if b["start"] < a["end"]:
+            raise AnnotationError(f"segments [{a['start']}, {a['end']}) and [{b['start']}, "
+                                  f"{b['end']}) overlap; subtask segments must not overlap")
     return segments
+
+
+def _tags(value: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise AnnotationError(f"tags must be a list of strings, got {value!r}")
+    tags: list[str] = []
+    for item in items:
+        tag = " ".join(str(item).split())  # one space between words, none around
+        if not tag:
+            raise AnnotationError("a tag cannot be empty")
+        if len(tag) > 64:
+            raise AnnotationError(f"tag {tag[:20]!r}... is longer than 64 characters")
+        if tag not in tags:
+            tags.append(tag)
+    return tags
 
 
 # ----- editing -------------------------------------------------------------------------------
 def write_annotations(path: str | Path, changes: Mapping[str, Any], *,
                       source: str = "researcher") -> dict[str, Any]:
+    """Apply ``changes`` as one undoable edit; returns the annotations after it (see
+    :func:`edit_annotations`, which also says which history entry the edit made)."""
+    return edit_annotations(path, changes, source=source).annotations
+
+
+def edit_annotations(path: str | Path, changes: Mapping[str, Any], *,
+                     source: str = "researcher") -> AnnotationEdit:
     """Apply ``changes`` (key -> value, None removes) as one undoable edit, in the sidecar.
 
     Args:
@@ -275,7 +337,7 @@ def write_annotations(path: str | Path, changes: Mapping[str, Any], *,
             ``success`` also records it as ``success_source``.
 
     Returns:
-        The annotations after the edit.
+        The edit: its history entry's id and the annotations after it.
 
     Raises:
         AnnotationError: an unknown key, an invalid value, a damaged sidecar or an unreadable
@@ -290,7 +352,8 @@ def write_annotations(path: str | Path, changes: Mapping[str, Any], *,
         state = _state_for_edit(path)
         num_steps = _num_steps(path) if {"trim", "segments"} & set(changes) else None
         stored = {k: validate(k, v, num_steps) for k, v in changes.items()}
-        entry: dict[str, Any] = {"t": time.time(), "source": source, "changes": {}}
+        entry: dict[str, Any] = {"id": secrets.token_hex(6), "t": time.time(),
+                                 "source": source, "changes": {}}
         for key, value in stored.items():
             old = state.annotations.get(key, _ABSENT)
             if value is None:
@@ -301,19 +364,31 @@ def write_annotations(path: str | Path, changes: Mapping[str, Any], *,
             entry["changes"][key] = {"old": old, "new": new}
         state.history.append(entry)
         _write_sidecar(path, state)
-        return dict(state.annotations)
+        return AnnotationEdit(path, entry["id"], dict(state.annotations), dict(stored))
 
 
-def undo_annotation(path: str | Path) -> bool:
+def undo_annotation(path: str | Path, expect: str | None = None) -> bool:
     """Revert the most recent annotation edit. Returns False when there is nothing to undo.
 
+    Args:
+        path: the episode file.
+        expect: the ``id`` of the edit the caller means to undo (an editor's own last edit);
+            when the latest edit is another one, nothing is changed and
+            :class:`AnnotationConflict` is raised. None undoes whatever edit is latest.
+
     Raises:
+        AnnotationConflict: ``expect`` is not the latest edit (edited elsewhere since).
         AnnotationError: a damaged sidecar or an unreadable episode file.
         OSError: the sidecar cannot be written.
     """
     path = Path(path)
     with folder_lock(path.parent):
         state = _state_for_edit(path)
+        latest = state.history[-1].get("id") if state.history else None
+        if expect is not None and latest != expect:
+            raise AnnotationConflict(f"{path.name}: its annotations were edited elsewhere since "
+                                     "(another window or `vla-studio dataset`); that edit "
+                                     "stays, reload the episode to see it")
         if not state.history:
             return False
         entry = state.history.pop()
@@ -356,7 +431,8 @@ def _num_steps(path: Path) -> int:
 
 def _write_sidecar(path: Path, state: AnnotationState) -> None:
     data: dict[str, Any] = {"format": SIDECAR_FORMAT, "version": SIDECAR_VERSION,
-                            "episode": path.name, "annotations": state.annotations,
+                            "episode": path.name,
+                            "annotations": {**state.extra, **state.annotations},
                             "history": state.history}
     if state.migrated:
         data["migrated"] = state.migrated

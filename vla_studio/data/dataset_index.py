@@ -86,6 +86,7 @@ class EpisodeSummary:
     trashed: bool = False
     cameras: tuple[str, ...] = field(default=())
     damaged: str = ""
+    tags: tuple[str, ...] = ()
     confidence: float | None = None
     confidence_method: str = ""
 
@@ -95,12 +96,14 @@ class EpisodeSummary:
 
     def matches(self, text: str) -> bool:
         """Whether every word of ``text`` occurs (case-insensitive) in the instructions,
-        operator, task, file, scene, notes or flags (the browser's and the CLI's filter)."""
+        operator, task, file, scene, notes, tags or flags (the browser's and the CLI's
+        filter)."""
         words = text.lower().split()
         if not words:
             return True
         haystack = " ".join((*self.instructions, self.operator, self.task, self.file,
-                             self.scene_id, self.notes, self.device, *self.flags)).lower()
+                             self.scene_id, self.notes, self.device, *self.tags,
+                             *self.flags)).lower()
         return all(word in haystack for word in words)
 
 
@@ -151,6 +154,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
         device=str(attrs.get("teleop_device", "")),
         flags=tuple(str(x) for x in flags), quality=ann.get("quality"), size_bytes=size,
         trashed=trashed, cameras=tuple(cams), damaged=damaged,
+        tags=tuple(str(t) for t in ann.get("tags") or ()),
         confidence=_finite_or_none(attrs.get("confidence_mean")),
         confidence_method=str(attrs.get("confidence_method", "") or ""),
     )
@@ -331,7 +335,7 @@ class DatasetIndex:
                     "FROM episodes"):
                 try:
                     data: dict[str, Any] = json.loads(text)
-                    for key in ("instructions", "flags", "cameras"):
+                    for key in ("instructions", "flags", "cameras", "tags"):
                         data[key] = tuple(data.get(key) or ())
                     rows[rel] = ((mtime, size, side_mtime, side_size), EpisodeSummary(**data))
                 except (TypeError, ValueError) as exc:  # a row of another version: re-read

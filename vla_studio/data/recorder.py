@@ -241,6 +241,8 @@ class Recorder(WriterNotices):
             self.dataset.make_reserve()  # given back if the disk fills during the episode
             if reset_scene:
                 self.station.begin_episode(labels.instruction, seed)
+                if seed is None:  # the seed the simulator chose, so the episode can be replayed
+                    seed = getattr(self.station.robot, "episode_seed", None)
             self._wait_for_fresh_frames(time.monotonic())
             policy = self.station.arbiter.policy
             ep = new_episode(labels, seed, self.dataset.episode_stem, with_policy=policy is not None,

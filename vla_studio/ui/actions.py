@@ -1,8 +1,13 @@
 """Every menu/toolbar/shortcut action, declared once as data.
 
-An action either calls a main-window method (``method``) or runs a named station command
-(``command``, e.g. ``"record.toggle"``) — the same commands teleop buttons send. The main window
-turns this table into QActions; features add rows here rather than creating QActions ad hoc.
+An action either calls a main-window method (``method``; on one of the window's views when
+``target`` names it) or runs a named station command (``command``, e.g. ``"record.toggle"``) —
+the same commands teleop buttons send. The main window turns this table into QActions; features
+add rows here rather than creating QActions ad hoc.
+
+A ``scoped`` action's keys work only while the keyboard focus is inside its ``target`` view:
+the replay view's single-letter keys (S, F, J/K/L...) are the keyboard teleop's drive keys
+everywhere else. Its menu entry works from anywhere.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ class ActionSpec:
         tip: status/tool tip.
         app_wide: shortcut works whichever widget has focus (Qt.ApplicationShortcut).
         key_hint: keys shown in the menu and the shortcut list but handled elsewhere (the STOP
-            keys: :mod:`vla_studio.ui.key_routing` decides when Esc and Space stop).
+            keys: :mod:`vla_studio.ui.key_routing` decides when Esc and Space stop; Space plays
+            a replay only when it does not stop the robot).
+        target: attribute of the main window whose ``method`` runs ("" = the window itself).
+        scoped: the shortcut works only while the focus is inside ``target`` (a widget).
     """
 
     id: str
@@ -40,6 +48,8 @@ class ActionSpec:
     tip: str = ""
     app_wide: bool = False
     key_hint: str = ""
+    target: str = ""
+    scoped: bool = False
 
     @property
     def keys(self) -> str:
@@ -88,6 +98,61 @@ ACTIONS: tuple[ActionSpec, ...] = (
                tip="Propose the next task of the task list"),
     ActionSpec("view.reset_layout", "&Reset layout", "&View", method="reset_layout",
                tip="Put every dock back where it started"),
+    ActionSpec("edit.undo", "&Undo annotation edit", "&Edit", "Ctrl+Z", method="undo",
+               target="replay", tip="Undo the last edit of instructions, labels, segments or "
+                                    "trim (the recording itself is never changed)"),
+    ActionSpec("edit.redo", "&Redo annotation edit", "&Edit", "Ctrl+Shift+Z", method="redo",
+               target="replay", tip="Redo the annotation edit undone last"),
+    ActionSpec("view.live", "&Live operation", "&View", "Ctrl+1", method="show_live",
+               target="modes", tip="The live cameras and the robot"),
+    ActionSpec("view.replay", "Re&play and annotate", "&View", "Ctrl+2", method="show_replay",
+               target="modes", tip="Review recorded episodes: replay, label, segment, trim"),
+    ActionSpec("view.key_overlay", "Keys &overlay", "&View", "?", method="show_key_overlay",
+               target="modes", tip="Every key of the window over the window (any key closes it)"),
+    *(ActionSpec(f"replay.{id_}", title, "Re&play", keys, method=method, target="replay",
+                 scoped=True, tip=tip, key_hint=hint)
+      for id_, title, keys, method, tip, hint in (
+        ("play", "Play / pause", "", "toggle_play", "Play at the chosen speed, or pause",
+         "Space"),
+        ("pause", "Stop playing", "K", "pause", "Pause the replay (J/K/L as in video editors)", ""),
+        ("forward", "Play forward (again: faster)", "L", "play_forward",
+         "Play forward; each press doubles the speed up to 4x", ""),
+        ("backward", "Play backward (again: faster)", "J", "play_backward",
+         "Play backward; each press doubles the speed up to 4x", ""),
+        ("step_next", "Next step", "Right", "step_forward", "One control step forward", ""),
+        ("step_prev", "Previous step", "Left", "step_back", "One control step back", ""),
+        ("second_next", "One second forward", "Shift+Right", "second_forward", "", ""),
+        ("second_prev", "One second back", "Shift+Left", "second_back", "", ""),
+        ("start", "Go to the start", "Home", "go_start", "", ""),
+        ("end", "Go to the end", "End", "go_end", "", ""),
+        ("next_event", "Next event", "E", "next_event",
+         "Next intervention, clamp, e-stop, camera gap, segment boundary or trim point", ""),
+        ("prev_event", "Previous event", "Shift+E", "previous_event", "", ""),
+        ("trim_in", "Trim in here", "[", "trim_in", "Keep the episode from this step on", ""),
+        ("trim_out", "Trim out here", "]", "trim_out", "Keep the episode up to this step", ""),
+        ("clear_trim", "Clear the trim", "", "clear_trim", "Keep the whole episode", ""),
+        ("success", "Mark success", "S", "mark_success", "", ""),
+        ("failure", "Mark failure", "F", "mark_failure", "", ""),
+        ("unknown", "Mark outcome unknown", "U", "mark_unknown", "", ""),
+        *((f"quality_{q}", f"Quality {q}", str(q), f"quality_{q}",
+           "Rate the demonstration (1 poor ... 5 excellent)", "") for q in range(1, 6)),
+        ("split", "Segment boundary here", "B", "split_segment",
+         "Cut the subtask segment under the playhead here, or start one", ""),
+        ("label", "Label the segment...", "Return", "label_segment",
+         "Name the subtask segment under the playhead", ""),
+        ("delete_segment", "Delete the segment", "Delete", "delete_segment", "", ""),
+        ("instructions", "Edit instructions...", "I", "edit_instructions",
+         "Fix the instruction or add paraphrases", ""),
+        ("tags", "Edit tags...", "T", "edit_tags", "", ""),
+        ("next_episode", "Next episode", "N", "next_episode",
+         "The next episode of the Episodes list (its sort and filter)", ""),
+        ("prev_episode", "Previous episode", "P", "previous_episode", "", ""),
+        ("simulate", "Re-execute in the simulator", "X", "reexecute",
+         "Replay the recorded actions in the simulator from the recorded seed and compare", ""),
+      )),
+    ActionSpec("episodes.open", "Replay the selected episode", "Re&play", "Return",
+               method="open_selected", target="modes", scoped=True,
+               tip="In the Episodes list: open the current episode in the Replay view"),
     ActionSpec("help.shortcuts", "&Keyboard shortcuts", "&Help", "F1", method="show_shortcuts",
                tip="Every shortcut of the window, and the STOP keys"),
     ActionSpec("help.guide", "&User guide", "&Help", method="open_user_guide",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QSettings
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -61,10 +62,11 @@ def apply_theme(app: QApplication, name: str = "dark") -> None:
 class StationController:
     """Owns the current Station and its MainWindow; swaps both when another profile is opened."""
 
-    def __init__(self, reset_layout: bool = False) -> None:
+    def __init__(self, reset_layout: bool = False, replay: Path | None = None) -> None:
         self.station: Station | None = None
         self.window: MainWindow | None = None
         self._reset_layout = reset_layout
+        self._replay = replay  # an episode to open in the Replay view once the window shows
 
     def open(self, profile: StationProfile) -> bool:
         """Build, connect and start the station for ``profile`` and show its window."""
@@ -83,6 +85,9 @@ class StationController:
             self.window.show()  # where the operator left it
         else:
             self.window.showMaximized()  # first run: the whole screen
+        if self._replay is not None:
+            self.window.modes.open_path(self._replay)
+            self._replay = None
         return True
 
     def close(self) -> None:
@@ -95,12 +100,14 @@ class StationController:
             self.station = None
 
 
-def run_app(profile: StationProfile, reset_layout: bool = False) -> int:
-    """Open the main window on ``profile`` and run until it closes. Returns the exit code."""
+def run_app(profile: StationProfile, reset_layout: bool = False,
+            replay: Path | None = None) -> int:
+    """Open the main window on ``profile`` (with episode ``replay`` open in the Replay view)
+    and run until it closes. Returns the exit code."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
     app = create_application()
-    controller = StationController(reset_layout)
+    controller = StationController(reset_layout, replay)
     if not controller.open(profile):
         return 1
     try:

@@ -3,7 +3,8 @@
 The constructor reads like a table of contents. Menus, toolbar and shortcuts come from
 :mod:`vla_studio.ui.actions`, docks and the default layout from :mod:`vla_studio.ui.docks`, the
 STOP keys and the keyboard focus rules from :mod:`vla_studio.ui.key_routing`, the Help menu's
-dialogs from :mod:`vla_studio.ui.help`.
+dialogs from :mod:`vla_studio.ui.help`, the Live / Replay tabs under the banner from
+:mod:`vla_studio.ui.replay.mode`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from vla_studio.ui.banner import StationBanner
 from vla_studio.ui.bridge import CoreBridge
 from vla_studio.ui.docks import CENTRAL, DOCKS
 from vla_studio.ui.key_routing import StopKeyFilter, key_target_text, text_input
+from vla_studio.ui.replay.mode import ReplayMode
 from vla_studio.ui.widgets.camera_hud import RecordingMarker
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,10 @@ class MainWindow(QMainWindow):
                 action.setStatusTip(spec.tip)
                 action.setToolTip(spec.tip)
             action.triggered.connect(lambda _=False, s=spec: self.run_action(s))
-            self.addAction(action)
+            if spec.scoped:  # its keys only while the focus is in its view (ui.replay.mode)
+                action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            else:
+                self.addAction(action)
             self.actions_by_id[spec.id] = action
 
     def create_menus(self) -> None:
@@ -142,7 +147,9 @@ class MainWindow(QMainWindow):
             marker = RecordingMarker(pane)
             pane.add_overlay(marker)
             self.rec_markers.append((pane, marker))
-        layout.addWidget(self.cameras, 1)
+        self.modes = ReplayMode(self, self.cameras)  # Live and Replay tabs
+        self.replay = self.modes.view
+        layout.addWidget(self.modes.tabs, 1)
         self.setCentralWidget(central)
 
     def create_docks(self) -> None:
@@ -175,6 +182,7 @@ class MainWindow(QMainWindow):
         recorder = self.panels.get("recorder")
         if recorder is not None and hasattr(recorder, "status_changed"):
             recorder.status_changed.connect(self.show_recording)
+        self.modes.attach_browser(self.panels.get("episodes"))
         for panel in self.panels.values():  # the Policy dock draws on the camera panes
             if hasattr(panel, "attach_cameras"):
                 panel.attach_cameras(self.cameras)
@@ -288,7 +296,7 @@ class MainWindow(QMainWindow):
     # ----- actions ---------------------------------------------------------------------------
     def run_action(self, spec: ActionSpec) -> None:
         if spec.method:
-            getattr(self, spec.method)()
+            getattr(getattr(self, spec.target) if spec.target else self, spec.method)()
         elif spec.command:
             self.run_command(spec.command, spec.title.replace("&", ""))
 

@@ -25,6 +25,7 @@ from vla_studio.data.rlds.features import EpisodeSchema, ImageFeature, TextFeatu
 from vla_studio.data.rlds.images import FrameEncoder, collect_frames, encode_depth
 from vla_studio.data.rlds.plan import ExportPlan, PlannedEpisode
 from vla_studio.data.rlds.tfrecord import frame_record
+from vla_studio.data.segments import steps_labels, within
 
 _METADATA_TEXT = {  # episode_metadata key -> root attribute
     "task": "task", "operator": "operator", "scene_id": "scene_id",
@@ -176,6 +177,15 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
     texts = summary.instructions or ("",)
     for k, key in enumerate(plan.instruction_features):
         values[f"steps/{key}"] = [texts[k % len(texts)]] * n
+    if plan.options.subtasks:
+        labels, index = steps_labels(summary.segments, start, end)
+        values["steps/language_subtask"] = labels
+        subtask = np.asarray(index, np.int32)
+        values["steps/subtask_index"] = subtask
+        values["steps/is_subtask_first"] = (subtask >= 0) & np.concatenate(
+            ([True], subtask[1:] != subtask[:-1]))
+        values["episode_metadata/subtask_segments"] = [
+            json.dumps(within(summary.segments, start, end))]
     values["steps/action_source"] = rows.array("action_source", np.int32)
     stamps = rows.array("timestamp", np.float64)
     values["steps/timestamp"] = (stamps - stamps[0]).astype(np.float32)
@@ -192,6 +202,9 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
     values["episode_metadata/trim_start"] = np.array([start], np.int32)
     rate = float(attrs.get("control_rate_hz", 0.0) or 0.0)
     values["episode_metadata/control_rate_hz"] = np.array([rate], np.float32)
+    quality = summary.quality
+    values["episode_metadata/quality"] = np.array([-1 if quality is None else quality], np.int32)
+    values["episode_metadata/tags"] = [json.dumps(summary.tags)]
     return EpisodeFeatures(planned=planned, values=values, steps=n, filled_frames=filled,
                            reencoded_frames=reencoded)
 

@@ -41,6 +41,9 @@ class EpisodeSource(Protocol):
     def success(self) -> bool | None: ...
     def trim(self) -> tuple[int, int]: ...
 
+    @property
+    def annotations(self) -> Mapping[str, Any]: ...  # the sidecar's (merged) annotations
+
 
 EpisodeOpener = Callable[[Path], ContextManager[EpisodeSource]]
 
@@ -81,6 +84,22 @@ class EpisodeSummary:
     state_shapes: Mapping[str, tuple[int, ...]]
     action_dim: int
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    annotations: Mapping[str, Any] = field(default_factory=dict)  # as merged from the sidecar
+    recorded_instructions: tuple[str, ...] = ()
+    recorded_success: bool | None = None
+
+    @property
+    def quality(self) -> int | None:
+        q = self.annotations.get("quality")
+        return int(q) if isinstance(q, int) and not isinstance(q, bool) else None
+
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        return [dict(x) for x in self.annotations.get("segments") or ()]
+
+    @property
+    def tags(self) -> list[str]:
+        return [str(t) for t in self.annotations.get("tags") or ()]
 
     @property
     def exported_steps(self) -> int:
@@ -166,11 +185,19 @@ def summarize(path: Path, reader: EpisodeSource) -> EpisodeSummary:
         raise EpisodeSkipped(f"its trim range {tuple(reader.trim())} leaves no steps of "
                              f"{num_steps}; widen the trim in the episode browser")
     instructions = tuple(s.strip() for s in reader.instructions() if s and s.strip())
+    recorded = json_attr(attrs.get("language_instructions"), None)
+    if not isinstance(recorded, list) or not recorded:
+        recorded = [text_attr(attrs, "language_instruction")]
+    success_code = attrs.get("success", -1)
+    annotations = dict(getattr(reader, "annotations", None) or {})
     return EpisodeSummary(
         path=path, episode_id=text_attr(attrs, "episode_id") or path.stem,
         created=text_attr(attrs, "created"), status=status, success=reader.success(),
         num_steps=num_steps, trim=(start, end), instructions=instructions, cameras=cameras,
-        state_shapes=state_shapes, action_dim=int(action.shape[1]), attrs=attrs)
+        state_shapes=state_shapes, action_dim=int(action.shape[1]), attrs=attrs,
+        annotations=annotations,
+        recorded_instructions=tuple(str(x) for x in recorded if str(x).strip()),
+        recorded_success=None if int(success_code) < 0 else bool(int(success_code)))
 
 
 class EpisodeRows:

@@ -35,7 +35,9 @@ from vla_studio.data.rlds.features import SplitInfo, dataset_info_json, shard_fi
 from vla_studio.data.rlds.metadata import metadata_json
 from vla_studio.data.rlds.plan import (ExportError, ExportOptions, ExportPlan, PlannedEpisode,
                                        make_plan)
+from vla_studio.data.rlds.selection import applied_edits
 from vla_studio.data.rlds.tfrecord import TFRecordWriter
+from vla_studio.data.segments import within
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class ExportReport:
     seconds: float
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     filtered_unsuccessful: int = 0
+    left_out: dict[str, int] = field(default_factory=dict)  # by the outcome/quality filters
     filled_frames: dict[str, int] = field(default_factory=dict)
     reencoded_frames: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -293,7 +296,8 @@ class RldsExporter:
                     steps += episode.steps
                     filled.update(episode.filled_frames)
                     reencoded += episode.reencoded_frames
-                    written.append(_episode_entry(episode, splits[planned.split].lengths))
+                    written.append(_episode_entry(episode, splits[planned.split].lengths,
+                                                  opts.subtasks))
                 self._progress(ExportProgress("writing", done, total, planned.summary.path.name,
                                               total_bytes, len(skipped)))
         finally:
@@ -315,7 +319,8 @@ class RldsExporter:
             episodes={i.name: sum(i.shard_lengths) for i in infos},
             shards={i.name: len(i.shard_lengths) for i in infos},
             steps=steps, bytes_written=total_bytes, seconds=0.0, skipped=skipped,
-            filtered_unsuccessful=plan.filtered_unsuccessful, filled_frames=dict(filled),
+            filtered_unsuccessful=plan.filtered_unsuccessful, left_out=dict(plan.left_out),
+            filled_frames=dict(filled),
             reencoded_frames=reencoded, warnings=list(plan.warnings))
 
     def _encoded_in_order(self, plan: ExportPlan
@@ -381,12 +386,15 @@ def _unreadable(path: Path, exc: Exception) -> str:
     return f"cannot be read ({message}); the file is damaged or not an episode file"
 
 
-def _episode_entry(episode: EncodedEpisode, lengths: list[int]) -> dict[str, Any]:
+def _episode_entry(episode: EncodedEpisode, lengths: list[int], subtasks: bool
+                   ) -> dict[str, Any]:
     s = episode.planned.summary
+    segments = within(s.segments, *s.trim) if subtasks else None
     return {"episode_id": s.episode_id, "file": str(s.path), "split": episode.planned.split,
             "shard": len(lengths) - 1, "index_in_shard": lengths[-1] - 1,
             "steps": episode.steps, "trim": list(s.trim), "success": s.success,
-            "instructions": list(s.instructions), "filled_frames": episode.filled_frames}
+            "instructions": list(s.instructions), "filled_frames": episode.filled_frames,
+            "edits": applied_edits(s, segments)}
 
 
 def _description(plan: ExportPlan) -> str:

@@ -34,6 +34,16 @@ CONVENTIONS = {
                       "frame for steps before it)",
     "timestamp": "host monotonic seconds since the first exported step (recorded tick times)",
     "trim": "only steps [trim_start, trim_start + num_steps) of the recording are exported",
+    "annotations": "instructions, success, trim, quality, tags and subtask segments are the "
+                   "episode's annotations (its .annotations.json sidecar) where it has them, "
+                   "else what was recorded; each episode's 'edits' lists what they changed",
+}
+SUBTASK_CONVENTIONS = {
+    "language_subtask": "the label of the subtask segment holding the step; '' outside every "
+                        "segment",
+    "subtask_index": "0-based index of the step's segment among the exported segments; -1 "
+                     "outside every segment",
+    "is_subtask_first": "true on the first exported step of each segment (a segment boundary)",
 }
 
 
@@ -89,7 +99,11 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
             "jpeg_quality": opts.jpeg_quality,
             "camera_map": dict(opts.camera_map) if opts.camera_map else None,
             "state_keys": list(opts.state_keys) if opts.state_keys else None,
+            "outcomes": list(opts.kept_outcomes),
+            "min_quality": opts.min_quality,
+            "subtasks": opts.subtasks,
         },
+        "annotations": _annotations_summary(written, plan),
         "robot_type": text_attr(first.attrs, "robot_type") if first else "",
         "action_space_kind": text_attr(first.attrs, "action_space_kind") if first else "",
         "control_rate_hz": float(first.attrs.get("control_rate_hz", 0.0)) if first else 0.0,
@@ -116,11 +130,28 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
         "cameras": cameras,
         "depth": depth,
         "action_source": {str(k): v for k, v in ACTION_SOURCES.items()},
-        "conventions": CONVENTIONS,
+        "conventions": {**CONVENTIONS, **(SUBTASK_CONVENTIONS if opts.subtasks else {})},
         "warnings": list(plan.warnings),
         "episodes": written,
         "skipped": [{"file": str(p), "reason": r} for p, r in skipped],
         "filtered_unsuccessful": plan.filtered_unsuccessful,
+        "left_out": dict(plan.left_out),
+    }
+
+
+def _annotations_summary(written: list[dict[str, Any]], plan: ExportPlan) -> dict[str, Any]:
+    """Which annotation edits the export applied, over all exported episodes."""
+    applied: dict[str, int] = {}
+    for entry in written:
+        for key in entry.get("edits", {}):
+            applied[key] = applied.get(key, 0) + 1
+    opts = plan.options
+    return {
+        "source": "each episode's <stem>.annotations.json (the recordings are never edited)",
+        "episodes_with_edits": sum(1 for e in written if e.get("edits")),
+        "episodes_per_edit": dict(sorted(applied.items())),
+        "filters": {"outcomes": list(opts.kept_outcomes), "min_quality": opts.min_quality},
+        "left_out": dict(plan.left_out),
     }
 
 

@@ -27,6 +27,8 @@ from vla_studio.data.rlds.naming import (CameraMap, as_camera_map, check_camera_
                                          check_state_keys, check_unique_feature_names,
                                          with_named_streams)
 from vla_studio.data.rlds.schema import build_schema
+from vla_studio.data.rlds.selection import (OUTCOMES, check_filters, nothing_left_message,
+                                            select)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
@@ -67,6 +69,13 @@ class ExportOptions:
         state_keys: the state keys concatenated into ``observation/state``, in this order
             (``("ee_pos", "ee_quat", "gripper")``); only these are exported. None exports every
             key, sorted by name.
+        outcomes: export only episodes whose (annotated) outcome is one of these
+            (``"success"``, ``"failure"``, ``"unknown"``); None: every outcome.
+            ``success_only`` is ``outcomes=("success",)``.
+        min_quality: leave out episodes rated below this (1..5); unrated episodes stay.
+        subtasks: write the subtask segments: per step ``language_subtask`` (the label of the
+            segment holding the step, '' outside segments), ``subtask_index`` (-1 outside) and
+            ``is_subtask_first``, and the segments as ``episode_metadata/subtask_segments``.
     """
 
     name: str
@@ -81,12 +90,24 @@ class ExportOptions:
     overwrite: bool = False
     camera_map: CameraMap | None = None
     state_keys: tuple[str, ...] | None = None
+    outcomes: tuple[str, ...] | None = None
+    min_quality: int | None = None
+    subtasks: bool = False
 
     def __post_init__(self) -> None:
         # Accept a dict or lists from callers (the export dialog); keep hashable tuples.
         object.__setattr__(self, "camera_map", as_camera_map(self.camera_map))
         if self.state_keys is not None:
             object.__setattr__(self, "state_keys", tuple(str(k) for k in self.state_keys))
+        if self.outcomes is not None:
+            object.__setattr__(self, "outcomes", tuple(str(o) for o in self.outcomes))
+
+    @property
+    def kept_outcomes(self) -> tuple[str, ...]:
+        """The outcomes exported (``success_only`` and ``outcomes`` combined)."""
+        if self.success_only:
+            return ("success",)
+        return self.outcomes or OUTCOMES
 
     def validate(self) -> None:
         """Raise :class:`ExportError` naming the first bad option and an accepted value."""
@@ -114,6 +135,7 @@ class ExportOptions:
             check_camera_map(self.camera_map)
         if self.state_keys is not None:
             check_state_keys(self.state_keys)
+        check_filters(self.outcomes, self.min_quality)
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -217,6 +239,7 @@ class ExportPlan:
     skipped: tuple[tuple[Path, str], ...] = ()
     filtered_unsuccessful: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    left_out: tuple[tuple[str, int], ...] = ()  # (reason, episodes) the filters left out
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -278,14 +301,12 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
     """
     skipped = list(skipped)
     warnings: list[str] = []
-    candidates = summaries
-    filtered = 0
-    if options.success_only:
-        candidates = [s for s in summaries if s.success is True]
-        filtered = len(summaries) - len(candidates)
+    candidates, left_out, filtered = select(summaries, options.kept_outcomes,
+                                            options.min_quality)
     if not candidates:
-        why = (f"{filtered} episode(s) not marked successful (drop --success-only to include "
-               "them)" if filtered else "no readable episodes")
+        why = (nothing_left_message(left_out, options.kept_outcomes, options.min_quality,
+                                    options.success_only)
+               if left_out else "no readable episodes")
         details = "; ".join(f"{p.name}: {r}" for p, r in skipped[:5])
         raise ExportError(f"nothing to export: {why}" + (f"; skipped: {details}" if details else ""))
 
@@ -335,7 +356,7 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
                       action_dim=majority[2], action_names=action_names, instruction_slots=slots,
                       action=action,
                       episodes=episodes, skipped=tuple(skipped), filtered_unsuccessful=filtered,
-                      warnings=tuple(warnings))
+                      warnings=tuple(warnings), left_out=tuple(sorted(left_out.items())))
 
 
 def _camera_outputs(included: list[EpisodeSummary], majority: tuple,

@@ -63,6 +63,14 @@ def build_schema(plan: "ExportPlan") -> EpisodeSchema:
     for i, key in enumerate(plan.instruction_features):
         steps[key] = TextFeature(doc="language instruction" if i == 0 else
                                  f"paraphrase {i + 1} (the episode's own instructions, cycled)")
+    if plan.options.subtasks:
+        steps["language_subtask"] = TextFeature(
+            doc="label of the subtask segment holding the step ('' outside every segment)")
+        steps["subtask_index"] = TensorFeature(
+            "int32", doc="index of the step's subtask segment in the exported steps, -1 outside "
+                         "every segment")
+        steps["is_subtask_first"] = TensorFeature(
+            "bool", doc="true on the first exported step of each subtask segment")
     steps["action_source"] = TensorFeature(
         "int32", doc=", ".join(f"{k} {v}" for k, v in ACTION_SOURCES.items()))
     steps["timestamp"] = TensorFeature("float32", doc="seconds since the first exported step "
@@ -76,6 +84,12 @@ def build_schema(plan: "ExportPlan") -> EpisodeSchema:
     meta["num_steps"] = TensorFeature("int32", doc="steps exported (after trim)")
     meta["trim_start"] = TensorFeature("int32", doc="first recorded step exported")
     meta["control_rate_hz"] = TensorFeature("float32", doc="control steps per second")
+    meta["quality"] = TensorFeature("int32", doc="rating of the demonstration 1..5, -1 not rated")
+    meta["tags"] = TextFeature(doc="the episode's tags, JSON list")
+    if plan.options.subtasks:
+        meta["subtask_segments"] = TextFeature(
+            doc="subtask segments as a JSON list of {start, end, label}, steps counted from the "
+                "first exported step, end exclusive")
     return EpisodeSchema(steps=steps, episode_metadata=meta)
 
 

@@ -5,24 +5,23 @@ Rows come from the dataset index (:class:`vla_studio.data.dataset_index.DatasetI
 refreshed on a background thread (``dataset-index-refresh``, owned by this widget and joined when
 its window closes) after the recorder saves, recovers or discards an episode, and on demand. The
 thread makes no Qt call: a GUI-thread timer collects its result. Sorting uses the raw
-values (dates, seconds, counts), not the displayed text. Double-clicking an episode asks to
-replay it (:attr:`DatasetBrowser.episode_activated`); until a replay view exists the browser says
-so, with the episode's file.
+values (dates, seconds, counts), not the displayed text. Double-clicking an episode, or Enter,
+replays it (:attr:`DatasetBrowser.episode_activated`, which the Replay view follows); N and P in
+the Replay view walk the list in its current sort and filter order (:meth:`adjacent`). The
+selection can be edited at once ("Edit selected", or right-click): instruction, outcome, tags,
+quality, as undoable edits (:mod:`vla_studio.ui.widgets.episode_batch`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
-from typing import Any
+from pathlib import Path
 
-from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
-                            QSettings, QSortFilterProxyModel, Qt, QTimer, Signal)
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView,
-                               QLabel, QLineEdit, QMenu, QPushButton, QTableView, QVBoxLayout,
-                               QWidget)
+                               QLabel, QLineEdit, QMenu, QPushButton, QTableView, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from vla_studio.core.events import AppEvent
 from vla_studio.data.dataset import DatasetError
@@ -31,143 +30,23 @@ from vla_studio.station import Station
 from vla_studio.ui.bridge import CoreBridge
 from vla_studio.ui.station_recorder import WindowCloseWatcher, recorder_for
 from vla_studio.ui.widgets.elided_label import ElidedLabel
+from vla_studio.ui.widgets.episode_batch import BatchEdits
+from vla_studio.ui.widgets.episode_table import (EpisodeFilter, EpisodeTableModel,  # noqa: F401
+                                                 source_text)
 
 log = logging.getLogger(__name__)
-SORT_ROLE = Qt.ItemDataRole.UserRole
 HIDDEN_COLUMNS_KEY = "episodes/hidden_columns"
 # Shown on request (right-click the header): the default layout's list is narrow.
-DEFAULT_HIDDEN = ("Steps", "Operator", "Task")
+DEFAULT_HIDDEN = ("Steps", "Operator", "Task", "Tags")
 REFRESH_EVENTS = ("recorder.saved", "recorder.recovered", "recorder.discarded", "recorder.marked")
-_SUCCESS_TEXT = {True: "✓ success", False: "✗ failure", None: "?"}
-_SUCCESS_COLOUR = {True: QColor("#2fb36b"), False: QColor("#ff5c5c"), None: QColor("#9aa3ad")}
-
-
-def source_text(s: EpisodeSummary) -> str:
-    """Who drove: the teleop device by name ("keyboard", "gamepad", "expert"), "policy", a
-    DAgger run with the device that took over ("dagger · gamepad"), or a device that never moved
-    the arm ("gamepad (no motion)": unplugged, or never touched). A policy run shows its mean
-    confidence over the steps it drove ("policy (0.82)")."""
-    if s.source == "policy" and s.confidence is not None:
-        return f"policy ({s.confidence:.2f})"
-    if not s.device:
-        return s.source
-    if s.source == "teleop":
-        return s.device
-    if s.source in ("dagger", "intervention"):
-        return f"{s.source} · {s.device}"
-    if s.source == "hold":
-        return f"{s.device} (no motion)"
-    return s.source
-
-
-def _local_time(created: str, today: dt.date | None = None) -> str:
-    """Today's episodes by time only (the column stays narrow), older ones with their date."""
-    try:
-        stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone()
-    except ValueError:
-        return created
-    if stamp.date() == (today or dt.date.today()):
-        return stamp.strftime("%H:%M:%S")
-    return stamp.strftime("%Y-%m-%d %H:%M")
-
-
-class EpisodeTableModel(QAbstractTableModel):
-    """Episode summaries as table rows (display text, plus raw values for sorting)."""
-
-    COLUMNS = ("Date", "Instruction", "Duration", "Steps", "Success", "Operator", "Source",
-               "Task", "Flags")
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.rows: list[EpisodeSummary] = []
-
-    def set_rows(self, rows: list[EpisodeSummary]) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 - Qt override
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
-        return None
-
-    def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        s = self.rows[index.row()]
-        column = self.COLUMNS[index.column()]
-        if role == SORT_ROLE:
-            return {"Date": s.created, "Instruction": s.instruction.lower(), "Duration": s.duration_s,
-                    "Steps": s.num_steps, "Success": -1 if s.success is None else int(s.success),
-                    "Operator": s.operator.lower(), "Source": source_text(s), "Task": s.task,
-                    "Flags": ", ".join(s.flags)}[column]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return {"Date": _local_time(s.created), "Instruction": s.instruction,
-                    "Duration": f"{s.duration_s:.1f} s", "Steps": str(s.num_steps),
-                    "Success": _SUCCESS_TEXT[s.success], "Operator": s.operator,
-                    "Source": source_text(s), "Task": s.task,
-                    "Flags": ", ".join(s.flags)}[column]
-        if role == Qt.ItemDataRole.ForegroundRole and column == "Success":
-            return _SUCCESS_COLOUR[s.success]
-        if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [f"{s.name} · recorded {s.created}", *s.instructions]
-            if s.notes:
-                lines.append(f"notes: {s.notes}")
-            return "\n".join(lines)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in ("Duration", "Steps"):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-
-class EpisodeFilter(QSortFilterProxyModel):
-    """Free-text filter over instruction, operator, task, flags and file name, plus an outcome
-    filter (all / success / failure / unknown)."""
-
-    OUTCOMES = ("All outcomes", "Success", "Failure", "Unknown")
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.text = ""
-        self.outcome = "All outcomes"
-        self.setSortRole(SORT_ROLE)
-
-    def set_text(self, text: str) -> None:
-        self._change(lambda: setattr(self, "text", text.strip().lower()))
-
-    def set_outcome(self, outcome: str) -> None:
-        self._change(lambda: setattr(self, "outcome", outcome))
-
-    def _change(self, apply) -> None:
-        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9
-            self.beginFilterChange()
-            apply()
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            apply()
-            self.invalidateFilter()
-
-    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
-        s: EpisodeSummary = self.sourceModel().rows[row]
-        wanted = {"Success": True, "Failure": False, "Unknown": None}
-        if self.outcome in wanted and s.success is not wanted[self.outcome]:
-            return False
-        return s.matches(self.text)
 
 
 class DatasetBrowser(QWidget):
     """The station's dataset as a table, with trash and restore.
 
     Signals:
-        episode_activated(object): the operator double-clicked an episode (its EpisodeSummary);
-            a replay view opens it.
+        episode_activated(object): the operator double-clicked an episode, or pressed Enter on
+            it (its EpisodeSummary); the Replay view opens it.
     """
 
     episode_activated = Signal(object)
@@ -176,10 +55,13 @@ class DatasetBrowser(QWidget):
 
     def __init__(self, station: Station, bridge: CoreBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.message = QLabel()
+        self.message.setObjectName("errorText")
         self.station, self.bridge = station, bridge
         self.recorder = recorder_for(station)
         self.dataset, self.index = self.recorder.dataset, self.recorder.index
         self._workers = _RefreshThreads()
+        self._shown: Path | None = None  # the episode the Replay view shows
         self._again = False
 
         self.model = EpisodeTableModel(self)
@@ -198,6 +80,10 @@ class DatasetBrowser(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.table.setMinimumHeight(self.table.verticalHeader().defaultSectionSize() * 4)
         self.table.doubleClicked.connect(self._activated)
+        self.batch = BatchEdits(self, self.selected, self.path_of, self.message.setText)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(
+            lambda pos: self.batch.menu().exec(self.table.viewport().mapToGlobal(pos)))
         header = self.table.horizontalHeader()
         self._size_columns()
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -223,9 +109,14 @@ class DatasetBrowser(QWidget):
         self.restore_button = QPushButton("Restore")
         self.restore_button.clicked.connect(self.restore_selected)
         self.restore_button.setVisible(False)
+        self.edit_button = QToolButton()
+        self.edit_button.setText("Edit…")
+        self.edit_button.setObjectName("episodesEdit")
+        self.edit_button.setToolTip("Edit every selected episode at once: instruction, outcome, "
+                                    "quality or tags (undoable; right-click does the same)")
+        self.edit_button.clicked.connect(lambda: self.batch.menu().exec(
+            self.edit_button.mapToGlobal(self.edit_button.rect().bottomLeft())))
         self.summary = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # holds the folder path
-        self.message = QLabel()
-        self.message.setObjectName("errorText")
 
         self.summary.setObjectName("mutedText")
         self.message.setWordWrap(True)
@@ -234,6 +125,7 @@ class DatasetBrowser(QWidget):
         bar.addWidget(self.outcome_combo)
         bar.addWidget(self.trash_check)
         bar.addWidget(self.refresh_button)
+        bar.addWidget(self.edit_button)
         bar.addWidget(self.trash_button)
         bar.addWidget(self.restore_button)
         foot = QHBoxLayout()
@@ -265,8 +157,9 @@ class DatasetBrowser(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         samples = {"Date": "00:00:00", "Duration": "Duration", "Steps": "00000",
-                   "Success": "✓ success", "Operator": "Operator", "Source": "policy (0.00)",
-                   "Task": "pick_up_the_cube", "Flags": "recovered"}
+                   "Success": "✓ success", "Quality": "★★★★★", "Operator": "Operator",
+                   "Source": "policy (0.00)", "Task": "pick_up_the_cube", "Tags": "wobbly grasp",
+                   "Flags": "recovered"}
         for name, sample in samples.items():
             header.resizeSection(EpisodeTableModel.COLUMNS.index(name),
                                  fm.horizontalAdvance(sample) + 24)
@@ -309,12 +202,53 @@ class DatasetBrowser(QWidget):
             self.open_episode(self.model.rows[row])
 
     def open_episode(self, summary: EpisodeSummary) -> None:
-        """Replay ``summary`` (double-click): in the replay view once there is one."""
+        """Replay ``summary`` (double-click, Enter) in the Replay view."""
         self.episode_activated.emit(summary)
-        if self.has_replay_view:
-            return
-        self.message.setText(f"Replay is not available yet: the replay view is still to come. "
-                             f"The episode is {self.dataset.root / summary.file}")
+        if not self.has_replay_view:
+            self.message.setText(f"No Replay view in this window; the episode is "
+                                 f"{self.path_of(summary)}")
+
+    def open_selected(self) -> None:
+        """Enter: replay the current (or first selected) episode."""
+        index = self.table.currentIndex()
+        if index.isValid():
+            self._activated(index)
+        elif self.selected():
+            self.open_episode(self.selected()[0])
+
+    def path_of(self, summary: EpisodeSummary) -> Path:
+        return self.dataset.root / summary.file
+
+    def _row_of(self, path: Path) -> int | None:
+        """The proxy row of episode ``path`` (None when the filter hides it)."""
+        for row in range(self.proxy.rowCount()):
+            source = self.proxy.mapToSource(self.proxy.index(row, 0)).row()
+            if self.path_of(self.model.rows[source]) == Path(path):
+                return row
+        return None
+
+    def adjacent(self, path: Path, direction: int) -> Path | None:
+        """The episode after (``direction`` +1) or before (-1) ``path`` in the table's current
+        order and filter; from an episode the filter hides, the first (or last) shown."""
+        count = self.proxy.rowCount()
+        if not count:
+            return None
+        row = self._row_of(path)
+        target = (0 if direction > 0 else count - 1) if row is None else row + direction
+        if not 0 <= target < count:
+            return None
+        return self.path_of(self.model.rows[self.proxy.mapToSource(
+            self.proxy.index(target, 0)).row()])
+
+    def select_path(self, path: Path) -> None:
+        """Make ``path`` the current row (the episode the Replay view shows; also once the
+        rows arrive, when the list is still being read)."""
+        self._shown = Path(path)
+        row = self._row_of(path)
+        if row is not None:
+            index = self.proxy.index(row, 1)
+            self.table.setCurrentIndex(index)
+            self.table.scrollTo(index)
 
     # ----- data ------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -347,13 +281,34 @@ class DatasetBrowser(QWidget):
         if isinstance(rows, Exception):
             self.message.setText(f"Cannot read the dataset index: {rows}")
             return
+        chosen = {s.file for s in self.selected()}
+        current = self.table.currentIndex()
+        current_file = self.model.rows[self.proxy.mapToSource(current).row()].file \
+            if current.isValid() else None
+        if current_file is None and self._shown is not None:  # what the Replay view shows
+            current_file = f"{self._shown.parent.name}/{self._shown.name}"
+            chosen.add(current_file)
         self.model.set_rows(rows)  # type: ignore[arg-type]
+        self._reselect(chosen, current_file)  # a refresh after an edit keeps the selection
         total = sum(r.duration_s for r in self.model.rows)
         where = "in the trash" if self.trash_check.isChecked() else f"in {self.dataset.root}"
         self.summary.setText(f"{len(self.model.rows)} episodes {where} · {total / 60:.1f} min")
         if self._again:
             self._again = False
             self.refresh()
+
+    def _reselect(self, files: set[str], current: str | None) -> None:
+        selection = self.table.selectionModel()
+        flags = (QItemSelectionModel.SelectionFlag.Select |
+                 QItemSelectionModel.SelectionFlag.Rows)
+        for row in range(self.proxy.rowCount()):
+            index = self.proxy.index(row, 0)
+            name = self.model.rows[self.proxy.mapToSource(index).row()].file
+            if name == current:
+                selection.setCurrentIndex(self.proxy.index(row, 1),
+                                          QItemSelectionModel.SelectionFlag.NoUpdate)
+            if name in files:
+                selection.select(index, flags)
 
     def wait_idle(self, timeout_s: float = 10.0) -> None:
         """Join a running refresh (closing, tests)."""

@@ -1,5 +1,10 @@
 """RLDS export dialog: the same export as `vla-studio export rlds`, with a progress bar.
 
+The annotation options are the command line's: outcomes to keep (``--outcomes``, with "Only
+episodes marked successful" as ``--success-only``), a minimum quality (``--min-quality``) and
+the subtask segments as a per-step language field (``--subtasks``); trims and edited
+instructions are always applied.
+
 The export runs on a worker thread owned by the dialog; the exporter reports progress through a
 callback that only stores the latest :class:`ExportProgress`, and a QTimer on the GUI thread shows
 it. Cancelling sets a flag the exporter polls between episodes; a cancelled or failed export
@@ -11,6 +16,7 @@ leaves nothing at the destination. The exporter's messages are written for the c
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import threading
@@ -23,6 +29,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from vla_studio.data.rlds import (ExportCancelled, ExportError, ExportOptions, ExportProgress,
                                   ExportReport, RldsExporter, parse_image_size, snake_case)
+from vla_studio.data.rlds.selection import OUTCOMES, describe_left_out
 
 log = logging.getLogger(__name__)
 ORIGINAL_SIZE = "recorded size (JPEG pass-through)"
@@ -32,6 +39,9 @@ CONTROLS: dict[str, tuple[str, bool]] = {
     "--image-size": ("Image size", False),
     "--val-fraction": ("Validation share", False),
     "--success-only": ("Only episodes marked successful", True),
+    "--outcomes": ("Outcomes", False),
+    "--min-quality": ("Minimum quality", False),
+    "--subtasks": ("Write subtask segments (language_subtask)", True),
     "--depth": ("Include depth streams (16-bit PNG)", True),
     "--overwrite": ("Replace an existing export of the same name", True),
 }
@@ -96,14 +106,26 @@ def summarize_report(report: ExportReport, options: ExportOptions, out: Path) ->
     filled = sum(report.filled_frames.values())
     if filled:
         lines.append(f"  {filled} step(s) without a new camera frame repeat the previous one")
-    if report.filtered_unsuccessful:
-        lines.append(f"  {report.filtered_unsuccessful} episode(s) left out: not marked successful")
+    for reason, count in report.left_out.items():
+        lines.append(f"  {count} episode(s) left out: {describe_left_out(reason)}")
+    edited = _edited_episodes(report)
+    if edited:
+        lines.append(f"  annotations applied to {edited} episode(s) (see metadata.json)")
     if report.skipped:
         lines.append(f"  {len(report.skipped)} episode(s) skipped:")
         lines += [f"    {path.name}: {reason}" for path, reason in report.skipped]
     lines += [f"  warning: {dialog_wording(w)}" for w in report.warnings]
     lines.append(f"  load it: tfds.builder({options.name!r}, data_dir={str(out)!r})")
     return "\n".join(lines)
+
+
+def _edited_episodes(report: ExportReport) -> int:
+    """How many exported episodes carried annotation edits (from metadata.json)."""
+    try:
+        meta = json.loads((report.dataset_dir / "metadata.json").read_text(encoding="utf-8"))
+        return int(meta["annotations"]["episodes_with_edits"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 class ExportDialog(QDialog):
@@ -126,6 +148,17 @@ class ExportDialog(QDialog):
         self.image_size.setToolTip("Resize every colour camera (e.g. 224 or 256x256); the "
                                    "recorded size copies the JPEG frames without re-encoding")
         self.success_only = QCheckBox("Only episodes marked successful")
+        self.outcome_boxes = {o: QCheckBox(o) for o in OUTCOMES}
+        for box in self.outcome_boxes.values():
+            box.setChecked(True)
+        self.success_only.toggled.connect(self._success_only_toggled)
+        self.min_quality = QComboBox()
+        self.min_quality.addItems(["any (rated or not)", "2", "3", "4", "5"])
+        self.min_quality.setToolTip("Leave out episodes rated below this quality; unrated "
+                                    "episodes are kept")
+        self.subtasks = QCheckBox("Write subtask segments (language_subtask)")
+        self.subtasks.setToolTip("Per step: the label of its subtask segment (language_subtask), "
+                                 "the segment's index and is_subtask_first")
         self.val_fraction = QDoubleSpinBox()
         self.val_fraction.setRange(0.0, 0.5)
         self.val_fraction.setSingleStep(0.05)
@@ -139,7 +172,16 @@ class ExportDialog(QDialog):
         form.addRow("Dataset name", self.name)
         form.addRow("Image size", self.image_size)
         form.addRow("Validation share", self.val_fraction)
+        outcomes = QWidget()
+        row = QHBoxLayout(outcomes)
+        row.setContentsMargins(0, 0, 0, 0)
+        for box in self.outcome_boxes.values():
+            row.addWidget(box)
+        row.addStretch(1)
+        form.addRow("Outcomes", outcomes)
         form.addRow("", self.success_only)
+        form.addRow("Minimum quality", self.min_quality)
+        form.addRow("", self.subtasks)
         form.addRow("", self.depth)
         form.addRow("", self.overwrite)
 
@@ -176,6 +218,12 @@ class ExportDialog(QDialog):
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._poll)
 
+    def _success_only_toggled(self, on: bool) -> None:
+        for name, box in self.outcome_boxes.items():
+            box.setEnabled(not on)
+            if on:
+                box.setChecked(name == "success")
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -184,8 +232,13 @@ class ExportDialog(QDialog):
         """The options as entered. Raises ExportError for a bad size or name."""
         size_text = self.image_size.currentText().strip()
         size = None if size_text in ("", ORIGINAL_SIZE) else parse_image_size(size_text)
+        outcomes = tuple(o for o, box in self.outcome_boxes.items() if box.isChecked())
+        quality = self.min_quality.currentIndex() + 1
         options = ExportOptions(name=self.name.text().strip(), image_size=size,
                                 success_only=self.success_only.isChecked(),
+                                outcomes=None if len(outcomes) == len(OUTCOMES) else outcomes,
+                                min_quality=quality if quality > 1 else None,
+                                subtasks=self.subtasks.isChecked(),
                                 val_fraction=round(self.val_fraction.value(), 4),
                                 include_depth=self.depth.isChecked(),
                                 overwrite=self.overwrite.isChecked())

@@ -1,0 +1,141 @@
+"""The Episodes list's table: episode summaries as rows (text to read, raw values to sort by)
+and the free-text and outcome filter over them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from PySide6.QtCore import (QAbstractTableModel, QModelIndex, QPersistentModelIndex,
+                            QSortFilterProxyModel, Qt)
+from PySide6.QtGui import QColor
+
+from vla_studio.data.dataset_index import EpisodeSummary
+
+SORT_ROLE = Qt.ItemDataRole.UserRole
+_SUCCESS_TEXT = {True: "✓ success", False: "✗ failure", None: "?"}
+_SUCCESS_COLOUR = {True: QColor("#2fb36b"), False: QColor("#ff5c5c"), None: QColor("#9aa3ad")}
+
+
+def source_text(s: EpisodeSummary) -> str:
+    """Who drove: the teleop device by name ("keyboard", "gamepad", "expert"), "policy", a
+    DAgger run with the device that took over ("dagger · gamepad"), or a device that never moved
+    the arm ("gamepad (no motion)": unplugged, or never touched). A policy run shows its mean
+    confidence over the steps it drove ("policy (0.82)")."""
+    if s.source == "policy" and s.confidence is not None:
+        return f"policy ({s.confidence:.2f})"
+    if not s.device:
+        return s.source
+    if s.source == "teleop":
+        return s.device
+    if s.source in ("dagger", "intervention"):
+        return f"{s.source} · {s.device}"
+    if s.source == "hold":
+        return f"{s.device} (no motion)"
+    return s.source
+
+
+def _local_time(created: str, today: dt.date | None = None) -> str:
+    """Today's episodes by time only (the column stays narrow), older ones with their date."""
+    try:
+        stamp = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone()
+    except ValueError:
+        return created
+    if stamp.date() == (today or dt.date.today()):
+        return stamp.strftime("%H:%M:%S")
+    return stamp.strftime("%Y-%m-%d %H:%M")
+
+
+class EpisodeTableModel(QAbstractTableModel):
+    """Episode summaries as table rows (display text, plus raw values for sorting)."""
+
+    COLUMNS = ("Date", "Instruction", "Duration", "Steps", "Success", "Quality", "Operator",
+               "Source", "Task", "Tags", "Flags")
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.rows: list[EpisodeSummary] = []
+
+    def set_rows(self, rows: list[EpisodeSummary]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802 - Qt override
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        s = self.rows[index.row()]
+        column = self.COLUMNS[index.column()]
+        if role == SORT_ROLE:
+            return {"Date": s.created, "Instruction": s.instruction.lower(), "Duration": s.duration_s,
+                    "Steps": s.num_steps, "Success": -1 if s.success is None else int(s.success),
+                    "Quality": s.quality or 0, "Operator": s.operator.lower(),
+                    "Source": source_text(s), "Task": s.task, "Tags": ", ".join(s.tags),
+                    "Flags": ", ".join(s.flags)}[column]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return {"Date": _local_time(s.created), "Instruction": s.instruction,
+                    "Duration": f"{s.duration_s:.1f} s", "Steps": str(s.num_steps),
+                    "Success": _SUCCESS_TEXT[s.success],
+                    "Quality": "★" * s.quality if s.quality else "", "Operator": s.operator,
+                    "Source": source_text(s), "Task": s.task, "Tags": ", ".join(s.tags),
+                    "Flags": ", ".join(s.flags)}[column]
+        if role == Qt.ItemDataRole.ForegroundRole and column == "Success":
+            return _SUCCESS_COLOUR[s.success]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            lines = [f"{s.name} · recorded {s.created}", *s.instructions]
+            if s.notes:
+                lines.append(f"notes: {s.notes}")
+            if s.tags:
+                lines.append(f"tags: {', '.join(s.tags)}")
+            return "\n".join(lines)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in ("Duration", "Steps"):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class EpisodeFilter(QSortFilterProxyModel):
+    """Free-text filter over instruction, operator, task, flags and file name, plus an outcome
+    filter (all / success / failure / unknown)."""
+
+    OUTCOMES = ("All outcomes", "Success", "Failure", "Unknown")
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.text = ""
+        self.outcome = "All outcomes"
+        self.setSortRole(SORT_ROLE)
+
+    def set_text(self, text: str) -> None:
+        self._change(lambda: setattr(self, "text", text.strip().lower()))
+
+    def set_outcome(self, outcome: str) -> None:
+        self._change(lambda: setattr(self, "outcome", outcome))
+
+    def _change(self, apply) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9
+            self.beginFilterChange()
+            apply()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            apply()
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
+        s: EpisodeSummary = self.sourceModel().rows[row]
+        wanted = {"Success": True, "Failure": False, "Unknown": None}
+        if self.outcome in wanted and s.success is not wanted[self.outcome]:
+            return False
+        return s.matches(self.text)
