@@ -112,6 +112,7 @@ class FrankaRobot(Robot):
 
     Attributes:
         watchdog_holds: times the driver's watchdog held the arm because commands stopped.
+        robot_time_s: the robot's own clock (``RobotState.time``) at the last observation.
         planner_failures_absorbed: planner failures absorbed (see ``_planner_gave_up``).
         rest_waits: commands held because the arm was still coming to rest from a stop (a
             motion that follows a stop starts from rest; see ``_wait_for_rest``).
@@ -148,6 +149,7 @@ class FrankaRobot(Robot):
         self._watchdog: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
         self.watchdog_holds = 0
+        self.robot_time_s = 0.0  # the robot's own clock (RobotState.time) at the last observation
         self.rest_waits = 0
         self.planner_failures_absorbed = 0
         self._planner_failures: list[float] = []
@@ -280,8 +282,8 @@ class FrankaRobot(Robot):
                 self._poll()
         dq = np.asarray(state.dq, dtype=np.float64)
         q = np.asarray(state.q, dtype=np.float64)
-        self._update_rest(state.robot_mode == franky.RobotMode.Idle, q,
-                          float(state.time.to_sec()))
+        self.robot_time_s = float(state.time.to_sec())
+        self._update_rest(state.robot_mode == franky.RobotMode.Idle, q, self.robot_time_s)
         pose = state.O_T_EE
         pos = np.asarray(pose.translation, dtype=np.float64).reshape(3)
         quat = np.asarray(pose.quaternion, dtype=np.float64).reshape(4)
@@ -494,8 +496,11 @@ class FrankaRobot(Robot):
             franky.RobotPose(franky.Affine(target.pos, target_quat)),
             franky.ReferenceType.Absolute)
 
-    def _move(self, robot: Any, motion: Any) -> bool:
+    def _move(self, robot: Any, motion: Any, tell: bool = True) -> bool:
         """``robot.move(motion, asynchronous=True)`` (``_lock`` held); whether it started.
+
+        A fault it meets is raised as DeviceError; ``tell`` says whether that raise reaches the
+        control loop (False from the watchdog: the loop's next call raises it instead).
 
         A motion that ended by preemption (our own stop) is no fault: the new motion simply
         starts. One that ended because franky's planner gave up is absorbed when
@@ -508,13 +513,13 @@ class FrankaRobot(Robot):
         except franky.ControlException as exc:
             if not is_preemption(str(exc), robot.has_errors):
                 self._motion_failed(robot, str(exc))
-                self._fault_told = True
+                self._fault_told = tell
                 raise DeviceError(self._fault) from None
         except Exception as exc:  # the stored failure of the motion this one replaces
             if self._planner_gave_up(robot, str(exc)):
                 return False
             self._motion_failed(robot, str(exc))
-            self._fault_told = True
+            self._fault_told = tell
             raise DeviceError(self._fault) from None
         robot.move(motion, asynchronous=True)
         return True
@@ -579,18 +584,17 @@ class FrankaRobot(Robot):
         except Exception as exc:
             log.debug("reading the state after a failed motion failed: %s", exc)
 
-    def _hold_motion(self, robot: Any) -> None:
-        """A stop motion of the running motion's kind (``_lock`` held)."""
+    def _hold_motion(self, robot: Any, from_loop: bool = True) -> None:
+        """A stop motion of the running motion's kind (``_lock`` held). A fault it meets is
+        raised to the loop (``from_loop``), or left for the loop's next call (the watchdog)."""
         franky = self._franky
         stop = (franky.JointStopMotion() if self.action_kind == JOINT_POSITION
                 else franky.CartesianStopMotion())
         self._stopped = True
         try:
-            self._move(robot, stop)
-        except DeviceError:
-            if not self._fault_told:
-                raise
-        self._moving = False
+            self._move(robot, stop, tell=from_loop)
+        finally:
+            self._moving = False
 
     def _stop_now(self, robot: Any) -> None:
         self._stopped = True
@@ -633,8 +637,8 @@ class FrankaRobot(Robot):
                 if time.monotonic() - self._last_command > limit:
                     log.warning("Franka %r: no command for %.0f ms; holding", self.name,
                                 (time.monotonic() - self._last_command) * 1000.0)
-                    self._hold_motion(robot)
                     self.watchdog_holds += 1
+                    self._hold_motion(robot, from_loop=False)
             except Exception as exc:
                 log.error("Franka %r: the watchdog's hold failed: %s", self.name, exc)
             finally:

@@ -17,7 +17,7 @@ It starts a Zenoh router listening on ``tcp/127.0.0.1:PORT`` only, then a node `
 With ``--pattern``, joint positions and image pixels are a known function of the sequence number
 (for the intact-delivery test). It prints ``ready`` once serving, ``estop true|false`` when the
 stop topic changes, and answers ``twists`` with one line of the Twists it received
-(``seq recv_wall_time`` pairs; the test encodes the sequence number in ``angular.z``). Commands
+(``seq recv_wall_time linear_x``; the test encodes the sequence number in ``angular.z``). Commands
 on stdin: ``silence`` / ``speak`` (stop / resume the joint states), ``twists``, ``reset`` (back
 to the start: pose, joints, gripper, no stop, nothing received), ``quit``.
 
@@ -119,14 +119,14 @@ class FakeArm:
             self.estop = False
             self.silent = False
             self.last_twist = 0.0
-            self.twists: list[tuple[int, float]] = []
+            self.twists: list[tuple[int, float, float]] = []
             self.watched: dict = {"counts": {}}
 
     # ----- subscriptions ----------------------------------------------------------------------
     def on_twist(self, msg) -> None:
         now = time.time()
         with self.lock:
-            self.twists.append((int(round(msg.angular.z * 1000.0)), now))
+            self.twists.append((int(round(msg.angular.z * 1000.0)), now, float(msg.linear.x)))
             if not self.estop:
                 self.vel = np.array([msg.linear.x, msg.linear.y, msg.linear.z])
                 self.last_twist = time.monotonic()
