@@ -173,3 +173,16 @@ def test_a_libfranka_fault_holds_the_robot_with_one_line_until_recovered(
     held = obs(robot)["ee_pos"]
     assert drive_until(robot, [0.004, 0, 0, 0, 0, 0, 1.0],
                        lambda o: o["ee_pos"][0] > held[0] + 0.01)
+
+
+def test_a_fault_the_watchdog_meets_first_still_reaches_the_loop(connect_franka, franka_sim):
+    robot = connect_franka(watchdog_periods=3.0)
+    ticks(robot, [0.004, 0, 0, 0, 0, 0, 1.0], 4)
+    franka_sim.command("reflex", "cartesian_reflex")  # and the loop goes silent: the watchdog
+    assert wait_until(lambda: robot.watchdog_holds == 1, timeout=2.0)  # meets the reflex
+    assert wait_until(lambda: bool(robot.fault), timeout=2.0)
+    with pytest.raises(DeviceError, match="cartesian_reflex"):  # the loop is told, once
+        robot.hold(obs(robot))
+    robot.hold(obs(robot))
+    robot.recover()
+    assert robot.fault == ""
