@@ -56,3 +56,8 @@ VLA_STUDIO_NO_QT=1 python -m pytest -p tests.conftest -p no:pytest-qt -p no:cach
 
 echo "== GUI suite (offscreen Qt)"
 python -m pytest tests/ui -p no:cacheprovider -q "$@"
+
+echo "== robot plugins in the window (franky-sim, the ROS 2 fake arm; offscreen Qt)"
+python -m pytest -p tests.conftest -p no:cacheprovider -q \
+  plugins/vla-studio-franka/tests/test_franka_window.py \
+  plugins/vla-studio-ros2/tests/test_ros2_window.py "$@"

@@ -31,7 +31,8 @@ from vla_studio.core.session import Session, SessionError
 from vla_studio.devices.base import DeviceError, Robot, Teleop, TeleopContext
 from vla_studio.devices.cameras.base import Camera, CameraState, CameraStatus
 from vla_studio.devices.cameras.state_events import camera_event
-from vla_studio.devices.registry import CAMERAS, ROBOTS, TELEOPS
+from vla_studio.devices.observers import ObserverContext, StationObserver
+from vla_studio.devices.registry import CAMERAS, OBSERVERS, ROBOTS, TELEOPS
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,16 @@ class Station:
         profile: the validated station profile.
         robot, cameras, teleops: device instances (built from the profile by
             :meth:`from_profile`; tests may pass their own).
+        observers: watchers of the run (``[[observers]]``), started after the loop.
     """
 
     def __init__(self, profile: StationProfile, robot: Robot, cameras: dict[str, Camera],
-                 teleops: dict[str, Teleop]) -> None:
+                 teleops: dict[str, Teleop],
+                 observers: dict[str, StationObserver] | None = None) -> None:
         self.profile = profile
         self.robot, self.cameras, self.teleops = robot, cameras, teleops
+        self.observers: dict[str, StationObserver] = dict(observers or {})
+        self._observing: list[StationObserver] = []
         self.events = EventBus()
         self.latch = EStopLatch()
         self.session = Session(self.latch)
@@ -87,7 +92,8 @@ class Station:
             teleop_cls = TELEOPS.load(s.type)
             config, origins[s.name] = resolve_deadman(teleop_cls, s.config, robot_cls.simulated)
             teleops[s.name] = teleop_cls(config)
-        station = cls(profile, robot, cameras, teleops)
+        observers = {s.name: OBSERVERS.load(s.type)(s.config) for s in profile.observers}
+        station = cls(profile, robot, cameras, teleops, observers)
         station.deadman_origins = origins
         return station
 
@@ -115,14 +121,36 @@ class Station:
                                  teleop=name)
 
     def start(self) -> None:
-        """Start the control loop (the session stays PAUSED until someone starts a run)."""
+        """Start the control loop (the session stays PAUSED until someone starts a run), then
+        the observers; one that cannot start is reported (``observer.error``) and left out."""
         if not self._connected:
             self.connect()
         self.loop.start()
+        if self._observing or not self.observers:
+            return
+        context = self.observer_context()
+        for name, observer in self.observers.items():
+            try:
+                observer.start(context)
+            except Exception as exc:
+                self.events.emit("observer.error", f"observer '{name}': {exc}",
+                                 logging.WARNING, observer=name)
+                continue
+            self._observing.append(observer)
+
+    def observer_context(self) -> ObserverContext:
+        """The read-only views of this station an observer gets."""
+        return ObserverContext(self.profile.name, self.loop.snapshot, self.latch, self.events,
+                               tuple(self.robot.action_space.names),
+                               dict(self.robot.observation_features), tuple(self.cameras),
+                               self.loop.period_s)
 
     def close(self) -> None:
         """Stop the loop, close the sources, disconnect every device. Safe to call twice."""
         self.session.pause("station closing")
+        observing, self._observing = self._observing, []
+        for observer in reversed(observing):
+            _stop_quietly(observer)
         self.loop.stop()
         for source in (self.arbiter.set_teleop(None), self.arbiter.set_policy(None)):
             if source is not None:
@@ -252,6 +280,13 @@ def _close_quietly(source: ActionSource) -> None:
         source.close()
     except Exception:
         log.exception("closing action source %r failed", source)
+
+
+def _stop_quietly(observer: StationObserver) -> None:
+    try:
+        observer.stop()
+    except Exception:
+        log.exception("stopping observer %r failed", observer.name)
 
 
 def _disconnect_quietly(device: object) -> None:

@@ -317,3 +317,27 @@ def test_the_sim_stations_counters_start_at_zero_drops_and_explain_themselves(si
         assert "dropped</b>: frames the camera produced" in tip
         assert "late</b>: frames that arrived more than 1.5 frame periods" in tip
         assert "lower this camera's fps or resolution" in tip
+
+
+def test_a_station_without_cameras_shows_the_robots_state_in_their_place(qtbot, tmp_path):
+    from tests.profiles import changed_profile
+    from vla_studio.paths import resource
+    from vla_studio.ui.widgets.robot_state import format_values
+
+    station = Station.from_profile(changed_profile(resource("stations", "dry_run.toml"),
+                                                   tmp_path, cameras=[]))
+    station.start()
+    try:
+        grid = CameraGrid(station, CoreBridge(station))
+        qtbot.addWidget(grid)
+        grid.show()
+        view = grid.robot_state
+        assert not grid.panes and view is not None and view.isVisible()
+        assert list(view.rows) == list(station.robot.observation_features)
+        qtbot.waitUntil(lambda: view.rows["ee_pos"].text().startswith("x +"), timeout=3000)
+        assert view.rows["ee_pos"].text().endswith(" m") and not view.fault.isVisible()
+    finally:
+        station.close()
+    from vla_studio.core.types import Feature
+    assert format_values(np.arange(9.0), Feature("float32", (9,))) == \
+        "+0.000 +1.000 +2.000 +3.000 +4.000 +5.000 +6.000 +7.000 …"

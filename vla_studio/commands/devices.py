@@ -1,9 +1,9 @@
-"""List installed robot, camera, teleop and policy kinds, and the hardware attached now.
+"""List installed robot, camera, teleop, observer and policy kinds, and the hardware attached now.
 
 Kinds come from VLA Studio itself and from plugins (entry-point groups vla_studio.robots,
-vla_studio.cameras, vla_studio.teleops, vla_studio.policies). Detection asks each kind for the
-devices it can see (OpenCV indices, RealSense serials, gamepads, SpaceMice) and never hangs: a
-probe that takes longer than --timeout seconds is reported as such.
+vla_studio.cameras, vla_studio.teleops, vla_studio.observers, vla_studio.policies). Detection
+asks each kind for the devices it can see (OpenCV indices, RealSense serials, gamepads,
+SpaceMice) and never hangs: a probe that takes longer than --timeout seconds is reported as such.
 """
 
 from __future__ import annotations

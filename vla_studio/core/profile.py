@@ -1,7 +1,8 @@
 """Station profiles: one TOML file describes a robot cell.
 
-A profile names the robot, cameras and teleop devices (each validated against its kind's config
-dataclass), the control rate, the action space, the safety limits and where recordings go::
+A profile names the robot, cameras and teleop devices, and optional observers of the run (each
+validated against its kind's config dataclass), the control rate, the action space, the safety
+limits and where recordings go::
 
     name = "Simulated tabletop"
     control_rate_hz = 20
@@ -95,6 +96,7 @@ class StationProfile:
     robot: DeviceSpec
     cameras: tuple[DeviceSpec, ...] = ()
     teleops: tuple[DeviceSpec, ...] = ()
+    observers: tuple[DeviceSpec, ...] = ()
     action_space: ActionSpaceSettings = field(default_factory=ActionSpaceSettings)
     safety: SafetyLimits = field(default_factory=SafetyLimits)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
@@ -107,8 +109,9 @@ class StationProfile:
 
 
 _TOP_KEYS = {"name", "description", "control_rate_hz", "action_space", "robot", "cameras",
-             "teleops", "safety", "recording"}
-_GROUPS = {"robot": "robots", "cameras": "cameras", "teleops": "teleops"}
+             "teleops", "observers", "safety", "recording"}
+_GROUPS = {"robot": "robots", "cameras": "cameras", "teleops": "teleops",
+           "observers": "observers"}
 
 
 def load_profile(path: str | Path, resolver: ConfigResolver) -> StationProfile:
@@ -195,6 +198,7 @@ def parse_profile(data: Mapping[str, Any], resolver: ConfigResolver, *, source: 
     robot = _device(data["robot"], "robot", "robot", resolver, source)
     cameras = _device_list(data.get("cameras", []), "cameras", resolver, source)
     teleops = _device_list(data.get("teleops", []), "teleops", resolver, source)
+    observers = _device_list(data.get("observers", []), "observers", resolver, source)
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(source, "description", description, "expected a string")
@@ -204,6 +208,7 @@ def parse_profile(data: Mapping[str, Any], resolver: ConfigResolver, *, source: 
         robot=robot,
         cameras=cameras,
         teleops=teleops,
+        observers=observers,
         action_space=build(ActionSpaceSettings, data.get("action_space", {}), source=source,
                            prefix="action_space."),
         safety=build(SafetyLimits, data.get("safety", {}), source=source, prefix="safety."),

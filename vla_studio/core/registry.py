@@ -3,7 +3,7 @@
 A kind is registered as ``"module.path:ClassName"`` and imported only when first used, so listing
 kinds (``vla-studio devices``) never imports pyrealsense2, mujoco or torch. Third-party packages
 add kinds through the entry-point groups ``vla_studio.robots``, ``vla_studio.cameras``,
-``vla_studio.teleops`` and ``vla_studio.policies``.
+``vla_studio.teleops``, ``vla_studio.observers`` and ``vla_studio.policies``.
 """
 
 from __future__ import annotations

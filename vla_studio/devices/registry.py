@@ -1,7 +1,8 @@
-"""The robot, camera and teleop registries, and profile loading wired to them.
+"""The robot, camera, teleop and observer registries, and profile loading wired to them.
 
 Built-in kinds are listed here; plugins add kinds through the entry-point groups
-``vla_studio.robots``, ``vla_studio.cameras`` and ``vla_studio.teleops`` (see ``plugins/``).
+``vla_studio.robots``, ``vla_studio.cameras``, ``vla_studio.teleops`` and
+``vla_studio.observers`` (see ``plugins/``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from vla_studio.core.profile import StationProfile, load_profile
 from vla_studio.core.registry import Registry
 from vla_studio.devices.base import Robot, Teleop
 from vla_studio.devices.cameras.base import Camera
+from vla_studio.devices.observers import StationObserver
 
 ROBOTS: Registry[Robot] = Registry("robot", "vla_studio.robots", {
     "null": "vla_studio.devices.robots.null:NullRobot",
@@ -32,7 +34,12 @@ TELEOPS: Registry[Teleop] = Registry("teleop", "vla_studio.teleops", {
     "spacemouse": "vla_studio.devices.teleop.spacemouse:SpaceMouseTeleop",
 }, Teleop)
 
-REGISTRIES: dict[str, Registry] = {"robots": ROBOTS, "cameras": CAMERAS, "teleops": TELEOPS}
+# Watchers of a run (no built-in kind: e.g. vla-studio-ros2's "ros2" state publisher).
+OBSERVERS: Registry[StationObserver] = Registry("observer", "vla_studio.observers", {},
+                                                StationObserver)
+
+REGISTRIES: dict[str, Registry] = {"robots": ROBOTS, "cameras": CAMERAS, "teleops": TELEOPS,
+                                   "observers": OBSERVERS}
 
 
 def config_class_for(group: str, type_name: str) -> type:

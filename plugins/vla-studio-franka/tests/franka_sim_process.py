@@ -11,6 +11,12 @@ import time
 from pathlib import Path
 
 SERVER = Path(__file__).with_name("franka_sim_server.py")
+# franky-sim stands in for a Franka's controller, which runs its 1 kHz loop on hardware of its
+# own; franky-sim runs it in Python beside everything else. On a busy 2-core machine it fell to a
+# quarter of real time and stalled for 300 ms (measured), so libfranka's state reads waited that
+# long and the control loop rightly latched "robot unresponsive". It runs at a higher priority
+# (when the tests may raise it) so that it keeps up.
+SIM_NICE = -10
 
 
 class FrankaSimProcess:
@@ -32,7 +38,8 @@ class FrankaSimProcess:
         """Start the simulator and wait until it listens."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "w", encoding="utf-8")
-        self._proc = subprocess.Popen([sys.executable, str(SERVER)], stdin=subprocess.PIPE,
+        self._proc = subprocess.Popen([sys.executable, str(SERVER), "--nice", str(SIM_NICE)],
+                                      stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self._log, text=True,
                                       env=env)
         self._reader = threading.Thread(target=self._read, name="franky-sim-stdout", daemon=True)

@@ -14,6 +14,7 @@ from vla_studio.devices.base import DeviceError
 from vla_studio.devices.registry import ROBOTS
 from vla_studio_franka.robot import FrankaConfig, FrankaRobot
 
+from franka_rest import at_rest
 from tests.waiting import wait_until
 
 PERIOD = 0.05
@@ -46,9 +47,10 @@ def drive_until(robot, action, predicate, timeout_s: float = 15.0) -> bool:
     return bool(predicate(obs(robot)))
 
 
-def settle(robot, seconds: float = 0.6) -> dict[str, np.ndarray]:
+def settle(robot) -> dict[str, np.ndarray]:
+    """Hold, and wait until the arm has come to rest (simulated time may lag wall time)."""
     robot.hold(obs(robot))
-    time.sleep(seconds)
+    assert wait_until(lambda: at_rest(robot), timeout=15.0, interval=0.0)
     return obs(robot)
 
 
@@ -131,10 +133,8 @@ def test_the_driver_holds_by_itself_when_commands_stop(connect_franka):
     robot = connect_franka(watchdog_periods=3.0)
     ticks(robot, [0.004, 0, 0, 0, 0, 0, 1.0], 6)  # moving, then VLA Studio goes silent
     assert wait_until(lambda: robot.watchdog_holds == 1, timeout=2.0)
-    time.sleep(0.5)
-    still = obs(robot)["ee_pos"]
-    time.sleep(0.3)
-    assert np.linalg.norm(obs(robot)["ee_pos"] - still) < 0.0005
+    assert wait_until(lambda: at_rest(robot), timeout=15.0, interval=0.0)  # the arm stops
+    assert at_rest(robot, 0.5)  # and stays
     assert robot.watchdog_holds == 1  # held once; it does not keep re-stopping a still arm
 
 
@@ -143,10 +143,11 @@ def test_emergency_hold_stops_a_running_move_and_no_later_command_restarts_it(co
     p0 = obs(robot)["ee_pos"]
     assert drive_until(robot, [0.006, 0, 0, 0, 0, 0, 1.0], lambda o: o["ee_pos"][0] > p0[0] + 0.01)
     robot.emergency_hold()  # as the e-stop relay does, from another thread
-    time.sleep(0.3)
+    assert wait_until(lambda: at_rest(robot), timeout=15.0, interval=0.0)
     held = obs(robot)["ee_pos"]
     ticks(robot, [0.006, 0, 0, 0, 0, 0, 1.0], 6)  # ticks already past their e-stop check
-    assert np.linalg.norm(obs(robot)["ee_pos"] - held) < 0.001
+    time.sleep(0.2)
+    assert np.linalg.norm(obs(robot)["ee_pos"] - held) < 0.001  # they would have gone 36 mm
     np.testing.assert_allclose(robot.last_sent[:6], 0.0)  # each one became a hold
     robot.release_emergency_hold()
     assert drive_until(robot, [0.006, 0, 0, 0, 0, 0, 1.0],
@@ -172,3 +173,16 @@ def test_a_libfranka_fault_holds_the_robot_with_one_line_until_recovered(
     held = obs(robot)["ee_pos"]
     assert drive_until(robot, [0.004, 0, 0, 0, 0, 0, 1.0],
                        lambda o: o["ee_pos"][0] > held[0] + 0.01)
+
+
+def test_a_fault_the_watchdog_meets_first_still_reaches_the_loop(connect_franka, franka_sim):
+    robot = connect_franka(watchdog_periods=3.0)
+    ticks(robot, [0.004, 0, 0, 0, 0, 0, 1.0], 4)
+    franka_sim.command("reflex", "cartesian_reflex")  # and the loop goes silent: the watchdog
+    assert wait_until(lambda: robot.watchdog_holds == 1, timeout=2.0)  # meets the reflex
+    assert wait_until(lambda: bool(robot.fault), timeout=2.0)
+    with pytest.raises(DeviceError, match="cartesian_reflex"):  # the loop is told, once
+        robot.hold(obs(robot))
+    robot.hold(obs(robot))
+    robot.recover()
+    assert robot.fault == ""

@@ -89,3 +89,25 @@ def test_our_own_stop_is_a_preemption_not_a_fault():
     assert not is_preemption("libfranka: Move command preempted!", robot_has_errors=True)
     assert not is_preemption("libfranka: Move command aborted: motion aborted by reflex! []",
                              robot_has_errors=False)
+
+
+class _Arm:
+    """Stands in for franky's Robot where only ``has_errors`` is read."""
+
+    def __init__(self, has_errors: bool = False) -> None:
+        self.has_errors = has_errors
+
+
+def test_an_isolated_planner_failure_restarts_from_rest_and_a_second_one_is_a_fault():
+    from vla_studio_franka.robot import FrankaConfig, FrankaRobot
+
+    robot = FrankaRobot(FrankaConfig(name="fr3", planner_restarts=1))
+    robot._moving, robot._stopped = True, False
+    message = "Motion planner failed with error code -110"
+    assert robot._planner_gave_up(_Arm(), message)  # absorbed: stop, restart from rest
+    assert robot.planner_failures_absorbed == 1 and not robot._moving and robot._stopped
+    assert not robot._planner_gave_up(_Arm(), message)  # a second one within 10 s: a fault
+    assert not robot._planner_gave_up(_Arm(has_errors=True), message)  # robot errors: fault
+    assert not robot._planner_gave_up(_Arm(), "libfranka: Move command aborted: reflex")
+    strict = FrankaRobot(FrankaConfig(name="fr3", planner_restarts=0))
+    assert not strict._planner_gave_up(_Arm(), message)

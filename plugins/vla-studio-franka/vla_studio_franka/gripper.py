@@ -100,7 +100,7 @@ class GripperWorker:
                 log.error("the gripper thread did not stop within 5 s")
         self._gripper = None
 
-    # ----- any thread -----------------------------------------------------------------------------
+    # ----- any thread ----------------------------------------------------------------------------
     def command(self, opening: float) -> None:
         """Ask for ``opening`` (1 = open, 0 = closed); never blocks."""
         if not math.isfinite(opening):

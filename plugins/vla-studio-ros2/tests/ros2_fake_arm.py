@@ -17,8 +17,13 @@ It starts a Zenoh router listening on ``tcp/127.0.0.1:PORT`` only, then a node `
 With ``--pattern``, joint positions and image pixels are a known function of the sequence number
 (for the intact-delivery test). It prints ``ready`` once serving, ``estop true|false`` when the
 stop topic changes, and answers ``twists`` with one line of the Twists it received
-(``seq recv_wall_time`` pairs; the test encodes the sequence number in ``angular.z``). Commands
-on stdin: ``silence`` / ``speak`` (stop / resume the joint states), ``twists``, ``quit``.
+(``seq recv_wall_time linear_x``; the test encodes the sequence number in ``angular.z``). Commands
+on stdin: ``silence`` / ``speak`` (stop / resume the joint states), ``twists``, ``reset`` (back
+to the start: pose, joints, gripper, no stop, nothing received), ``quit``.
+
+It also watches VLA Studio's own state as a ROS tool would (the bridge's ``ros2`` observer,
+topics under ``/vla_studio/state``): ``watched`` answers with one JSON line of what arrived
+(message counts, the last joint names and e-stop, the action's labels, an image's size).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ def draw_arm(pos: np.ndarray, gripper: float, estop: bool) -> np.ndarray:
     cv2.line(img, px(0, 0), px(pos[0], pos[1]), (230, 230, 230), 3)
     cv2.circle(img, px(0, 0), 8, (40, 40, 40), -1)
     cv2.circle(img, px(pos[0], pos[1]), int(4 + 6 * (1 - pos[2])), (240, 200, 60), -1)
-    cv2.putText(img, f"z {pos[2]:.2f} g {gripper:.1f}", (4, 12), cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.putText(img, f"z {pos[2]:.2f} g {gripper:.1f}", (4, H - 4), cv2.FONT_HERSHEY_SIMPLEX,
                 0.35, (255, 255, 255), 1)
     return img
 
@@ -71,16 +76,8 @@ class FakeArm:
 
         sdk.prepare()
         self.rate, self.pattern = rate, pattern
-        self.pos = np.array([0.45, 0.0, 0.3])
-        self.vel = np.zeros(3)
-        self.q = np.zeros(7)
-        self.q_target = self.q.copy()
-        self.gripper = 1.0
-        self.estop = False
-        self.silent = False
-        self.last_twist = 0.0
-        self.twists: list[tuple[int, float]] = []
         self.lock = threading.Lock()
+        self.reset()
         common = dict(node_name="fake_arm", router_ip="127.0.0.1", router_port=port)
         best = QosProfile(reliability=QosReliability.BEST_EFFORT, history_depth=4)
         self.session = sdk.acquire(f"tcp/127.0.0.1:{port}")
@@ -97,16 +94,39 @@ class FakeArm:
             ROS2Subscriber("/gripper/command", "std_msgs/msg/Float32", self.on_gripper, **common),
             ROS2Subscriber("/vla_studio/estop", "std_msgs/msg/Bool", self.on_estop, **common),
         ]
+        state = "/vla_studio/state"
+        for topic, kind in (("joint_states", "sensor_msgs/msg/JointState"),
+                            ("action", "std_msgs/msg/Float64MultiArray"),
+                            ("estop", "std_msgs/msg/Bool"), ("status", "std_msgs/msg/String"),
+                            ("overhead/image_raw", "sensor_msgs/msg/Image")):
+            self.subs.append(ROS2Subscriber(f"{state}/{topic}", kind,
+                                            lambda msg, t=topic: self.on_watched(t, msg),
+                                            qos=best if "image" in topic else None,
+                                            **dict(common, node_name="fake_arm_watcher")))
         reg = sdk.message_class
         self.cls = {n: reg(self.session, n) for n in (
             "std_msgs/msg/Header", "builtin_interfaces/msg/Time", "geometry_msgs/msg/Pose",
             "geometry_msgs/msg/Point", "geometry_msgs/msg/Quaternion")}
 
+    def reset(self) -> None:
+        """The start state (tests share one node: each begins from here)."""
+        with self.lock:
+            self.pos = np.array([0.45, 0.0, 0.3])
+            self.vel = np.zeros(3)
+            self.q = np.zeros(7)
+            self.q_target = self.q.copy()
+            self.gripper = 1.0
+            self.estop = False
+            self.silent = False
+            self.last_twist = 0.0
+            self.twists: list[tuple[int, float, float]] = []
+            self.watched: dict = {"counts": {}}
+
     # ----- subscriptions ----------------------------------------------------------------------
     def on_twist(self, msg) -> None:
         now = time.time()
         with self.lock:
-            self.twists.append((int(round(msg.angular.z * 1000.0)), now))
+            self.twists.append((int(round(msg.angular.z * 1000.0)), now, float(msg.linear.x)))
             if not self.estop:
                 self.vel = np.array([msg.linear.x, msg.linear.y, msg.linear.z])
                 self.last_twist = time.monotonic()
@@ -134,6 +154,27 @@ class FakeArm:
                 self.q_target = self.q.copy()
         if changed:
             print(f"estop {str(value).lower()}", flush=True)
+
+    def on_watched(self, topic: str, msg) -> None:
+        w = self.watched
+        with self.lock:
+            w["counts"][topic] = w["counts"].get(topic, 0) + 1
+            if topic == "joint_states":
+                w["joint_names"] = list(msg.name)
+                w["joint_pos"] = [float(v) for v in msg.position]
+                w["stamp_age_s"] = time.time() - (msg.header.stamp.sec
+                                                  + msg.header.stamp.nanosec * 1e-9)
+            elif topic == "action":
+                w["action_labels"] = msg.layout.dim[0].label if msg.layout.dim else ""
+                w["action_len"] = len(msg.data)
+            elif topic == "estop":
+                w["estop"] = bool(msg.data)
+                if msg.data and "estop_true_at" not in w:
+                    w["estop_true_at"] = time.monotonic()
+            elif topic == "status":
+                w["status"] = json.loads(msg.data)
+            else:
+                w["image"] = [int(msg.height), int(msg.width), str(msg.encoding)]
 
     # ----- the node's loop --------------------------------------------------------------------
     def header(self, seq: int):
@@ -201,13 +242,19 @@ def main() -> None:
             word = line.strip()
             if word == "quit":
                 break
-            if word == "silence":
+            if word == "reset":
+                arm.reset()
+            elif word == "silence":
                 arm.silent = True
             elif word == "speak":
                 arm.silent = False
             elif word == "twists":
                 with arm.lock:
                     print("twists " + json.dumps(arm.twists), flush=True)
+                continue
+            elif word == "watched":
+                with arm.lock:
+                    print("watched " + json.dumps(arm.watched), flush=True)
                 continue
             print(f"ok {word}", flush=True)
     finally:

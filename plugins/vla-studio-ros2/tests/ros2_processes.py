@@ -49,10 +49,17 @@ class FakeArmProcess:
             raise RuntimeError(f"the fake arm did not start: {line!r} (see {self.log_path})")
 
     def command(self, word: str, timeout_s: float = 10.0) -> str:
+        """Send ``word`` and return its answer (``ok WORD`` or ``WORD ...``); a late answer to
+        an earlier command that timed out is skipped, never taken for this one's."""
         assert self._proc is not None and self._proc.stdin is not None
         self._proc.stdin.write(word + "\n")
         self._proc.stdin.flush()
-        return self.next_line(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            line = self.next_line(max(0.0, deadline - time.monotonic()))
+            if line in ("<timeout>", "<exited>") or line == f"ok {word}" or \
+                    line.startswith(f"{word} "):
+                return line
 
     def next_line(self, timeout_s: float) -> str:
         try:
@@ -86,3 +93,4 @@ class FakeArmProcess:
                 self.estop_events.append((line.split()[1], time.monotonic()))
                 continue
             self._lines.put(line)
+        self._lines.put("<exited>")

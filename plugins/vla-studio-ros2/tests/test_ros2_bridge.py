@@ -63,9 +63,9 @@ def test_joint_state_twist_and_image_arrive_intact_at_30_hz(pattern_arm, record_
         frame_hz = camera.status().fps if hasattr(camera.status(), "fps") else None
         reply = pattern_arm.command("twists")
         received = json.loads(reply.split(" ", 1)[1])
-        got = [seq for seq, _ in received if seq in sent]
+        got = [seq for seq, *_ in received if seq in sent]
         assert got == sorted(sent), "Twists lost, duplicated or reordered"
-        twist_latency = [t - sent[seq] for seq, t in received if seq in sent]
+        twist_latency = [t - sent[seq] for seq, t, *_ in received if seq in sent]
         figures = {"joint_state_hz": round(state_hz, 1),
                    "joint_state_p95_ms": round(p95_ms(robot.latencies), 2),
                    "twist_p95_ms": round(p95_ms(twist_latency), 2),
@@ -118,8 +118,39 @@ def test_the_driver_sends_a_stop_when_commands_stop(fake_arm):
             robot.send_action(np.array([0.004, 0, 0, 0, 0, 0, 1.0]))
             time.sleep(PERIOD)
         assert wait_until(lambda: robot.watchdog_stops == 1, timeout=2.0)
-        x = robot.get_observation()["ee_pos"][0]
-        time.sleep(0.3)
-        assert abs(robot.get_observation()["ee_pos"][0] - x) < 1e-6
+        # The arm received the watchdog's zero Twist after the last command ...
+        def moving_then_zero() -> list[bool]:
+            received = json.loads(fake_arm.command("twists").split(" ", 1)[1])
+            return [x > 0 for _, _, x in received]
+        assert wait_until(lambda: moving_then_zero() == [True] * 5 + [False], timeout=3.0), \
+            moving_then_zero()
+        # ... and stands still from then on (the arm's own 0.2 s timeout would stop it too,
+        # later: the zero Twist is what the driver adds).
+        def still() -> bool:
+            x = robot.get_observation()["ee_pos"][0]
+            time.sleep(0.2)
+            return abs(robot.get_observation()["ee_pos"][0] - x) < 1e-6
+        assert wait_until(still, timeout=3.0, interval=0.0)
+        assert still()
+    finally:
+        robot.disconnect()
+
+
+def test_a_new_connection_clears_the_stop_the_last_disconnect_left(fake_arm):
+    robot = robot_on(fake_arm)
+    robot.disconnect()  # stops the arm: e-stop topic true, which the arm latches
+    assert wait_until(lambda: fake_arm.estop_events[-1:] and
+                      fake_arm.estop_events[-1][0] == "true", timeout=2.0)
+    robot = robot_on(fake_arm)
+    try:
+        assert wait_until(lambda: fake_arm.estop_events[-1][0] == "false", timeout=2.0)
+        assert wait_until(lambda: "ee_pos" in robot.get_observation(), timeout=5.0)
+        x0 = robot.get_observation()["ee_pos"][0]
+
+        def moved() -> bool:
+            robot.send_action(np.array([0.004, 0, 0, 0, 0, 0, 1.0]))
+            time.sleep(PERIOD)
+            return robot.get_observation()["ee_pos"][0] > x0 + 0.01
+        assert wait_until(moved, timeout=5.0, interval=0.0)  # the arm takes commands again
     finally:
         robot.disconnect()

@@ -1,9 +1,12 @@
 """The example ROS 2 station on the real control loop against the fake arm node: the keyboard
-drives the arm, a silent arm topic holds the robot, and the e-stop reaches the arm."""
+drives the arm, a silent arm topic holds the robot, the e-stop reaches the arm, and the node sees
+VLA Studio's own state (joints, actions, e-stop, a camera) as a ROS tool would."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import tomllib
 from pathlib import Path
 
@@ -27,8 +30,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ros2_fake_arm.toml
 def station(fake_arm, tmp_path):
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     data["robot"]["router"] = fake_arm.router
-    for cam in data["cameras"]:
-        cam["router"] = fake_arm.router
+    for table in [*data["cameras"], *data["observers"]]:
+        table["router"] = fake_arm.router
     data["recording"]["dataset_dir"] = str(tmp_path / "dataset")
     st = Station.from_profile(parse_profile(data, config_class_for, source=str(EXAMPLE),
                                             path=EXAMPLE))
@@ -90,3 +93,34 @@ def test_the_estop_reaches_the_fake_arm(station, fake_arm):
         station.latch.request_reset()
         assert station.latch.confirm_reset()
         assert wait_until(lambda: fake_arm.estop_events[-1][0] == "false", timeout=2.0)
+
+
+def watched(fake_arm) -> dict:
+    reply = fake_arm.command("watched")
+    assert reply.startswith("watched "), reply
+    return json.loads(reply.split(" ", 1)[1])
+
+
+def test_ros_tools_see_the_station_state_and_its_estop(station, fake_arm):
+    observer = station.observers["ros_graph"]
+    assert wait_until(lambda: watched(fake_arm)["counts"].get("joint_states", 0) >= 10, 10.0)
+    seen = watched(fake_arm)
+    assert seen["joint_names"] == [*station.robot.config.joint_names, "gripper"]
+    # the arm's joints, relayed: the fake arm starts at zero with its gripper open
+    np.testing.assert_allclose(seen["joint_pos"][:7], 0.0, atol=0.05)
+    assert seen["joint_pos"][7] == 1.0
+    assert 0.0 <= seen["stamp_age_s"] < 2.0  # wall-clock stamps, as ROS 2 stamps
+    assert seen["action_labels"] == " ".join(station.robot.action_space.names)
+    assert seen["action_len"] == 7
+    assert seen["estop"] is False and seen["status"]["source"] == "hold"
+    assert wait_until(lambda: watched(fake_arm).get("image") == [120, 160, "rgb8"], 5.0)
+    t0 = time.monotonic()
+    station.latch.trigger("operator STOP", "test")
+    assert wait_until(lambda: watched(fake_arm).get("estop") is True, 2.0)
+    # the status follows the e-stop message (same thread, next put)
+    assert wait_until(lambda: watched(fake_arm).get("status", {}).get("estop") is True, 2.0)
+    seen = watched(fake_arm)
+    print(f"the observer's e-stop reached the watcher {(seen['estop_true_at'] - t0) * 1e3:.1f} ms "
+          "after the trigger")
+    assert seen["status"]["estop"] and seen["status"]["estop_reason"] == "operator STOP"
+    assert observer.published["estop"] > 0 and observer.published["joint_states"] >= 10

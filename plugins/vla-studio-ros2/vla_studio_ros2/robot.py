@@ -53,7 +53,8 @@ class Ros2RobotConfig(RobotConfig):
     twist_topic: str = option("/cmd_twist", help="geometry_msgs/Twist out (ee_delta)")
     trajectory_topic: str = option("/joint_trajectory",
                                    help="trajectory_msgs/JointTrajectory out (joint_position)")
-    gripper_topic: str = option("/gripper/command", help="std_msgs/Float32 opening out ('' = none)")
+    gripper_topic: str = option("/gripper/command",
+                                help="std_msgs/Float32 opening out ('' = none)")
     estop_topic: str = option("/vla_studio/estop", help="std_msgs/Bool out, true = stop now")
     joint_names: tuple[str, ...] = option(default_factory=lambda: DEFAULT_JOINTS,
                                           help="the arm's joints, in action order")
@@ -170,6 +171,11 @@ class Ros2Robot(Robot):
                               f"{c.router}: {exc}. Is a Zenoh router running there "
                               "(`zenohd`, or rmw_zenoh's `ros2 run rmw_zenoh_cpp rmw_zenohd`)?"
                               ) from None
+        # The e-stop topic carries VLA Studio's stop: say where it stands now. The last
+        # disconnect (ours, or another VLA Studio's) left it true, and an arm that latches it
+        # would otherwise refuse every command of this session.
+        with self._pub_lock:
+            self._pubs["estop"].publish(data=self.emergency_held)
         self._watchdog_stop.clear()
         self._watchdog = threading.Thread(target=self._watch, name="ros2-watchdog", daemon=True)
         self._watchdog.start()
@@ -305,6 +311,12 @@ class Ros2Robot(Robot):
                 self._publish_trajectory(action[:-1])
             self._moving = False
         return action
+
+    def recover(self) -> None:
+        """ROS 2 has no standard error recovery for an arm: say so (Robot > Recover robot)."""
+        raise DeviceError(f"the ROS 2 arm {self.name!r} has no error recovery through the "
+                          "bridge: clear its error with the arm's own tools (its driver's "
+                          "services, the teach pendant), then reset the e-stop")
 
     # ----- emergency hold (the e-stop relay) --------------------------------------------------
     def _emergency_hold(self) -> None:

@@ -24,6 +24,7 @@ from vla_studio.station import Station
 from vla_studio.ui.bridge import CoreBridge
 from vla_studio.ui.widgets.camera_overlay import OverlayLayer
 from vla_studio.ui.widgets.camera_pane import CameraPane
+from vla_studio.ui.widgets.robot_state import RobotStateView
 
 
 def screen_refresh_hz(widget: QWidget, default: float = 60.0) -> float:
@@ -85,10 +86,13 @@ class CameraGrid(QWidget):
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(4)
-        self._empty = QLabel("This station has no cameras." if not names else
-                             "Every camera is in its own window.")
-        self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._empty.setObjectName("cameraGridEmpty")
+        self.robot_state: RobotStateView | None = None
+        if names:
+            self._empty: QWidget = QLabel("Every camera is in its own window.")
+            self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self._empty.setObjectName("cameraGridEmpty")
+        else:  # a robot without cameras (a Franka on franky-sim): its state takes their place
+            self._empty = self._no_cameras(station)
         self._relayout()
         self.bridge = bridge
         self.display_hz = screen_refresh_hz(self)
@@ -115,6 +119,24 @@ class CameraGrid(QWidget):
         for pane in self.panes.values():
             if pane.isVisible():
                 pane.refresh()
+        view = self.robot_state
+        if view is not None and view.isVisible():
+            step = self.station.loop.snapshot.get()
+            if step is not None:
+                view.show_step(step, self.station.robot.fault)
+
+    def _no_cameras(self, station: Station) -> QWidget:
+        """What a station without cameras shows: the robot's state, said so."""
+        box = QWidget()
+        note = QLabel("This station has no cameras: the robot's own state")
+        note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.robot_state = RobotStateView(station.robot.name, station.robot.observation_features)
+        layout = QVBoxLayout(box)
+        layout.addStretch(1)
+        layout.addWidget(note)
+        layout.addWidget(self.robot_state, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(1)
+        return box
 
     def toggle_enlarged(self, name: str) -> None:
         """Enlarge pane ``name`` over the whole grid, or show every pane again."""
