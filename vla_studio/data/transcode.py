@@ -37,7 +37,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import cv2
 import h5py
@@ -45,10 +45,13 @@ import numpy as np
 
 from vla_studio import __version__
 from vla_studio.data.annotations import folder_lock, fsync_folder
-from vla_studio.data.checksums import (ALGORITHM, FRAME_CRC, STEP_CHUNKS, covered_columns,
-                                       covers_attr, crc32c, rows_crc32c)
+from vla_studio.data.checksums import FRAME_CRC, STEP_CHUNKS, crc32c
 from vla_studio.data.episode_file import (EPISODE_SUFFIX, FORMAT, IMAGE, RECORDING_SUFFIX, STEPS,
                                           STATUS_RECORDING, decode_attrs)
+from vla_studio.data.episode_copy import (camera_rates, copy_attrs, copy_tree,
+                                          distinct_frames, estimate_video_bytes, frame_numbers,
+                                          frames_in_order, fsync_file, step_frames,
+                                          write_step_chunks)
 from vla_studio.data.integrity import (frame_checksum_problem, step_chunk_problem,
                                        structural_problem, verify_episode)
 from vla_studio.data.video_codec import (PIX_FMT, FrameDecoder, FrameEncoder, VideoCodecError,
@@ -61,7 +64,6 @@ log = logging.getLogger(__name__)
 TEMP_SUFFIX = ".compacting"
 # Free space that must remain after the video is written (the recorder needs the disk more).
 MIN_FREE_AFTER_BYTES = 256 << 20
-_BLOCK_BYTES = 16 << 20
 # Per-step datasets of a JPEG camera group that the video replaces.
 _JPEG_ONLY = ("data", "index", FRAME_CRC)
 
@@ -295,17 +297,17 @@ def _transcode(path: Path, temp: Path, settings: VideoSettings, control: Transco
             return
         formats = camera_formats(src)
         jpeg = [c for c, fmt in formats.items() if fmt == "jpeg"]
-        needed = _estimate_video_bytes(src, jpeg) + reserve_bytes
+        needed = estimate_video_bytes(src, jpeg) + reserve_bytes
         if shutil.disk_usage(path.parent).free < needed:
             result.outcome = OUTCOME_NO_SPACE
             result.message = (f"{needed / 1e6:.0f} MB of free space needed beside the episode "
                               "to transcode it")
             return
-        total = sum(len(_distinct_frames(src[f"{IMAGE}/{c}/index"][:t])) for c in jpeg)
+        total = sum(len(distinct_frames(src[f"{IMAGE}/{c}/index"][:t])) for c in jpeg)
         counter = _Progress(total, progress)
         checks: dict[str, list[int]] = {}
         with h5py.File(temp, "w-", libver="latest") as dst:
-            _copy_attrs(src.attrs, dst.attrs)
+            copy_attrs(src.attrs, dst.attrs)
             dst.attrs[STORAGE_ATTR] = "video" if len(jpeg) == len(formats) else "mixed"
             dst.attrs["storage_history"] = json.dumps(
                 [*json.loads(_text(src.attrs.get("storage_history")) or "[]"),
@@ -313,16 +315,16 @@ def _transcode(path: Path, temp: Path, settings: VideoSettings, control: Transco
                   "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                   "software_version": __version__}])
             skip = {f"/{IMAGE}/{c}" for c in jpeg} | {f"/{STEP_CHUNKS}"}
-            _copy_tree(src, dst, skip)
-            fps = _camera_rates(src)
+            copy_tree(src, dst, skip)
+            fps = camera_rates(src)
             for cam in jpeg:
                 report, checks[cam] = _transcode_camera(
                     src[f"{IMAGE}/{cam}"], dst.require_group(f"{IMAGE}/{cam}"), t, settings,
                     fps.get(cam, 0.0), control, counter)
                 result.cameras[cam] = report
-            _write_step_chunks(src, dst, t)
+            write_step_chunks(src, dst, t)
             dst.flush()
-        _fsync_file(temp)
+        fsync_file(temp)
     _verify_written(path, temp, jpeg, checks, t)
     frames = sum(r.frames for r in result.cameras.values())
     result.frames = frames
@@ -341,10 +343,10 @@ def _transcode_camera(src: h5py.Group, dst: h5py.Group, t: int, settings: VideoS
     Returns the report and a CRC of each decoded picture (checked again from disk)."""
     name = src.name.rsplit("/", 1)[-1]
     index = np.asarray(src["index"][:t], np.int64)
-    distinct = _distinct_frames(index)
+    distinct = distinct_frames(index)
     if FRAME_CRC in src:  # never transcode bytes that changed on disk since recording
         problem = frame_checksum_problem(name, index, np.asarray(src[FRAME_CRC][:t], np.uint32),
-                                         list(_step_frames(src["data"], index)))
+                                         list(step_frames(src["data"], index)))
         if problem:
             raise ValueError(f"the episode is damaged ({problem}); left as recorded")
     width, height = int(src.attrs["width"]), int(src.attrs["height"])
@@ -376,7 +378,7 @@ def _transcode_camera(src: h5py.Group, dst: h5py.Group, t: int, settings: VideoS
                                  f"{settings.min_psnr_db:g} dB): not transcoded")
 
     jpeg_bytes = 0
-    for number, data in enumerate(_frames_in_order(src["data"], distinct)):
+    for number, data in enumerate(frames_in_order(src["data"], distinct)):
         control.checkpoint()
         jpeg_bytes += len(data)
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -397,7 +399,7 @@ def _transcode_camera(src: h5py.Group, dst: h5py.Group, t: int, settings: VideoS
 
     # Layout (see vla_studio.data.video_storage).
     attrs = {k: v for k, v in src.attrs.items() if k != "format"}
-    _copy_attrs(attrs, dst.attrs)
+    copy_attrs(attrs, dst.attrs)
     dst.attrs.update({"format": settings.codec, "source_format": "jpeg",
                       "encoder": settings.encoder_name, "pix_fmt": PIX_FMT, "fps": float(fps),
                       "gop": encoder.gop, "crf": int(settings.crf),
@@ -418,7 +420,7 @@ def _transcode_camera(src: h5py.Group, dst: h5py.Group, t: int, settings: VideoS
                        if blob.size else None)
     dst.create_dataset(PACKETS, data=table)
     dst.create_dataset(PACKET_CRC, data=np.array([crc32c(p) for p, _ in packets], np.uint32))
-    dst.create_dataset(VIDEO_FRAME, data=_frame_numbers(index, distinct))
+    dst.create_dataset(VIDEO_FRAME, data=frame_numbers(index, distinct))
     dst.create_dataset(EXTRADATA, data=np.frombuffer(encoder.extradata, np.uint8))
     report = CameraReport(frames=len(distinct), jpeg_bytes=jpeg_bytes, video_bytes=int(blob.size),
                           psnr_db_mean=round(float(np.mean(psnrs)), 3) if psnrs else 0.0,
@@ -439,8 +441,8 @@ def _verify_written(path: Path, temp: Path, cameras: list[str], pictures: dict[s
                 if key in s and not np.array_equal(s[key][:t], d[key][:t], equal_nan=True):
                     raise ValueError(f"camera {cam!r} {key} differs after transcoding")
             index = np.asarray(s["index"][:t], np.int64)
-            if not np.array_equal(d[VIDEO_FRAME][:t], _frame_numbers(index,
-                                                                     _distinct_frames(index))):
+            if not np.array_equal(d[VIDEO_FRAME][:t], frame_numbers(index,
+                                                                     distinct_frames(index))):
                 raise ValueError(f"camera {cam!r} steps point at other frames after transcoding")
             decoded = _decode_all(d, str(d.attrs["format"]))
             if decoded != pictures[cam]:
@@ -460,7 +462,7 @@ def _decode_all(group: h5py.Group, codec: str) -> list[int]:
                            extradata.size else b"")
     decoder.seek(0)
     out: list[int] = []
-    for number, packet in enumerate(_frames_in_order(data, table[:, :2])):
+    for number, packet in enumerate(frames_in_order(data, table[:, :2])):
         decoder.feed(number, packet)
         while (frame := decoder.next_frame()) is not None:
             out.append(_picture_crc(frame))
@@ -473,120 +475,6 @@ def _decode_all(group: h5py.Group, codec: str) -> list[int]:
 def _picture_crc(frame) -> int:
     """CRC-32C of a decoded picture's planes (without line padding)."""
     return crc32c(np.ascontiguousarray(frame.to_ndarray(format=PIX_FMT)))
-
-
-# ----- helpers -------------------------------------------------------------------------------
-def _distinct_frames(index: np.ndarray) -> np.ndarray:
-    """``[F, 2]`` (offset, length) of the distinct stored frames, in file order."""
-    rows = np.asarray(index, np.int64).reshape(-1, 2)
-    rows = rows[rows[:, 1] > 0]
-    return np.unique(rows, axis=0) if len(rows) else np.zeros((0, 2), np.int64)
-
-
-def _frame_numbers(index: np.ndarray, distinct: np.ndarray) -> np.ndarray:
-    """Each step's frame number among ``distinct`` (-1 for a step without an image)."""
-    out = np.full(len(index), -1, np.int64)
-    if not len(distinct):
-        return out
-    present = index[:, 1] > 0
-    out[present] = np.searchsorted(distinct[:, 0], index[present, 0])
-    return out
-
-
-def _frames_in_order(data: h5py.Dataset, rows: np.ndarray) -> Iterator[bytes]:
-    """The bytes at ``rows`` (offset, length), in order, read in large blocks."""
-    block, block_start = np.empty(0, np.uint8), 0
-    for offset, length in np.asarray(rows, np.int64)[:, :2].tolist():
-        if offset < block_start or offset + length > block_start + block.size:
-            block_start = offset
-            block = data[offset:min(data.shape[0], max(offset + length, offset + _BLOCK_BYTES))]
-        yield block[offset - block_start:offset - block_start + length].tobytes()
-
-
-def _step_frames(data: h5py.Dataset, index: np.ndarray) -> Iterator[bytes]:
-    """Each step's bytes (b"" for none), for the checksum check."""
-    cache: dict[tuple[int, int], bytes] = {}
-    distinct = _distinct_frames(index)
-    for (o, n), chunk in zip(distinct.tolist(), _frames_in_order(data, distinct)):
-        cache[(o, n)] = chunk
-    for o, n in index.tolist():
-        yield cache.get((o, n), b"") if n else b""
-
-
-def _estimate_video_bytes(src: h5py.File, cameras: list[str]) -> int:
-    """Generous bound on the temporary file's size: a tenth of the JPEG bytes plus every
-    other dataset (copied as is)."""
-    jpeg = sum(int(src[f"{IMAGE}/{c}/data"].shape[0]) for c in cameras)
-    size = os.path.getsize(src.filename)
-    return max(0, size - jpeg) + jpeg // 10
-
-
-def _camera_rates(src: h5py.File) -> dict[str, float]:
-    """Each camera's nominal frame rate (the control rate when the camera does not say)."""
-    attrs = decode_attrs(src.attrs, ("cameras", "control_rate_hz"))
-    meta = attrs.get("cameras") if isinstance(attrs.get("cameras"), dict) else {}
-    rate = float(attrs.get("control_rate_hz") or 0.0)
-    out: dict[str, float] = {}
-    for name in camera_formats(src):
-        info = meta.get(name)
-        try:
-            out[name] = float(info.get("fps") or rate) if isinstance(info, dict) else rate
-        except (TypeError, ValueError):
-            out[name] = rate
-    return out
-
-
-def _copy_tree(src: h5py.Group, dst: h5py.Group, skip: set[str]) -> None:
-    """Copy every group, dataset and attribute below ``src`` (as stored: same dtype, chunks and
-    filters) except the objects at the paths in ``skip``."""
-    for name, obj in src.items():
-        if obj.name in skip:
-            continue
-        if isinstance(obj, h5py.Group):
-            group = dst.require_group(name)
-            _copy_attrs(obj.attrs, group.attrs)
-            _copy_tree(obj, group, skip)
-        else:
-            src.copy(obj, dst, name=name)
-
-
-def _copy_attrs(source: Any, target: h5py.AttributeManager) -> None:
-    for key, value in source.items():
-        target[key] = value
-
-
-def _write_step_chunks(src: h5py.File, dst: h5py.File, t: int) -> None:
-    """The step checksums of the new file: the same chunks as the recording (whose checksums
-    were verified before anything was read), over the new file's per-step columns."""
-    chunks = src.get(STEP_CHUNKS)
-    if not isinstance(chunks, h5py.Dataset):
-        return
-    rows: list[str] = []
-
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and obj.shape and obj.shape[0] == t and \
-                not name.startswith("observation/depth/") and \
-                name.rsplit("/", 1)[-1] not in ("data", PACKETS, PACKET_CRC, EXTRADATA):
-            rows.append(name)
-
-    dst[STEPS].visititems(visit)
-    covers = covered_columns(rows)
-    columns = [dst[f"{STEPS}/{name}"][:t] for name in covers]
-    table = np.asarray(chunks[()], np.int64).reshape(-1, 3).copy()
-    for row in table:
-        start, end = int(row[0]), int(row[1])
-        if 0 <= start < end <= t:
-            row[2] = rows_crc32c(c[start:end] for c in columns)
-    out = dst.create_dataset(STEP_CHUNKS, data=table, maxshape=(None, 3))
-    out.attrs.update({"algorithm": ALGORITHM, "covers": covers_attr(covers)})
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _text(value: Any) -> str:
