@@ -250,7 +250,7 @@ def transcode_episode(path: str | Path, settings: VideoSettings | None = None, *
         result.wall_s = round(time.monotonic() - t0, 3)
         result.cpu_s = round(_thread_cpu() - c0, 3)
     if result.outcome not in (OUTCOME_TRANSCODED, OUTCOME_READY, OUTCOME_SKIPPED):
-        log.info("transcode of %s: %s (%s)", path.name, result.outcome, result.message)
+        log.debug("transcode of %s: %s (%s)", path.name, result.outcome, result.message)
     return result
 
 
@@ -378,17 +378,21 @@ def _transcode_camera(src: h5py.Group, dst: h5py.Group, t: int, settings: VideoS
                                  f"{settings.min_psnr_db:g} dB): not transcoded")
 
     jpeg_bytes = 0
-    for number, data in enumerate(frames_in_order(src["data"], distinct)):
-        control.checkpoint()
-        jpeg_bytes += len(data)
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None or bgr.shape != (height, width, 3):
-            raise ValueError(f"camera {name!r} frame {number} is not a {width}x{height} JPEG")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        waiting.append(rgb)
-        take(encoder.encode(rgb))
-        counter.step()
-    take(encoder.encode(None))
+    try:
+        for number, data in enumerate(frames_in_order(src["data"], distinct)):
+            control.checkpoint()
+            jpeg_bytes += len(data)
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None or bgr.shape != (height, width, 3):
+                raise ValueError(f"camera {name!r} frame {number} is not a {width}x{height} "
+                                 "JPEG")
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            waiting.append(rgb)
+            take(encoder.encode(rgb))
+            counter.step()
+        take(encoder.encode(None))
+    finally:
+        encoder.close()
     checker.drain()
     check()
     if len(packets) != len(distinct) or len(psnrs) != len(distinct) or waiting:

@@ -34,6 +34,18 @@ def lower_priority() -> None:
         pass
 
 
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (a frozen worker must not outlive
+    the application that froze it)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vla_studio.data.transcode_worker")
     parser.add_argument("episode")
@@ -47,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--normal-priority", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    die_with_parent()
     if not args.normal_priority:
         lower_priority()
     from vla_studio.data.transcode import MIN_FREE_AFTER_BYTES, transcode_episode
