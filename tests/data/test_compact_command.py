@@ -3,6 +3,10 @@ every JPEG episode, an interrupted run is carried on by the next, `show` tells t
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from vla_studio import cli
 from vla_studio.data.dataset import Dataset
 from vla_studio.data.integrity import verify_episode
@@ -10,6 +14,19 @@ from vla_studio.data.transcode import temp_path_for
 
 from .test_compactor import _formats
 from .video_episodes import small_episode
+
+
+@pytest.fixture(autouse=True)
+def restored_logging():
+    """``cli.main`` configures logging for a process; give the next tests theirs back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
 
 
 def test_dry_run_compact_and_resume(tmp_path, capsys):
