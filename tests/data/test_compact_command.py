@@ -36,7 +36,7 @@ def test_dry_run_compact_and_resume(tmp_path, capsys):
 
     assert cli.main(["dataset", "compact", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "3 episode(s) to compact (av1, crf 36)" in out and "saves" in out
+    assert "3 episode(s) to compact (av1, crf 38)" in out and "saves" in out
     assert [p.read_bytes() for p in paths] == before  # nothing written
 
     # An earlier run was interrupted: one episode done, another one's file half written.

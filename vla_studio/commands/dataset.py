@@ -347,7 +347,7 @@ def _compact(dataset, args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001 - no usable profile: the built-in defaults
             recording = None
         codec = codec or (recording.video_codec if recording else "av1")
-        crf = crf if crf is not None else (recording.video_crf if recording else 36)
+        crf = crf if crf is not None else (recording.video_crf if recording else 38)
     try:
         settings = VideoSettings(codec=codec, crf=crf)
         check_codec(codec)

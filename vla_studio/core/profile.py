@@ -89,8 +89,8 @@ class RecordingSettings:
                      "in the background while not recording (about 20x smaller)")
     video_codec: Literal["av1", "h264"] = option(
         "av1", help="codec of the video storage: av1 (smallest) or h264 (fastest)")
-    video_crf: int = option(36, min=0, max=63,
-                            help="video quality: lower is better and bigger (AV1 36 ~ 40 dB)")
+    video_crf: int = option(38, min=0, max=63,
+                            help="video quality: lower is better and bigger (AV1 38: ~39 dB)")
     operator: str = option("", help="default operator name stored with episodes")
     station_id: str = option("", help="identifies this physical cell in episode metadata")
 

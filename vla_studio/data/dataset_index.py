@@ -128,7 +128,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
             attrs = decode_attrs(f.attrs, SUMMARY_ATTRS)
             state = load_annotations(path, f)
             damaged = structural_problem(f)  # cheap; the full checksums: `dataset verify`
-            storage = storage_of(camera_formats(f))
+            storage = "" if damaged else storage_of(camera_formats(f))
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         log.info("index: cannot read %s: %s", path, exc)  # the summary says it: damaged
         return EpisodeSummary(file=rel, status="unreadable", flags=("unreadable", "damaged"),

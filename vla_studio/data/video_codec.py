@@ -54,7 +54,7 @@ class VideoSettings:
     """
 
     codec: VideoCodec = "av1"
-    crf: int = 36
+    crf: int = 38
     preset: str = ""
     gop_s: float = 0.5
     min_psnr_db: float = 20.0
