@@ -30,6 +30,15 @@ pip install -q --no-deps "openpi-client==0.1.2" "torch==2.13.0"
 pip install -q "franky-control==2.0.0" "franky-sim==1.0.4" "eclipse-zenoh==1.10.2" \
   "zenoh-ros2-sdk==0.1.8" "rosbags==0.11.9" "torch==2.13.0"
 pip install -q -e plugins/vla-studio-franka -e plugins/vla-studio-ros2 "torch==2.13.0"
+# LeRobot's own dataset loader, to test our LeRobot export against it: lerobot-dataset is
+# LeRobot's dataset module without its torch pin. Its pins (av<16, opencv<4.13, fsspec via
+# datasets) are stricter than the loader needs (tested with ours), so it and datasets install
+# without dependencies, beside what they import. torchvision 0.25 is the last with the video
+# reader LeRobot's "pyav" backend uses (tests/data/test_lerobot_export.py explains its import).
+pip install -q "dill>=0.3.0,<0.4.1" "multiprocess<0.70.17" "xxhash>=3.0" "pandas>=2.0" \
+  "pyyaml>=5.1" "huggingface-hub>=0.34.2,<0.36.0" "pillow>=10" "torch==2.13.0"
+pip install -q --no-deps "datasets==4.1.1" "lerobot-dataset==0.4.4" "torchvision==0.25.0" \
+  "torch==2.13.0"
 
 export QT_QPA_PLATFORM=offscreen MUJOCO_GL=egl PYOPENGL_PLATFORM=egl
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy OMP_NUM_THREADS=1

@@ -39,6 +39,8 @@ ISOLATED = {
     "data/test_rlds_roundtrip.py": "imports TensorFlow, whose bundled LLVM crashes Mesa's llvmpipe "
                                    "(MuJoCo's EGL renderer) when both live in one process",
     "data/test_rlds_annotations_tfds.py": "imports TensorFlow (as test_rlds_roundtrip.py)",
+    "data/test_lerobot_export.py": "imports torch, torchvision and LeRobot's dataset module "
+                                   "(with two torchvision operator schemas defined first)",
 }
 ISOLATED_GROUP = {  # module -> group (modules not named here: a group of their own)
     "data/test_rlds_roundtrip.py": "tensorflow",

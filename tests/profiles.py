@@ -19,12 +19,14 @@ def changed_profile(path: Path, tmp_path: Path, *, rate: float | None = None,
                     cameras: list[dict] | None = None,
                     recording: dict | None = None) -> StationProfile:
     """The profile at ``path`` recording into ``tmp_path/dataset``, with these changes (its
-    source and TOML text stay the bundled file's)."""
+    source and TOML text stay the bundled file's). Episodes stay JPEG (no background
+    transcoding) unless ``recording`` asks for ``storage = "video"``."""
     data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     if rate is not None:
         data["control_rate_hz"] = rate
     if cameras is not None:
         data["cameras"] = cameras
     data.setdefault("recording", {})["dataset_dir"] = str(tmp_path / "dataset")
+    data["recording"]["storage"] = "jpeg"
     data["recording"].update(recording or {})
     return parse_profile(data, config_class_for, source=str(path), path=path)

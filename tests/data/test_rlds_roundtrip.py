@@ -411,3 +411,37 @@ def test_tfds_loads_and_exposes_the_meaning_of_every_number(tmp_path):
     assert steps["reward"].doc.value_range == "0 or 1"
     episodes = load(builder, "train")
     assert sorted(bool(steps_of(e)["is_terminal"][-1]) for e in episodes) == [False, True]
+
+
+def test_video_storage_exports_the_same_episode_as_jpeg(tmp_path):
+    """An episode transcoded to video exports like its JPEG original: the same steps, and
+    frames (decoded from the video, re-encoded as JPEG) within the transcode's PSNR."""
+    import shutil as sh
+
+    from tests.data.video_episodes import small_episode
+    from vla_studio.data.transcode import transcode_episode
+    from vla_studio.data.video_storage import open_frame_source
+
+    jpeg_root, video_root = tmp_path / "jpeg", tmp_path / "video"
+    path = small_episode(jpeg_root, steps=30)
+    (video_root / "episodes").mkdir(parents=True)
+    video_path = video_root / "episodes" / path.name
+    sh.copy(path, video_path)
+    assert transcode_episode(video_path).outcome == "transcoded"
+    loaded = {}
+    for name, root in (("jpeg", jpeg_root), ("video", video_root)):
+        report = RldsExporter(root, tmp_path / f"out_{name}", ExportOptions(name=name)).run()
+        assert report.total_episodes == 1 and not report.skipped
+        (episode,) = load(tfds.builder(name, data_dir=str(tmp_path / f"out_{name}")), "train")
+        loaded[name] = steps_of(episode)
+    jpeg, video = loaded["jpeg"], loaded["video"]
+    np.testing.assert_array_equal(jpeg["action"], video["action"])
+    np.testing.assert_array_equal(jpeg["observation"]["state"], video["observation"]["state"])
+    source = open_frame_source(path)
+    for cam in ("front", "wrist"):
+        assert video["observation"][cam].shape == jpeg["observation"][cam].shape
+        for step in range(30):
+            assert cv2.PSNR(jpeg["observation"][cam][step], video["observation"][cam][step]) > 25
+        stored = source.read_color(cam, 29)
+        assert cv2.PSNR(stored, video["observation"][cam][29]) > 25
+    source.close()

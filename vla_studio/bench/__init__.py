@@ -20,4 +20,5 @@ BENCHMARKS = {
     "policy": "vla_studio.bench.policy",
     "replay": "vla_studio.bench.replay",
     "robot": "vla_studio.bench.robot",
+    "storage": "vla_studio.bench.storage",
 }

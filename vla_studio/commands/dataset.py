@@ -8,6 +8,10 @@ exports use the labels, and `undo` reverts the last edit.
 `trash` moves episodes to the dataset's trash folder; `restore` brings them back. `verify`
 recomputes every checksum of the episodes (per frame and per step chunk), checks their structure
 and decodes a sample of frames; `list` and `show` flag an episode found damaged.
+`compact` transcodes the episodes' JPEG frames to video (AV1 by default, about 20x smaller;
+depth stays lossless): each episode is replaced only once its video is written, read back and
+checked frame by frame, so an interruption loses nothing and a second run carries on;
+`--dry-run` transcodes a short sample and prints what a run would save.
 
 Examples:
   vla-studio dataset list --outcome success
@@ -19,6 +23,8 @@ Examples:
   vla-studio dataset undo 20261121-125232_e2356baf
   vla-studio dataset trash 20261121-125232_e2356baf
   vla-studio dataset restore 20261121-125232_e2356baf
+  vla-studio dataset compact ~/vla-studio/datasets/sim --dry-run
+  vla-studio dataset compact ~/vla-studio/datasets/sim --codec h264
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 NAME = "dataset"
-HELP = "list, verify, label, trash and restore recorded episodes"
+HELP = "list, verify, label, trash, restore and compact recorded episodes"
 OUTCOMES = {"all": ..., "success": True, "failure": False, "unknown": None}
 MIN_ID_PREFIX = 6
 
@@ -76,6 +82,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="replace the instructions (repeat for paraphrases; the first is primary)")
     p = sub.add_parser("undo", parents=[common], help="revert the last label edit")
     p.add_argument("episodes", metavar="EPISODE", nargs="+")
+    p = sub.add_parser("compact", parents=[common],
+                       help="transcode the JPEG frames to video (about 20x smaller), resumable")
+    p.add_argument("folder", metavar="DATASET", nargs="?", type=Path, default=None,
+                   help="dataset folder (same as --dataset)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the expected saving (a short sample is encoded; nothing written)")
+    p.add_argument("--codec", choices=("av1", "h264"), default=None,
+                   help="video codec (default: the profile's [recording] video_codec)")
+    p.add_argument("--crf", type=int, default=None,
+                   help="quality, lower is better (default: the profile's video_crf)")
     for name, what in (("trash", "move episodes to the trash (restorable)"),
                        ("restore", "move trashed episodes back")):
         p = sub.add_parser(name, parents=[common], help=what)
@@ -85,7 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vla_studio.data.dataset import Dataset
 
-    if args.dataset is not None:
+    if getattr(args, "folder", None) is not None:
+        root = args.folder.expanduser()
+    elif args.dataset is not None:
         root = args.dataset.expanduser()
     else:
         from vla_studio.commands import station_profile
@@ -97,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         return {"list": _list, "show": _show, "verify": _verify, "label": _label, "undo": _undo,
-                "trash": _trash, "restore": _restore}[args.action](dataset, args)
+                "trash": _trash, "restore": _restore, "compact": _compact}[args.action](dataset,
+                                                                                   args)
     except _Refused as exc:
         print(f"vla-studio dataset: error: {exc}", file=sys.stderr)
         return 2
@@ -142,6 +161,7 @@ def _show(dataset, args: argparse.Namespace) -> int:
     for key, value in asdict(summary).items():
         if key != "file" and value not in ("", (), None):
             print(f"  {key}: {value}")
+    _show_frames(path)
     try:
         state = load_annotations(path)
         if state.problem:
@@ -155,6 +175,41 @@ def _show(dataset, args: argparse.Namespace) -> int:
               "`vla-studio dataset verify` checks the whole dataset", file=sys.stderr)
         return 1
     return 0
+
+
+def _show_frames(path: Path) -> None:
+    """Each camera's storage, size and frames, read through the episode's frame source (the
+    one every reader uses), with its first frame decoded."""
+    import h5py
+
+    from vla_studio.data.episode_file import IMAGE, EpisodeFileError
+    from vla_studio.data.video_storage import open_frame_source
+
+    try:
+        source = open_frame_source(path)
+    except (EpisodeFileError, OSError, KeyError, ValueError) as exc:
+        print(f"  frames: cannot be read ({exc})")
+        return
+    try:
+        with h5py.File(path, "r") as f:
+            sizes = {cam: int(f[f"{IMAGE}/{cam}/data"].shape[0]) for cam in source.cameras}
+        for cam in source.cameras:
+            ids = source.frame_ids(cam)
+            first = next((int(i) for i in range(len(ids)) if ids[i] >= 0), None)
+            try:
+                picture = source.read_color(cam, first) if first is not None else None
+                decoded = "first frame decodes" if picture is not None else "no frame"
+            except Exception as exc:  # noqa: BLE001 - report, never crash `show`
+                decoded = f"first frame does not decode ({exc})"
+            w, h = source.frame_size(cam)
+            print(f"  camera {cam}: {source.storage(cam)}, {w}x{h}, "
+                  f"{len(set(ids[ids >= 0].tolist()))} frames, {sizes[cam] / 1e6:.2f} MB; "
+                  f"{decoded}")
+        for cam in source.depth_cameras:
+            w, h = source.frame_size(cam)
+            print(f"  depth {cam}: uint16 {w}x{h} (lossless)")
+    finally:
+        source.close()
 
 
 def _verify(dataset, args: argparse.Namespace) -> int:
@@ -279,6 +334,86 @@ def _restore(dataset, args: argparse.Namespace) -> int:
 
 
 # ----- helpers -------------------------------------------------------------------------------
+def _compact(dataset, args: argparse.Namespace) -> int:
+    from vla_studio.data.compaction import compact_dataset, estimate
+    from vla_studio.data.transcode import OUTCOME_NO_SPACE
+    from vla_studio.data.video_codec import VideoCodecError, VideoSettings, check_codec
+
+    codec, crf = args.codec, args.crf
+    if codec is None or crf is None:
+        try:
+            from vla_studio.commands import station_profile
+            recording = station_profile(args).recording
+        except Exception:  # noqa: BLE001 - no usable profile: the built-in defaults
+            recording = None
+        codec = codec or (recording.video_codec if recording else "av1")
+        crf = crf if crf is not None else (recording.video_crf if recording else 38)
+    try:
+        settings = VideoSettings(codec=codec, crf=crf)
+        check_codec(codec)
+    except (ValueError, VideoCodecError) as exc:
+        raise _Refused(str(exc)) from None
+    if args.dry_run:
+        est = estimate(dataset, settings)
+        if not est.episodes:
+            print(f"nothing to compact: {est.already_video} episode(s) already stored as video")
+            return 0
+        minutes = est.cpu_s_per_frame * 1.5 * est.frames / 60
+        print(f"{est.episodes} episode(s) to compact ({codec}, crf {crf}): "
+              f"{est.file_bytes / 1e6:.1f} MB now, about {est.expected_file_bytes / 1e6:.1f} MB "
+              f"after (saves {est.saving_bytes / 1e6:.1f} MB, "
+              f"{100 * est.saving_bytes / max(1, est.file_bytes):.0f}%)")
+        print(f"  JPEG frames {est.jpeg_bytes / 1e6:.1f} MB -> video about "
+              f"{est.expected_video_bytes / 1e6:.1f} MB (measured on {est.sample_frames} "
+              f"frames); about {minutes:.1f} min of one core")
+        if est.already_video:
+            print(f"  {est.already_video} episode(s) already stored as video")
+        return 0
+    tty = sys.stderr.isatty()
+    state = {"episode": "", "k": 0, "n": 0}
+
+    def on_episode(k: int, n: int, path: Path) -> None:
+        state.update(episode=path.name, k=k, n=n)
+
+    def on_frames(done: int, total: int) -> None:
+        if tty:
+            width = 30
+            fill = int(width * done / max(1, total))
+            print(f"\r[{'#' * fill}{'.' * (width - fill)}] episode {state['k'] + 1}/{state['n']} "
+                  f"{state['episode']} {done}/{total} frames", end="", file=sys.stderr,
+                  flush=True)
+
+    def on_result(result) -> None:
+        if tty:
+            print("\r" + " " * 100 + "\r", end="", file=sys.stderr)
+        name = Path(result.path).name
+        if result.outcome == "transcoded":
+            print(f"{name:<31} {result.bytes_before / 1e6:7.1f} MB -> "
+                  f"{result.bytes_after / 1e6:6.1f} MB  PSNR {result.psnr_db_mean:.1f} dB "
+                  f"(min {result.psnr_db_min:.1f})  {result.wall_s:.1f} s")
+        else:
+            print(f"{name:<31} {result.outcome}: {result.message}")
+
+    try:
+        report = compact_dataset(dataset, settings, on_episode=on_episode, on_frames=on_frames,
+                                 on_result=on_result)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every episode is intact; run the same command again to carry on",
+              file=sys.stderr)
+        return 130
+    if report.stale_removed:
+        print(f"removed {report.stale_removed} unfinished file(s) of an interrupted run")
+    done = len(report.transcoded)
+    print(f"{done} episode(s) compacted, {report.saved_bytes / 1e6:.1f} MB saved in "
+          f"{report.seconds:.1f} s" + (f"; {len(report.not_transcoded)} left as they were"
+                                       if report.not_transcoded else ""))
+    if any(r.outcome == OUTCOME_NO_SPACE for r in report.results):
+        print("vla-studio dataset: error: the disk is too full to compact; free some space and "
+              "run it again", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _resolve_all(dataset, names: list[str], include_trashed: bool = False) -> list:
     """Every named episode, or a refusal naming the first that is not found (nothing done)."""
     return [_resolve(dataset, n, include_trashed) for n in names]

@@ -1,4 +1,5 @@
-"""Export a dataset folder to a training format.
+"""Export a dataset folder to a training format: RLDS (tensorflow_datasets, Octo, OpenVLA) or
+a LeRobotDataset v3 (LeRobot).
 
 rlds: writes a TFDS dataset directory OUT/NAME/VERSION that tensorflow_datasets, Octo and OpenVLA
 load unchanged (tfds.builder(NAME, data_dir=OUT)). Camera frames are copied as recorded (no
@@ -33,7 +34,20 @@ import sys
 from pathlib import Path
 
 NAME = "export"
-HELP = "export a dataset (RLDS for tensorflow_datasets / Octo / OpenVLA)"
+HELP = "export a dataset (RLDS for tensorflow_datasets / Octo / OpenVLA, or LeRobot)"
+
+LEROBOT_DOC = """Write a LeRobotDataset v3 folder OUT that LeRobot loads unchanged:
+LeRobotDataset(REPO_ID, root=OUT). One video per camera (AV1 like LeRobot's own, or H.264),
+parquet frames (observation.state, action, timestamp, next.reward, next.done, action_source),
+meta/info.json, tasks (each episode's instruction), episodes and statistics. Frames come from
+the episodes' JPEGs or their video storage alike. Annotations are honoured as in the RLDS export:
+trims, edited instructions, --success-only / --outcomes / --min-quality. Depth is not exported.
+
+Examples:
+  vla-studio export lerobot ~/vla_datasets/pick_cube lerobot/pick_cube --repo-id me/pick_cube
+  vla-studio export lerobot ~/vla_datasets/pick_cube lerobot/pick_cube_10hz \\
+      --repo-id me/pick_cube_10hz --fps 10 --success-only
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +92,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "ee_pos,ee_quat,gripper (default: every key, sorted by name)")
 
 
+    p = sub.add_parser("lerobot", help="LeRobotDataset v3 folder (LeRobot's loader)",
+                       description=LEROBOT_DOC,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", type=Path, help="dataset folder (holds episodes/*.h5)")
+    p.add_argument("out", type=Path, help="the LeRobot dataset folder to create")
+    p.add_argument("--repo-id", required=True, metavar="NAME",
+                   help="the dataset's name, user/name (LeRobotDataset(NAME, root=OUT))")
+    p.add_argument("--fps", type=int, default=None,
+                   help="frames per second (default: the recording's control rate)")
+    p.add_argument("--success-only", action="store_true",
+                   help="export only episodes marked successful")
+    p.add_argument("--outcomes", metavar="OUTCOME,...", default=None,
+                   help="export only episodes with these outcomes: success, failure, unknown")
+    p.add_argument("--min-quality", type=int, default=None, metavar="1-5",
+                   help="leave out episodes rated below this quality (unrated episodes stay)")
+    p.add_argument("--codec", choices=("av1", "h264"), default="av1",
+                   help="video codec (default av1, LeRobot's)")
+    p.add_argument("--crf", type=int, default=30, help="video quality (default 30, LeRobot's)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.format == "lerobot":
+        return _lerobot(args)
     from vla_studio.data.rlds import (ExportError, ExportOptions, ExportProgress, RldsExporter,
                                       parse_camera_map, parse_image_size, parse_state_keys)
     from vla_studio.data.rlds.selection import describe_left_out, parse_outcomes
@@ -134,4 +171,43 @@ def run(args: argparse.Namespace) -> int:
     for message in report.warnings:
         print(f"  warning: {message}")
     print(f"  load it: tfds.builder({options.name!r}, data_dir={str(args.out)!r})")
+    return 0
+
+
+def _lerobot(args: argparse.Namespace) -> int:
+    from vla_studio.data.lerobot import LeRobotExporter, LeRobotOptions, LeRobotProgress
+    from vla_studio.data.rlds import ExportError
+    from vla_studio.data.rlds.selection import describe_left_out, parse_outcomes
+
+    tty = sys.stderr.isatty()
+
+    def show(p: LeRobotProgress) -> None:
+        if tty and p.phase != "done":
+            print(f"\r{p.phase} {p.done}/{p.total} episodes {p.current:<34}", end="",
+                  file=sys.stderr, flush=True)
+        elif tty:
+            print(file=sys.stderr)
+
+    try:
+        options = LeRobotOptions(
+            repo_id=args.repo_id, fps=args.fps, success_only=args.success_only,
+            outcomes=parse_outcomes(args.outcomes) if args.outcomes is not None else None,
+            min_quality=args.min_quality, codec=args.codec, crf=args.crf,
+            overwrite=args.overwrite)
+        report = LeRobotExporter(args.dataset, args.out, options, progress=show).run()
+    except ExportError as exc:
+        print(f"vla-studio: error: {exc}", file=sys.stderr)
+        return 2
+    storages = ", ".join(f"{n} {s}" for s, n in sorted(report.storages.items()))
+    print(f"exported {report.episodes} episodes, {report.frames} frames at {report.fps} fps, "
+          f"{report.tasks} task(s): {report.bytes_written / 1e6:.1f} MB in {report.seconds:.1f} s"
+          f" (read from {storages})")
+    print(f"  {report.root}")
+    for reason, count in report.left_out.items():
+        print(f"  {count} episode(s) left out: {describe_left_out(reason)}")
+    if report.skipped:
+        print(f"  {len(report.skipped)} episode(s) skipped:")
+        for path, reason in report.skipped:
+            print(f"    {path.name}: {reason}")
+    print(f"  load it: LeRobotDataset({options.repo_id!r}, root={str(report.root)!r})")
     return 0

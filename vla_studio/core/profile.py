@@ -26,6 +26,8 @@ limits and where recordings go::
 
     [recording]
     dataset_dir = "~/vla-studio/datasets/sim"
+    storage = "video"        # transcode saved episodes in the background (default "jpeg")
+    video_codec = "av1"
 
 Every mistake becomes a :class:`~vla_studio.core.config.ConfigError` naming the file, the key, the
 value and what is allowed.
@@ -83,6 +85,13 @@ class RecordingSettings:
     jpeg_quality: int = option(90, min=1, max=100, help="JPEG quality of colour images")
     on_camera_failure: Literal["pause", "continue"] = option(
         "pause", help="pause the episode, or continue and flag the gap")
+    storage: Literal["jpeg", "video"] = option(
+        "jpeg", help="jpeg: keep the recorded JPEGs; video: transcode saved episodes to video "
+                     "in the background while not recording (about 20x smaller)")
+    video_codec: Literal["av1", "h264"] = option(
+        "av1", help="codec of the video storage: av1 (smallest) or h264 (fastest)")
+    video_crf: int = option(38, min=0, max=63,
+                            help="video quality: lower is better and bigger (AV1 38: ~39 dB)")
     operator: str = option("", help="default operator name stored with episodes")
     station_id: str = option("", help="identifies this physical cell in episode metadata")
 

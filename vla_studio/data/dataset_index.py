@@ -31,6 +31,7 @@ from vla_studio.data.dataset import Dataset, Preflight, estimate_bytes_per_secon
 from vla_studio.data.episode_file import EPISODE_SUFFIX, decode_attrs, success_to_bool
 from vla_studio.data.index_store import IndexStore
 from vla_studio.data.integrity import structural_problem
+from vla_studio.data.video_storage import camera_formats, storage_of
 
 log = logging.getLogger(__name__)
 # (mtime_ns, size) of an episode file, then of its sidecar ((0, -1) without one): a row is
@@ -62,6 +63,8 @@ class EpisodeSummary:
         confidence: a policy run's mean confidence over the steps the policy drove (None:
             not a policy run, or the policy's confidence was unknown).
         confidence_method: how that confidence was obtained (``token_probability``...).
+        storage: how its colour frames are stored: ``jpeg``, ``png``, ``av1``, ``h264``
+            (transcoded to video), ``mixed`` or ``none``.
     """
 
     file: str
@@ -89,6 +92,7 @@ class EpisodeSummary:
     tags: tuple[str, ...] = ()
     confidence: float | None = None
     confidence_method: str = ""
+    storage: str = ""
 
     @property
     def name(self) -> str:
@@ -124,6 +128,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
             attrs = decode_attrs(f.attrs, SUMMARY_ATTRS)
             state = load_annotations(path, f)
             damaged = structural_problem(f)  # cheap; the full checksums: `dataset verify`
+            storage = "" if damaged else storage_of(camera_formats(f))
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         log.info("index: cannot read %s: %s", path, exc)  # the summary says it: damaged
         return EpisodeSummary(file=rel, status="unreadable", flags=("unreadable", "damaged"),
@@ -156,7 +161,7 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
         trashed=trashed, cameras=tuple(cams), damaged=damaged,
         tags=tuple(str(t) for t in ann.get("tags") or ()),
         confidence=_finite_or_none(attrs.get("confidence_mean")),
-        confidence_method=str(attrs.get("confidence_method", "") or ""),
+        confidence_method=str(attrs.get("confidence_method", "") or ""), storage=storage,
     )
 
 

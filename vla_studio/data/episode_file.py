@@ -242,8 +242,26 @@ class EpisodeReader:
         return sorted(group.keys()) if group is not None else []
 
     def image_format(self, camera: str) -> str:
-        """``"jpeg"`` or ``"png"``."""
-        return str(self._image_group(camera).attrs["format"])
+        """How the camera's colour frames are stored: ``"jpeg"`` or ``"png"`` (encoded images,
+        one per frame), or ``"av1"`` / ``"h264"`` (video; see
+        :mod:`vla_studio.data.video_storage`)."""
+        value = self._image_group(camera).attrs["format"]
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    @property
+    def storage(self) -> str:
+        """The episode's colour storage in one word: ``jpeg``, ``png``, ``av1``, ``h264``,
+        ``mixed`` or ``none``."""
+        from vla_studio.data.video_storage import camera_formats, storage_of
+
+        return storage_of(camera_formats(self.file))
+
+    def frames(self):
+        """A :class:`~vla_studio.data.frame_source.FrameSource` of this episode's frames, for
+        any storage (its own file handle; close it when done)."""
+        from vla_studio.data.video_storage import open_frame_source
+
+        return open_frame_source(self.path)
 
     def image_size(self, camera: str) -> tuple[int, int]:
         """``(width, height)`` of the camera's colour images."""
@@ -252,9 +270,19 @@ class EpisodeReader:
 
     # ----- data ------------------------------------------------------------------------------
     def image_index(self, camera: str) -> np.ndarray:
-        """``[T, 2]`` (offset, length) of each step's encoded image (length 0 = none)."""
+        """``[T, 2]`` (offset, length) of each step's encoded image (length 0 = none).
+
+        The encoded-image accessors (this, :meth:`image_bytes`, :meth:`iter_image_bytes`) work
+        for JPEG/PNG storage; a camera stored as video is read through :meth:`frames`.
+        """
         if camera not in self._index_cache:
-            self._index_cache[camera] = self._image_group(camera)["index"][: self.num_steps]
+            group = self._image_group(camera)
+            if "index" not in group:
+                raise EpisodeFileError(
+                    f"{self.path.name}: camera {camera!r} is stored as "
+                    f"{self.image_format(camera)} video, not as encoded images; read its "
+                    "frames through EpisodeReader.frames()")
+            self._index_cache[camera] = group["index"][: self.num_steps]
         return self._index_cache[camera]
 
     def image_bytes(self, camera: str, i: int) -> bytes:

@@ -146,9 +146,9 @@ class Hdf5JpegFrameSource(FrameSource):
         self._format: dict[str, str] = {}
         for cam in self._cameras:
             g = images[cam]
-            self._index[cam] = np.asarray(g["index"][: self._n], np.int64)
             self._format[cam] = str(g.attrs.get("format", "jpeg"))
             self._timing[cam] = self._timing_of(g)
+            self._open_color(cam, g)
         self._sizes: dict[str, tuple[int, int]] = {}
         for cam in self._cameras:
             g = images[cam]
@@ -161,6 +161,16 @@ class Hdf5JpegFrameSource(FrameSource):
             if cam not in self._timing:
                 timing = f.get(f"{TIMING}/{cam}")
                 self._timing[cam] = self._timing_of(timing) if timing is not None else {}
+
+    def _open_color(self, camera: str, group: h5py.Group) -> None:
+        """Read what a camera's colour frames need at open (the JPEG layout: the index)."""
+        self._index[camera] = np.asarray(group["index"][: self._n], np.int64)
+
+    def _has_frame(self, camera: str) -> np.ndarray | None:
+        """bool ``[T]``: which steps have a colour frame of ``camera`` (None: not a colour
+        camera)."""
+        index = self._index.get(camera)
+        return None if index is None else index[:, 1] > 0
 
     def _timing_of(self, group: h5py.Group) -> dict[str, np.ndarray]:
         out = {}
@@ -190,8 +200,9 @@ class Hdf5JpegFrameSource(FrameSource):
         if times is None:
             return np.full(self._n, np.nan)
         times = times.copy()
-        if camera in self._index:
-            times[self._index[camera][:, 1] == 0] = np.nan
+        present = self._has_frame(camera)
+        if present is not None:
+            times[~present] = np.nan
         return times
 
     def frame_ids(self, camera: str) -> np.ndarray:

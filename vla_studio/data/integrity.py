@@ -28,6 +28,8 @@ from vla_studio.data.checksums import (DEPTH_CRC, FRAME_CRC, STEP_CHUNKS, crc32c
                                        parse_covers, rows_crc32c)
 from vla_studio.data.episode_file import (DEPTH, FORMAT, FORMAT_VERSION, IMAGE, RECORDING_SUFFIX,
                                           STEPS)
+from vla_studio.data.video_storage import (EXTRADATA, PACKET_CRC, PACKETS, VIDEO_BUFFERS,
+                                           VIDEO_FRAME, is_video_format)
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +130,18 @@ def _structure(f: h5py.File) -> str:
             if ds.ndim != 1:
                 return f"steps/{name} has shape {ds.shape}, expected one byte buffer"
             continue
+        if name.startswith("observation/image/") and name.rsplit("/", 1)[-1] in VIDEO_BUFFERS:
+            continue  # a video camera's packets: one row per frame (checked below)
         if not ds.shape or (ds.shape[0] != t if sealed else ds.shape[0] < t):
             return f"steps/{name} has {ds.shape[0] if ds.shape else 0} rows for {t} steps"
     images = f.get(IMAGE)
     for camera in (images.keys() if isinstance(images, h5py.Group) else ()):
+        fmt = images[camera].attrs.get("format", "jpeg")
+        if is_video_format(fmt.decode() if isinstance(fmt, bytes) else str(fmt)):
+            problem = _video_structure(camera, datasets, t)
+            if problem:
+                return problem
+            continue
         index, data = datasets.get(f"observation/image/{camera}/index"), \
             datasets.get(f"observation/image/{camera}/data")
         if index is None or data is None or index.ndim != 2 or index.shape[1] != 2:
@@ -150,6 +160,30 @@ def _structure(f: h5py.File) -> str:
         missing = [c for c in parse_covers(chunks.attrs["covers"]) if c not in datasets]
         if missing:
             return f"{STEP_CHUNKS} covers steps/{missing[0]}, which is missing"
+    return ""
+
+
+def _video_structure(camera: str, datasets: dict[str, h5py.Dataset], t: int) -> str:
+    """Why a video camera's datasets do not fit together ('' when they do)."""
+    prefix = f"observation/image/{camera}/"
+    packets, data = datasets.get(prefix + PACKETS), datasets.get(prefix + "data")
+    frames, crcs = datasets.get(prefix + VIDEO_FRAME), datasets.get(prefix + PACKET_CRC)
+    if packets is None or data is None or frames is None or crcs is None or \
+            packets.ndim != 2 or packets.shape[1] != 3:
+        return f"camera '{camera}' has no valid video packets, frames and data"
+    table = packets[()]
+    if crcs.shape != (table.shape[0],):
+        return f"camera '{camera}' has {crcs.shape[0]} packet checksums for {table.shape[0]} " \
+               "packets"
+    if (table[:, :2] < 0).any():
+        return f"camera '{camera}' has a negative packet offset or length"
+    if len(table) and int((table[:, 0] + table[:, 1]).max()) > data.shape[0]:
+        return f"camera '{camera}' video packets point past its data"
+    if len(table) and not table[0, 2]:
+        return f"camera '{camera}' video does not start with a key frame"
+    shown = frames[:t]
+    if shown.size and (int(shown.min()) < -1 or int(shown.max()) >= table.shape[0]):
+        return f"camera '{camera}' steps point past its video frames"
     return ""
 
 
@@ -276,6 +310,10 @@ def _verify_open(f: h5py.File, result: Verification, sample_frames: int) -> None
 
 def _verify_camera(group: h5py.Group, camera: str, t: int, result: Verification,
                    sample_frames: int) -> str:
+    fmt = group.attrs.get("format", "jpeg")
+    fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+    if is_video_format(fmt):
+        return _verify_video(group, camera, fmt, result, sample_frames)
     index = group["index"][:t]
     data = group["data"]
     crcs = group[FRAME_CRC][:t] if FRAME_CRC in group else None
@@ -301,6 +339,55 @@ def _verify_camera(group: h5py.Group, camera: str, t: int, result: Verification,
             step = next(i for i, (o, n) in enumerate(index.tolist()) if (o, n) == (offset, length))
             return f"camera '{camera}' frame of step {step} does not decode as an image"
         result.frames_decoded += 1
+    return ""
+
+
+def _verify_video(group: h5py.Group, camera: str, codec: str, result: Verification,
+                  sample_frames: int) -> str:
+    """Every packet against its CRC, then a sample of groups of pictures decoded."""
+    from vla_studio.data.video_codec import FrameDecoder, VideoCodecError
+
+    table = np.asarray(group[PACKETS][()], np.int64).reshape(-1, 3)
+    crcs = np.asarray(group[PACKET_CRC][()], np.uint32)
+    data = group["data"]
+    packets: list[bytes] = []
+    block, block_start = np.empty(0, np.uint8), 0
+    for number, (offset, length, _) in enumerate(table.tolist()):
+        if offset < block_start or offset + length > block_start + block.size:
+            block_start = offset
+            block = data[offset:min(data.shape[0], max(offset + length, offset + _BLOCK_BYTES))]
+        packet = block[offset - block_start:offset - block_start + length]
+        if crc32c(packet) != int(crcs[number]):
+            return f"camera '{camera}' video packet {number} fails its checksum (video bytes " \
+                   f"{offset}..{offset + length - 1} changed on disk)"
+        packets.append(packet.tobytes())
+    result.frames_checked += len(packets)
+    keys = np.flatnonzero(table[:, 2] != 0)
+    if not keys.size:
+        return ""
+    extradata = group.get(EXTRADATA)
+    try:
+        decoder = FrameDecoder(codec, bytes(extradata[()]) if extradata is not None and
+                               extradata.size else b"")
+    except VideoCodecError as exc:
+        return f"camera '{camera}' video cannot be decoded here ({exc})"
+    picks = sorted({int(keys[int(k)]) for k in
+                    np.linspace(0, keys.size - 1, min(sample_frames, keys.size)).round()})
+    for key in picks:  # the key frame and the frame after it decode
+        decoder.seek(key)
+        end = min(len(packets), key + 2)
+        got = 0
+        try:
+            for number in range(key, end):
+                decoder.feed(number, packets[number])
+            decoder.drain()
+            while decoder.next_frame() is not None:
+                got += 1
+        except Exception as exc:  # noqa: BLE001 - FFmpeg reports damage as many error types
+            return f"camera '{camera}' video frame {key} does not decode ({describe(exc)})"
+        if got != end - key:
+            return f"camera '{camera}' video frames {key}..{end - 1} do not decode"
+        result.frames_decoded += got
     return ""
 
 

@@ -101,6 +101,9 @@ class Recorder(WriterNotices):
         #: With a value, :meth:`poll_task` saves an episode as a success once the robot has
         #: judged its task accomplished for this many seconds (None: the operator decides).
         self.save_on_success_s: float | None = None
+        #: Transcodes saved episodes to video while nothing is recorded (see
+        #: :meth:`_start_compactor`); None when the episodes stay JPEG.
+        self.compactor = None
 
     # ----- lifecycle -------------------------------------------------------------------------
     @property
@@ -137,9 +140,37 @@ class Recorder(WriterNotices):
             self._writer = RecorderWriter(self.station, self.dataset, self.index, self.history,
                                           self._queue, self._lock, self, self.config, profile_text)
             self._writer.start()
+            self._start_compactor()
             if self.tasks is not None and not self.labels.instruction:
                 self._propose(self.tasks.next())  # the first task, unless one is already proposed
             self.register_commands()
+
+    def _start_compactor(self) -> None:
+        """Background compaction (``[recording] storage = "video"``, when the config asks)."""
+        recording = self.station.profile.recording
+        if not self.config.background_compaction or recording.storage != "video" or \
+                self.compactor is not None:
+            return
+        from vla_studio.data.compactor import Compactor
+        from vla_studio.data.video_codec import VideoCodecError, VideoSettings, check_codec
+
+        try:
+            check_codec(recording.video_codec)
+        except VideoCodecError as exc:
+            self._emit("compactor.unavailable", f"Episodes stay JPEG: {exc}", logging.WARNING)
+            return
+        self.compactor = Compactor(
+            self.dataset, VideoSettings(codec=recording.video_codec, crf=recording.video_crf),
+            is_busy=self._compaction_blocked, emit=self.station.events.emit)
+        self.compactor.start()
+
+    def _compaction_blocked(self) -> bool:
+        """True while an episode is being started, recorded or saved."""
+        with self._lock:
+            if self._active is not None or self._starting:
+                return True
+        writer = self._writer
+        return writer is not None and writer.busy() > 0
 
     def register_commands(self) -> None:
         """Handle the station's ``record.*``, ``episode.*`` and ``task.next`` commands (once;
@@ -155,6 +186,9 @@ class Recorder(WriterNotices):
                 return
             if self._active is not None:
                 self.stop()
+            if self.compactor is not None:
+                self.compactor.stop()
+                self.compactor = None
             self._writer.stop()
             self._writer = None
             if self._queue is not None:
@@ -226,6 +260,8 @@ class Recorder(WriterNotices):
                 the profile pauses on camera failure), too little disk, or the e-stop latched.
             LabelError: no instruction.
         """
+        if self.compactor is not None:
+            self.compactor.freeze()  # first: a background transcode never competes with this
         labels = (labels if labels is not None else self.labels).validated()
         # Which device drives is part of what the episode is (not just "teleop").
         labels = dataclasses.replace(labels, device=self.station.active_teleop or "")

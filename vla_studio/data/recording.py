@@ -49,6 +49,9 @@ class RecorderConfig:
     live_success: bool = option(True, help="ask the robot (simulator) for success at stop")
     space_guard: bool = option(True, help="check free space before each write (HDF5 cannot "
                                "recover from a failed write)")
+    background_compaction: bool = option(
+        False, help="with [recording] storage = \"video\": transcode saved episodes to video "
+                    "while nothing is recorded (the app turns it on)")
 
 
 class RecorderState(str, enum.Enum):

@@ -18,7 +18,8 @@ import numpy as np
 from vla_studio.core.safety import SafetyFlag
 from vla_studio.data.annotations import AnnotationState, load_annotations
 from vla_studio.data.episode_file import SOURCE_LABELS, EpisodeReader, success_to_bool
-from vla_studio.data.frame_source import FrameSource, Hdf5JpegFrameSource, frame_gaps
+from vla_studio.data.frame_source import FrameSource, frame_gaps
+from vla_studio.data.video_storage import open_frame_source
 from vla_studio.data.rlds.meanings import action_meaning, state_meanings
 from vla_studio.data.segments import boundaries
 
@@ -158,7 +159,7 @@ class ReplayEpisode:
 
     def open_frames(self) -> FrameSource:
         """A frame source on this episode (its own file handle; the caller closes it)."""
-        return Hdf5JpegFrameSource(self.path)
+        return open_frame_source(self.path)  # JPEG or video, per camera
 
     # ----- time -----------------------------------------------------------------------------
     @property

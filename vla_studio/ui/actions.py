@@ -60,8 +60,11 @@ class ActionSpec:
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("station.open", "&Open station profile...", "&File", "Ctrl+O",
                method="open_station", tip="Load another station profile (TOML)"),
-    ActionSpec("data.export_rlds", "&Export RLDS dataset...", "&File", "Ctrl+E",
+    ActionSpec("data.export_rlds", "&RLDS dataset...", "&File/&Export", "Ctrl+E",
                method="export_rlds", tip="Write a TFDS/RLDS dataset that Octo and OpenVLA load"),
+    ActionSpec("data.export_lerobot", "&LeRobot dataset...", "&File/&Export", "Ctrl+Shift+E",
+               method="export_lerobot",
+               tip="Write a LeRobotDataset v3 (videos, parquet) that LeRobot loads"),
     ActionSpec("app.quit", "&Quit", "&File", "Ctrl+Q", method="close"),
     ActionSpec("run.start_teleop", "Start &teleop", "&Robot", "F5", method="start_teleop",
                toolbar=True, icon="play.svg", tip="Let the active teleop device drive the robot"),

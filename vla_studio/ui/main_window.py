@@ -115,8 +115,12 @@ class MainWindow(QMainWindow):
     def create_menus(self) -> None:
         menus: dict[str, object] = {}
         for spec in ACTIONS:
-            if spec.menu not in menus:
-                menus[spec.menu] = self.menuBar().addMenu(spec.menu)
+            path = ""
+            for part in spec.menu.split("/"):  # "&File/&Export": a submenu of File
+                parent = menus.get(path)
+                path = f"{path}/{part}" if path else part
+                if path not in menus:
+                    menus[path] = (self.menuBar() if parent is None else parent).addMenu(part)
             menus[spec.menu].addAction(self.actions_by_id[spec.id])
         self.view_menu = menus.get("&View") or self.menuBar().addMenu("&View")
         self.view_menu.addSeparator()
@@ -361,6 +365,11 @@ class MainWindow(QMainWindow):
         from vla_studio.ui.widgets.export_dialog import ExportDialog
 
         ExportDialog(self.station.profile.dataset_dir, self).exec()
+
+    def export_lerobot(self) -> None:
+        from vla_studio.ui.widgets.lerobot_dialog import LeRobotExportDialog
+
+        LeRobotExportDialog(self.station.profile.dataset_dir, self).exec()
 
     def show_shortcuts(self) -> None:
         help_menu.ShortcutsDialog(self).show()

@@ -14,6 +14,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 from PySide6.QtWidgets import QWidget
 
 from vla_studio.data.recorder import Recorder
+from vla_studio.data.recording import RecorderConfig
 from vla_studio.station import Station
 
 _RECORDERS: "weakref.WeakKeyDictionary[Station, Recorder]" = weakref.WeakKeyDictionary()
@@ -29,7 +30,8 @@ def recorder_for(station: Station) -> Recorder:
     """
     recorder = _RECORDERS.get(station)
     if recorder is None:
-        recorder = Recorder(station)
+        # The app transcodes saved episodes in the background when the profile stores video.
+        recorder = Recorder(station, config=RecorderConfig(background_compaction=True))
         recorder.register_commands()
         _RECORDERS[station] = recorder
         app = QCoreApplication.instance()

@@ -129,8 +129,9 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
     filled: dict[str, int] = {}
     reencoded = 0
     for cam in plan.cameras:
-        frames, filled[cam.camera] = collect_frames(rows.frames(cam.camera), start, end,
-                                                    cam.camera)
+        frames, filled[cam.camera] = collect_frames(
+            rows.frames(cam.camera, plan.options.jpeg_quality, (cam.width, cam.height)), start,
+            end, cam.camera)
         encoder = FrameEncoder(cam.width, cam.height, cam.encoding, plan.options.jpeg_quality)
         values[f"steps/{cam.feature}"], converted = encoder.encode_all(frames)
         reencoded += converted

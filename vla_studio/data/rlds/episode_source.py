@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Mapping, Protocol
 
+import cv2
 import h5py
 import numpy as np
 
-from vla_studio.data.checksums import FRAME_CRC
+from vla_studio.data.checksums import FRAME_CRC, crc32c
 from vla_studio.data.episode_file import FORMAT, FORMAT_VERSION, RECORDING_SUFFIX, STATE, STEPS
 from vla_studio.data.integrity import (frame_checksum_problem, step_chunk_problem,
                                        structural_problem)
+from vla_studio.data.video_storage import PACKET_CRC, is_video_format, open_frame_source
 
 FORMAT_VERSIONS = (FORMAT_VERSION,)
 
@@ -176,7 +178,10 @@ def summarize(path: Path, reader: EpisodeSource) -> EpisodeSummary:
     cameras: dict[str, CameraLayout] = {}
     for name in reader.cameras:
         width, height = (int(v) for v in reader.image_size(name))
-        cameras[name] = CameraLayout(reader.image_format(name), width, height, name in depth)
+        fmt = reader.image_format(name)
+        # A camera stored as video is exported as JPEG (decoded and re-encoded).
+        cameras[name] = CameraLayout("jpeg" if is_video_format(fmt) else fmt, width, height,
+                                     name in depth)
     for name in depth - set(cameras):  # depth-only cameras
         cameras[name] = CameraLayout(None, 0, 0, True)
     start, end = (int(v) for v in reader.trim())
@@ -215,7 +220,9 @@ class EpisodeRows:
 
     def __init__(self, reader: EpisodeSource, start: int, end: int) -> None:
         self._steps = reader.file[STEPS]
+        self._path = Path(reader.file.filename)
         self.start, self.end = start, end
+        self.decoded_frames = 0  # video frames decoded (and encoded as JPEG) by frames()
 
     def array(self, name: str, dtype: Any) -> np.ndarray:
         """Rows ``[start, end)`` of ``steps/<name>`` as ``dtype``.
@@ -232,9 +239,14 @@ class EpisodeRows:
                                  f"{self.end} steps exported; the file is damaged")
         return rows
 
-    def frames(self, camera: str) -> list[Any]:
+    def frames(self, camera: str, jpeg_quality: int = 95,
+               size: tuple[int, int] | None = None) -> list[Any]:
         """Each step's encoded frame as a read-only uint8 array viewing one block read from the
         file (b"" for a step without an image); steps that share a frame share a view.
+
+        A camera stored as video is decoded (through the episode's frame source) and each
+        distinct frame encoded as a JPEG of ``jpeg_quality``, at ``size`` = (width, height)
+        when given (scaled while decoding: no second resize later).
 
         Raises:
             EpisodeSkipped: the camera has no colour images, or its index points past its data.
@@ -242,6 +254,9 @@ class EpisodeRows:
         group = self._steps.get(f"observation/image/{camera}")
         if not isinstance(group, h5py.Group):
             raise EpisodeSkipped(f"camera '{camera}' has no colour images in this episode")
+        fmt = group.attrs.get("format", "jpeg")
+        if is_video_format(fmt.decode() if isinstance(fmt, bytes) else str(fmt)):
+            return self._video_frames(camera, group, jpeg_quality, size)
         index = self.array(f"observation/image/{camera}/index", np.int64)
         offsets, lengths = index[:, 0], index[:, 1]
         present = lengths > 0
@@ -262,3 +277,41 @@ class EpisodeRows:
             if problem:
                 raise EpisodeSkipped(f"damaged: {problem}")
         return frames
+
+    def _video_frames(self, camera: str, group: h5py.Group, jpeg_quality: int,
+                      size: tuple[int, int] | None) -> list[Any]:
+        table = np.asarray(group["packets"][()], np.int64).reshape(-1, 3)
+        crcs = np.asarray(group[PACKET_CRC][()], np.uint32)
+        data = group["data"][()]  # a camera's video is a few MB per minute: one read
+        for number, (offset, length, _) in enumerate(table.tolist()):
+            if crc32c(data[offset:offset + length]) != int(crcs[number]):
+                raise EpisodeSkipped(f"damaged: camera '{camera}' video packet {number} fails its "
+                                     "checksum (video bytes changed on disk)")
+        shown = self.array(f"observation/image/{camera}/video_frame", np.int64)
+        source = open_frame_source(self._path)
+        try:
+            ids = source.frame_ids(camera)
+            encoded: dict[int, Any] = {}
+            params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+            wanted = [s for s in range(self.start, self.end) if ids[s] >= 0]
+            frames = source.iter_color(camera, wanted, size)
+            try:
+                for step, rgb in frames:
+                    number = int(ids[step])
+                    if number in encoded or rgb is None:
+                        continue
+                    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+                    if not ok:
+                        raise EpisodeSkipped(f"camera '{camera}' frame {number} cannot be "
+                                             "encoded as JPEG")
+                    buf.flags.writeable = False
+                    encoded[number] = buf.reshape(-1)
+                    self.decoded_frames += 1
+            finally:
+                frames.close()
+        except ValueError as exc:  # a packet that does not decode
+            raise EpisodeSkipped(f"damaged: camera '{camera}' video does not decode ({exc})") \
+                from None
+        finally:
+            source.close()
+        return [encoded.get(int(n), b"") if n >= 0 else b"" for n in shown.tolist()]

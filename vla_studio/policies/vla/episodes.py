@@ -246,20 +246,34 @@ def load_frames(episodes: Sequence[EpisodeMeta], cameras: Sequence[str], size: t
 
     def decode(k: int) -> None:
         ep_meta = episodes[k]
+        # Through the one frame source: JPEG and video storage read the same way (in step
+        # order, so a video camera decodes each frame once).
         with EpisodeReader(ep_meta.path) as ep:
+            source = ep.frames()
+        try:
+            steps = list(range(min(ep_meta.end, source.num_steps)))
             for c, cam in enumerate(cameras):
+                if cam not in source.cameras:
+                    raise TrainingDataError(f"{ep_meta.path}: no camera {cam!r}")
                 last = None
-                for i, data in enumerate(ep.iter_image_bytes(cam)):
-                    if i >= ep_meta.end:
-                        break
-                    if data:
-                        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-                        if bgr is None:
+                stored = source.frame_ids(cam)
+                frames = source.iter_color(cam, steps)
+                try:
+                    for i, rgb in frames:
+                        if rgb is None and stored[i] >= 0:
                             raise TrainingDataError(f"{ep_meta.path}: step {i} of camera {cam} "
                                                     "is not a decodable image")
-                        last = resize_rgb(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)
-                    if i >= ep_meta.start and last is not None:
-                        images[offsets[k] + i - ep_meta.start, c] = last.transpose(2, 0, 1)
+                        if rgb is not None:
+                            last = resize_rgb(rgb, size)
+                        if i >= ep_meta.start and last is not None:
+                            images[offsets[k] + i - ep_meta.start, c] = last.transpose(2, 0, 1)
+                except (ValueError, OSError) as exc:
+                    raise TrainingDataError(f"{ep_meta.path}: camera {cam} frames cannot be "
+                                            f"decoded ({exc})") from None
+                finally:
+                    frames.close()
+        finally:
+            source.close()
 
     workers = threads or os.cpu_count() or 1
     done = 0

@@ -31,14 +31,15 @@ from vla_studio.ui.bridge import CoreBridge
 from vla_studio.ui.station_recorder import WindowCloseWatcher, recorder_for
 from vla_studio.ui.widgets.elided_label import ElidedLabel
 from vla_studio.ui.widgets.episode_batch import BatchEdits
-from vla_studio.ui.widgets.episode_table import (EpisodeFilter, EpisodeTableModel,  # noqa: F401
-                                                 source_text)
+from vla_studio.ui.widgets.episode_table import (  # noqa: F401 - source_text re-exported
+    VIDEO_STORAGE, EpisodeFilter, EpisodeTableModel, size_text, source_text)
 
 log = logging.getLogger(__name__)
 HIDDEN_COLUMNS_KEY = "episodes/hidden_columns"
 # Shown on request (right-click the header): the default layout's list is narrow.
-DEFAULT_HIDDEN = ("Steps", "Operator", "Task", "Tags")
-REFRESH_EVENTS = ("recorder.saved", "recorder.recovered", "recorder.discarded", "recorder.marked")
+DEFAULT_HIDDEN = ("Steps", "Operator", "Task", "Tags", "Size")
+REFRESH_EVENTS = ("recorder.saved", "recorder.recovered", "recorder.discarded", "recorder.marked",
+                  "compactor.compacted")
 
 
 class DatasetBrowser(QWidget):
@@ -119,6 +120,8 @@ class DatasetBrowser(QWidget):
         self.summary = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # holds the folder path
 
         self.summary.setObjectName("mutedText")
+        self.compaction = QLabel()  # background transcoding, when the profile stores video
+        self.compaction.setObjectName("mutedText")
         self.message.setWordWrap(True)
         bar = QHBoxLayout()
         bar.addWidget(self.filter_edit, 1)
@@ -130,6 +133,7 @@ class DatasetBrowser(QWidget):
         bar.addWidget(self.restore_button)
         foot = QHBoxLayout()
         foot.addWidget(self.summary)
+        foot.addWidget(self.compaction)
         foot.addWidget(self.message, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
@@ -145,6 +149,10 @@ class DatasetBrowser(QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(300)
         self._debounce.timeout.connect(self.refresh)
+        self._compaction_timer = QTimer(self)  # the compactor's state, once a second
+        self._compaction_timer.setInterval(1000)
+        self._compaction_timer.timeout.connect(self.show_compaction)
+        self._compaction_timer.start()
         bridge.app_event.connect(self.on_event)
         self._close_watcher = WindowCloseWatcher(self, self._workers.join)
         self.refresh()
@@ -159,7 +167,7 @@ class DatasetBrowser(QWidget):
         samples = {"Date": "00:00:00", "Duration": "Duration", "Steps": "00000",
                    "Success": "✓ success", "Quality": "★★★★★", "Operator": "Operator",
                    "Source": "policy (0.00)", "Task": "pick_up_the_cube", "Tags": "wobbly grasp",
-                   "Flags": "recovered"}
+                   "Flags": "recovered", "Storage": "H.264 video", "Size": "000 MB"}
         for name, sample in samples.items():
             header.resizeSection(EpisodeTableModel.COLUMNS.index(name),
                                  fm.horizontalAdvance(sample) + 24)
@@ -291,8 +299,13 @@ class DatasetBrowser(QWidget):
         self.model.set_rows(rows)  # type: ignore[arg-type]
         self._reselect(chosen, current_file)  # a refresh after an edit keeps the selection
         total = sum(r.duration_s for r in self.model.rows)
+        size = sum(r.size_bytes for r in self.model.rows)
+        video = sum(1 for r in self.model.rows if r.storage in VIDEO_STORAGE)
         where = "in the trash" if self.trash_check.isChecked() else f"in {self.dataset.root}"
-        self.summary.setText(f"{len(self.model.rows)} episodes {where} · {total / 60:.1f} min")
+        stored = f" · {video} as video" if video else ""
+        self.summary.setText(f"{len(self.model.rows)} episodes {where} · {total / 60:.1f} min · "
+                             f"{size_text(size)}{stored}")
+        self.show_compaction()
         if self._again:
             self._again = False
             self.refresh()
@@ -309,6 +322,11 @@ class DatasetBrowser(QWidget):
                                           QItemSelectionModel.SelectionFlag.NoUpdate)
             if name in files:
                 selection.select(index, flags)
+
+    def show_compaction(self) -> None:
+        """What the background transcoder is doing (empty when episodes stay JPEG)."""
+        compactor = getattr(self.recorder, "compactor", None)
+        self.compaction.setText(compaction_text(compactor.status()) if compactor else "")
 
     def wait_idle(self, timeout_s: float = 10.0) -> None:
         """Join a running refresh (closing, tests)."""
@@ -358,6 +376,23 @@ class DatasetBrowser(QWidget):
                 failed.append(str(exc))
         self.message.setText("; ".join(failed) if failed else f"Restored {len(chosen)} episode(s).")
         self.refresh()
+
+
+def compaction_text(status) -> str:
+    """One line about background compaction for the dock's footer."""
+    if status.state == "working" and status.episode:
+        done = 100 * status.frames_done / status.frames_total if status.frames_total else 0
+        text = f"compacting {status.episode.removesuffix('.h5')} {done:.0f}%"
+    elif status.state == "paused" and status.episode:
+        text = "compaction paused while recording"
+    elif status.waiting:
+        text = f"{status.waiting} episode(s) to compact"
+    else:
+        text = ""
+    if status.compacted:
+        text += f"{' · ' if text else ''}{status.compacted} compacted, " \
+                f"{size_text(status.saved_bytes)} saved"
+    return text
 
 
 class _RefreshThreads:

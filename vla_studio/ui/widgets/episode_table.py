@@ -35,6 +35,27 @@ def source_text(s: EpisodeSummary) -> str:
     return s.source
 
 
+VIDEO_STORAGE = {"av1": "AV1 video", "h264": "H.264 video"}
+_VIDEO_COLOUR = QColor("#6fb7ff")
+
+
+def storage_text(storage: str) -> str:
+    """How an episode's frames are stored, for the Storage column."""
+    return VIDEO_STORAGE.get(storage) or {"jpeg": "JPEG", "png": "PNG", "mixed": "mixed",
+                                          "none": "no images", "": "?"}.get(storage, storage)
+
+
+def size_text(size: int) -> str:
+    """A file size as people read it (1.2 GB, 350 MB, 4.2 MB, 80 kB)."""
+    if size >= 1e9:
+        return f"{size / 1e9:.1f} GB"
+    if size >= 1e7:
+        return f"{size / 1e6:.0f} MB"
+    if size >= 1e6:
+        return f"{size / 1e6:.1f} MB"
+    return f"{size / 1e3:.0f} kB"
+
+
 def _local_time(created: str, today: dt.date | None = None) -> str:
     """Today's episodes by time only (the column stays narrow), older ones with their date."""
     try:
@@ -50,7 +71,7 @@ class EpisodeTableModel(QAbstractTableModel):
     """Episode summaries as table rows (display text, plus raw values for sorting)."""
 
     COLUMNS = ("Date", "Instruction", "Duration", "Steps", "Success", "Quality", "Operator",
-               "Source", "Task", "Tags", "Flags")
+               "Source", "Task", "Tags", "Flags", "Storage", "Size")
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -84,16 +105,21 @@ class EpisodeTableModel(QAbstractTableModel):
                     "Steps": s.num_steps, "Success": -1 if s.success is None else int(s.success),
                     "Quality": s.quality or 0, "Operator": s.operator.lower(),
                     "Source": source_text(s), "Task": s.task, "Tags": ", ".join(s.tags),
-                    "Flags": ", ".join(s.flags)}[column]
+                    "Flags": ", ".join(s.flags), "Storage": storage_text(s.storage),
+                    "Size": s.size_bytes}[column]
         if role == Qt.ItemDataRole.DisplayRole:
             return {"Date": _local_time(s.created), "Instruction": s.instruction,
                     "Duration": f"{s.duration_s:.1f} s", "Steps": str(s.num_steps),
                     "Success": _SUCCESS_TEXT[s.success],
                     "Quality": "★" * s.quality if s.quality else "", "Operator": s.operator,
                     "Source": source_text(s), "Task": s.task, "Tags": ", ".join(s.tags),
-                    "Flags": ", ".join(s.flags)}[column]
+                    "Flags": ", ".join(s.flags), "Storage": storage_text(s.storage),
+                    "Size": size_text(s.size_bytes)}[column]
         if role == Qt.ItemDataRole.ForegroundRole and column == "Success":
             return _SUCCESS_COLOUR[s.success]
+        if role == Qt.ItemDataRole.ForegroundRole and column == "Storage" and \
+                s.storage in VIDEO_STORAGE:
+            return _VIDEO_COLOUR
         if role == Qt.ItemDataRole.ToolTipRole:
             lines = [f"{s.name} · recorded {s.created}", *s.instructions]
             if s.notes:
@@ -101,7 +127,7 @@ class EpisodeTableModel(QAbstractTableModel):
             if s.tags:
                 lines.append(f"tags: {', '.join(s.tags)}")
             return "\n".join(lines)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in ("Duration", "Steps"):
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in ("Duration", "Steps", "Size"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
