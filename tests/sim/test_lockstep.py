@@ -197,3 +197,28 @@ def _catch(errors: list[BaseException], fn) -> None:
         fn()
     except BaseException as exc:  # handed back to the test
         errors.append(exc)
+
+
+def test_a_hung_simulator_call_still_latches_the_estop_in_lockstep(station, monkeypatch):
+    from vla_studio.core import loop_lockstep
+
+    monkeypatch.setattr(loop_lockstep, "LOCKSTEP_ROBOT_DEADLINE_S", 0.3)
+    station.start()
+    assert station.loop._io.deadline_s == pytest.approx(0.3)
+    real_send = station.robot._send
+    calls = {"n": 0}
+
+    def hang_once(action):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            time.sleep(0.8)  # far past the deadline
+        return real_send(action)
+
+    monkeypatch.setattr(station.robot, "_send", hang_once)
+    station.use_teleop("expert")
+    station.begin_episode(PICK, seed=3)
+    station.session.start(ControlMode.TELEOP)
+    assert station.driver.tick() is None  # the stuck tick is void
+    assert station.latch.is_tripped and "did not return within 300 ms" in station.latch.event.reason
+    step = station.driver.tick()
+    assert step.source == SourceKind.HOLD and step.safety_flags & SafetyFlag.ESTOP

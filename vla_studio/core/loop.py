@@ -287,7 +287,7 @@ class ControlLoop(LockstepTicks):
     def _robot_call_missed(self, call: RobotCall, now: float) -> None:
         """Watchdog thread: ``call`` is past its deadline. Stop the robot without the loop, and
         let a fresh loop thread carry on (the stuck one leaves when the driver returns)."""
-        ms = self.limits.robot_deadline_ms
+        ms = self._io.deadline_s * 1000.0  # the profile's; lock-step may allow more
         self.latch.trigger(f"robot {call.name}() did not return within {ms:g} ms", "robot-deadline")
         self.events.emit("robot.unresponsive", f"The robot driver's {call.name}() has not "
                          f"returned within {ms:g} ms: the e-stop is latched and the robot was sent "

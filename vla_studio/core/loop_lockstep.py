@@ -18,18 +18,29 @@ if TYPE_CHECKING:
     from vla_studio.core.loop import ControlLoop
 
 
+# A simulated robot's call only computes (physics of one period): nothing moves while it runs,
+# and under CPU contention its wall time says nothing about a hang (measured: a 3 ms physics
+# step took over 200 ms, the real-time deadline, at a load of 6 on 2 cores). In lock-step the
+# deadline catches a hung simulator instead: no return within this long latches the e-stop.
+LOCKSTEP_ROBOT_DEADLINE_S = 10.0
+
+
 class LockstepTicks:
     """The lock-step entry points of the control loop (a mixin of ``ControlLoop``)."""
 
     def start_lockstep(self: "ControlLoop") -> None:
         """Prepare lock-step ticking by the calling thread (see the module docstring): the
         robot-deadline watchdog and the e-stop relay run as with :meth:`start`, but no loop
-        thread; the caller then drives ticks with :meth:`step_once` and owns the robot."""
+        thread; the caller then drives ticks with :meth:`step_once` and owns the robot.
+
+        Robot calls keep their deadline, at least :data:`LOCKSTEP_ROBOT_DEADLINE_S` (a
+        simulation cannot run away while a call computes; see there)."""
         with self._lifecycle:
             if self._thread is not None and self._thread.is_alive():
                 raise RuntimeError("the control loop's thread is running; lock-step needs it "
                                    "stopped")
             self._stop.clear()
+            self._io.deadline_s = max(self._io.deadline_s, LOCKSTEP_ROBOT_DEADLINE_S)
             self._io.start()
             self.latch.add_emergency_hold(self.robot.emergency_hold)
             if not self.latch.relay_running:
