@@ -47,6 +47,8 @@ COMMANDS = (
     "cameras",
     "export",
     "train",
+    "eval",
+    "demo_to_policy",
     "serve",
 )
 
