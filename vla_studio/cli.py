@@ -48,6 +48,8 @@ COMMANDS = (
     "export",
     "replay",
     "train",
+    "eval",
+    "demo_to_policy",
     "serve",
 )
 

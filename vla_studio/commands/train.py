@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop (and save) after this many minutes")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary as the last line of stdout")
+    parser.add_argument("--progress-json", action="store_true",
+                        help="also print every progress report as one JSON object per line on "
+                             "stdout (what the GUI's training dialog reads)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
     if not main:  # under torchrun, rank 0 speaks for the run
         logging.getLogger().setLevel(logging.WARNING)
     line = ProgressLine(sys.stderr)
+    report = line.report if not args.progress_json else \
+        (lambda p: (line.report(p), _print_progress(p)))
     try:
-        result = train(cfg, line.report)
+        result = train(cfg, report)
     except (TrainingDataError, CheckpointError, ValueError) as exc:
         line.end()
         print(f"vla-studio train: error: {exc}", file=sys.stderr)
@@ -120,6 +125,17 @@ def run(args: argparse.Namespace) -> int:
                           "train_samples_per_s": round(result.train_samples_per_s, 2),
                           "epochs": result.epochs}))
     return 0
+
+
+def _print_progress(p) -> None:
+    """One progress report as a JSON line (``{"progress": {...}}``) on stdout."""
+    from dataclasses import asdict
+
+    record = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+              for k, v in asdict(p).items() if k != "metrics"}
+    record["metrics"] = {k: v for k, v in p.metrics.items()
+                         if not isinstance(v, float) or math.isfinite(v)}
+    print(json.dumps({"progress": record}), flush=True)
 
 
 class ProgressLine:

@@ -362,6 +362,15 @@ class MainWindow(QMainWindow):
 
         ExportDialog(self.station.profile.dataset_dir, self).exec()
 
+    def train_policy(self) -> None:
+        from vla_studio.ui.widgets.train_dialog import TrainDialog
+
+        dialog = getattr(self, "_train_dialog", None)
+        if dialog is None or not dialog.isVisible():  # one at a time; a finished one is replaced
+            dialog = self._train_dialog = TrainDialog(self.station.profile.dataset_dir, self)
+        dialog.show()  # not modal: the station keeps running meanwhile
+        dialog.raise_()
+
     def show_shortcuts(self) -> None:
         help_menu.ShortcutsDialog(self).show()
 
