@@ -72,6 +72,9 @@ T = TypeVar("T")
 # 0.2 ms gives 2-3 ms, for 5-9 % less throughput when three pure-Python threads contend.
 GIL_SWITCH_INTERVAL_S = 0.0002
 OVERRUN_CLEAR_AFTER_S = 5.0  # overrun alarms closer together than this are one alarm
+# A tick held because the session is not running says why with this prefix (the recorder labels
+# such steps "paused": vla_studio.data.episode_file.PAUSED_PREFIX is the same text).
+PAUSED_PREFIX = "paused: "
 
 
 class RobotLike(Protocol):
@@ -473,8 +476,10 @@ class ControlLoop(LockstepTicks):
         except Exception as exc:
             self._observe_alarm.occurred(str(exc), now, exc_info=True)
         snap = self.session.snapshot
+        if snap.help and snap.mode == ControlMode.POLICY and self.arbiter.takeover_requested():
+            snap = self._resume_for_takeover(snap)
         if snap.state != RunState.RUNNING:
-            return Decision(None, SourceKind.HOLD, f"paused: {snap.reason}")
+            return Decision(None, SourceKind.HOLD, f"{PAUSED_PREFIX}{snap.reason}")
         if (snap.mode == ControlMode.POLICY and self.heartbeat is not None
                 and self.heartbeat.age(now) * 1000.0 > self.limits.gui_heartbeat_timeout_ms):
             self.session.pause("GUI heartbeat lost during a policy run")
@@ -489,6 +494,17 @@ class ControlLoop(LockstepTicks):
         except Exception as exc:
             self._source_alarm.occurred(str(exc), now, exc_info=True)
             return Decision(None, SourceKind.HOLD, f"source error: {exc}")
+
+    def _resume_for_takeover(self, snap):
+        """A run paused for help, and the operator takes over: it resumes with them driving."""
+        try:
+            self.session.start(ControlMode.POLICY)
+        except Exception as exc:  # the e-stop latched meanwhile: stay paused
+            log.info("take-over did not resume the run: %s", exc)
+            return snap
+        self.events.emit("policy.takeover", "The operator took over (the run asked for help).",
+                         logging.INFO)
+        return self.session.snapshot
 
     def _state_alarm_update(self, problem: str, now: float) -> None:
         """Tell the operator once when the robot state becomes unusable, and once when it has

@@ -145,6 +145,7 @@ class EpisodeFinisher:
                  "worst_backlog_s": round(o.drops.worst_backlog_s, 4)}
         if ep.with_policy:  # what the Episodes list shows of a policy run
             attrs.update(encoder.policy_stats.attrs())
+            attrs["interventions"] = encoder.takeovers
         seal_episode(ep.path, num_steps, attrs, success)
         ep.written_success = success
         if o.file is not None:

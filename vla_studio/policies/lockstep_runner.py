@@ -71,6 +71,14 @@ class LockstepPolicyRunner(PolicyRunner):
         return 0.0
 
     def propose(self, obs: Observation, now: float, dt: float) -> Proposal:
+        self._infer_if_due(obs, now)
+        return super().propose(obs, now, dt)
+
+    def shadow(self, obs: Observation, now: float, dt: float) -> Proposal | None:
+        self._infer_if_due(obs, now)  # the shadow plan follows the operator's observations
+        return super().shadow(obs, now, dt)
+
+    def _infer_if_due(self, obs: Observation, now: float) -> None:
         last = self._last_propose
         if last is None or now - last > self.settings.resume_gap_s:
             self._new_segment(now)  # as the base class would, before this tick's request
@@ -82,4 +90,3 @@ class LockstepPolicyRunner(PolicyRunner):
             self._request(obs)
             if self.chunks > before:
                 self.round_trip_ms.add((time.monotonic() - t0) * 1000.0)
-        return super().propose(obs, now, dt)

@@ -248,14 +248,43 @@ class PolicyRunner(RunnerRecovery, ActionSource):
         action = scaled_action(proposed, self._spec.action_space.kind if self._spec else "",
                                obs.state, self.settings.speed_scale)
         self._last_stamp = stamp = min(chosen.target_time, now)
-        extras = {"policy_action": proposed, "confidence": chosen.confidence,
-                  "confidence_method": chosen.chunk.method,
-                  "policy_latency_ms": chosen.chunk.latency_s * 1000.0,
-                  "chunk_index": chosen.index, "chunk_seq": chosen.chunk.seq}
+        extras = {**self._extras(chosen), "policy_action": proposed}
         if self._step.take():  # the last action of a step: the client thread pauses the run
             self._pause_pending = "stepped once"
             self._wake.set()
         return Proposal(action, stamp, extras=extras)
+
+    def shadow(self, obs: Observation, now: float, dt: float) -> Proposal | None:
+        """The action the policy would take now while the operator drives (a takeover): its
+        planned action and confidence, for the step's labels. The model keeps planning on the
+        latest observations; nothing here counts towards the low-confidence fallback or a step
+        budget, and nothing proposed here is ever executed (see :meth:`handback`)."""
+        last, self._last_propose = self._last_propose, now
+        if last is None or now - last > self.settings.resume_gap_s:
+            self._new_segment(now)
+        if self.state not in (IDLE, RUNNING):
+            return None
+        with self._lock:
+            sched = self._schedule
+            chosen = sched.action_at(now) if sched is not None else None
+        if chosen is None:
+            return None
+        return Proposal(np.array(chosen.action, dtype=np.float64), min(chosen.target_time, now),
+                        extras=self._extras(chosen))
+
+    def handback(self, obs: Observation) -> None:
+        """The operator let go: drop every plan (those made before and during the takeover)
+        and re-plan from ``obs``; a low-confidence fallback is over (the operator helped)."""
+        self.flush(since=obs.t)
+        self._monitor.reset()
+        self._fallback_reason = ""
+        self._fallback_pending = False
+
+    def _extras(self, chosen) -> dict:
+        return {"policy_action": np.array(chosen.action, dtype=np.float64),
+                "confidence": chosen.confidence, "confidence_method": chosen.chunk.method,
+                "policy_latency_ms": chosen.chunk.latency_s * 1000.0,
+                "chunk_index": chosen.index, "chunk_seq": chosen.chunk.seq}
 
     def _new_segment(self, now: float) -> None:
         """The run (re)started after a pause: old plans and an old fallback no longer apply."""
