@@ -139,8 +139,8 @@ def test_a_run_that_asks_for_help_resumes_when_the_operator_takes_over(pad):
     st.start()
     try:
         st.use_teleop("gamepad")
-        runner = PolicyRunner(scripted_host(chunk=4, confidence=0.2), StationOffer.from_station(st),
-                              RunnerSettings(where="in-process", confidence_threshold=0.5,
+        runner = PolicyRunner(scripted_host(chunk=4, confidence=0.2),
+                              StationOffer.from_station(st), RunnerSettings(where="in-process", confidence_threshold=0.5,
                                              confidence_window=3),
                               events=st.events, session=st.session)
         runner.start("")
