@@ -17,6 +17,11 @@ and every command goes through the station's safety filter and command gate.
 An episode is a *wrong-object* episode when at any tick a cube the instruction does not name
 was lifted or moved (:meth:`vla_studio.sim.tasks.Task.wrong_objects`). Confidence is the
 runner's per-step confidence of the steps the policy drove, averaged per episode.
+
+Assisted runs (``assist``, the collection half of ``vla-studio dagger``): the scripted expert
+watches as the station's teleop source (:class:`~vla_studio.sim.corrector.ExpertCorrector`),
+takes over when the policy goes wrong and hands back; a run that asks for help is answered, not
+ended. The report counts the steps each side drove (the intervention rate) and the takeovers.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -35,6 +40,9 @@ from vla_studio.core.session import ControlMode, RunState
 from vla_studio.core.types import SourceKind
 from vla_studio.policies.runner import RunnerSettings
 from vla_studio.sim.tasks import parse_instruction
+
+if TYPE_CHECKING:
+    from vla_studio.sim.corrector import CorrectorSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,8 @@ class EvalConfig:
         settle_s: how long success must hold to end the episode as a success.
         runner: chunk execution and confidence settings of the run.
         record: a dataset folder to record every rollout into ('' for none).
+        assist: the automatic corrector's settings (None: the policy runs alone).
+        dagger_round: stored with recorded episodes (the DAgger round they belong to).
     """
 
     policy: str
@@ -66,6 +76,8 @@ class EvalConfig:
     settle_s: float = 0.5
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     record: str = ""
+    assist: "CorrectorSettings | None" = None
+    dagger_round: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class EpisodeOutcome:
     policy_steps: int
     confidence_mean: float
     path: str = ""
+    intervention_steps: int = 0
+    takeovers: int = 0
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -112,6 +126,8 @@ class EvalReport:
         ok = [o.confidence_mean for o in outs if o.success and math.isfinite(o.confidence_mean)]
         bad = [o.confidence_mean for o in outs if not o.success and math.isfinite(o.confidence_mean)]
         lat = self.latency_ms
+        driven = sum(o.policy_steps + o.intervention_steps for o in outs)
+        helped = sum(o.intervention_steps for o in outs)
         return {
             "success_rate": _rounded(np.mean([o.success for o in outs])) if outs else None,
             "per_task": per_task,
@@ -125,6 +141,10 @@ class EvalReport:
             else None,
             "episodes": len(outs),
             "successes": sum(o.success for o in outs),
+            "assisted": self.config.assist is not None,
+            "intervention_rate": _rounded(helped / driven) if driven else None,
+            "takeovers_per_episode": _rounded(np.mean([o.takeovers for o in outs]))
+            if outs else None,
             "clock": self.clock,
             "seed": self.config.seed,
             "mode": self.config.runner.mode,
@@ -159,6 +179,10 @@ def run_evaluation(cfg: EvalConfig,
         station.start()
         runner.start(cfg.instructions[0])
         station.set_policy_source(runner)
+        if cfg.assist is not None:
+            from vla_studio.sim.corrector import ExpertCorrector
+
+            station.set_teleop_source(ExpertCorrector(station.robot, cfg.assist))
         station.session.set_mode(ControlMode.POLICY)
         if recorder is not None:
             recorder.connect()
@@ -220,8 +244,11 @@ def _episode(station, recorder, steps, cfg: EvalConfig, index: int, instruction:
     while steps.get(timeout=0) is not None:  # what the last episode's end left in the queue
         pass
     if recorder is not None:
-        labels = EpisodeLabels(instruction=instruction, task=task.name, operator="evaluation",
-                               notes=f"vla-studio eval of {cfg.policy}")
+        who = "corrector" if cfg.assist is not None else "evaluation"
+        labels = EpisodeLabels(instruction=instruction, task=task.name, operator=who,
+                               notes=f"vla-studio {'dagger' if cfg.assist else 'eval'} of "
+                                     f"{cfg.policy}", device="expert" if cfg.assist else "",
+                               dagger_round=cfg.dagger_round)
         episode_id = recorder.start(labels, seed=seed)
     else:
         station.begin_episode(instruction, seed)
@@ -232,6 +259,7 @@ def _episode(station, recorder, steps, cfg: EvalConfig, index: int, instruction:
     wrong: set[str] = set()
     confidences: list[float] = []
     policy_steps, success_since, success, ended_by = 0, None, False, ""
+    intervention_steps = takeovers = 0
 
     def judge() -> tuple[bool, tuple[str, ...]]:  # on the loop's thread (it owns the world)
         return bool(task.success(world)), task.wrong_objects(world)
@@ -244,6 +272,9 @@ def _episode(station, recorder, steps, cfg: EvalConfig, index: int, instruction:
                 conf = step.extras.get("confidence")
                 if conf is not None and math.isfinite(float(conf)):
                     confidences.append(float(conf))
+            elif step.source == SourceKind.INTERVENTION:
+                intervention_steps += 1
+                takeovers += step.extras.get("handover") == "takeover"
         success, disturbed = station.loop.call_on_loop(judge)
         wrong.update(disturbed)
         now = clock.now()
@@ -254,7 +285,8 @@ def _episode(station, recorder, steps, cfg: EvalConfig, index: int, instruction:
         else:
             success_since = None
         snap = station.session.snapshot
-        if not ended_by and snap.state != RunState.RUNNING:
+        answered = snap.help and cfg.assist is not None  # the corrector resumes it next tick
+        if not ended_by and snap.state != RunState.RUNNING and not answered:
             ended_by = f"paused: {snap.reason}"
         elif not ended_by and now - t0 >= cfg.max_seconds:
             ended_by = "time limit"
@@ -264,7 +296,7 @@ def _episode(station, recorder, steps, cfg: EvalConfig, index: int, instruction:
     outcome = EpisodeOutcome(index + 1, instruction, seed, success and ended_by == "success",
                              tuple(sorted(wrong)), ended_by, clock.now() - t0, policy_steps,
                              float(np.mean(confidences)) if confidences else math.nan,
-                             episode_id)
+                             episode_id, intervention_steps, takeovers)
     log.info("eval episode %d: %s seed %d: %s", index + 1, instruction, seed, ended_by)
     return outcome
 
