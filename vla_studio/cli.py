@@ -49,6 +49,7 @@ COMMANDS = (
     "replay",
     "train",
     "eval",
+    "dagger",
     "demo_to_policy",
     "serve",
 )
