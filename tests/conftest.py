@@ -38,6 +38,7 @@ ISOLATED = {
     "data/test_rlds_roundtrip.py": "imports TensorFlow, whose bundled LLVM crashes Mesa's llvmpipe "
                                    "(MuJoCo's EGL renderer) when both live in one process",
     "data/test_rlds_annotations_tfds.py": "imports TensorFlow (as test_rlds_roundtrip.py)",
+    "data/test_rlds_dagger_tfds.py": "imports TensorFlow (as test_rlds_roundtrip.py)",
 }
 _TESTS_DIR = Path(__file__).resolve().parent
 _left_out: list[str] = []

@@ -217,6 +217,10 @@ class EpisodeRows:
         self._steps = reader.file[STEPS]
         self.start, self.end = start, end
 
+    def has(self, name: str) -> bool:
+        """Whether the episode has ``steps/<name>``."""
+        return isinstance(self._steps.get(name), h5py.Dataset)
+
     def array(self, name: str, dtype: Any) -> np.ndarray:
         """Rows ``[start, end)`` of ``steps/<name>`` as ``dtype``.
 
