@@ -1,4 +1,4 @@
-"""Run DAgger unattended in the simulator: the scripted expert corrects the policy; retrain; repeat.
+"""Run DAgger unattended in the simulator: the scripted expert corrects, retrain, repeat.
 
 Round 0 evaluates the policy alone (success rate), then runs it with the expert as the corrector:
 the expert takes over when the policy drifts from its plan or stalls and hands back once on
