@@ -183,6 +183,10 @@ class MainWindow(QMainWindow):
         if recorder is not None and hasattr(recorder, "status_changed"):
             recorder.status_changed.connect(self.show_recording)
         self.modes.attach_browser(self.panels.get("episodes"))
+        episodes, policy = self.panels.get("episodes"), self.panels.get("policy")
+        if hasattr(episodes, "rows_changed") and hasattr(policy, "show_dataset"):
+            episodes.rows_changed.connect(lambda rows: policy.show_dataset(
+                rows, episodes.dataset.root))
         for panel in self.panels.values():  # the Policy dock draws on the camera panes
             if hasattr(panel, "attach_cameras"):
                 panel.attach_cameras(self.cameras)
