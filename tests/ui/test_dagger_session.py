@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.ui.test_policy_run_window import load, policy_drives, small_policy  # noqa: F401
+from tests.ui.test_policy_run_window import load, policy_drives
 from vla_studio.core.types import SourceKind
 from vla_studio.data.dagger import dagger_labels
 from vla_studio.data.episode_file import INTERVENTION, EpisodeReader
@@ -17,8 +17,15 @@ from vla_studio.data.recording import EpisodeState
 from vla_studio.data.rlds import ExportOptions, RldsExporter
 from vla_studio.data.rlds.episode_encoder import read_episode
 from vla_studio.devices.teleop.virtual_gamepad import VirtualGamepad
+from vla_studio.policies.small_conv import SmallConvConfig, write_small_conv
 
 CAP_M = 0.02  # the default station's max_delta_translation
+
+
+@pytest.fixture
+def small_policy(tmp_path) -> str:
+    return str(write_small_conv(tmp_path / "small_conv", SmallConvConfig(
+        name="small_conv", width=8, chunk_size=8), action_std=0.004))
 
 
 @pytest.fixture
