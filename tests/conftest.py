@@ -41,6 +41,7 @@ ISOLATED = {
     "data/test_rlds_annotations_tfds.py": "imports TensorFlow (as test_rlds_roundtrip.py)",
     "data/test_lerobot_export.py": "imports torch, torchvision and LeRobot's dataset module "
                                    "(with two torchvision operator schemas defined first)",
+    "data/test_rlds_dagger_tfds.py": "imports TensorFlow (as test_rlds_roundtrip.py)",
 }
 ISOLATED_GROUP = {  # module -> group (modules not named here: a group of their own)
     "data/test_rlds_roundtrip.py": "tensorflow",

@@ -48,6 +48,9 @@ COMMANDS = (
     "export",
     "replay",
     "train",
+    "eval",
+    "dagger",
+    "demo_to_policy",
     "serve",
 )
 

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from vla_studio.core import commands
 from vla_studio.core.arbiter import ActionSource, SourceArbiter
+from vla_studio.core.clocks import HOST_CLOCK, Clock
 from vla_studio.core.events import EventBus
 from vla_studio.core.loop import ControlLoop
 from vla_studio.core.profile import StationProfile
@@ -55,6 +56,9 @@ class Station:
         self.observers: dict[str, StationObserver] = dict(observers or {})
         self._observing: list[StationObserver] = []
         self.events = EventBus()
+        # Tick times, episode windows and frame ages are on this clock (a lock-step station
+        # replaces it with simulated time: vla_studio.sim.lockstep).
+        self.clock: Clock = HOST_CLOCK
         self.latch = EStopLatch()
         self.session = Session(self.latch)
         self.arbiter = SourceArbiter(profile.safety)

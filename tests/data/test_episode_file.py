@@ -45,7 +45,8 @@ def make_schema(image_format: str = "jpeg", with_policy: bool = False) -> Episod
 
 def make_steps(n: int, t0: float = 100.0) -> list[Step]:
     """Steps at 20 Hz; front delivers a new frame every step, wrist every other step (shared);
-    step 3 has no wrist frame; step 2 is a hold; step 4 is clipped by the safety filter."""
+    step 3 has no wrist frame; step 2 is a hold while paused; step 4 is clipped by the safety
+    filter."""
     steps = []
     for i in range(n):
         t = t0 + i * 0.05
@@ -61,7 +62,7 @@ def make_steps(n: int, t0: float = 100.0) -> list[Step]:
             requested=None if hold else action, source=SourceKind.HOLD if hold else
             (SourceKind.POLICY if i % 2 else SourceKind.TELEOP),
             safety_flags=int(SafetyFlag.CLIPPED_WORKSPACE) if i == 4 else 0,
-            hold_reason="paused" if hold else "", timing=TIMING,
+            hold_reason="paused: new episode" if hold else "", timing=TIMING,
             extras={"policy_action": action * 2, "confidence": 0.5 + 0.01 * i}))
     return steps
 
@@ -100,9 +101,9 @@ def test_layout_round_trip_through_the_reader(tmp_path):
         np.testing.assert_allclose(ep.step("action"), np.stack([s.action for s in steps]), atol=1e-7)
         req = ep.step("requested_action")
         assert np.isnan(req[2]).all() and not np.isnan(req[1]).any()
-        assert ep.step("action_source").tolist() == [1, 2, 0, 2, 1, 2, 1, 2]
+        assert ep.step("action_source").tolist() == [1, 2, 4, 2, 1, 2, 1, 2]
         labels = json.loads(ep.file["steps/action_source"].attrs["labels"])
-        assert labels == ["hold", "teleop", "policy", "intervention"]
+        assert labels == ["hold", "teleop", "policy", "intervention", "paused"]
         assert ep.step("safety_flags")[4] == int(SafetyFlag.CLIPPED_WORKSPACE)
         assert ep.step("is_first").tolist() == [True] + [False] * 7
         assert ep.step("is_last").tolist() == [False] * 7 + [True]

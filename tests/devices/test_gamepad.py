@@ -147,6 +147,7 @@ def test_intervention_button_takes_over_a_policy_run(pads):
                    what="an intervention step moving forward")
         assert last(st).action[-1] == 0.0  # the policy's closed gripper was kept
         pad.set_button("right_shoulder", False)
+        pad.set_axis("left_y", 0.0)  # the stick past the takeover threshold keeps control
         wait_until(lambda: last(st).source == SourceKind.POLICY, what="hand back to the policy")
     finally:
         st.close()

@@ -104,6 +104,7 @@ def test_takeover_keeps_the_policys_gripper_and_ramps_from_rest(station):
         kb.press("t")
         wait_until(lambda: station.loop.snapshot.get().source == SourceKind.INTERVENTION)
         kb.release("t")
+        kb.release("w")  # every control at rest: after takeover_release_s the policy drives
         wait_until(lambda: station.loop.snapshot.get().source == SourceKind.POLICY)
     got = []
     while (s := steps.get(timeout=0.01)) is not None:

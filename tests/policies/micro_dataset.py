@@ -9,6 +9,7 @@ there. Two cameras: a fixed ``front`` view and a ``wrist`` view centred on the e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -42,14 +43,18 @@ def _draw(ee: np.ndarray, cubes: dict[str, np.ndarray], centre: np.ndarray | Non
 
 
 def write_micro_dataset(root: Path, episodes: int = 8, steps: int = 20, seed: int = 0,
-                        nan_state_in: int | None = None) -> Path:
+                        nan_state_in: int | None = None,
+                        sources: Callable[[int, int], SourceKind] | None = None,
+                        dagger_round: int | None = None) -> Path:
     """Write ``episodes`` successful episodes into the dataset folder ``root``; returns it.
 
-    ``nan_state_in``: an episode whose state has a NaN at one step (a sensor glitch)."""
+    ``nan_state_in``: an episode whose state has a NaN at one step (a sensor glitch).
+    ``sources``: who drove step ``i`` of episode ``e`` (default: teleop); with it the episodes
+    are policy runs (``policy_action`` stored) of round ``dagger_round``; a HOLD is a pause."""
     rng = np.random.default_rng(seed)
     schema = EpisodeSchema(ACTION_NAMES, "ee_delta", {"ee_pos": (3,), "gripper": (1,)},
                            tuple(CameraSchema(n, "synthetic", True, SIZE, SIZE, None, 20.0, 0.2)
-                                 for n in ("front", "wrist")))
+                                 for n in ("front", "wrist")), with_policy=sources is not None)
     out = root / "episodes"
     out.mkdir(parents=True, exist_ok=True)
     for e in range(episodes):
@@ -64,7 +69,8 @@ def write_micro_dataset(root: Path, episodes: int = 8, steps: int = 20, seed: in
                  "robot_type": "synthetic", "action_space_kind": "ee_delta",
                  "action_names": list(ACTION_NAMES),
                  "cameras": {c.name: c.metadata() for c in schema.cameras},
-                 "control_rate_hz": 20.0, "start_time_unix": 1.8e9}
+                 "control_rate_hz": 20.0, "start_time_unix": 1.8e9,
+                 "dagger_round": -1 if dagger_round is None else dagger_round}
         writer = EpisodeFileWriter(path, schema, attrs)
         writer.create()
         encoder = StepEncoder(schema)
@@ -82,8 +88,12 @@ def write_micro_dataset(root: Path, episodes: int = 8, steps: int = 20, seed: in
             move = delta if dist <= SPEED else delta / dist * SPEED
             gripper = 0.0 if dist < 0.05 else 1.0
             action = np.array([move[0], move[1], 0, 0, 0, 0, gripper], np.float32)
-            encoder.add(Step(i, t, Observation(i, t, state, frames), action, action,
-                             SourceKind.TELEOP, 0, "", TIMING))
+            source = SourceKind.TELEOP if sources is None else sources(e, i)
+            held = source == SourceKind.HOLD
+            encoder.add(Step(i, t, Observation(i, t, state, frames), action,
+                             None if held else action, source, 0,
+                             "paused: test" if held else "", TIMING,
+                             {"policy_action": action, "confidence": 0.5}))
             ee = ee + move
         writer.append(encoder.take())
         writer.commit()

@@ -108,3 +108,32 @@ def test_push_fails_when_the_cube_was_carried_not_slid(world):
     _place(world, cube_name("yellow"), start + np.array([0.0, 0.15, 0.05]))
     _settle(world)
     assert not Task("push", "yellow", side="left").success(world)
+
+
+def test_wrong_object_flags_an_unnamed_cube_lifted_or_moved(world):
+    task = parse_instruction("pick up the red cube")
+    assert task.wrong_objects(world) == ()  # a fresh layout: nothing disturbed
+    _grip(world, "red", lift=0.0)
+    assert task.success(world) and task.wrong_objects(world) == ()  # the right one is fine
+    world.reset(0)
+    _grip(world, "blue", lift=0.0)
+    assert task.wrong_objects(world) == ("blue",)  # the wrong one, held up
+    world.reset(0)
+    green = world.initial_positions[cube_name("green")]
+    _place(world, cube_name("green"), green + np.array([0.0, 0.03, 0.0]))
+    _settle(world)
+    assert task.wrong_objects(world) == ("green",)  # slid 3 cm along the table
+    world.reset(0)
+    _place(world, cube_name("green"), world.initial_positions[cube_name("green")]
+            + np.array([0.01, 0.0, 0.0]))
+    _settle(world)
+    assert task.wrong_objects(world) == ()  # a 1 cm nudge is not a wrong object
+
+
+def test_stack_may_touch_the_cube_it_names(world):
+    task = parse_instruction("stack the red cube on the blue cube")
+    blue = world.initial_positions[cube_name("blue")]
+    _place(world, cube_name("blue"), blue + np.array([0.04, 0.0, 0.0]))
+    _settle(world)
+    assert task.wrong_objects(world) == ()
+    assert parse_instruction("pick up the red cube").wrong_objects(world) == ("blue",)

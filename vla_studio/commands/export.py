@@ -72,6 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--subtasks", action="store_true",
                    help="write subtask segments: per-step language_subtask, subtask_index, "
                         "is_subtask_first")
+    dagger = p.add_mutually_exclusive_group()
+    dagger.add_argument("--dagger", dest="dagger", action="store_true", default=None,
+                        help="write the DAgger step labels (intervention, pre_intervention, "
+                             "policy_action, confidence; default: when policy runs are "
+                             "exported)")
+    dagger.add_argument("--no-dagger", dest="dagger", action="store_false",
+                        help="never write the DAgger step labels")
+    p.add_argument("--pre-intervention-s", type=float, default=1.0, metavar="S",
+                   help="steps the policy drove this long before a takeover are labelled "
+                        "pre_intervention (default 1)")
     p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
                    help="share of episodes in a 'val' split, e.g. 0.05 (default 0: none)")
     p.add_argument("--depth", action="store_true", help="also export depth (16-bit PNG)")
@@ -147,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
             camera_map=parse_camera_map(args.camera_map) if args.camera_map is not None else None,
             state_keys=parse_state_keys(args.state_keys) if args.state_keys is not None else None,
             outcomes=parse_outcomes(args.outcomes) if args.outcomes is not None else None,
-            min_quality=args.min_quality, subtasks=args.subtasks)
+            min_quality=args.min_quality, subtasks=args.subtasks, dagger=args.dagger,
+            pre_intervention_s=args.pre_intervention_s)
         report = RldsExporter(args.dataset, args.out, options, progress=show).run()
     except ExportError as exc:
         print(f"vla-studio: error: {exc}", file=sys.stderr)

@@ -7,9 +7,17 @@ failure). Episodes are saved into the dataset folder with their instruction, out
 metadata; interrupted episodes from an earlier crash are recovered first. Ctrl-C saves the open
 episode and stops.
 
+With --lockstep (simulated stations only, the scripted expert driving) physics, cameras and the
+control loop advance together on the simulated clock, as fast as the machine computes them: the
+same loop, safety path, recorder and episode files, stamped with simulated time and marked
+clock = "sim". --workers N records in N separate processes into the one dataset (episode i
+keeps seed SEED+i and its task from the task list, whichever process records it).
+
 Examples:
   vla-studio record --station resources/stations/sim_tabletop.toml --teleop scripted \\
       --task "pick up the red cube" --episodes 20 --seed 0
+  vla-studio record --teleop scripted --task-file pick3.txt --episodes 200 --seed 1000 \\
+      --lockstep --workers 2 --dataset data/pick
   vla-studio record --station my_cell.toml --teleop gamepad --task-file tasks.toml --episodes 50
 """
 
@@ -29,6 +37,7 @@ MAX_EPISODES = 100_000
 MAX_SEED = 2**32 - 1  # scene seeds are 32-bit (the simulator's and NumPy's generators)
 MAX_EPISODE_S = 24 * 3600.0
 MAX_SETTLE_S = 3600.0
+MAX_WORKERS = 64
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--operator", default=None, help="operator name stored with episodes")
     parser.add_argument("--notes", default="", help="notes stored with every episode")
     parser.add_argument("--scene-id", default=None, help="scene id stored with episodes")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="simulated stations: step physics, cameras and the loop together "
+                             "on simulated time, as fast as they compute (scripted expert only)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help=f"record in this many processes into the one dataset (1 to "
+                             f"{MAX_WORKERS})")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary as the last line of stdout")
 
@@ -68,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     from vla_studio.data.labels import EpisodeLabels, LabelError
     from vla_studio.data.recorder import Recorder, RecorderError
     from vla_studio.data.tasks import TaskSampler, load_task_file, single_task
-    from vla_studio.station import Station
 
     if not args.task and not args.task_file:
         print("vla-studio record: error: give the instruction with --task \"...\" or a task list "
@@ -98,11 +112,17 @@ def run(args: argparse.Namespace) -> int:
                            scene_id=args.scene_id if args.scene_id is not None else rec.station_id)
 
     teleop = _pick_teleop(profile, args.teleop)
-    problem = _expert_cannot_do(profile, teleop, task_file)
+    problem = _expert_cannot_do(profile, teleop, task_file) or \
+        (_lockstep_problem(profile, teleop) if args.lockstep else "")
     if problem:
         print(f"vla-studio record: error: {problem}", file=sys.stderr)
         return 2
-    station = Station.from_profile(profile)
+    if args.workers > 1:
+        from vla_studio.commands.record_workers import record_with_workers
+
+        return record_with_workers(args, profile, dataset, sampler)
+    started = time.monotonic()
+    station = _make_station(profile, args.lockstep)
     results: list[dict] = []
     ids: list[tuple[str, int | None, str]] = []
     recorder = Recorder(station, dataset, tasks=sampler, labels=labels)
@@ -114,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         recorder.connect()
         print(f"dataset {dataset.root}: {recorder.preflight().message}")
         for cam in station.cameras.values():
+            if args.lockstep:  # rendered by the station's first tick; nothing to wait for
+                continue
             if cam.wait_for_frame(timeout_s=10.0) is None:
                 print(f"warning: camera '{cam.name}' has not delivered a frame yet",
                       file=sys.stderr)
@@ -150,10 +172,38 @@ def run(args: argparse.Namespace) -> int:
             recorder.disconnect()
         station.close()
     total = len(DatasetIndex(dataset).refresh())
-    print(f"recorded {len(results)} episode(s) into {dataset.root}; it now holds {total}")
+    elapsed = time.monotonic() - started
+    print(f"recorded {len(results)} episode(s) into {dataset.root} in {elapsed:.1f} s; it now "
+          f"holds {total}")
     if args.json:
-        print(json.dumps({"dataset": str(dataset.root), "episodes": results}))
+        print(json.dumps({"dataset": str(dataset.root), "clock": station.clock.kind,
+                          "elapsed_s": round(elapsed, 2), "episodes": results}))
     return 0
+
+
+def _make_station(profile, lockstep: bool):
+    if lockstep:
+        from vla_studio.sim.lockstep import LockstepStation
+
+        return LockstepStation.from_profile(profile)
+    from vla_studio.station import Station
+
+    return Station.from_profile(profile)
+
+
+def _lockstep_problem(profile, teleop: str | None) -> str:
+    """Why ``--lockstep`` cannot record with ``teleop`` on ``profile`` ('' when it can)."""
+    from vla_studio.sim.lockstep import LOCKSTEP_TELEOPS, lockstep_problem
+
+    problem = lockstep_problem(profile)
+    if problem:
+        return f"{problem}; record without --lockstep"
+    spec = next((s for s in profile.teleops if s.name == teleop), None)
+    if spec is None or spec.type not in LOCKSTEP_TELEOPS:
+        return ("--lockstep runs the simulation faster than real time, which only the scripted "
+                "expert can follow: use --teleop scripted (or record in real time without "
+                "--lockstep)")
+    return ""
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -168,6 +218,10 @@ def _check_numbers(args: argparse.Namespace) -> None:
                          f"give a seed from 0 to {MAX_SEED - args.episodes + 1}")
     check_number("--max-seconds", args.max_seconds, 0.0, MAX_EPISODE_S, low_open=True, unit="s")
     check_number("--settle", args.settle, 0.0, MAX_SETTLE_S, unit="s")
+    check_number("--workers", args.workers, 1, MAX_WORKERS)
+    if args.workers > args.episodes:
+        raise UsageError(f"--workers {args.workers} is more than the {args.episodes} episode(s) "
+                         "to record; use at most one worker per episode")
 
 
 def _dataset_problem(dataset) -> str:
@@ -227,10 +281,11 @@ def _run_episode(station, recorder, max_seconds: float) -> str:
     from vla_studio.data.recorder import RecorderError
     from vla_studio.data.recording import RecorderState
 
-    t0 = time.monotonic()
+    clock = station.clock  # lock-step: sleeping below is what runs the simulation
+    t0 = clock.now()
     next_resume = t0
     while True:
-        now = time.monotonic()
+        now = clock.now()
         if recorder.poll_task():
             return "success"
         status = recorder.status()
@@ -248,7 +303,7 @@ def _run_episode(station, recorder, max_seconds: float) -> str:
         if station.session.state == RunState.ESTOPPED:
             recorder.stop()
             return "e-stop"
-        time.sleep(POLL_S)
+        clock.sleep(POLL_S)
 
 
 def _word(success: bool | None) -> str:

@@ -7,6 +7,8 @@ same command runs data-parallel under torchrun, each rank reading its shard of t
 Examples:
   vla-studio train --dataset ~/vla-studio/datasets/sim --out runs/pick --epochs 20
   vla-studio train --dataset runs/pick --resume runs/pick/last --epochs 30 --out runs/pick
+  vla-studio train --dataset demos --dataset dagger/corrections --init runs/pick \
+      --dagger-weighting intervention-weighted --epochs 5 --out runs/pick-round1
   torchrun --nproc-per-node 2 -m vla_studio train --dataset DATA --out runs/ddp
 """
 
@@ -19,6 +21,8 @@ import math
 import os
 import sys
 from dataclasses import replace
+
+from vla_studio.commands import train_dagger
 
 NAME = "train"
 HELP = "train the reference VLA on recorded datasets"
@@ -65,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop (and save) after this many minutes")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary as the last line of stdout")
+    train_dagger.add_arguments(parser)
+    parser.add_argument("--progress-json", action="store_true",
+                        help="also print every progress report as one JSON object per line on "
+                             "stdout (what the GUI's training dialog reads)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
                           include_failures=args.include_failures,
                           augmentation=NO_AUGMENTATION if args.no_augment else Augmentation(),
                           model=model, max_steps=args.max_steps, max_minutes=args.max_minutes,
-                          resume=args.resume)
+                          resume=args.resume, init=args.init,
+                          weighting=train_dagger.weighting(args))
     except ValueError as exc:
         print(f"vla-studio train: error: {exc}", file=sys.stderr)
         return 2
@@ -100,8 +109,10 @@ def run(args: argparse.Namespace) -> int:
     if not main:  # under torchrun, rank 0 speaks for the run
         logging.getLogger().setLevel(logging.WARNING)
     line = ProgressLine(sys.stderr)
+    report = line.report if not args.progress_json else \
+        (lambda p: (line.report(p), _print_progress(p)))
     try:
-        result = train(cfg, line.report)
+        result = train(cfg, report)
     except (TrainingDataError, CheckpointError, ValueError) as exc:
         line.end()
         print(f"vla-studio train: error: {exc}", file=sys.stderr)
@@ -120,6 +131,17 @@ def run(args: argparse.Namespace) -> int:
                           "train_samples_per_s": round(result.train_samples_per_s, 2),
                           "epochs": result.epochs}))
     return 0
+
+
+def _print_progress(p) -> None:
+    """One progress report as a JSON line (``{"progress": {...}}``) on stdout."""
+    from dataclasses import asdict
+
+    record = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+              for k, v in asdict(p).items() if k != "metrics"}
+    record["metrics"] = {k: v for k, v in p.metrics.items()
+                         if not isinstance(v, float) or math.isfinite(v)}
+    print(json.dumps({"progress": record}), flush=True)
 
 
 class ProgressLine:

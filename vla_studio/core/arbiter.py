@@ -8,7 +8,13 @@ The arbiter applies one rule set for every source:
 
 * TELEOP mode: the teleop source drives.
 * POLICY mode: the policy drives, unless the teleop source reports ``takeover`` (the operator holds
-  the intervention button), in which case the step is an INTERVENTION.
+  the intervention button or pushes the device past its threshold), in which case the step is an
+  INTERVENTION. While the operator drives, the policy keeps proposing in the *shadow*
+  (:meth:`ActionSource.shadow`): its proposal is recorded beside the operator's action (DAgger
+  labels), never executed. When the takeover ends, the policy's queue is dropped and it
+  re-plans from the current observation (:meth:`ActionSource.handback`), so nothing planned
+  before or during the takeover runs afterwards. The first tick of each takeover and of each
+  hand-back carries ``extras["handover"]`` (``"takeover"`` / ``"handback"``).
 * A proposal older than its timeout holds the robot (watchdog), whatever the source says.
 * A proposal stamped in the future (beyond :data:`~vla_studio.core.clock.FUTURE_STAMP_TOLERANCE_S`)
   or with a non-finite stamp is invalid: it holds and raises ``STAMP_INVALID``. A stamp from the
@@ -28,7 +34,7 @@ import abc
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -80,6 +86,22 @@ class ActionSource(abc.ABC):
     def flush(self) -> None:
         """Drop queued actions (e-stop, pause, handover)."""
 
+    def shadow(self, obs: Observation, now: float, dt: float) -> Proposal | None:
+        """Policy sources: what the source would do now while someone else drives (recorded,
+        never executed); no side effect on the run (no fallback, no step budget). None: nothing
+        to say."""
+        return None
+
+    def handback(self, obs: Observation) -> None:
+        """Policy sources: control comes back after a takeover; drop every plan and re-plan
+        from ``obs`` (the observation of this tick)."""
+        self.flush()
+
+    def wants_takeover(self) -> bool:
+        """Teleop sources: the operator asks for control now (read while a run is paused for
+        help; no side effects)."""
+        return False
+
     def close(self) -> None:
         """Stop threads the source owns."""
 
@@ -108,6 +130,8 @@ class SourceArbiter:
         self._lock = threading.Lock()
         self._teleop: ActionSource | None = None
         self._policy: ActionSource | None = None
+        self._intervening = False  # the last POLICY-mode decision was an intervention
+        self.takeovers = 0  # takeovers since the arbiter was made (tests, benchmarks)
 
     @property
     def teleop(self) -> ActionSource | None:
@@ -137,8 +161,19 @@ class SourceArbiter:
             s.reset(instruction)
 
     def flush(self) -> None:
+        self._intervening = False
         for s in self.sources():
             s.flush()
+
+    @property
+    def intervening(self) -> bool:
+        """The operator had control at the last POLICY-mode tick."""
+        return self._intervening
+
+    def takeover_requested(self) -> bool:
+        """The teleop source asks for control now (a run paused for help may resume)."""
+        teleop = self._teleop
+        return teleop is not None and teleop.wants_takeover()
 
     def observe(self, obs: Observation) -> None:
         for s in self.sources():
@@ -147,6 +182,7 @@ class SourceArbiter:
     def decide(self, mode: ControlMode, obs: Observation, now: float, dt: float) -> Decision:
         teleop, policy = self._teleop, self._policy
         if mode == ControlMode.TELEOP:
+            self._intervening = False
             if teleop is None:
                 return Decision(None, SourceKind.HOLD, "no teleop device")
             return self._checked(teleop.propose(obs, now, dt), SourceKind.TELEOP,
@@ -154,12 +190,36 @@ class SourceArbiter:
         if teleop is not None:
             t = teleop.propose(obs, now, dt)
             if t.takeover:
-                return self._checked(t, SourceKind.INTERVENTION, self._teleop_timeout,
-                                     SafetyFlag.TELEOP_STALE, now)
+                return self._intervention(t, policy, obs, now, dt)
+        handback = self._intervening
+        self._intervening = False
         if policy is None:
             return Decision(None, SourceKind.HOLD, "no policy loaded")
-        return self._checked(policy.propose(obs, now, dt), SourceKind.POLICY,
-                             self._policy_timeout, SafetyFlag.POLICY_STALE, now)
+        if handback:
+            policy.handback(obs)  # re-plan from this observation; nothing older runs
+        decision = self._checked(policy.propose(obs, now, dt), SourceKind.POLICY,
+                                 self._policy_timeout, SafetyFlag.POLICY_STALE, now)
+        if handback:
+            decision = replace(decision, extras={**decision.extras, "handover": "handback"})
+        return decision
+
+    def _intervention(self, t: Proposal, policy: ActionSource | None, obs: Observation,
+                      now: float, dt: float) -> Decision:
+        """The operator drives; the policy's shadow proposal goes into the step's extras."""
+        extras: dict[str, Any] = {}
+        if policy is not None:
+            shadow = policy.shadow(obs, now, dt)
+            if shadow is not None:
+                extras.update(shadow.extras)
+                if shadow.action is not None:
+                    extras.setdefault("policy_action", shadow.action)
+        extras.update(t.extras)
+        if not self._intervening:
+            self._intervening = True
+            self.takeovers += 1
+            extras["handover"] = "takeover"
+        return self._checked(replace(t, extras=extras), SourceKind.INTERVENTION,
+                             self._teleop_timeout, SafetyFlag.TELEOP_STALE, now)
 
     @staticmethod
     def _checked(p: Proposal, kind: SourceKind, timeout: float, stale: SafetyFlag,

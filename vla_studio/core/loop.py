@@ -25,6 +25,18 @@ A robot state without a finite pose (``ee_pos`` for end-effector deltas, ``joint
 targets) never moves the robot: the tick holds at the last valid pose, raises ``STATE_INVALID``
 and an alarm on the event bus, and the loop keeps running. If the loop itself crashes, the robot
 is held, the e-stop latches ("control loop crashed: ...") and ``loop.crashed`` is published.
+
+Lock-step (simulation only, :mod:`vla_studio.core.lockstep`): instead of :meth:`ControlLoop.start`,
+:meth:`ControlLoop.start_lockstep` starts the same watchdog and e-stop relay but no loop thread;
+a driver calls :meth:`ControlLoop.step_once` with the simulated tick time and runs the very same
+tick (observe, decide, filter, gate, send, emit) on its own thread, which then owns the robot::
+
+    driver thread:  cameras render for t --> step_once(t): _tick(...) --> clock advances by T
+                    (waits first while a step queue is nearly full: backpressure, never a drop)
+
+Nothing waits for the wall clock: a tick runs as soon as the previous one is done, so simulated
+time runs as fast as the machine allows. Stage times stay host-measured; overruns do not exist
+(the simulation waits for the loop). The real-time path above is untouched by it.
 """
 
 from __future__ import annotations
@@ -45,6 +57,7 @@ from vla_studio.core.clock import LoopStats
 from vla_studio.core.command_gate import CommandGate
 from vla_studio.core.events import EventBus, LatestSlot, StepQueue
 from vla_studio.core.loop_calls import LoopCallQueue
+from vla_studio.core.loop_lockstep import LockstepTicks
 from vla_studio.core.robot_calls import CallAbandoned, RobotCall, RobotCalls, RobotUnresponsive
 from vla_studio.core.safety import (ActionFilter, EStopLatch, Heartbeat, SafetyCounters,
                                     SafetyFlag, SafetyLimits)
@@ -59,6 +72,9 @@ T = TypeVar("T")
 # 0.2 ms gives 2-3 ms, for 5-9 % less throughput when three pure-Python threads contend.
 GIL_SWITCH_INTERVAL_S = 0.0002
 OVERRUN_CLEAR_AFTER_S = 5.0  # overrun alarms closer together than this are one alarm
+# A tick held because the session is not running says why with this prefix (the recorder labels
+# such steps "paused": vla_studio.data.episode_file.PAUSED_PREFIX is the same text).
+PAUSED_PREFIX = "paused: "
 
 
 class RobotLike(Protocol):
@@ -80,7 +96,7 @@ class CameraLike(Protocol):
     def latest(self) -> Frame | None: ...
 
 
-class ControlLoop:
+class ControlLoop(LockstepTicks):
     """Runs observe → decide → filter → gate → send → emit at a fixed rate on its own thread.
 
     Args:
@@ -120,6 +136,7 @@ class ControlLoop:
         self._lifecycle = threading.Lock()
         self._thread: threading.Thread | None = None
         self._abandoned: list[threading.Thread] = []  # loop threads stuck in a robot call
+        self._lockstep_owner: threading.Thread | None = None  # the driver's thread (lock-step)
         self._started_relay = False
         self._io = RobotCalls(limits.robot_deadline_ms / 1000.0, self._robot_call_missed)
         self._tick_index = 0
@@ -153,6 +170,8 @@ class ControlLoop:
         with self._lifecycle:
             if self._thread is not None and self._thread.is_alive():
                 return
+            if self._lockstep_owner is not None:
+                raise RuntimeError("the loop is in lock-step; stop() it before starting its thread")
             # See GIL_SWITCH_INTERVAL_S: a stop must not wait behind Python-heavy threads.
             if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
                 sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
@@ -179,6 +198,10 @@ class ControlLoop:
         with self._lifecycle:
             thread, self._thread = self._thread, None
             abandoned, self._abandoned = self._abandoned, []
+            owner, self._lockstep_owner = self._lockstep_owner, None
+        if owner is not None and owner is threading.current_thread() and self._io.stuck is None:
+            if self._hold_safely():  # lock-step: the last command is a hold, as in real time
+                self._finish_calls()
         if thread is not None:
             thread.join(timeout=5.0)
             if thread.is_alive():
@@ -206,6 +229,11 @@ class ControlLoop:
     def post_to_loop(self, fn: Callable[[], T]) -> "concurrent.futures.Future[T]":
         """Like :meth:`call_on_loop` without waiting: the future gets ``fn``'s result (or
         exception) after the next tick. Runs ``fn`` at once when the loop is not running."""
+        owner = self._lockstep_owner
+        if owner is not None:  # lock-step: the driver's thread owns the robot between ticks
+            if threading.current_thread() is owner:
+                return LoopCallQueue.run_now(fn)
+            return self._calls.post(fn)  # run before the driver's next tick
         if not self.is_running or threading.current_thread() is self._thread:
             return LoopCallQueue.run_now(fn)
         return self._calls.post(fn)
@@ -268,7 +296,7 @@ class ControlLoop:
     def _robot_call_missed(self, call: RobotCall, now: float) -> None:
         """Watchdog thread: ``call`` is past its deadline. Stop the robot without the loop, and
         let a fresh loop thread carry on (the stuck one leaves when the driver returns)."""
-        ms = self.limits.robot_deadline_ms
+        ms = self._io.deadline_s * 1000.0  # the profile's; lock-step may allow more
         self.latch.trigger(f"robot {call.name}() did not return within {ms:g} ms", "robot-deadline")
         self.events.emit("robot.unresponsive", f"The robot driver's {call.name}() has not "
                          f"returned within {ms:g} ms: the e-stop is latched and the robot was sent "
@@ -314,7 +342,12 @@ class ControlLoop:
             self._calls.fail_all(RobotUnresponsive(
                 f"the robot is not responding ({stuck.name}() has not returned); nothing was done"))
 
-    def _tick(self, tick: int, start: float, jitter_ms: float, scheduled: float) -> None:
+    def _tick(self, tick: int, start: float, jitter_ms: float, scheduled: float | None,
+              host_start: float | None = None) -> Step:
+        """One tick at tick time ``start``. ``scheduled`` is when it was due (None in lock-step:
+        no deadline); ``host_start`` is the host time stage timings count from when ``start``
+        is on another clock (lock-step)."""
+        h0 = start if host_start is None else host_start
         flags = SafetyFlag.NONE
         triggers = self.latch.trigger_count
         if self._calls:
@@ -391,7 +424,8 @@ class ControlLoop:
             source = SourceKind.HOLD
         t4 = time.monotonic()
         # 5 emit
-        overran = (t4 + self._last_emit_ms / 1000.0) - scheduled > self.period_s
+        overran = scheduled is not None and \
+            (t4 + self._last_emit_ms / 1000.0) - scheduled > self.period_s
         if overran and self.stats.overrun_streak + 1 == self.limits.overrun_alarm_streak:
             flags |= SafetyFlag.OVERRUN_ALARM
             if self._overrun_alarm.occurred(now=t4):  # told once; later streaks are counted
@@ -400,7 +434,7 @@ class ControlLoop:
                                  "is overloaded", logging.WARNING)
         elif not overran:
             self._overrun_alarm.quiet(t4)
-        timing = StageTiming((t1 - start) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3,
+        timing = StageTiming((t1 - h0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3,
                              self._last_emit_ms, jitter_ms)
         step = Step(tick, start, obs, sent, decision.action, source, int(flags), hold_reason,
                     timing, decision.extras)
@@ -413,6 +447,7 @@ class ControlLoop:
         t5 = time.monotonic()
         self._last_emit_ms = (t5 - t4) * 1e3
         self.stats.record(start, timing, overran)
+        return step
 
     def _release_emergency_hold(self) -> None:
         """The e-stop was reset: let the driver accept motion again (the session is PAUSED)."""
@@ -441,8 +476,10 @@ class ControlLoop:
         except Exception as exc:
             self._observe_alarm.occurred(str(exc), now, exc_info=True)
         snap = self.session.snapshot
+        if snap.help and snap.mode == ControlMode.POLICY and self.arbiter.takeover_requested():
+            snap = self._resume_for_takeover(snap)
         if snap.state != RunState.RUNNING:
-            return Decision(None, SourceKind.HOLD, f"paused: {snap.reason}")
+            return Decision(None, SourceKind.HOLD, f"{PAUSED_PREFIX}{snap.reason}")
         if (snap.mode == ControlMode.POLICY and self.heartbeat is not None
                 and self.heartbeat.age(now) * 1000.0 > self.limits.gui_heartbeat_timeout_ms):
             self.session.pause("GUI heartbeat lost during a policy run")
@@ -457,6 +494,17 @@ class ControlLoop:
         except Exception as exc:
             self._source_alarm.occurred(str(exc), now, exc_info=True)
             return Decision(None, SourceKind.HOLD, f"source error: {exc}")
+
+    def _resume_for_takeover(self, snap):
+        """A run paused for help, and the operator takes over: it resumes with them driving."""
+        try:
+            self.session.start(ControlMode.POLICY)
+        except Exception as exc:  # the e-stop latched meanwhile: stay paused
+            log.info("take-over did not resume the run: %s", exc)
+            return snap
+        self.events.emit("policy.takeover", "The operator took over (the run asked for help).",
+                         logging.INFO)
+        return self.session.snapshot
 
     def _state_alarm_update(self, problem: str, now: float) -> None:
         """Tell the operator once when the robot state becomes unusable, and once when it has

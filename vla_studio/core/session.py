@@ -9,6 +9,10 @@
 ```
 ESTOPPED is the latch's state, not a flag the session can clear: the session only leaves it when
 the latch is reset, and then always lands in PAUSED.
+
+A pause may be a *help request* (:meth:`Session.request_help`, the robot-gated half of DAgger: a
+policy run whose confidence stayed low asks for the operator): the state says so (``help``)
+until the run starts again, so the window can ring and show it and a take-over may resume it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class SessionState:
     state: RunState
     mode: ControlMode
     reason: str  # why we are in this state (last pause / stop reason)
+    help: bool = False  # PAUSED because the robot asked for help (see Session.request_help)
 
 
 class SessionError(RuntimeError):
@@ -61,6 +66,7 @@ class Session:
         self._state = RunState.PAUSED
         self._mode = ControlMode.TELEOP
         self._reason = "started paused"
+        self._help = False
         self._listeners: list[Callable[[SessionState], None]] = []
         latch.add_listener(self._on_latch)
 
@@ -68,7 +74,8 @@ class Session:
     def snapshot(self) -> SessionState:
         with self._lock:
             state = RunState.ESTOPPED if self.latch.is_tripped else self._state
-            return SessionState(state, self._mode, self._reason)
+            return SessionState(state, self._mode, self._reason,
+                                self._help and state == RunState.PAUSED)
 
     @property
     def state(self) -> RunState:
@@ -91,6 +98,7 @@ class Session:
                 raise SessionError(
                     f"the e-stop is latched ({ev.reason if ev else 'stopped'}); reset it first")
             self._state, self._mode, self._reason = RunState.RUNNING, ControlMode(mode), "started"
+            self._help = False
         log.info("session running (%s)", mode.value if isinstance(mode, ControlMode) else mode)
         self._notify()
 
@@ -101,21 +109,32 @@ class Session:
             self._mode = ControlMode(mode)
             if changed and self._state == RunState.RUNNING:
                 self._state, self._reason = RunState.PAUSED, f"mode changed to {mode.value}"
+            if changed:
+                self._help = False
         if changed:
             self._notify()
 
     def pause(self, reason: str) -> None:
         """RUNNING -> PAUSED (a no-op when already paused or stopped)."""
+        self._pause(reason, False)
+
+    def request_help(self, reason: str) -> None:
+        """RUNNING -> PAUSED because the robot needs the operator (low confidence): the state
+        reads ``help`` until the run starts again (a no-op when not running)."""
+        self._pause(reason, True)
+
+    def _pause(self, reason: str, help: bool) -> None:
         with self._lock:
             if self._state != RunState.RUNNING:
                 return
-            self._state, self._reason = RunState.PAUSED, reason
-        log.info("session paused: %s", reason)
+            self._state, self._reason, self._help = RunState.PAUSED, reason, help
+        log.info("session paused%s: %s", " (help requested)" if help else "", reason)
         self._notify()
 
     def _on_latch(self, tripped: bool, event: StopEvent | None) -> None:
         with self._lock:
             self._state = RunState.PAUSED  # after a reset we land here, never in RUNNING
+            self._help = False
             self._reason = f"e-stop: {event.reason}" if tripped and event else "e-stop reset"
         self._notify()
 

@@ -43,7 +43,7 @@ NO_SIDECAR = (0, -1)
 SUMMARY_ATTRS = ("episode_id", "created", "language_instruction", "language_instructions", "task",
                  "success", "status", "operator", "notes", "scene_id", "station_name",
                  "duration_s", "num_steps", "flags", "source_counts", "cameras", "teleop_device",
-                 "confidence_mean", "confidence_method")
+                 "confidence_mean", "confidence_method", "dagger_round", "interventions")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,10 @@ class EpisodeSummary:
         confidence_method: how that confidence was obtained (``token_probability``...).
         storage: how its colour frames are stored: ``jpeg``, ``png``, ``av1``, ``h264``
             (transcoded to video), ``mixed`` or ``none``.
+        dagger_round: the DAgger round of a correction session (None: outside any round).
+        interventions: takeovers during a policy run.
+        intervention_steps: steps the operator drove during a policy run.
+        policy_steps: steps the policy drove.
     """
 
     file: str
@@ -93,6 +97,10 @@ class EpisodeSummary:
     confidence: float | None = None
     confidence_method: str = ""
     storage: str = ""
+    dagger_round: int | None = None
+    interventions: int = 0
+    intervention_steps: int = 0
+    policy_steps: int = 0
 
     @property
     def name(self) -> str:
@@ -162,7 +170,19 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
         tags=tuple(str(t) for t in ann.get("tags") or ()),
         confidence=_finite_or_none(attrs.get("confidence_mean")),
         confidence_method=str(attrs.get("confidence_method", "") or ""), storage=storage,
+        dagger_round=_round_or_none(attrs.get("dagger_round")),
+        interventions=int(attrs.get("interventions", 0) or 0),
+        intervention_steps=int(counts.get("intervention", 0) or 0),
+        policy_steps=int(counts.get("policy", 0) or 0),
     )
+
+
+def _round_or_none(value: Any) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
 
 
 def _finite_or_none(value: Any) -> float | None:

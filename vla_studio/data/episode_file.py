@@ -18,7 +18,10 @@ Layout (format ``vla-studio-episode``, version 1; RLDS names so export is a mapp
                                         source_counts (JSON), flags (JSON list), dropped_steps
     steps/action                        float32 [T, D]  what the robot received
     steps/requested_action              float32 [T, D]  NaN rows when the loop held
-    steps/action_source                 uint8 [T]       0 hold, 1 teleop, 2 policy, 3 intervention
+    steps/action_source                 uint8 [T]       0 hold, 1 teleop, 2 policy, 3 intervention,
+                                        4 paused (held because the run was paused; files
+                                        from before 4 existed hold those steps as 0); the
+                                        DAgger labels derive from it (vla_studio.data.dagger)
     steps/safety_flags                  uint32 [T]
     steps/is_first|is_last|is_terminal  bool [T]
     steps/reward, steps/discount        float32 [T]
@@ -86,9 +89,19 @@ STATUS_RECOVERED = "recovered"
 
 SUCCESS_UNKNOWN, SUCCESS_FAILURE, SUCCESS_SUCCESS = -1, 0, 1
 
-SOURCE_LABELS = ("hold", "teleop", "policy", "intervention")
+SOURCE_LABELS = ("hold", "teleop", "policy", "intervention", "paused")
 SOURCE_CODES = {SourceKind.HOLD: 0, SourceKind.TELEOP: 1, SourceKind.POLICY: 2,
                 SourceKind.INTERVENTION: 3}
+HOLD, TELEOP, POLICY, INTERVENTION, PAUSED = range(5)
+PAUSED_PREFIX = "paused: "  # the control loop's hold reason while the session is not running
+
+
+def source_code(source: SourceKind, hold_reason: str = "") -> int:
+    """The ``steps/action_source`` code of a step: a hold while the run was paused is
+    ``PAUSED`` (4), any other hold ``HOLD`` (0)."""
+    if source == SourceKind.HOLD and hold_reason.startswith(PAUSED_PREFIX):
+        return PAUSED
+    return SOURCE_CODES.get(source, HOLD)
 
 # Root attributes stored as JSON text (decoded by the reader).
 JSON_ATTRS = frozenset({"language_instructions", "action_names", "cameras", "safety_counts",

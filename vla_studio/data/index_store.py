@@ -23,7 +23,7 @@ from typing import Callable, Iterator, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SCHEMA_VERSION = 7  # 4: teleop device; 5: a policy run's confidence; 6: tags; 7: storage
+SCHEMA_VERSION = 8  # 4: teleop device; 5: policy confidence; 6: tags; 7: storage; 8: DAgger
 # What a broken cache raises: SQLite's errors, undecodable text, and the OS's (a folder in the
 # file's place, permissions). Anything else is a bug and propagates.
 CACHE_ERRORS = (sqlite3.Error, UnicodeDecodeError, OSError)

@@ -42,6 +42,8 @@ class EpisodeLabels:
         scene_id: identifies the physical (or simulated) scene / station set-up.
         device: the station's teleop device that drove the episode (``keyboard``, ``gamepad``,
             ``expert``...: the profile's name for it); the recorder fills it in at start.
+        dagger_round: the DAgger round a correction session belongs to (1, 2, ...); None for
+            episodes outside any round (demonstrations, evaluations).
     """
 
     instruction: str = ""
@@ -51,6 +53,7 @@ class EpisodeLabels:
     notes: str = ""
     scene_id: str = ""
     device: str = ""
+    dagger_round: int | None = None
 
     @property
     def instructions(self) -> list[str]:

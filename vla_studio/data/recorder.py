@@ -26,6 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
+from vla_studio.core.clocks import HOST_CLOCK
 from vla_studio.core.session import SessionError
 from vla_studio.data.dataset import Dataset, Preflight
 from vla_studio.data.dataset_index import DatasetIndex, station_preflight
@@ -74,6 +75,9 @@ class Recorder(WriterNotices):
                  config: RecorderConfig | None = None, tasks: TaskSampler | None = None,
                  labels: EpisodeLabels | None = None) -> None:
         self.station = station
+        # Episode windows and "held for" timers are on the station's clock: host time, or
+        # simulated time for a lock-step station (see vla_studio.core.clocks).
+        self.clock = getattr(station, "clock", HOST_CLOCK)
         if not isinstance(dataset, Dataset):
             dataset = Dataset(dataset if dataset is not None else station.profile.dataset_dir)
         self.dataset = dataset
@@ -279,11 +283,11 @@ class Recorder(WriterNotices):
                 self.station.begin_episode(labels.instruction, seed)
                 if seed is None:  # the seed the simulator chose, so the episode can be replayed
                     seed = getattr(self.station.robot, "episode_seed", None)
-            self._wait_for_fresh_frames(time.monotonic())
+            self._wait_for_fresh_frames(self.clock.now())
             policy = self.station.arbiter.policy
             ep = new_episode(labels, seed, self.dataset.episode_stem, with_policy=policy is not None,
                              policy_id=str(getattr(policy, "policy_id", "") or ""),
-                             episode_id=str(uuid.uuid4()))
+                             episode_id=str(uuid.uuid4()), t_begin=self.clock.now())
             with self._lock:
                 self._active = ep
                 self._labels = labels
@@ -383,7 +387,7 @@ class Recorder(WriterNotices):
             ep = self._active
             if ep is None or ep.state != EpisodeState.RECORDING:
                 raise RecorderError("no episode is recording")
-            ep.pauses.append([time.monotonic(), None])
+            ep.pauses.append([self.clock.now(), None])
             ep.state, ep.pause_reason = EpisodeState.PAUSED, reason
         self.station.session.pause(reason)
         self._emit("recorder.paused", f"Recording paused: {reason}", episode=ep.episode_id)
@@ -398,7 +402,7 @@ class Recorder(WriterNotices):
         with self._lock:
             for interval in ep.pauses:
                 if interval[1] is None:
-                    interval[1] = time.monotonic()
+                    interval[1] = self.clock.now()
             ep.state, ep.pause_reason = EpisodeState.RECORDING, ""
         try:
             self.station.session.start(self.station.session.mode)
@@ -409,7 +413,7 @@ class Recorder(WriterNotices):
     def _end(self, ep: EpisodeRecording, discard: bool = False) -> None:
         with self._lock:
             if ep.t_end is None:
-                ep.t_end = time.monotonic()
+                ep.t_end = self.clock.now()
             if discard:
                 ep.discard = True
             if ep.is_open:
@@ -433,7 +437,7 @@ class Recorder(WriterNotices):
             recording = ep is not None and ep.state == EpisodeState.RECORDING
         if ep is None:
             return False
-        verdict = self._monitor.poll()
+        verdict = self._monitor.poll(self.clock.now())
         with self._lock:
             if self._active is ep:  # the writer journals it: a crash keeps the verdict
                 ep.robot_verdict = verdict.success
@@ -511,7 +515,7 @@ class Recorder(WriterNotices):
         free = writer.free_bytes if writer is not None else 0
         rate = writer.bytes_per_second if writer is not None else 0.0
         minutes = (free - self.config.min_free_mb * 1e6) / rate / 60.0 if rate > 0 else float("inf")
-        task = self._monitor.verdict() if active is not None else TaskVerdict()
+        task = self._monitor.verdict(self.clock.now()) if active is not None else TaskVerdict()
         backlog = writer.backlog_s() if writer is not None else 0.0
         return RecorderStatus(state, episode, last_info, labels, max(0, busy - (active is not None)),
                               saved, fraction, high, free, max(0.0, minutes), task, backlog)
@@ -528,7 +532,7 @@ class Recorder(WriterNotices):
                 return True
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(0.01)
+            self.clock.sleep(0.01)  # lock-step: the steps after the stop finish the file
 
     def episode(self, episode_id: str) -> EpisodeInfo | None:
         """An episode recorded since :meth:`connect`, by id."""

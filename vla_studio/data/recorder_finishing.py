@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -62,13 +61,18 @@ class EpisodeFinisher:
     # ----- finishing -------------------------------------------------------------------------
     def _finish_ready(self, now: float) -> None:
         queue_empty = self.queue.qsize() == 0
+        # In real time a step ticked before the end may still be on its way for a moment; in
+        # lock-step every step ticked before ``now`` is already queued (the driver emits each
+        # tick before the clock moves on).
+        realtime = self.clock.realtime
         for o in list(self._open):
             ep = o.ep
             with self.lock:
                 end = ep.t_end
             if end is None:
                 continue
-            if o.failed or o.saw_after_end or (queue_empty and now - end > self.config.finish_grace_s):
+            quiet = (now - end > self.config.finish_grace_s) if realtime else now >= end
+            if o.failed or o.saw_after_end or (queue_empty and quiet):
                 self._finish(o)
 
     def _finish(self, o: _Open) -> None:
@@ -84,7 +88,8 @@ class EpisodeFinisher:
                 if not o.failed:
                     try:
                         self._commit_verdict(o)
-                        o.drops.close(o.encoder.steps if o.encoder else 0, ep.t_end or time.monotonic())
+                        o.drops.close(o.encoder.steps if o.encoder else 0,
+                                      ep.t_end or self.clock.now())
                         self._commit(o)
                         if not o.failed:
                             o.file.commit(force_fsync=True)
@@ -140,6 +145,7 @@ class EpisodeFinisher:
                  "worst_backlog_s": round(o.drops.worst_backlog_s, 4)}
         if ep.with_policy:  # what the Episodes list shows of a policy run
             attrs.update(encoder.policy_stats.attrs())
+            attrs["interventions"] = encoder.takeovers
         seal_episode(ep.path, num_steps, attrs, success)
         ep.written_success = success
         if o.file is not None:
@@ -236,7 +242,7 @@ class EpisodeFinisher:
             o.ep.flags.add("write_failed")
             o.ep.error = message
             if o.ep.t_end is None:
-                o.ep.t_end = time.monotonic()
+                o.ep.t_end = self.clock.now()
         self.listener.on_write_failed(o.ep, message, storage)
 
     def _out_of_space(self, o: _Open, exc: DiskFullError) -> None:
@@ -251,7 +257,7 @@ class EpisodeFinisher:
             ep.flags.add("disk_full")
             ep.error = message
             if ep.t_end is None:
-                ep.t_end = time.monotonic()
+                ep.t_end = self.clock.now()
         self.listener.on_write_failed(ep, message, True)
 
     def _salvage(self, o: _Open) -> None:

@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Callable
 
+from vla_studio.core.clocks import HOST_CLOCK
 from vla_studio.core.events import StepQueue
 from vla_studio.core.types import Step
 from vla_studio.data.dataset import Dataset
@@ -63,6 +64,9 @@ class RecorderWriter(EpisodeFinisher):
         self.station, self.dataset, self.index, self.history = station, dataset, index, history
         self.queue, self.lock, self.listener, self.config = queue, lock, listener, config
         self.profile_text = profile_text
+        # Steps are stamped on the station's clock; their ages are measured on it too (host
+        # time, or simulated time in lock-step). Deferred jobs wait on host time.
+        self.clock = getattr(station, "clock", HOST_CLOCK)
         self.pause_on_camera_failure = station.profile.recording.on_camera_failure == "pause"
         self._open: list[_Open] = []
         self._abandoned: list[_Open] = []
@@ -119,7 +123,7 @@ class RecorderWriter(EpisodeFinisher):
             oldest = [o.oldest_pending_t for o in self._open if o.oldest_pending_t is not None]
             if self.queue.qsize() and self._last_taken_t is not None:
                 oldest.append(self._last_taken_t)  # what is queued is newer than this
-        return max(0.0, time.monotonic() - min(oldest)) if oldest else 0.0
+        return max(0.0, self.clock.now() - min(oldest)) if oldest else 0.0
 
     # ----- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -142,7 +146,7 @@ class RecorderWriter(EpisodeFinisher):
             self._run_job(self._jobs.popleft())
         if step is not None:
             self._on_step(step)
-        now = time.monotonic()
+        now = self.clock.now()
         for o in list(self._open):
             if o.file is not None and not o.failed:
                 self._commit_verdict(o)
@@ -162,7 +166,7 @@ class RecorderWriter(EpisodeFinisher):
             log.exception("recorder job failed")
 
     def _on_step(self, step: Step) -> None:
-        now = time.monotonic()
+        now = self.clock.now()
         missed = self._gaps.missed(step)  # the loop's queue was full
         target = None
         with self.lock:
@@ -246,7 +250,7 @@ class RecorderWriter(EpisodeFinisher):
             o.lock = None
             raise
         o.file = writer
-        o.last_commit = time.monotonic()
+        o.last_commit = self.clock.now()
 
     def _commit(self, o: _Open) -> None:
         if o.file is None or o.encoder is None or o.failed:
@@ -265,7 +269,7 @@ class RecorderWriter(EpisodeFinisher):
         except Exception as exc:
             self._fail(o, exc)
             return
-        o.last_commit = now = time.monotonic()
+        o.last_commit = now = self.clock.now()
         o.ep.bytes_written = sum(o.file.data_bytes.values())
         if len(batch):
             backlog = now - batch.timestamp[0]  # how long its oldest step was at risk
@@ -297,7 +301,7 @@ class RecorderWriter(EpisodeFinisher):
     def _behind(self, o: _Open, lag_s: float) -> None:
         """The writer fell behind the bound: flag the episode and tell the operator (again
         every so often while it lasts)."""
-        now = time.monotonic()
+        now = self.clock.now()
         with self.lock:
             o.ep.flags.add("writer_behind")
         if now - o.drops.alarmed_at >= BEHIND_ALARM_INTERVAL_S:

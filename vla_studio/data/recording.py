@@ -184,12 +184,14 @@ class RecorderStatus:
 
 
 def new_episode(labels: EpisodeLabels, seed: int | None, stem_for, *, with_policy: bool,
-                policy_id: str, episode_id: str) -> EpisodeRecording:
-    """An episode starting now (``stem_for(created, id)`` names its file)."""
+                policy_id: str, episode_id: str, t_begin: float | None = None) -> EpisodeRecording:
+    """An episode starting now (``stem_for(created, id)`` names its file); ``t_begin`` is now
+    on the station's clock (default: host monotonic time)."""
     created = dt.datetime.now(dt.timezone.utc)
     return EpisodeRecording(
         episode_id=episode_id, stem=stem_for(created, episode_id), labels=labels, seed=seed,
-        created=created, t_begin=time.monotonic(), start_time_unix=time.time(),
+        created=created, t_begin=time.monotonic() if t_begin is None else t_begin,
+        start_time_unix=time.time(),
         with_policy=with_policy, policy_id=policy_id)
 
 
@@ -250,6 +252,7 @@ def start_attrs(station: "Station", ep: EpisodeRecording, schema: EpisodeSchema,
         "teleop_device": labels.device,
         "notes": labels.notes,
         "scene_id": labels.scene_id,
+        "dagger_round": -1 if labels.dagger_round is None else int(labels.dagger_round),
         "station_id": profile.recording.station_id,
         "station_name": profile.name,
         "station_profile": profile_text,
@@ -265,6 +268,8 @@ def start_attrs(station: "Station", ep: EpisodeRecording, schema: EpisodeSchema,
         "duration_s": 0.0,
         "start_time_unix": ep.start_time_unix,
         "start_time_monotonic": ep.t_begin,
+        # "host": stamps are host monotonic seconds; "sim": seconds of simulated time (lock-step)
+        "clock": getattr(getattr(station, "clock", None), "kind", "host"),
         "safety_counts": {},
         "camera_stats": {},
         "source_counts": {},

@@ -17,7 +17,8 @@ import numpy as np
 
 from vla_studio.core.safety import SafetyFlag
 from vla_studio.data.annotations import AnnotationState, load_annotations
-from vla_studio.data.episode_file import SOURCE_LABELS, EpisodeReader, success_to_bool
+from vla_studio.data.episode_file import (HOLD, INTERVENTION, PAUSED, SOURCE_LABELS,
+                                         EpisodeReader, success_to_bool)
 from vla_studio.data.frame_source import FrameSource, frame_gaps
 from vla_studio.data.video_storage import open_frame_source
 from vla_studio.data.rlds.meanings import action_meaning, state_meanings
@@ -211,10 +212,13 @@ class ReplayEpisode:
         """Every timeline event: sources, safety flags, camera gaps (when ``frames`` is given),
         recorder drops, the success moment."""
         out: list[TimelineEvent] = []
-        for a, b in runs(self.sources == 3):
-            out.append(TimelineEvent("intervention", a, b, "operator intervention"))
-        for a, b in runs(self.sources == 0):
+        for a, b in runs(self.sources == INTERVENTION):
+            out.append(TimelineEvent("intervention", a, b, f"operator intervention "
+                                     f"({(b - a) / self.rate_hz:.1f} s)"))
+        for a, b in runs(self.sources == HOLD):
             out.append(TimelineEvent("hold", a, b, "robot held"))
+        for a, b in runs(self.sources == PAUSED):
+            out.append(TimelineEvent("hold", a, b, "run paused: robot held"))
         for a, b in runs((self.flags & int(CLAMP_FLAGS)) != 0):
             out.append(TimelineEvent("clamp", a, b, _flag_text(self.flags[a:b], CLAMP_FLAGS)))
         for a, b in runs((self.flags & int(SafetyFlag.ESTOP)) != 0):

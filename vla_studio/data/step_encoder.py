@@ -24,7 +24,7 @@ import numpy as np
 from vla_studio.core.safety import SafetyFlag
 from vla_studio.core.types import Frame, SourceKind, Step
 from vla_studio.data.checksums import crc32c, depth_crc32c
-from vla_studio.data.episode_file import SOURCE_CODES
+from vla_studio.data.episode_file import INTERVENTION, SOURCE_LABELS, source_code
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,8 @@ class StepEncoder:
         self.safety_counts: Counter[str] = Counter()
         self.source_counts: Counter[str] = Counter()
         self.policy_stats = PolicyStats()
+        self.takeovers = 0  # intervention segments begun (DAgger)
+        self._last_code = -1
         self.steps = 0
         self.bytes_encoded = 0
         self._batch = self._new_batch()
@@ -191,7 +193,11 @@ class StepEncoder:
         b, schema = self._batch, self.schema
         b.action.append(self._vector(step.action))
         b.requested.append(self._vector(step.requested))
-        b.source.append(SOURCE_CODES.get(step.source, 0))
+        code = source_code(step.source, step.hold_reason)
+        b.source.append(code)
+        if code == INTERVENTION and self._last_code != INTERVENTION:
+            self.takeovers += 1
+        self._last_code = code
         b.safety_flags.append(int(step.safety_flags) & 0xFFFFFFFF)
         b.timestamp.append(float(step.t))
         state = step.observation.state
@@ -217,7 +223,7 @@ class StepEncoder:
             frame = None if cam.name in missing else step.observation.frames.get(cam.name)
             self._add_frame(cam, frame, b.cameras[cam.name])
         self.steps += 1
-        self.source_counts[step.source.value] += 1
+        self.source_counts[SOURCE_LABELS[code]] += 1
         if step.safety_flags:
             for flag in SafetyFlag:
                 if flag and step.safety_flags & flag:

@@ -33,6 +33,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 NORMALIZATION_FILE = "normalization.json"
 TYPE_KEY = "policy_type"
+# Checkpoints with a format of their own (``config.json``'s "format"): the policy type that
+# reads them, which also parses their normalisation file itself.
+OWN_FORMATS = {"vla-studio-vla": "vla"}
 MAX_JSON_BYTES = 16 << 20
 MAX_SAFETENSORS_HEADER = 100 << 20
 T = TypeVar("T")
@@ -128,11 +131,13 @@ def read_native(path: str | Path) -> NativeCheckpoint:
         raise PolicyLoadError(f"{path}: not a checkpoint directory or a .pt file")
     if not isinstance(config, dict):
         raise PolicyLoadError(f"{path}: the policy config must be a JSON object")
-    policy_type = config.get(TYPE_KEY)
+    own_format = OWN_FORMATS.get(str(config.get("format", "")))
+    policy_type = config.get(TYPE_KEY) or own_format
     if not isinstance(policy_type, str) or not policy_type:
         raise PolicyLoadError(f"{path}: the policy config has no '{TYPE_KEY}' (the registered "
                               "policy type that reads this checkpoint)")
-    normalization = read_normalization(norm_path) if norm_path.is_file() else {}
+    normalization = read_normalization(norm_path) if norm_path.is_file() and not own_format \
+        else {}
     return NativeCheckpoint(path, policy_type, config, normalization, weights)
 
 

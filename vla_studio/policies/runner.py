@@ -32,7 +32,7 @@ import math
 import threading
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -72,14 +72,18 @@ class PolicyRunner(RunnerRecovery, ActionSource):
         events: where run events go (``policy.*``).
         session: paused on a crash, a hang or low confidence (None: events only).
         policy_id: stored with recorded episodes.
+        clock: the station's tick-time clock (host monotonic time; a lock-step station's
+            simulated time, see :mod:`vla_studio.policies.lockstep_runner`).
     """
 
     kind = SourceKind.POLICY
 
     def __init__(self, host: PolicyHost, offer: StationOffer | None,
                  settings: RunnerSettings | None = None, *, events: EventBus | None = None,
-                 session: Session | None = None, policy_id: str = "") -> None:
+                 session: Session | None = None, policy_id: str = "",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.host, self.offer = host, offer
+        self._clock = clock
         self.settings = settings or RunnerSettings()
         self.events = events or EventBus()
         self.session = session
@@ -158,11 +162,15 @@ class PolicyRunner(RunnerRecovery, ActionSource):
             action_scale(policy.spec.normalization, policy.spec.action_space.dim))
         self.state = IDLE
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="policy-client", daemon=True)
-        self._thread.start()
+        self._start_client()
         self.events.emit("policy.loaded", f"Policy loaded ({self.host.label}).",
                          policy_id=self.policy_id)
         return policy.spec
+
+    def _start_client(self) -> None:
+        """Start the client thread that infers (a lock-step runner infers on the loop's)."""
+        self._thread = threading.Thread(target=self._run, name="policy-client", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         """Stop and join the client thread, then release the model (kills a hung child)."""
@@ -199,7 +207,7 @@ class PolicyRunner(RunnerRecovery, ActionSource):
             if self._schedule is not None:
                 self._schedule.flush()
             self._epoch += 1
-            self._min_obs_t = time.monotonic() if since is None else since
+            self._min_obs_t = self._clock() if since is None else since
         self._awaiting_first = True
         self._wake.set()
 
@@ -240,14 +248,43 @@ class PolicyRunner(RunnerRecovery, ActionSource):
         action = scaled_action(proposed, self._spec.action_space.kind if self._spec else "",
                                obs.state, self.settings.speed_scale)
         self._last_stamp = stamp = min(chosen.target_time, now)
-        extras = {"policy_action": proposed, "confidence": chosen.confidence,
-                  "confidence_method": chosen.chunk.method,
-                  "policy_latency_ms": chosen.chunk.latency_s * 1000.0,
-                  "chunk_index": chosen.index, "chunk_seq": chosen.chunk.seq}
+        extras = {**self._extras(chosen), "policy_action": proposed}
         if self._step.take():  # the last action of a step: the client thread pauses the run
             self._pause_pending = "stepped once"
             self._wake.set()
         return Proposal(action, stamp, extras=extras)
+
+    def shadow(self, obs: Observation, now: float, dt: float) -> Proposal | None:
+        """The action the policy would take now while the operator drives (a takeover): its
+        planned action and confidence, for the step's labels. The model keeps planning on the
+        latest observations; nothing here counts towards the low-confidence fallback or a step
+        budget, and nothing proposed here is ever executed (see :meth:`handback`)."""
+        last, self._last_propose = self._last_propose, now
+        if last is None or now - last > self.settings.resume_gap_s:
+            self._new_segment(now)
+        if self.state not in (IDLE, RUNNING):
+            return None
+        with self._lock:
+            sched = self._schedule
+            chosen = sched.action_at(now) if sched is not None else None
+        if chosen is None:
+            return None
+        return Proposal(np.array(chosen.action, dtype=np.float64), min(chosen.target_time, now),
+                        extras=self._extras(chosen))
+
+    def handback(self, obs: Observation) -> None:
+        """The operator let go: drop every plan (those made before and during the takeover)
+        and re-plan from ``obs``; a low-confidence fallback is over (the operator helped)."""
+        self.flush(since=obs.t)
+        self._monitor.reset()
+        self._fallback_reason = ""
+        self._fallback_pending = False
+
+    def _extras(self, chosen) -> dict:
+        return {"policy_action": np.array(chosen.action, dtype=np.float64),
+                "confidence": chosen.confidence, "confidence_method": chosen.chunk.method,
+                "policy_latency_ms": chosen.chunk.latency_s * 1000.0,
+                "chunk_index": chosen.index, "chunk_seq": chosen.chunk.seq}
 
     def _new_segment(self, now: float) -> None:
         """The run (re)started after a pause: old plans and an old fallback no longer apply."""
@@ -320,7 +357,7 @@ class PolicyRunner(RunnerRecovery, ActionSource):
         with self._lock:
             if self._schedule is None:
                 return np.zeros((0, 0))
-            return self._schedule.planned(time.monotonic())
+            return self._schedule.planned(self._clock())
 
     def snapshot(self) -> RunnerSnapshot:
         return RunnerSnapshot(
@@ -349,7 +386,7 @@ class PolicyRunner(RunnerRecovery, ActionSource):
 
     def _demanded(self) -> bool:
         last = self._last_propose
-        return last is not None and time.monotonic() - last < self.settings.resume_gap_s
+        return last is not None and self._clock() - last < self.settings.resume_gap_s
 
     def _due_observation(self) -> Observation | None:
         obs, policy, spec = self._latest, self._policy, self._spec
@@ -393,7 +430,7 @@ class PolicyRunner(RunnerRecovery, ActionSource):
             epoch = self._epoch
             self._schedule.note_request(obs.t)
         self._last_sent_tick = obs.tick
-        self._inflight_since = time.monotonic()
+        self._inflight_since = self._clock()
         try:
             chunk = policy.infer(obs)
             n = self.settings.confidence_samples
@@ -412,7 +449,7 @@ class PolicyRunner(RunnerRecovery, ActionSource):
             return
         finally:
             self._inflight_since = None
-        received = time.monotonic()
+        received = self._clock()
         self._consecutive_errors = 0
         if self.state == DISCONNECTED:
             self.events.emit("policy.reconnected", f"Policy server reachable again ({self.host.label}).")

@@ -32,14 +32,15 @@ class RunnerRecovery:
     def _run_fallback(self) -> None:
         reason, mode = self._fallback_reason, self.settings.fallback
         if mode == "pause" and self.session is not None:
-            self.session.pause(reason)
+            self.session.request_help(reason)  # the window rings; a takeover resumes the run
         elif mode == "teleop" and self.session is not None:
             self.session.set_mode(ControlMode.TELEOP)  # pauses: the handover is explicit
             try:
                 self.session.start(ControlMode.TELEOP)
             except SessionError as exc:
                 log.warning("low-confidence handover to teleop refused: %s", exc)
-        action = {"pause": "the run is paused: take over or press Start to let it continue",
+        action = {"pause": "the run is paused and asks for help: take over (hold the take-over "
+                            "button) or press Start to let it continue",
                   "hold": "the robot holds: take over, or resume the policy",
                   "teleop": "the teleop device has control"}[mode]
         self.events.emit("policy.help", f"{reason[0].upper()}{reason[1:]}; {action}.",

@@ -147,8 +147,10 @@ class PolicySupervisor:
         self.source = ""
 
     # ----- runs (worker thread: a new run resets the scene and may start the recorder) ---------
-    def start(self, instruction: str, *, record: bool = False, step_once: bool = False) -> None:
-        """Start a run (none active), or resume the paused one.
+    def start(self, instruction: str, *, record: bool = False, step_once: bool = False,
+              dagger_round: int | None = None) -> None:
+        """Start a run (none active), or resume the paused one. A recorded run may belong to a
+        DAgger round (``dagger_round``: the operator corrects it by taking over).
 
         Raises:
             SupervisorError: no policy, or no instruction for a new run.
@@ -176,12 +178,13 @@ class PolicySupervisor:
         instruction = " ".join(instruction.split())
         if not instruction:
             raise SupervisorError("type the instruction the policy should follow")
-        self._begin_run(instruction, record and self.recorder is not None)
+        self._begin_run(instruction, record and self.recorder is not None, dagger_round)
+        rnd = f", DAgger round {dagger_round}" if self.recording and dagger_round else ""
         self.log.add(START, f"Run started: {instruction!r}" +
-                     (" (recorded as an episode)" if self.recording else "") +
+                     (f" (recorded as an episode{rnd})" if self.recording else "") +
                      (", stepping once" if step_once else ""))
 
-    def _begin_run(self, instruction: str, record: bool) -> None:
+    def _begin_run(self, instruction: str, record: bool, dagger_round: int | None = None) -> None:
         self.instruction = instruction
         self.last_outcome = None
         self._finish_requested = False
@@ -190,7 +193,7 @@ class PolicySupervisor:
             assert self.recorder is not None
             # the operator, scene and notes of the Recorder dock; this run's instruction
             labels = dataclasses.replace(self.recorder.labels, instruction=instruction,
-                                         paraphrases=(), task="")
+                                         paraphrases=(), task="", dagger_round=dagger_round)
             self.recorder.start(labels)  # resets the scene, starts the session in POLICY
         else:
             self.station.begin_episode(instruction)

@@ -17,6 +17,12 @@ push            push the red cube to the left               cube slid >= 10 cm t
 Left and right are the robot's: left is +y of the base frame (the front camera faces the robot,
 so the robot's left is on the right of the front image).
 
+Whatever the family, a cube the instruction does not name must stay where it was:
+:meth:`Task.wrong_objects` lists the cubes lifted (bottom >= 2 cm above the table, or pinched
+between the pads) or moved (centre >= 2 cm from where the episode began). Evaluation counts an
+episode in which that happened at any moment as a *wrong-object* episode, even if the cube was
+put back.
+
 Every family lists templates and paraphrases; :func:`parse_instruction` accepts each of them (any
 case, trailing punctuation, "block" for "cube", an optional "please"). Each family also gives the
 layout sampler a constraint (enough room around the cube to grasp it, a free lane to push it).
@@ -44,6 +50,10 @@ PUSH_DISTANCE_M = 0.10
 BOWL_SUCCESS_RADIUS_M = 0.058  # cube centre within this of the bowl's axis
 GRASP_CLEARANCE_M = 0.045  # free space around a cube the gripper must reach
 REACH_Y_M = 0.29  # |y| the gripper reaches at table height across the object region
+# A cube other than the instructed one counts as disturbed beyond these (well above what the
+# settling of a reset or a brush of the fingers does; well below a grasp or a push).
+WRONG_LIFT_M = 0.02
+WRONG_MOVE_M = 0.02
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,28 @@ class Task:
 
     def success(self, world: "WorldState") -> bool:
         return self.spec.success(self, world)
+
+    @property
+    def named_cubes(self) -> tuple[str, ...]:
+        """Colours of the cubes the instruction names (the task may handle those)."""
+        return (self.cube, self.other) if self.other else (self.cube,)
+
+    def wrong_objects(self, world: "WorldState") -> tuple[str, ...]:
+        """Colours of the cubes the instruction does not name that are lifted or have moved
+        from where the episode began (see the module docstring)."""
+        wrong = []
+        for colour in COLOURS:
+            name = cube_name(colour)
+            if colour in self.named_cubes or name not in world.index.objects:
+                continue
+            pos = world.object_pos(name)
+            start = world.initial_positions.get(name)
+            lifted = float(pos[2]) - CUBE_HALF_M >= WRONG_LIFT_M or world.grasped(name)
+            moved = start is not None and \
+                math.hypot(pos[0] - start[0], pos[1] - start[1]) >= WRONG_MOVE_M
+            if lifted or moved:
+                wrong.append(colour)
+        return tuple(wrong)
 
     def accepts(self, layout: "Layout") -> bool:
         return self.spec.accepts(self, layout)

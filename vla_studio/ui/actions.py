@@ -99,6 +99,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                command="record.rerecord", tip="Discard the last episode and record it again"),
     ActionSpec("task.next", "&Next task", "Re&cord", "Ctrl+N", command="task.next",
                tip="Propose the next task of the task list"),
+    ActionSpec("policy.train", "&Train...", "&Policy", method="train_policy",
+               tip="Train the reference VLA on datasets, with a live loss plot"),
     ActionSpec("view.reset_layout", "&Reset layout", "&View", method="reset_layout",
                tip="Put every dock back where it started"),
     ActionSpec("edit.undo", "&Undo annotation edit", "&Edit", "Ctrl+Z", method="undo",

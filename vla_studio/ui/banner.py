@@ -50,7 +50,8 @@ class RunView:
 
 
 def describe_run(snap: SessionState, *, crashed: bool = False, hold_reason: str = "",
-                 teleop: str = "", teleop_problem: str = "") -> RunView:
+                 teleop: str = "", teleop_problem: str = "",
+                 intervening: bool = False) -> RunView:
     """The banner's words for a session state.
 
     Args:
@@ -59,6 +60,7 @@ def describe_run(snap: SessionState, *, crashed: bool = False, hold_reason: str 
         hold_reason: why the loop has been holding for a while during a run ("" when moving).
         teleop: the active teleop device's name.
         teleop_problem: what the active teleop device says to do about its problem, if any.
+        intervening: the operator has taken over from the policy (DAgger).
     """
     if crashed:
         return RunView("LOOP CRASHED", "crashed", CRASH_HINT)
@@ -68,6 +70,11 @@ def describe_run(snap: SessionState, *, crashed: bool = False, hold_reason: str 
         return RunView("E-STOPPED", "estopped",
                        f"Reset the stop (Reset…, then Confirm), then {again}")
     device = f" ({teleop})" if teleop and snap.mode == ControlMode.TELEOP else ""
+    if snap.state == RunState.PAUSED and policy and snap.help:
+        how = f" on the {teleop}" if teleop else ""
+        return RunView(f"HELP REQUESTED · {_MS.sub('', snap.reason)}", "help",
+                       f"The policy asks for help: hold the take-over button{how} and correct "
+                       "it, or press F7 to let it continue")
     if snap.state == RunState.PAUSED and policy:
         return RunView("PAUSED", "paused", "Press F7 (Start in the Policy dock) to run the "
                        "policy, F5 to drive yourself")
@@ -77,6 +84,10 @@ def describe_run(snap: SessionState, *, crashed: bool = False, hold_reason: str 
             return RunView("PAUSED", "paused", teleop_problem)
         how = f" with the {teleop}" if teleop and teleop_mode else ""
         return RunView("PAUSED", "paused", f"Press F5 (Start teleop) to drive{how}")
+    if intervening and policy:
+        who = f" ({teleop})" if teleop else ""
+        return RunView(f"INTERVENTION · you drive{who}", "intervention", "Let go of the take-over button (and the controls) to "
+                       "hand back to the policy")
     if hold_reason:
         reason = _MS.sub("", hold_reason)
         hint = teleop_problem or ("The arm holds still until its input is fresh again"
@@ -116,6 +127,7 @@ class StationBanner(QWidget):
         self._hold_reason = ""
         self._teleop, self._teleop_problem = "", ""
         self._flash: tuple[str, float] | None = None
+        self._intervening = False
         self._shown: tuple[object, ...] = ()
 
     # ----- inputs ----------------------------------------------------------------------------
@@ -128,7 +140,8 @@ class StationBanner(QWidget):
         self.update_view()
 
     def show_step(self, step: Step) -> None:
-        """Follow holds: only a hold that lasts reads HOLDING."""
+        """Follow holds (only a hold that lasts reads HOLDING) and takeovers."""
+        self._intervening = step.source == SourceKind.INTERVENTION
         if step.source == SourceKind.HOLD and step.hold_reason != "e-stop":
             if self._hold_since is None:
                 self._hold_since = step.t
@@ -171,7 +184,8 @@ class StationBanner(QWidget):
                 time.monotonic() - self._hold_since >= HOLD_SHOWN_AFTER_S:
             holding = self._hold_reason or "held"
         return describe_run(snap, crashed=self.crashed, hold_reason=holding,
-                            teleop=self._teleop, teleop_problem=self._teleop_problem)
+                            teleop=self._teleop, teleop_problem=self._teleop_problem,
+                            intervening=self._intervening and snap.state == RunState.RUNNING)
 
     def update_view(self) -> None:
         """Re-evaluate (every display frame: holds become visible after a while)."""

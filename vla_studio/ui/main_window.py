@@ -187,6 +187,10 @@ class MainWindow(QMainWindow):
         if recorder is not None and hasattr(recorder, "status_changed"):
             recorder.status_changed.connect(self.show_recording)
         self.modes.attach_browser(self.panels.get("episodes"))
+        episodes, policy = self.panels.get("episodes"), self.panels.get("policy")
+        if hasattr(episodes, "rows_changed") and hasattr(policy, "show_dataset"):
+            episodes.rows_changed.connect(lambda rows: policy.show_dataset(
+                rows, episodes.dataset.root))
         for panel in self.panels.values():  # the Policy dock draws on the camera panes
             if hasattr(panel, "attach_cameras"):
                 panel.attach_cameras(self.cameras)
@@ -370,6 +374,15 @@ class MainWindow(QMainWindow):
         from vla_studio.ui.widgets.lerobot_dialog import LeRobotExportDialog
 
         LeRobotExportDialog(self.station.profile.dataset_dir, self).exec()
+
+    def train_policy(self) -> None:
+        from vla_studio.ui.widgets.train_dialog import TrainDialog
+
+        dialog = getattr(self, "_train_dialog", None)
+        if dialog is None or not dialog.isVisible():  # one at a time; a finished one is replaced
+            dialog = self._train_dialog = TrainDialog(self.station.profile.dataset_dir, self)
+        dialog.show()  # not modal: the station keeps running meanwhile
+        dialog.raise_()
 
     def show_shortcuts(self) -> None:
         help_menu.ShortcutsDialog(self).show()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from vla_studio.data.dagger import dagger_labels, window_steps
 from vla_studio.data.rlds.episode_source import (EpisodeRows, EpisodeSkipped, EpisodeSource,
                                                  text_attr)
 from vla_studio.data.rlds.example import ExampleBuilder
@@ -188,6 +189,8 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
         values["episode_metadata/subtask_segments"] = [
             json.dumps(within(summary.segments, start, end))]
     values["steps/action_source"] = rows.array("action_source", np.int32)
+    if plan.dagger:
+        _dagger_values(plan, summary, rows, values, n)
     stamps = rows.array("timestamp", np.float64)
     values["steps/timestamp"] = (stamps - stamps[0]).astype(np.float32)
 
@@ -208,6 +211,24 @@ def read_episode(plan: ExportPlan, planned: PlannedEpisode,
     values["episode_metadata/tags"] = [json.dumps(summary.tags)]
     return EpisodeFeatures(planned=planned, values=values, steps=n, filled_frames=filled,
                            reencoded_frames=reencoded)
+
+
+def _dagger_values(plan: ExportPlan, summary, rows: EpisodeRows, values: dict[str, Any],
+                   n: int) -> None:
+    """The DAgger step labels and metadata of one episode (plan.dagger)."""
+    rate = float(summary.attrs.get("control_rate_hz", 0.0) or 0.0)
+    labels = dagger_labels(values["steps/action_source"],
+                           window_steps(plan.options.pre_intervention_s, rate))
+    values["steps/intervention"] = labels.intervention
+    values["steps/pre_intervention"] = labels.pre_intervention
+    values["steps/policy_action"] = rows.array("policy_action", np.float32) \
+        if rows.has("policy_action") else np.full((n, plan.action_dim), np.nan, np.float32)
+    values["steps/confidence"] = rows.array("confidence", np.float32).reshape(n) \
+        if rows.has("confidence") else np.full(n, np.nan, np.float32)
+    rnd = summary.attrs.get("dagger_round", -1)
+    values["episode_metadata/dagger_round"] = np.array([-1 if rnd is None else int(rnd)],
+                                                       np.int32)
+    values["episode_metadata/interventions"] = np.array([len(labels.takeovers)], np.int32)
 
 
 def _require_finite(values: np.ndarray, what: str, start: int) -> None:

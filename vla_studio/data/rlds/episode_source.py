@@ -224,6 +224,10 @@ class EpisodeRows:
         self.start, self.end = start, end
         self.decoded_frames = 0  # video frames decoded (and encoded as JPEG) by frames()
 
+    def has(self, name: str) -> bool:
+        """Whether the episode has ``steps/<name>``."""
+        return isinstance(self._steps.get(name), h5py.Dataset)
+
     def array(self, name: str, dtype: Any) -> np.ndarray:
         """Rows ``[start, end)`` of ``steps/<name>`` as ``dtype``.
 

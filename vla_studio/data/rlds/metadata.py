@@ -102,6 +102,8 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
             "outcomes": list(opts.kept_outcomes),
             "min_quality": opts.min_quality,
             "subtasks": opts.subtasks,
+            "dagger": plan.dagger,
+            "pre_intervention_s": opts.pre_intervention_s,
         },
         "annotations": _annotations_summary(written, plan),
         "robot_type": text_attr(first.attrs, "robot_type") if first else "",
@@ -130,12 +132,26 @@ def metadata_json(plan: ExportPlan, dataset: Path, written: list[dict[str, Any]]
         "cameras": cameras,
         "depth": depth,
         "action_source": {str(k): v for k, v in ACTION_SOURCES.items()},
+        "dagger": _dagger_summary(plan) if plan.dagger else None,
         "conventions": {**CONVENTIONS, **(SUBTASK_CONVENTIONS if opts.subtasks else {})},
         "warnings": list(plan.warnings),
         "episodes": written,
         "skipped": [{"file": str(p), "reason": r} for p, r in skipped],
         "filtered_unsuccessful": plan.filtered_unsuccessful,
         "left_out": dict(plan.left_out),
+    }
+
+
+def _dagger_summary(plan: ExportPlan) -> dict[str, Any]:
+    """What the DAgger step labels are, and their LeRobot names."""
+    return {
+        "features": ["steps/intervention", "steps/pre_intervention", "steps/policy_action",
+                     "steps/confidence", "episode_metadata/dagger_round",
+                     "episode_metadata/interventions"],
+        "pre_intervention_s": plan.options.pre_intervention_s,
+        "intervention": "action_source == 3: the operator (or the automatic corrector) drove",
+        "lerobot": {"steps/intervention": "complementary_info.is_intervention",
+                    "steps/policy_action": "complementary_info.policy_action"},
     }
 
 

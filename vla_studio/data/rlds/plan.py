@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from vla_studio.data.dagger import DEFAULT_PRE_INTERVENTION_S
 from vla_studio.data.rlds.episode_source import EpisodeSummary, json_attr, text_attr
 from vla_studio.data.rlds.errors import ExportError
 from vla_studio.data.rlds.features import EpisodeSchema
@@ -76,6 +77,10 @@ class ExportOptions:
         subtasks: write the subtask segments: per step ``language_subtask`` (the label of the
             segment holding the step, '' outside segments), ``subtask_index`` (-1 outside) and
             ``is_subtask_first``, and the segments as ``episode_metadata/subtask_segments``.
+        dagger: write the DAgger labels per step (``intervention``, ``pre_intervention``,
+            ``policy_action``, ``confidence``) and ``episode_metadata/dagger_round`` and
+            ``interventions``; None: when any exported episode is a policy run.
+        pre_intervention_s: the window before each takeover labelled ``pre_intervention``.
     """
 
     name: str
@@ -93,6 +98,8 @@ class ExportOptions:
     outcomes: tuple[str, ...] | None = None
     min_quality: int | None = None
     subtasks: bool = False
+    dagger: bool | None = None
+    pre_intervention_s: float = DEFAULT_PRE_INTERVENTION_S
 
     def __post_init__(self) -> None:
         # Accept a dict or lists from callers (the export dialog); keep hashable tuples.
@@ -136,6 +143,9 @@ class ExportOptions:
         if self.state_keys is not None:
             check_state_keys(self.state_keys)
         check_filters(self.outcomes, self.min_quality)
+        if not (0.0 <= self.pre_intervention_s <= 60.0):
+            raise ExportError(f"pre-intervention window {self.pre_intervention_s} s must be "
+                              "from 0 to 60 seconds, e.g. 1")
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -240,6 +250,7 @@ class ExportPlan:
     filtered_unsuccessful: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
     left_out: tuple[tuple[str, int], ...] = ()  # (reason, episodes) the filters left out
+    dagger: bool = False  # the DAgger step labels are written (see ExportOptions.dagger)
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -352,11 +363,14 @@ def make_plan(summaries: list[EpisodeSummary], skipped: list[tuple[Path, str]],
     if not cameras:
         warnings.append("no colour camera is exported (none is shared by the episodes)")
     episodes = _assign_splits(included, options, warnings)
+    dagger = options.dagger if options.dagger is not None else \
+        any(text_attr(s.attrs, "policy_id") for s in included)
     return ExportPlan(options=options, cameras=cameras, depths=depths, state=state,
                       action_dim=majority[2], action_names=action_names, instruction_slots=slots,
                       action=action,
                       episodes=episodes, skipped=tuple(skipped), filtered_unsuccessful=filtered,
-                      warnings=tuple(warnings), left_out=tuple(sorted(left_out.items())))
+                      warnings=tuple(warnings), left_out=tuple(sorted(left_out.items())),
+                      dagger=dagger)
 
 
 def _camera_outputs(included: list[EpisodeSummary], majority: tuple,

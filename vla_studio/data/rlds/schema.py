@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vla_studio.data.episode_file import SOURCE_LABELS
 from vla_studio.data.rlds.features import (EpisodeSchema, Feature, ImageFeature, TensorFeature,
                                            TextFeature)
 from vla_studio.data.rlds.meanings import GRIPPER_RANGE, StateMeaning
@@ -17,7 +18,7 @@ from vla_studio.data.rlds.meanings import GRIPPER_RANGE, StateMeaning
 if TYPE_CHECKING:
     from vla_studio.data.rlds.plan import ExportPlan
 
-ACTION_SOURCES = {0: "hold", 1: "teleop", 2: "policy", 3: "intervention"}
+ACTION_SOURCES = dict(enumerate(SOURCE_LABELS))  # 4 "paused": held while the run was paused
 
 
 def build_schema(plan: "ExportPlan") -> EpisodeSchema:
@@ -75,6 +76,8 @@ def build_schema(plan: "ExportPlan") -> EpisodeSchema:
         "int32", doc=", ".join(f"{k} {v}" for k, v in ACTION_SOURCES.items()))
     steps["timestamp"] = TensorFeature("float32", doc="seconds since the first exported step "
                                                       "(host monotonic tick times)")
+    if plan.dagger:
+        steps.update(dagger_step_features(plan))
     meta: dict[str, Feature] = {
         key: TextFeature() for key in (
             "episode_id", "file_path", "task", "operator", "scene_id", "station_name",
@@ -86,11 +89,36 @@ def build_schema(plan: "ExportPlan") -> EpisodeSchema:
     meta["control_rate_hz"] = TensorFeature("float32", doc="control steps per second")
     meta["quality"] = TensorFeature("int32", doc="rating of the demonstration 1..5, -1 not rated")
     meta["tags"] = TextFeature(doc="the episode's tags, JSON list")
+    if plan.dagger:
+        meta["dagger_round"] = TensorFeature("int32", doc="the DAgger round of a correction "
+                                                          "session, -1 outside any round")
+        meta["interventions"] = TensorFeature("int32", doc="takeovers during the policy run")
     if plan.options.subtasks:
         meta["subtask_segments"] = TextFeature(
             doc="subtask segments as a JSON list of {start, end, label}, steps counted from the "
                 "first exported step, end exclusive")
     return EpisodeSchema(steps=steps, episode_metadata=meta)
+
+
+def dagger_step_features(plan: "ExportPlan") -> dict[str, Feature]:
+    """The per-step DAgger labels (see :mod:`vla_studio.data.dagger`)."""
+    window = plan.options.pre_intervention_s
+    return {
+        "intervention": TensorFeature(
+            "bool", doc="true where the operator (or the automatic corrector) drove during a "
+                        "policy run (action_source 3); LeRobot records the same flag as "
+                        "complementary_info.is_intervention"),
+        "pre_intervention": TensorFeature(
+            "bool", doc=f"true where the policy drove within {window:g} s before a takeover "
+                        "(Sirius' pre-intervention samples)"),
+        "policy_action": TensorFeature(
+            "float32", (plan.action_dim,),
+            doc="the action the policy proposed at the step, before speed scaling and the "
+                "safety filter: beside the operator's action during an intervention (the "
+                "policy kept planning in the shadow); NaN where it proposed none"),
+        "confidence": TensorFeature("float32", doc="the policy's confidence in that action, "
+                                                   "0..1; NaN where unknown or none"),
+    }
 
 
 def _state_feature(key: str, shape: tuple[int, ...], meaning: StateMeaning | None

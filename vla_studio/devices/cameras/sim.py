@@ -13,6 +13,12 @@ CPU: rendering (Mesa llvmpipe) releases the GIL but costs real CPU, so the captu
 at a lower priority (``nice``): under load a camera delivers fewer frames (counted as drops) and
 the control loop stays on time. Creating the render context in ``_open`` holds the GIL for about
 0.2 s (MuJoCo compiles its shaders); the station opens cameras before it starts the loop.
+
+Lock-step (``synchronous = True``, set by :class:`~vla_studio.sim.lockstep.LockstepStation`
+before connecting): no capture thread. The lock-step driver calls :meth:`SimCamera.capture`
+before every tick, on its own thread (which then owns the renderer), and the frame is stamped
+with the simulated tick time; a camera slower than the control rate renders only the ticks its
+frame period reaches. Counters, gaps and ``latest()`` work as with the thread.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from dataclasses import dataclass
 
 from vla_studio.core.config import option
 from vla_studio.core.types import Frame
-from vla_studio.devices.cameras.base import Camera, CameraConfig, CameraIntrinsics, RawFrame
+from vla_studio.devices.cameras.base import (Camera, CameraConfig, CameraIntrinsics, CameraState,
+                                             RawFrame)
 from vla_studio.devices.cameras.geometry import CameraExtrinsics
 from vla_studio.sim.render import SceneRenderer
 from vla_studio.sim.scene import CAMERAS
@@ -68,17 +75,88 @@ class SimCamera(Camera):
         # pose of the frame on screen is looked up by the frame's device time.
         self._poses: collections.deque[tuple[float, CameraExtrinsics]] = \
             collections.deque(maxlen=16)
+        #: Lock-step: rendered on demand by :meth:`capture` instead of by a capture thread.
+        self.synchronous = False
+        self._sync_now = 0.0
+        self._sync_due: float | None = None
+        self._sync_thread: threading.Thread | None = None
 
     @property
     def scene_camera(self) -> str:
         return self.config.camera or self.name
 
+    # ----- lock-step ---------------------------------------------------------------------------
+    def connect(self, timeout_s: float = 5.0) -> None:
+        if not self.synchronous:
+            super().connect(timeout_s)
+            return
+        # No thread: the renderer is made by the first capture(), on the driver's thread.
+        self._t_connect = self._t_opened = self._sync_now
+        self._transition(CameraState.CONNECTING)
+
+    @property
+    def is_connected(self) -> bool:
+        if self.synchronous:
+            return self._state not in (CameraState.STOPPED, CameraState.ENDED)
+        return super().is_connected
+
+    def capture(self, t: float) -> Frame | None:
+        """Lock-step: render the world as it is now, stamped with tick time ``t``.
+
+        Call it on the driver's thread only (its EGL context lives there). Before this camera's
+        next frame is due (a camera slower than the control rate) it keeps the previous frame.
+        A camera that cannot render reports it in :meth:`status` and tries again next time.
+        """
+        self._sync_now = t
+        if self._sync_due is not None and t < self._sync_due - 1e-9:
+            return self.latest()
+        try:
+            if self._renderer is None:
+                self._open_renderer()
+                self._sync_thread = threading.current_thread()
+                with self._lock:
+                    self._t_opened = t
+            raw = self._render(t, self._rendered)
+        except Exception as exc:  # reported like a capture thread's failure, never raised
+            self._close()
+            self._transition(CameraState.RECONNECTING, str(exc), gap_reason=f"cannot render: {exc}")
+            return None
+        if raw is None:
+            return self.latest()
+        self._sync_due = t + self.period_s
+        self._deliver(raw, t)
+        return self.latest()
+
+    def status(self):
+        if not self.synchronous:
+            return super().status()
+        with self._lock:  # ages on the simulated clock: no time passes between ticks
+            return self._status_locked(self._sync_now)
+
+    def disconnect(self) -> None:
+        if not self.synchronous:
+            super().disconnect()
+            return
+        if self._sync_thread is threading.current_thread():
+            self._close()
+        else:  # an EGL context may only be released by its own thread: let it go with the process
+            log.warning("sim camera %s: disconnected from another thread than the lock-step "
+                        "driver's; its renderer is not released", self.name)
+            self._renderer, self._world = None, None
+        self._sync_due = None
+        self._transition(CameraState.STOPPED)
+
     # ----- capture thread ----------------------------------------------------------------------
     def _open(self) -> None:
+        _lower_priority(self.config.nice)
+        self._open_renderer()
+        self._t0 = self._next_t = time.monotonic()
+        self._rendered = 0
+
+    def _open_renderer(self) -> None:
         c = self.config
         if not (c.color or c.depth):
             raise ValueError(f"sim camera {self.name!r} has both color and depth off; enable one")
-        _lower_priority(c.nice)
         world = find_world(c.world)
         if world is None:
             raise RuntimeError(
@@ -96,14 +174,8 @@ class SimCamera(Camera):
                                               depth_scale=DEPTH_SCALE_M if c.depth else None))
         self._set_mode(width=c.width, height=c.height, fps=c.fps, fourcc="RGB3",
                        camera=self.scene_camera, shadows=c.shadows)
-        self._t0 = self._next_t = time.monotonic()
-        self._rendered = 0
 
     def _read(self, timeout_s: float) -> RawFrame | None:
-        renderer, world = self._renderer, self._world
-        assert renderer is not None and world is not None
-        if find_world(self.config.world) is not world:
-            raise RuntimeError("the simulated world stopped or was replaced by a newer one")
         sched = self._next_t
         if not self._wait_until_due(sched, timeout_s):
             return None
@@ -116,10 +188,20 @@ class SimCamera(Camera):
             if self._rendered < WARMUP_FRAMES:  # starting up (first renders, a sibling camera
                 self._t0 += skipped  # creating its context): slots never due yet, not drops
         self._next_t = sched + self.period_s
+        return self._render(None, int(round((sched - self._t0) / self.period_s)))
+
+    def _render(self, t_capture: float | None, slot: int) -> RawFrame | None:
+        """Render the latest published state (None before the world's first snapshot);
+        ``t_capture`` None stamps host time after the snapshot was taken."""
+        renderer, world = self._renderer, self._world
+        assert renderer is not None and world is not None
+        if find_world(self.config.world) is not world:
+            raise RuntimeError("the simulated world stopped or was replaced by a newer one")
         snapshot = world.snapshot()
         if snapshot is None:
             return None
-        t_capture = time.monotonic()
+        if t_capture is None:
+            t_capture = time.monotonic()
         color, depth = renderer.render(snapshot)
         self._rendered += 1
         pos, mat = world.to_base(*renderer.camera_pose())
@@ -127,7 +209,6 @@ class SimCamera(Camera):
         for image in (color, depth):
             if image is not None:
                 image.flags.writeable = False
-        slot = int(round((sched - self._t0) / self.period_s))
         return RawFrame(color=color, depth=depth, t_device=snapshot.time, device_index=slot,
                         t_capture=t_capture)
 

@@ -51,6 +51,14 @@ class MappedTeleopConfig(TeleopConfig):
     dominant_axis: bool = option(False, help="move along the strongest channel only")
     gripper_mode: Literal["toggle", "hold"] = option(
         "toggle", help="toggle: each press opens/closes; hold: closed while held")
+    takeover_motion: float = option(
+        0.5, min=0.0, max=1.0,
+        help="during a policy run, moving a control past this fraction of its travel takes "
+             "over (as holding the take-over button does); 0: only the button takes over")
+    takeover_release_s: float = option(
+        0.5, min=0.0, max=10.0,
+        help="a take-over by motion hands back to the policy once the controls have rested "
+             "this long")
     require_deadman: bool | None = option(
         None, help="move only while the deadman button is held; default: on for gamepads and "
                    "SpaceMice when the robot is not simulated, off otherwise")

@@ -14,11 +14,19 @@ Engagement starts when a run starts or resumes, when the deadman (the clutch) is
 the intervention button is pressed (a takeover from a policy). After the device (re)connects or a
 run starts, motion is accepted only once the controls have been seen at rest, so a pad plugged in
 with a stick pushed, or a key held while pressing Start, does not move the arm.
+
+Taking over from a policy (DAgger): the proposal says ``takeover`` while the intervention button
+is held, or once a motion control is pushed past ``takeover_motion`` of its travel; a takeover by
+motion lasts until the controls have rested for ``takeover_release_s``. While the policy drives,
+this source keeps following the controls from rest, so at a takeover by motion the command is
+whatever the ramp from rest has reached (never a step), and the gripper is re-referenced to the
+robot's current command; a takeover by the button re-engages from zero.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,7 +77,9 @@ class TeleopActionSource(ActionSource):
         self._gripper_held_at_engage = False
         self._seen: dict[str, int] = {}
         self._prev_takeover = False
+        self._prev_button = False
         self._prev_deadman = False
+        self._motion_until = -math.inf  # a takeover by motion lasts until then (tick time)
         self.engagements = 0
         self.last_reason = ""
 
@@ -87,13 +97,17 @@ class TeleopActionSource(ActionSource):
         if not contiguous:  # a run started or resumed, or the device was replugged
             self._armed = False
             self._disengage()
+            self._motion_until = -math.inf
         if not self._armed and inp.neutral and state.connected:
             self._armed = True  # controls seen at rest: motion may start
-        takeover = INTERVENTION in inp.held
+        button = INTERVENTION in inp.held
         deadman = DEADMAN in inp.held
+        takeover = button or self._motion_takeover(inp, state.connected, deadman, now)
         rising_takeover = takeover and not self._prev_takeover
+        rising_button = button and not self._prev_button
         rising_deadman = deadman and not self._prev_deadman
         self._prev_takeover, self._prev_deadman = takeover, deadman
+        self._prev_button = button
 
         label = self.device.device_label
         if not state.connected:
@@ -103,8 +117,12 @@ class TeleopActionSource(ActionSource):
             self._disengage()
             return self._hold(state.stamp, f"hold {self._label_of(DEADMAN)} (deadman) to move",
                               takeover)
-        if not self._engaged or rising_takeover or rising_deadman:
+        if not self._engaged or rising_button or rising_deadman:
             self._engage(obs, inp)
+        elif rising_takeover:  # by motion: the ramp from rest goes on; the gripper is the robot's
+            self._gripper = self._current_gripper(obs)
+            self._gripper_follows = False
+            self._gripper_held_at_engage = GRIPPER in inp.held
         if not self._armed:
             return self._hold(state.stamp, f"let go of the {label} controls to start moving",
                               takeover)
@@ -116,6 +134,12 @@ class TeleopActionSource(ActionSource):
         action[6] = self._gripper
         self.last_reason = ""
         return Proposal(action, state.stamp, takeover=takeover)
+
+    def wants_takeover(self) -> bool:
+        """The operator holds the take-over button now (answers a help request while the run
+        is paused; motion never resumes a paused run)."""
+        state = self.device.get_state()
+        return state.connected and INTERVENTION in self.device.mapping.read(state).held
 
     def reset(self, instruction: str) -> None:
         self._disengage()
@@ -134,12 +158,31 @@ class TeleopActionSource(ActionSource):
         self._engaged = True
         self.engagements += 1
         self._velocity = np.zeros(6)
-        robot = self.ctx.robot
-        last = getattr(robot, "last_sent", None)  # read on the loop thread, which owns the robot
-        self._gripper = float(self.ctx.action_space.hold_action(obs.state, last)[-1])
+        self._gripper = self._current_gripper(obs)
         self._gripper_follows = False
         self._gripper_held_at_engage = GRIPPER in inp.held
         self._seen = dict(inp.presses)
+
+    def _current_gripper(self, obs: Observation) -> float:
+        """The gripper command the robot has now (read on the loop thread, which owns it)."""
+        last = getattr(self.ctx.robot, "last_sent", None)
+        return float(self.ctx.action_space.hold_action(obs.state, last)[-1])
+
+    def _motion_takeover(self, inp: MappedInput, connected: bool, deadman: bool,
+                         now: float) -> bool:
+        """Whether motion takes over (or still holds a takeover by motion) at tick ``now``."""
+        cfg = self.device.config
+        threshold = cfg.takeover_motion
+        allowed = connected and self._armed and (deadman or not cfg.require_deadman)
+        if threshold <= 0.0 or not allowed:
+            self._motion_until = -math.inf
+            return False
+        if float(np.max(np.abs(inp.channels))) >= threshold:
+            self._motion_until = now + cfg.takeover_release_s
+            return True
+        if not inp.neutral and self._motion_until > -math.inf:
+            self._motion_until = now + cfg.takeover_release_s  # still driving, below threshold
+        return now < self._motion_until
 
     def _disengage(self) -> None:
         self._engaged = False

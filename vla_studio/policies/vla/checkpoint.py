@@ -41,6 +41,7 @@ from vla_studio.policies.vla.tokenizer import WordTokenizer
 
 CHECKPOINT_FORMAT = "vla-studio-vla"
 CHECKPOINT_VERSION = 1
+POLICY_TYPE = "vla"  # the registered policy kind that reads it (vla_studio.policies registry)
 CONFIG, WEIGHTS, NORMALIZATION, TOKENIZER = ("config.json", "model.safetensors",
                                              "normalization.json", "tokenizer.json")
 OPTIMIZER, TRAINER_STATE = "optimizer.safetensors", "trainer_state.json"
@@ -116,6 +117,7 @@ def save(path: str | Path, *, model: ModelConfig, weights: Mapping[str, torch.Te
         files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
                  for p in sorted(tmp.iterdir())}
         _write_json(tmp / CONFIG, {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+                                   "policy_type": POLICY_TYPE,
                                    "model": model.to_json(), "spec": dict(spec),
                                    "training": dict(training), "files": files})
         _fsync_dir(tmp)

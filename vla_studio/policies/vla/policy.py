@@ -87,6 +87,12 @@ class VLAPolicy(Policy):
         policy._activate(ckpt)
         return policy
 
+    @classmethod
+    def from_native(cls, native) -> "VLAPolicy":
+        """The policy of a checkpoint directory found by the generic loader (the policy panel,
+        the child process, ``vla-studio serve``); :meth:`load` verifies and reads it."""
+        return cls(VLAPolicyConfig(name="vla", checkpoint=str(native.path)))
+
     @property
     def checkpoint(self) -> Checkpoint:
         """The loaded checkpoint (:func:`vla_studio.policies.vla.checkpoint.write` saves it)."""

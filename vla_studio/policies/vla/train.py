@@ -36,6 +36,7 @@ from vla_studio.policies.vla.episodes import (DatasetScan, EpisodeMeta, Training
 from vla_studio.policies.vla.evaluation import evaluate
 from vla_studio.policies.vla.model import ModelConfig, VLANet, chunk_loss, count_parameters
 from vla_studio.policies.vla.normalization import ActionBins, StateStats
+from vla_studio.policies.vla.sample_weights import Weighting, apply_to_training
 from vla_studio.policies.vla.tokenizer import WordTokenizer
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,10 @@ class TrainConfig:
         max_steps: stop after this many optimisation steps in total (0: no limit).
         max_minutes: stop (and save) after this much wall-clock time (0: no limit).
         resume: a ``last/`` checkpoint (or run directory) to continue from.
+        init: a checkpoint (or run directory: its ``best``) to fine-tune from: its
+            architecture, vocabulary, normalisation and weights, a fresh optimiser and run
+            (DAgger: each round starts from the previous round's policy).
+        weighting: how correction rounds are weighted (:mod:`.sample_weights`).
         log_every: steps between progress reports.
     """
 
@@ -100,6 +105,8 @@ class TrainConfig:
     max_steps: int = 0
     max_minutes: float = 0.0
     resume: str = ""
+    init: str = ""
+    weighting: Weighting = field(default_factory=Weighting)
     log_every: int = 10
 
 
@@ -208,6 +215,10 @@ class _Data:
         self.val_images = frames.images[n_train:]
         self.train = build_samples(held, bins, stats, tokenizer, model.chunk_size)
         self.val = build_samples(my_val, bins, stats, tokenizer, model.chunk_size) if my_val else None
+        held_idx = [i for s in self.my_shards for i in self.shard_eps[s]]
+        self.plan = apply_to_training(cfg.weighting, train_eps, self.shard_eps, held_idx,
+                                      self.train.valid, self.train.episode,
+                                      scan.control_rate_hz, cfg.seed)
         total_val = sum(ep.num_steps for ep in val_eps)
         stride = max(1, math.ceil(total_val / cfg.max_val_samples)) if cfg.max_val_samples else 1
         self.val_rows = np.arange(0, len(self.val), stride) if self.val is not None else np.zeros(0, int)
@@ -244,7 +255,13 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
                       state_keys=tuple(resumed.spec["state_features"]),
                       include_failures=settings["include_failures"],
                       best_metric=settings.get("best_metric", cfg.best_metric),
-                      augmentation=Augmentation(**settings["augmentation"]))
+                      augmentation=Augmentation(**settings["augmentation"]),
+                      weighting=Weighting(**settings.get("weighting", {})))
+    start_from = None
+    if cfg.init and not cfg.resume:
+        start_from = checkpoint.load(cfg.init)
+        cfg = replace(cfg, cameras=tuple(start_from.spec["cameras"]),
+                      state_keys=tuple(start_from.spec["state_features"]))
     if not cfg.resume and any((run_dir / n).exists() for n in (checkpoint.LAST, checkpoint.BEST)):
         raise TrainingDataError(f"{run_dir} already holds a training run; continue it with "
                                 f"--resume {run_dir / checkpoint.LAST} or give another --out")
@@ -262,8 +279,9 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
         raise TrainingDataError(f"{len(train_eps)} training episode(s) cannot fill {shards} data "
                                 "shards: record more episodes or use fewer ranks")
     cameras = tuple(cfg.cameras or scan.cameras)
-    if resumed is not None:
-        model_cfg, tokenizer, bins, stats = resumed.model, resumed.tokenizer, resumed.actions, resumed.state
+    if resumed is not None or start_from is not None:
+        base = resumed if resumed is not None else start_from
+        model_cfg, tokenizer, bins, stats = base.model, base.tokenizer, base.actions, base.state
     else:
         tokenizer = WordTokenizer.build((t for ep in scan.episodes for t in ep.instructions),
                                         cfg.model.max_tokens)
@@ -273,15 +291,16 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
         model_cfg = replace(cfg.model, num_cameras=len(cameras), state_dim=stats.dim,
                             action_dim=bins.dim, vocab_size=tokenizer.size)
     spec = spec_json(scan, cameras, model_cfg)
-    if resumed is not None and resumed.spec != spec:
-        raise checkpoint.CheckpointError(f"{resumed.path}: its spec does not match the datasets "
-                                         "(cameras, state, actions or rate differ)")
+    for base in (resumed, start_from):
+        if base is not None and base.spec != spec:
+            raise checkpoint.CheckpointError(f"{base.path}: its spec does not match the "
+                                             "datasets (cameras, state, actions or rate differ)")
     log.info("%d training / %d validation episodes (%d left out) from %s; cameras %s",
              len(train_eps), len(val_eps), len(scan.skipped), ", ".join(cfg.datasets),
              ", ".join(cameras))
     data = _Data(cfg, ctx, scan, train_eps, val_eps, cameras, model_cfg, tokenizer, bins, stats,
                  shards, report)
-    order = ShardedBatchOrder(data.shard_sizes, cfg.batch_size, cfg.seed)
+    order = ShardedBatchOrder(data.plan.sizes, cfg.batch_size, cfg.seed)
     total_steps = order.steps_per_epoch * cfg.epochs
 
     torch.manual_seed(cfg.seed)
@@ -289,6 +308,9 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
     if resumed is not None:
         checkpoint.check_weights(resumed.path, net.state_dict(), resumed.weights)
         net.load_state_dict(resumed.weights)
+    elif start_from is not None:
+        checkpoint.check_weights(start_from.path, net.state_dict(), start_from.weights)
+        net.load_state_dict(start_from.weights)
     net.to(ctx.device)
     model: torch.nn.Module = net
     if ctx.distributed:
@@ -306,7 +328,8 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
     history: list[dict] = list(resume_state.get("history", []))
     settings = {"seed": cfg.seed, "batch_size": cfg.batch_size, "data_shards": shards,
                 "val_fraction": cfg.val_fraction, "include_failures": cfg.include_failures,
-                "best_metric": cfg.best_metric, "augmentation": asdict(cfg.augmentation)}
+                "best_metric": cfg.best_metric, "augmentation": asdict(cfg.augmentation),
+                "weighting": cfg.weighting.as_dict(), "init": str(cfg.init)}
     params = count_parameters(net)
     if ctx.is_main:
         _prepare_run_dir(run_dir, resumed is not None, step)
@@ -378,7 +401,9 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
             _append_metrics(run_dir, metrics)
             training = {"datasets": list(cfg.datasets), "epochs_done": epoch + (1 if complete else 0),
                         "steps": step, "train_episodes": len(train_eps), "val_episodes": len(val_eps),
-                        "metrics": metrics, "software_version": __version__, "seed": cfg.seed}
+                        "metrics": metrics, "software_version": __version__, "seed": cfg.seed,
+                        "weighting": cfg.weighting.as_dict(), "init": str(cfg.init),
+                        "samples": data.plan.counts}
             common = dict(model=model_cfg, weights=net.state_dict(), spec=spec, tokenizer=tokenizer,
                           actions=bins, state=stats, training=training)
             tensors, rest = checkpoint.flatten_optimizer(opt.state_dict())
@@ -405,7 +430,7 @@ def _batch(data: _Data, order: ShardedBatchOrder, epoch: int, s: int, aug: Augme
     """This rank's part of the global batch: the sub-batches of its shards, concatenated."""
     parts = []
     for shard in data.my_shards:
-        rows = order.rows(epoch, s, shard) + data.shard_start[shard]
+        rows = data.plan.shard_rows[shard][order.rows(epoch, s, shard)] + data.shard_start[shard]
         parts.append(gather(data.train_images, data.train, rows, order.rng(epoch, s, shard), aug))
     batch = {k: torch.cat([p[k] for p in parts]) if len(parts) > 1 else parts[0][k] for k in parts[0]}
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -39,6 +39,7 @@ from vla_studio.ui.bridge import CoreBridge
 from vla_studio.ui.policy.load_box import LoadRequest, PolicyLoadBox
 from vla_studio.ui.policy.overlays import PolicyOverlays
 from vla_studio.ui.policy.plot import PolicyPlot
+from vla_studio.ui.policy.rounds import RoundsView
 from vla_studio.ui.policy.run_view import RunFigures, RunLogView, verdict_text
 from vla_studio.ui.station_recorder import WindowCloseWatcher, recorder_for
 
@@ -47,6 +48,7 @@ REFRESH_HZ = 10.0
 SETTINGS_KEY = "policy/settings"
 RECORD_KEY = "policy/record"
 AUTO_FINISH_KEY = "policy/finish_when_done"
+ROUND_KEY = "policy/dagger_round"
 INSTRUCTION_KEY = "policy/instruction"
 FAILED_STATES = (CRASHED, HUNG, ERROR)  # the model needs a restart before the run can go on
 _REFUSED = (SupervisorError, SessionError, PolicyError, RecorderError, LabelError)
@@ -77,11 +79,13 @@ class PolicyPanel(QWidget):
         self.figures = RunFigures()
         self.plot = PolicyPlot()
         self.log_view = RunLogView()
+        self.rounds = RoundsView()
         # The log and the plot share the room left (the right column's tabs must fit 900 px).
         lower = QTabWidget()
         lower.setObjectName("policyTabs")
         lower.addTab(self.log_view, "Run log")
         lower.addTab(self.plot, "Plot")
+        lower.addTab(self.rounds, "Rounds")
         self.lower_tabs = lower
         layout = QVBoxLayout(self)
         layout.addWidget(self.run_box)  # what the supervisor reaches for mid-run comes first
@@ -144,6 +148,15 @@ class PolicyPanel(QWidget):
         self.record = QCheckBox("Record the run as an episode")
         self.record.setToolTip(f"Saved into {self.recorder.dataset.root} as a policy episode "
                                "(proposed actions, confidence, latency per chunk)")
+        self.dagger_round = QSpinBox()
+        self.dagger_round.setObjectName("policyRound")
+        self.dagger_round.setRange(0, 999)
+        self.dagger_round.setSpecialValueText("no round")
+        self.dagger_round.setPrefix("DAgger round ")
+        self.dagger_round.setToolTip("A recorded run belongs to this DAgger round: take over "
+                                     "(hold the take-over button, or push the device) when it "
+                                     "goes wrong, let go to hand back; the Episodes list and "
+                                     "the Rounds tab keep the rounds apart")
         self.auto_finish = QCheckBox("Finish when the task is done for")
         self.settle = QDoubleSpinBox()
         self.settle.setRange(0.0, 10.0)
@@ -170,7 +183,8 @@ class PolicyPanel(QWidget):
         grid.addWidget(self.restart_button, 2, 4)
         grid.addWidget(self.run_state, 3, 0, 1, 3)
         grid.addWidget(self.verdict, 3, 3, 1, 2)
-        grid.addWidget(self.record, 4, 0, 1, 5)
+        grid.addWidget(self.record, 4, 0, 1, 3)
+        grid.addWidget(self.dagger_round, 4, 3, 1, 2)
         options = QHBoxLayout()
         options.addWidget(self.auto_finish)
         options.addWidget(self.settle)
@@ -271,6 +285,7 @@ class PolicyPanel(QWidget):
         self.auto_finish.setChecked(qs.value(AUTO_FINISH_KEY, False, type=bool))
         self.settle.setValue(qs.value(f"{AUTO_FINISH_KEY}_after_s", 1.0, type=float))
         self.instruction.setText(str(qs.value(INSTRUCTION_KEY, "") or ""))
+        self.dagger_round.setValue(qs.value(ROUND_KEY, 0, type=int))
         self.record.toggled.connect(lambda on: QSettings().setValue(RECORD_KEY, on))
         self.supervisor.settings = self.run_settings()
         self._show_settings()
@@ -337,8 +352,10 @@ class PolicyPanel(QWidget):
         instruction = self.instruction.text()
         QSettings().setValue(INSTRUCTION_KEY, instruction.strip())
         record = self.record.isChecked()
+        rnd = self.dagger_round.value() or None
+        QSettings().setValue(ROUND_KEY, self.dagger_round.value())
         return self._submit("starting", lambda: self.supervisor.start(
-            instruction, record=record, step_once=step_once))
+            instruction, record=record, step_once=step_once, dagger_round=rnd))
 
     def pause(self) -> None:
         self.supervisor.pause()
@@ -433,6 +450,10 @@ class PolicyPanel(QWidget):
         elif sup.run_active:
             state = {RunState.RUNNING: "RUNNING", RunState.PAUSED: "PAUSED",
                      RunState.ESTOPPED: "STOPPED"}[session.state]
+            if session.help:
+                state = "HELP REQUESTED · take over, or Resume"
+            elif running and self.station.arbiter.intervening:
+                state = "RUNNING · you have control (let go to hand back)"
             if runner.stepping:
                 state += " · stepping once"
         else:
@@ -445,6 +466,7 @@ class PolicyPanel(QWidget):
         self.pause_button.setEnabled(running)
         self.finish_button.setEnabled(sup.run_active and not busy)
         self.record.setEnabled(not sup.run_active)
+        self.dagger_round.setEnabled(not sup.run_active and self.record.isChecked())
         self.instruction.setReadOnly(sup.run_active)
         self.load_box.setEnabled(not sup.run_active and busy not in ("starting", "finishing"))
         self.figures.show_snapshot(snap)
@@ -454,6 +476,10 @@ class PolicyPanel(QWidget):
         self.verdict.setStyleSheet(f"color: {colour}; font-weight: 600;")
         self.log_view.add_entries(sup.log.since(self.log_view.last_seq))
         self.plot.redraw()
+
+    def show_dataset(self, rows: list, root) -> None:
+        """The Episodes list re-read the dataset: the Rounds tab follows."""
+        self.rounds.show_rows(rows, root)
 
     def update_overlays(self) -> None:
         """Once per display frame: the camera overlays follow the run."""

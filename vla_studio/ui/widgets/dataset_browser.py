@@ -37,7 +37,7 @@ from vla_studio.ui.widgets.episode_table import (  # noqa: F401 - source_text re
 log = logging.getLogger(__name__)
 HIDDEN_COLUMNS_KEY = "episodes/hidden_columns"
 # Shown on request (right-click the header): the default layout's list is narrow.
-DEFAULT_HIDDEN = ("Steps", "Operator", "Task", "Tags", "Size")
+DEFAULT_HIDDEN = ("Steps", "Operator", "Task", "Tags", "Round", "Size")
 REFRESH_EVENTS = ("recorder.saved", "recorder.recovered", "recorder.discarded", "recorder.marked",
                   "compactor.compacted")
 
@@ -51,6 +51,8 @@ class DatasetBrowser(QWidget):
     """
 
     episode_activated = Signal(object)
+    #: The episodes listed changed (a list of EpisodeSummary; not emitted for the trash view).
+    rows_changed = Signal(object)
     #: Set by a replay view that connects to :attr:`episode_activated` (the replay issue).
     has_replay_view = False
 
@@ -100,6 +102,13 @@ class DatasetBrowser(QWidget):
         self.outcome_combo = QComboBox()
         self.outcome_combo.addItems(EpisodeFilter.OUTCOMES)
         self.outcome_combo.currentTextChanged.connect(self.proxy.set_outcome)
+        self.round_combo = QComboBox()
+        self.round_combo.setObjectName("episodesRound")
+        self.round_combo.setToolTip("Show one DAgger round (correction sessions), or the "
+                                    "episodes outside any round (demonstrations)")
+        self.round_combo.addItem(EpisodeFilter.ALL_ROUNDS)
+        self.round_combo.setVisible(False)  # until the dataset has rounds
+        self.round_combo.currentTextChanged.connect(self.proxy.set_round)
         self.trash_check = QCheckBox("Trash")
         self.trash_check.setToolTip("Show the trash (deleted episodes) instead of the dataset")
         self.trash_check.toggled.connect(self._trash_toggled)
@@ -126,6 +135,7 @@ class DatasetBrowser(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(self.filter_edit, 1)
         bar.addWidget(self.outcome_combo)
+        bar.addWidget(self.round_combo)
         bar.addWidget(self.trash_check)
         bar.addWidget(self.refresh_button)
         bar.addWidget(self.edit_button)
@@ -166,8 +176,9 @@ class DatasetBrowser(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         samples = {"Date": "00:00:00", "Duration": "Duration", "Steps": "00000",
                    "Success": "✓ success", "Quality": "★★★★★", "Operator": "Operator",
-                   "Source": "policy (0.00)", "Task": "pick_up_the_cube", "Tags": "wobbly grasp",
-                   "Flags": "recovered", "Storage": "H.264 video", "Size": "000 MB"}
+                   "Source": "policy (0.00)", "Round": "Round", "Interventions": "12 · 100%",
+                   "Task": "pick_up_the_cube", "Tags": "wobbly grasp", "Flags": "recovered",
+                   "Storage": "H.264 video", "Size": "000 MB"}
         for name, sample in samples.items():
             header.resizeSection(EpisodeTableModel.COLUMNS.index(name),
                                  fm.horizontalAdvance(sample) + 24)
@@ -297,6 +308,7 @@ class DatasetBrowser(QWidget):
             current_file = f"{self._shown.parent.name}/{self._shown.name}"
             chosen.add(current_file)
         self.model.set_rows(rows)  # type: ignore[arg-type]
+        self._show_rounds()
         self._reselect(chosen, current_file)  # a refresh after an edit keeps the selection
         total = sum(r.duration_s for r in self.model.rows)
         size = sum(r.size_bytes for r in self.model.rows)
@@ -309,6 +321,23 @@ class DatasetBrowser(QWidget):
         if self._again:
             self._again = False
             self.refresh()
+
+    def _show_rounds(self) -> None:
+        """The round filter lists the dataset's rounds (shown once it has any); the rounds
+        plot gets the rows."""
+        choices = EpisodeFilter.round_choices(self.model.rows)
+        combo = self.round_combo
+        if [combo.itemText(i) for i in range(combo.count())] != choices:
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(choices)
+            combo.setCurrentIndex(max(0, combo.findText(current)))
+            combo.blockSignals(False)
+            self.proxy.set_round(combo.currentText())
+        combo.setVisible(len(choices) > 1 or combo.currentIndex() > 0)
+        if not self.trash_check.isChecked():
+            self.rows_changed.emit(list(self.model.rows))
 
     def _reselect(self, files: set[str], current: str | None) -> None:
         selection = self.table.selectionModel()

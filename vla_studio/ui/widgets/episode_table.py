@@ -56,6 +56,20 @@ def size_text(size: int) -> str:
     return f"{size / 1e3:.0f} kB"
 
 
+def round_text(s: EpisodeSummary) -> str:
+    """The DAgger round ("" outside any round)."""
+    return "" if s.dagger_round is None else str(s.dagger_round)
+
+
+def interventions_text(s: EpisodeSummary) -> str:
+    """Takeovers and the share of the driven steps the operator drove ("2 · 18%"); "" for an
+    episode that was not a policy run."""
+    driven = s.intervention_steps + s.policy_steps
+    if not s.policy_steps and not s.intervention_steps:
+        return ""
+    return f"{s.interventions} · {100 * s.intervention_steps / driven:.0f}%"
+
+
 def _local_time(created: str, today: dt.date | None = None) -> str:
     """Today's episodes by time only (the column stays narrow), older ones with their date."""
     try:
@@ -71,7 +85,7 @@ class EpisodeTableModel(QAbstractTableModel):
     """Episode summaries as table rows (display text, plus raw values for sorting)."""
 
     COLUMNS = ("Date", "Instruction", "Duration", "Steps", "Success", "Quality", "Operator",
-               "Source", "Task", "Tags", "Flags", "Storage", "Size")
+               "Source", "Round", "Interventions", "Task", "Tags", "Flags", "Storage", "Size")
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -104,17 +118,19 @@ class EpisodeTableModel(QAbstractTableModel):
             return {"Date": s.created, "Instruction": s.instruction.lower(), "Duration": s.duration_s,
                     "Steps": s.num_steps, "Success": -1 if s.success is None else int(s.success),
                     "Quality": s.quality or 0, "Operator": s.operator.lower(),
-                    "Source": source_text(s), "Task": s.task, "Tags": ", ".join(s.tags),
-                    "Flags": ", ".join(s.flags), "Storage": storage_text(s.storage),
-                    "Size": s.size_bytes}[column]
+                    "Source": source_text(s), "Round": -1 if s.dagger_round is None
+                    else s.dagger_round, "Interventions": s.interventions, "Task": s.task,
+                    "Tags": ", ".join(s.tags), "Flags": ", ".join(s.flags),
+                    "Storage": storage_text(s.storage), "Size": s.size_bytes}[column]
         if role == Qt.ItemDataRole.DisplayRole:
             return {"Date": _local_time(s.created), "Instruction": s.instruction,
                     "Duration": f"{s.duration_s:.1f} s", "Steps": str(s.num_steps),
                     "Success": _SUCCESS_TEXT[s.success],
                     "Quality": "★" * s.quality if s.quality else "", "Operator": s.operator,
-                    "Source": source_text(s), "Task": s.task, "Tags": ", ".join(s.tags),
-                    "Flags": ", ".join(s.flags), "Storage": storage_text(s.storage),
-                    "Size": size_text(s.size_bytes)}[column]
+                    "Source": source_text(s), "Round": round_text(s),
+                    "Interventions": interventions_text(s), "Task": s.task,
+                    "Tags": ", ".join(s.tags), "Flags": ", ".join(s.flags),
+                    "Storage": storage_text(s.storage), "Size": size_text(s.size_bytes)}[column]
         if role == Qt.ItemDataRole.ForegroundRole and column == "Success":
             return _SUCCESS_COLOUR[s.success]
         if role == Qt.ItemDataRole.ForegroundRole and column == "Storage" and \
@@ -127,22 +143,37 @@ class EpisodeTableModel(QAbstractTableModel):
             if s.tags:
                 lines.append(f"tags: {', '.join(s.tags)}")
             return "\n".join(lines)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in ("Duration", "Steps", "Size"):
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (
+                "Duration", "Steps", "Round", "Interventions", "Size"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
 
 class EpisodeFilter(QSortFilterProxyModel):
     """Free-text filter over instruction, operator, task, flags and file name, plus an outcome
-    filter (all / success / failure / unknown)."""
+    filter (all / success / failure / unknown) and a DAgger round filter."""
 
     OUTCOMES = ("All outcomes", "Success", "Failure", "Unknown")
+    ALL_ROUNDS, NO_ROUND = "All rounds", "No round"
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.text = ""
         self.outcome = "All outcomes"
+        self.round = self.ALL_ROUNDS
         self.setSortRole(SORT_ROLE)
+
+    @staticmethod
+    def round_choices(rows: list[EpisodeSummary]) -> list[str]:
+        """The round filter's entries for ``rows`` ("Round 1", ... and "No round")."""
+        rounds = sorted({r.dagger_round for r in rows if r.dagger_round is not None})
+        if not rounds:
+            return [EpisodeFilter.ALL_ROUNDS]
+        return [EpisodeFilter.ALL_ROUNDS, *(f"Round {n}" for n in rounds),
+                EpisodeFilter.NO_ROUND]
+
+    def set_round(self, choice: str) -> None:
+        self._change(lambda: setattr(self, "round", choice or self.ALL_ROUNDS))
 
     def set_text(self, text: str) -> None:
         self._change(lambda: setattr(self, "text", text.strip().lower()))
@@ -163,5 +194,9 @@ class EpisodeFilter(QSortFilterProxyModel):
         s: EpisodeSummary = self.sourceModel().rows[row]
         wanted = {"Success": True, "Failure": False, "Unknown": None}
         if self.outcome in wanted and s.success is not wanted[self.outcome]:
+            return False
+        if self.round == self.NO_ROUND and s.dagger_round is not None:
+            return False
+        if self.round.startswith("Round ") and s.dagger_round != int(self.round.split()[1]):
             return False
         return s.matches(self.text)

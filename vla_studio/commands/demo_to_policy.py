@@ -1,0 +1,152 @@
+"""From nothing to a working policy: expert demonstrations, training, closed-loop evaluation.
+
+Three steps, each the command of the same name with the options below:
+
+1. ``vla-studio record --teleop scripted --lockstep``: --episodes expert demonstrations of
+   the tasks (scene seeds SEED, SEED+1, ...) into OUT/demos, in lock-step, --workers processes;
+2. ``vla-studio train``: the reference VLA on OUT/demos into OUT/run;
+3. ``vla-studio eval``: --eval-episodes closed-loop episodes on held-out scene seeds (from
+   --eval-seed, far from the training seeds), figures into OUT/eval.json.
+
+The policy to load is OUT/run/best (the last line says so). Running it again with the same OUT
+records only the demonstrations still missing, and stops if OUT/run already holds a training
+run (continue that with `vla-studio train --resume OUT/run/last`).
+
+Example (the default: pick up the red, green or blue cube; about 25 minutes on 2 cores):
+  vla-studio demo-to-policy --out runs/pick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+NAME = "demo-to-policy"
+HELP = "record expert demos in lock-step, train the reference VLA, evaluate it"
+DEFAULT_TASKS = ("pick up the red cube", "pick up the green cube", "pick up the blue cube")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", required=True,
+                        help="where demos/, run/ and eval.json go")
+    parser.add_argument("--task", metavar="TEXT", action="append", default=[],
+                        help="an instruction (repeatable; default: pick up the red, green, "
+                             "blue cube)")
+    parser.add_argument("--episodes", type=int, default=200, help="expert demonstrations")
+    parser.add_argument("--seed", type=int, default=1000, help="scene seed of the first demo")
+    parser.add_argument("--workers", type=int, default=2, help="recording processes")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="stop training (and keep the best so far) after this long")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="training threads (default: every core)")
+    parser.add_argument("--eval-episodes", type=int, default=51,
+                        help="closed-loop evaluation episodes (0: no evaluation)")
+    parser.add_argument("--eval-seed", type=int, default=900_000,
+                        help="scene seed of the first evaluation episode")
+    parser.add_argument("--mode", choices=("chunk", "replan", "ensemble"), default="chunk",
+                        help="chunk execution mode of the evaluation")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vla_studio.cli import main as cli_main
+    from vla_studio.data.dataset import Dataset
+
+    out = Path(args.out).expanduser()
+    tasks = tuple(args.task) or DEFAULT_TASKS
+    demos, run_dir = out / "demos", out / "run"
+    if (run_dir / "last").exists() or (run_dir / "best").exists():
+        print(f"vla-studio demo-to-policy: error: {run_dir} already holds a training run; "
+              f"continue it with `vla-studio train --dataset {demos} --out {run_dir} --resume "
+              f"{run_dir / 'last'}`, or give another --out", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    task_file = out / "tasks.txt"
+    task_file.write_text("".join(f"{t}\n" for t in tasks), encoding="utf-8")
+    station = ["--station", str(args.station)] if getattr(args, "station", None) else []
+    timings: dict[str, float] = {}
+
+    have = len(Dataset(demos).episode_files()) if Dataset(demos).episodes_dir.is_dir() else 0
+    missing = args.episodes - have
+    t0 = time.monotonic()
+    if missing > 0:
+        print(f"== 1/3 recording {missing} expert demonstration(s) in lock-step into {demos}",
+              flush=True)
+        code = cli_main([*station, "record", "--teleop", "scripted", "--task-file",
+                         str(task_file), "--episodes", str(missing), "--seed",
+                         str(args.seed + have), "--lockstep", "--workers",
+                         str(max(1, min(args.workers, missing))), "--dataset", str(demos)])
+        if code:
+            return code
+    else:
+        print(f"== 1/3 {demos} already holds {have} demonstration(s)", flush=True)
+    timings["record_s"] = time.monotonic() - t0
+
+    print(f"== 2/3 training the reference VLA into {run_dir}", flush=True)
+    t0 = time.monotonic()
+    train = ["train", "--dataset", str(demos), "--out", str(run_dir), "--epochs",
+             str(args.epochs), "--threads", str(args.threads)]
+    if args.max_minutes:
+        train += ["--max-minutes", str(args.max_minutes)]
+    code = cli_main(train)
+    if code:
+        return code
+    timings["train_s"] = time.monotonic() - t0
+
+    summary: dict = {}
+    if args.eval_episodes > 0:
+        print(f"== 3/3 evaluating on {args.eval_episodes} held-out scene(s)", flush=True)
+        t0 = time.monotonic()
+        evaluation = [*station, "eval", "--policy", str(run_dir), "--episodes",
+                      str(args.eval_episodes), "--seed", str(args.eval_seed), "--mode", args.mode,
+                      "--json"]
+        for t in tasks:
+            evaluation += ["--task", t]
+        summary = _run_capturing_json(cli_main, evaluation)
+        if summary is None:
+            return 1
+        timings["eval_s"] = time.monotonic() - t0
+        (out / "eval.json").write_text(json.dumps({**summary, "timings": timings}, indent=1),
+                                       encoding="utf-8")
+    minutes = ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in timings.items())
+    rate = summary.get("success_rate")
+    result = f"; closed-loop success {100 * rate:.0f}%" if rate is not None else ""
+    print(f"done ({minutes}){result}. The policy: {run_dir / 'best'}  (load it in the policy "
+          f"panel, or `vla-studio eval --policy {run_dir} ...`)")
+    return 0
+
+
+def _run_capturing_json(cli_main, argv: list[str]) -> dict | None:
+    """Run a command that prints a JSON summary as its last line; everything else it prints
+    goes through as it comes. Returns the summary (None when the command failed)."""
+    import contextlib
+
+    tee = _LastLine(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        code = cli_main(argv)
+    if code or not tee.last.startswith("{"):
+        return None
+    return json.loads(tee.last)
+
+
+class _LastLine:
+    """A text stream passing lines through, except the one JSON line, which it keeps."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.last, self._partial = stream, "", ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if line.startswith("{"):
+                self.last = line
+            else:
+                self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
