@@ -78,6 +78,24 @@ def test_network_outputs_a_chunk_of_bins_per_action_dimension():
     assert float(chunk_loss(logits, tokens, valid)) < float(loss)
 
 
+def test_coord_channels_give_the_encoder_pixel_positions():
+    cfg = ModelConfig(**{**TINY_MODEL.to_json(), "coord_channels": True})
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    torch.manual_seed(0)
+    net = VLANet(cfg).eval()
+    assert net.cameras[0].stem[0].in_channels == 5
+    assert "cameras.0.coords" not in net.state_dict()  # derived, not stored
+    images = torch.rand(2, cfg.num_cameras, 3, *cfg.image_size)
+    ids = torch.zeros(2, cfg.max_tokens, dtype=torch.long)
+    state = torch.randn(2, cfg.state_dim)
+    with torch.no_grad():
+        logits = net(images, state, ids)
+        net.cameras[0].coords.zero_()  # the positions reach the output
+        blind = net(images, state, ids)
+    assert logits.shape == (2, cfg.chunk_size, cfg.action_dim, cfg.bins)
+    assert not torch.allclose(logits, blind)
+
+
 def test_batch_order_gives_every_shard_its_share_reproducibly():
     order = ShardedBatchOrder([50, 41], global_batch=8, seed=3)
     assert order.per_shard == 4 and order.steps_per_epoch == 10

@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model input size (default 96 96)")
     parser.add_argument("--width", type=int, default=None, help="transformer width (default 128)")
     parser.add_argument("--depth", type=int, default=None, help="fusion layers (default 3)")
+    parser.add_argument("--coord-channels", action="store_true",
+                        help="give every camera encoder pixel-coordinate channels (CoordConv)")
     parser.add_argument("--include-failures", action="store_true",
                         help="also train on episodes labelled as failures")
     parser.add_argument("--no-augment", action="store_true", help="no image augmentation")
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["width"] = args.width
     if args.depth:
         overrides["depth"] = args.depth
+    if args.coord_channels:
+        overrides["coord_channels"] = True
     try:
         model = replace(ModelConfig(), **overrides)
         cfg = TrainConfig(datasets=tuple(args.dataset), out=args.out, epochs=args.epochs,

@@ -50,6 +50,9 @@ class ModelConfig:
         stem_stride: downsampling of the stem (4: a patchify stem, much cheaper to train).
         grid: image tokens per camera are a ``grid x grid`` pooling of the last feature map.
         dropout: dropout in the transformer (0 keeps training bit-reproducible across ranks).
+        coord_channels: add two channels holding each pixel's x and y (CoordConv) to every
+            camera's input, so where a cube is in the image is as easy to read as its colour.
+            False in checkpoints written before it existed.
     """
 
     num_cameras: int = 2
@@ -68,6 +71,7 @@ class ModelConfig:
     stem_stride: int = 4
     grid: int = 3
     dropout: float = 0.0
+    coord_channels: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
@@ -129,10 +133,11 @@ class ImageEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         c0, c1, c2, c3 = cfg.channels
+        cin = 5 if cfg.coord_channels else 3
         if cfg.stem_stride == 4:  # non-overlapping 4x4 patches: a quarter of the activations
-            stem = nn.Conv2d(3, c0, 4, 4, 0, bias=False)
+            stem = nn.Conv2d(cin, c0, 4, 4, 0, bias=False)
         else:
-            stem = nn.Conv2d(3, c0, 5, 2, 2, bias=False)
+            stem = nn.Conv2d(cin, c0, 5, 2, 2, bias=False)
         self.stem = nn.Sequential(stem, nn.GroupNorm(math.gcd(8, c0), c0), nn.GELU())
         self.stages = nn.ModuleList([
             nn.Sequential(_conv(c0, c1, 3, 2), _conv(c1, c1, 3, 1)),
@@ -147,9 +152,19 @@ class ImageEncoder(nn.Module):
         # ImageNet-like centring; the images are rendered or camera RGB in 0..1.
         self.register_buffer("mean", torch.tensor([0.45, 0.45, 0.45]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("inv_std", torch.tensor([4.0, 4.0, 4.0]).view(1, 3, 1, 1), persistent=False)
+        coords = None
+        if cfg.coord_channels:  # x, y of every pixel in -1..1 (not augmented: where it is seen)
+            h, w = cfg.image_size
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w),
+                                    indexing="ij")
+            coords = torch.stack([xs, ys]).unsqueeze(0)
+        self.register_buffer("coords", coords, persistent=False)
 
     def forward(self, image: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
-        x = self.stem((image - self.mean) * self.inv_std)
+        x = (image - self.mean) * self.inv_std
+        if self.coords is not None:
+            x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
+        x = self.stem(x)
         for stage, film in zip(self.stages, self.films):
             x = film(stage(x), sentence)
         x = self.pool(x).flatten(2).transpose(1, 2)  # [B, g*g, c3]
