@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vla_studio.policies.vla.batches import Augmentation, ShardedBatchOrder, augment
-from vla_studio.policies.vla.model import ModelConfig, VLANet, chunk_loss
+from vla_studio.policies.vla.batches import (Augmentation, SampleTable, ShardedBatchOrder,
+                                             augment, gather)
+from vla_studio.policies.vla.model import ModelConfig, SpatialSoftmax, VLANet, chunk_loss
 from vla_studio.policies.vla.normalization import ActionBins, StateStats
 from vla_studio.policies.vla.tokenizer import BOS_ID, PAD_ID, UNK_ID, WordTokenizer
 from tests.policies.conftest import TINY_MODEL
@@ -94,6 +95,47 @@ def test_coord_channels_give_the_encoder_pixel_positions():
         blind = net(images, state, ids)
     assert logits.shape == (2, cfg.chunk_size, cfg.action_dim, cfg.bins)
     assert not torch.allclose(logits, blind)
+
+
+def test_keypoints_find_where_a_feature_peaks_and_become_tokens():
+    kp = SpatialSoftmax(channels=1, keypoints=1, size=(5, 7))
+    with torch.no_grad():
+        kp.maps.weight.fill_(1.0)
+        kp.maps.bias.zero_()
+        kp.log_temperature.fill_(-3.0)  # sharp
+    x = torch.zeros(2, 1, 5, 7)
+    x[0, 0, 0, 6] = 1.0  # top right
+    x[1, 0, 2, 3] = 1.0  # centre
+    points = kp(x)
+    torch.testing.assert_close(points, torch.tensor([[[1.0, -1.0]], [[0.0, 0.0]]]), atol=1e-3,
+                               rtol=0)
+    cfg = ModelConfig(**{**TINY_MODEL.to_json(), "keypoints": 8, "keypoint_tokens": 2})
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+    net = VLANet(cfg).eval()
+    images = torch.rand(2, cfg.num_cameras, 3, *cfg.image_size)
+    tokens = net.cameras[0](images[:, 0], torch.zeros(2, cfg.width))
+    assert tokens.shape == (2, cfg.grid ** 2 + 2, cfg.width)
+    ids = torch.zeros(2, cfg.max_tokens, dtype=torch.long)
+    with torch.no_grad():
+        logits = net(images, torch.randn(2, cfg.state_dim), ids)
+    assert logits.shape == (2, cfg.chunk_size, cfg.action_dim, cfg.bins)
+
+
+def test_state_noise_blurs_only_the_training_state():
+    table = SampleTable(state=np.zeros((4, 3), np.float32),
+                        tokens=np.zeros((4, 2, 1), np.int64), valid=np.ones((4, 2), bool),
+                        episode=np.zeros(4, np.int64),
+                        instruction_ids=np.zeros((1, 5), np.int64),
+                        instruction_first=np.zeros(1, np.int64),
+                        instruction_count=np.ones(1, np.int64))
+    images = np.zeros((4, 1, 3, 8, 8), np.uint8)
+    rows = np.arange(4)
+    aug = Augmentation(shift=0, brightness=0.0, contrast=0.0, state_noise=0.5)
+    noisy = gather(images, table, rows, np.random.default_rng(0), aug)["state"]
+    assert 0.2 < float(noisy.std()) < 0.8
+    again = gather(images, table, rows, np.random.default_rng(0), aug)["state"]
+    torch.testing.assert_close(again, noisy)  # reproducible from the batch's stream
+    assert float(gather(images, table, rows, None, aug)["state"].abs().max()) == 0.0
 
 
 def test_batch_order_gives_every_shard_its_share_reproducibly():

@@ -59,9 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=int, default=None, help="fusion layers (default 3)")
     parser.add_argument("--coord-channels", action="store_true",
                         help="give every camera encoder pixel-coordinate channels (CoordConv)")
+    parser.add_argument("--keypoints", type=int, default=None, metavar="K",
+                        help="spatial-softmax keypoints per camera (default 0: none)")
     parser.add_argument("--include-failures", action="store_true",
                         help="also train on episodes labelled as failures")
     parser.add_argument("--no-augment", action="store_true", help="no image augmentation")
+    parser.add_argument("--state-noise", type=float, default=None, metavar="STD",
+                        help="Gaussian noise on the normalised state while training (default 0)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps")
     parser.add_argument("--max-minutes", type=float, default=0.0,
                         help="stop (and save) after this many minutes")
@@ -88,7 +92,12 @@ def run(args: argparse.Namespace) -> int:
         overrides["depth"] = args.depth
     if args.coord_channels:
         overrides["coord_channels"] = True
+    if args.keypoints is not None:
+        overrides["keypoints"] = args.keypoints
     try:
+        augmentation = NO_AUGMENTATION if args.no_augment else Augmentation()
+        if args.state_noise is not None:
+            augmentation = replace(augmentation, state_noise=args.state_noise)
         model = replace(ModelConfig(), **overrides)
         cfg = TrainConfig(datasets=tuple(args.dataset), out=args.out, epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                           data_shards=args.data_shards, cameras=tuple(args.camera),
                           state_keys=tuple(args.state),
                           include_failures=args.include_failures,
-                          augmentation=NO_AUGMENTATION if args.no_augment else Augmentation(),
+                          augmentation=augmentation,
                           model=model, max_steps=args.max_steps, max_minutes=args.max_minutes,
                           resume=args.resume)
     except ValueError as exc:

@@ -35,6 +35,10 @@ class Augmentation:
         brightness: additive brightness jitter, +- this (images in 0..1).
         contrast: multiplicative contrast jitter, 1 +- this.
         paraphrases: draw the instruction among the episode's paraphrases (else the primary).
+        state_noise: Gaussian noise of this standard deviation added to the normalised state
+            (0: none). A policy that sees its exact pose can learn to continue the motion it
+            has begun instead of looking where the cube is (the "copycat" shortcut of
+            behaviour cloning); blurring the pose makes the cameras the reliable evidence.
 
     Hue and saturation are left alone on purpose: the instructions name colours.
     """
@@ -43,6 +47,11 @@ class Augmentation:
     brightness: float = 0.1
     contrast: float = 0.15
     paraphrases: bool = True
+    state_noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.shift, self.brightness, self.contrast, self.state_noise) < 0:
+            raise ValueError("augmentation amounts must be >= 0")
 
 
 NO_AUGMENTATION = Augmentation(shift=0, brightness=0.0, contrast=0.0, paraphrases=False)
@@ -147,10 +156,14 @@ def gather(images: np.ndarray, table: SampleTable, rows: np.ndarray,
     pick = table.instruction_first[episode]
     if rng is not None and aug.paraphrases:
         pick = pick + (rng.random(len(rows)) * table.instruction_count[episode]).astype(np.int64)
+    state = torch.from_numpy(table.state[rows])
     if rng is not None:
         x = augment(x, rng, aug)
+        if aug.state_noise > 0:
+            noise = rng.normal(0.0, aug.state_noise, size=tuple(state.shape))
+            state = state + torch.from_numpy(noise).float()
     return {"images": x,
-            "state": torch.from_numpy(table.state[rows]),
+            "state": state,
             "ids": torch.from_numpy(table.instruction_ids[pick]),
             "tokens": torch.from_numpy(table.tokens[rows]),
             "valid": torch.from_numpy(table.valid[rows])}

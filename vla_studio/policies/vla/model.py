@@ -53,6 +53,13 @@ class ModelConfig:
         coord_channels: add two channels holding each pixel's x and y (CoordConv) to every
             camera's input, so where a cube is in the image is as easy to read as its colour.
             False in checkpoints written before it existed.
+        keypoints: K > 0 adds a spatial-softmax keypoint branch to every camera encoder (as
+            in Levine et al. 2016 and robomimic): K learned heat maps over the FiLM-conditioned
+            stage-1 features (``h/8 x w/8``), each reduced to its expected ``(x, y)``, so the
+            instructed cube's position reaches the transformer with sub-cell precision instead
+            of through the coarse ``grid`` pooling. The 2K coordinates become
+            ``keypoint_tokens`` tokens. 0 (off) in checkpoints written before it existed.
+        keypoint_tokens: tokens the K keypoints of a camera are projected to.
     """
 
     num_cameras: int = 2
@@ -72,6 +79,8 @@ class ModelConfig:
     grid: int = 3
     dropout: float = 0.0
     coord_channels: bool = False
+    keypoints: int = 0
+    keypoint_tokens: int = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
@@ -88,6 +97,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.stem_stride not in (2, 4):
             raise ValueError(f"stem_stride must be 2 or 4, got {self.stem_stride}")
+        if self.keypoints < 0 or self.keypoint_tokens < 1:
+            raise ValueError("keypoints must be >= 0 and keypoint_tokens >= 1")
         if self.bins < 2 or self.state_dim < 0:
             raise ValueError("bins must be >= 2 and state_dim >= 0")
 
@@ -127,8 +138,31 @@ def _conv(cin: int, cout: int, k: int, stride: int) -> nn.Sequential:
                          nn.GroupNorm(groups, cout), nn.GELU())
 
 
+class SpatialSoftmax(nn.Module):
+    """Feature map ``[B, C, h, w]`` -> K keypoints ``[B, K, 2]``: the expected ``(x, y)`` (in
+    -1..1) of the softmax over each of K learned 1x1-conv heat maps."""
+
+    def __init__(self, channels: int, keypoints: int, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.maps = nn.Conv2d(channels, keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(1))
+        h, w = size
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w),
+                                indexing="ij")
+        self.register_buffer("grid_xy", torch.stack([xs.flatten(), ys.flatten()], dim=1),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        heat = self.maps(x).flatten(2) * torch.exp(-self.log_temperature)  # [B, K, h*w]
+        if heat.shape[-1] != self.grid_xy.shape[0]:
+            raise ValueError(f"keypoint map of {heat.shape[-1]} cells, expected "
+                             f"{self.grid_xy.shape[0]}")
+        return torch.softmax(heat, dim=-1) @ self.grid_xy  # [B, K, 2]
+
+
 class ImageEncoder(nn.Module):
-    """A small FiLM-conditioned CNN: image ``[B, 3, h, w]`` (0..1) -> tokens ``[B, g*g, W]``."""
+    """A small FiLM-conditioned CNN: image ``[B, 3, h, w]`` (0..1) -> tokens ``[B, g*g, W]``
+    (plus ``keypoint_tokens`` more with the keypoint branch)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -159,16 +193,33 @@ class ImageEncoder(nn.Module):
                                     indexing="ij")
             coords = torch.stack([xs, ys]).unsqueeze(0)
         self.register_buffer("coords", coords, persistent=False)
+        self.keypoints: SpatialSoftmax | None = None
+        if cfg.keypoints:
+            h, w = cfg.image_size
+            first = cfg.stem_stride * 2  # the stride of the stage-1 map
+            size = (-(-h // first), -(-w // first))
+            self.keypoints = SpatialSoftmax(c1, cfg.keypoints, size)
+            self.kp_tokens = cfg.keypoint_tokens
+            self.kp_proj = nn.Linear(2 * cfg.keypoints, cfg.keypoint_tokens * cfg.width)
+            self.kp_pos = nn.Parameter(torch.zeros(1, cfg.keypoint_tokens, cfg.width))
+            nn.init.normal_(self.kp_pos, std=0.02)
 
     def forward(self, image: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
         x = (image - self.mean) * self.inv_std
         if self.coords is not None:
             x = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
         x = self.stem(x)
-        for stage, film in zip(self.stages, self.films):
+        points = None
+        for i, (stage, film) in enumerate(zip(self.stages, self.films)):
             x = film(stage(x), sentence)
+            if i == 0 and self.keypoints is not None:
+                points = self.keypoints(x)  # where the instruction-modulated features peak
         x = self.pool(x).flatten(2).transpose(1, 2)  # [B, g*g, c3]
-        return self.proj(x) + self.pos
+        tokens = self.proj(x) + self.pos
+        if points is None:
+            return tokens
+        kp = self.kp_proj(points.flatten(1)).view(x.shape[0], self.kp_tokens, -1) + self.kp_pos
+        return torch.cat([tokens, kp], dim=1)
 
 
 class LanguageEncoder(nn.Module):

@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vla_studio import __version__
 from vla_studio.policies.vla import checkpoint, distributed
-from vla_studio.policies.vla.batches import (Augmentation, SampleTable, ShardedBatchOrder,
+from vla_studio.policies.vla.batches import (Augmentation, ShardedBatchOrder,
                                              build_samples, deal_shards, gather)
 from vla_studio.policies.vla.episodes import (DatasetScan, EpisodeMeta, TrainingDataError,
                                               load_frames, scan_datasets, split_episodes)
