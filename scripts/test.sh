@@ -26,6 +26,10 @@ pip install -q -e ".[test]" -e plugins/vla-studio-example "torch==2.13.0"
 # openpi's real client, to test our policy server against it. It pins numpy<2 but works with
 # numpy 2 (tested): installed without its dependencies (msgpack and websockets come with us).
 pip install -q --no-deps "openpi-client==0.1.2" "torch==2.13.0"
+# Real-robot plugins and the protocol implementations their tests run against (loopback only).
+pip install -q "franky-control==2.0.0" "franky-sim==1.0.4" "eclipse-zenoh==1.10.2" \
+  "zenoh-ros2-sdk==0.1.8" "rosbags==0.11.9" "torch==2.13.0"
+pip install -q -e plugins/vla-studio-franka -e plugins/vla-studio-ros2 "torch==2.13.0"
 
 export QT_QPA_PLATFORM=offscreen MUJOCO_GL=egl PYOPENGL_PLATFORM=egl
 export SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy OMP_NUM_THREADS=1
@@ -41,6 +45,10 @@ for module in $(python -c "import sys; sys.path.insert(0, 'tests'); import conft
   echo "== tests/$module (own process)"
   VLA_STUDIO_NO_QT=1 python -m pytest -p no:pytest-qt -p no:cacheprovider -q "tests/$module" "$@"
 done
+
+echo "== robot plugins (franky-sim, ROS 2 over Zenoh; child processes on loopback)"
+VLA_STUDIO_NO_QT=1 python -m pytest -p tests.conftest -p no:pytest-qt -p no:cacheprovider -q \
+  plugins/vla-studio-franka/tests plugins/vla-studio-ros2/tests "$@"
 
 echo "== GUI suite (offscreen Qt)"
 python -m pytest tests/ui -p no:cacheprovider -q "$@"

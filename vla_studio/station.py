@@ -71,6 +71,7 @@ class Station:
         self._connected = False
         self.on_command(commands.RUN_PAUSE, lambda: self.session.pause("pause command"))
         self.on_command(commands.RUN_START, self._start_from_command)
+        self.on_command(commands.ROBOT_RECOVER, self.recover_robot)
         for cam in cameras.values():  # camera trouble reaches the event bus, never silent
             if hasattr(cam, "add_listener"):
                 cam.add_listener(self._publish_camera_event)
@@ -206,6 +207,22 @@ class Station:
                 log.exception("command %s failed", name)
         return bool(handlers)
 
+    def recover_robot(self) -> None:
+        """Run the robot's error recovery on the loop thread, without waiting for it.
+
+        The outcome is published: ``robot.recovered`` or ``robot.recover_failed``. Recovery
+        never moves the robot nor resets the e-stop (the operator does that, in two steps).
+        """
+        def done(future: Any) -> None:
+            exc = future.exception()
+            if exc is None:
+                self.events.emit("robot.recovered", f"Robot {self.robot.name!r} recovered from "
+                                 "its error; reset the e-stop to move it again.", logging.INFO)
+            else:
+                self.events.emit("robot.recover_failed", f"Robot {self.robot.name!r} did not "
+                                 f"recover: {exc}", logging.ERROR, error=str(exc))
+
+        self.loop.post_to_loop(self.robot.recover).add_done_callback(done)
 
     def _start_from_command(self) -> None:
         try:

@@ -324,3 +324,54 @@ def test_repeated_overrun_streaks_raise_one_event_and_are_all_counted(rig):
     finally:
         loop.stop()
     assert [e.kind for e in seen].count("loop.overrun") == 1
+
+
+class GatedPolicySource(ActionSource):
+    """A policy that moves every tick; when ``gate`` is set, its next ``propose`` waits for
+    ``release`` (so a test can trip and reset the latch in the middle of one tick)."""
+
+    kind = SourceKind.POLICY
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.flushes = 0
+
+    def propose(self, obs: Observation, now: float, dt: float) -> Proposal:
+        if self.gate.is_set():
+            self.gate.clear()
+            self.entered.set()
+            self.release.wait(2.0)
+        return Proposal(MOVE, now)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_a_stop_reset_within_one_tick_still_holds_and_flushes(rig):
+    """A stop latched and reset before the loop thread looked at the latch (here: while the
+    tick was deciding) still holds that tick and flushes every source: the loop notices every
+    trigger, not only a latch it finds tripped."""
+    robot, latch, session, arbiter, loop, _ = rig
+    policy = GatedPolicySource()
+    arbiter.set_policy(policy)
+    q = loop.subscribe("test", 10_000)
+    session.start(ControlMode.POLICY)
+    loop.start()
+    assert wait_for(lambda: robot.sends - robot.holds > 3)
+    policy.gate.set()
+    assert policy.entered.wait(2.0)  # the loop thread is inside this tick's propose
+    flushes_before = policy.flushes
+    latch.trigger("test stop", "test")
+    latch.request_reset()
+    assert latch.confirm_reset() and not latch.is_tripped
+    moves_before = robot.sends - robot.holds
+    policy.release.set()
+    assert wait_for(lambda: policy.flushes > flushes_before, timeout=1.0), \
+        "the loop never flushed its sources for a stop that was reset within one tick"
+    time.sleep(3 * PERIOD)
+    assert robot.sends - robot.holds == moves_before, "the tick of the stop moved the robot"
+    steps = [q.get(0) for _ in range(q.qsize())]
+    assert any(s.safety_flags & SafetyFlag.ESTOP for s in steps)
+    assert session.state == RunState.PAUSED

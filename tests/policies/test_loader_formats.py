@@ -149,3 +149,40 @@ def test_policy_ids_change_with_the_weights(tmp_path):
     b = policy_id(str(write_tiny_torch(tmp_path / "b", seed=2)))
     assert a.startswith("native:") and a.split("#")[1] != b.split("#")[1]
     assert pickle.loads(pickle.dumps(a)) == a
+
+
+def test_untrained_is_a_built_in_source_with_its_own_id_and_trust_label():
+    from vla_studio.policies.loaders import (FORMATS, UNTRAINED, load_policy, parse_source,
+                                             policy_id)
+
+    src = parse_source("untrained")
+    assert src.kind == UNTRAINED and str(src) == "untrained"
+    assert policy_id("untrained") == "untrained:vla#seed0"
+    assert dict((kind, trust) for kind, _, trust in FORMATS)[UNTRAINED] == "built-in"
+    policy = load_policy("untrained")
+    spec = policy.spec
+    assert spec.cameras == ("front", "wrist") and spec.control_rate_hz == 20.0
+    assert set(spec.state_features) == {"ee_pos", "ee_quat", "gripper"}
+
+
+def test_a_reference_vla_checkpoint_folder_or_its_run_folder_loads_by_its_format(tmp_path):
+    """`vla-studio train` writes format vla-studio-vla (no policy_type): the folder, and the
+    training run folder around it (best/), load as the vla policy type."""
+    from vla_studio.policies.loaders import is_vla_checkpoint, load_policy, policy_id
+    from vla_studio.policies.vla import checkpoint
+    from vla_studio.policies.vla.model import ModelConfig
+    from vla_studio.policies.vla.policy import untrained_policy
+
+    small = ModelConfig(image_size=(32, 32), width=32, depth=1, heads=2,
+                        channels=(8, 16, 16, 32), grid=2, chunk_size=4)
+    ckpt = untrained_policy(model=small).checkpoint
+    run = tmp_path / "run"
+    checkpoint.save(run / "best", model=ckpt.model, weights=ckpt.weights, spec=ckpt.spec,
+                    tokenizer=ckpt.tokenizer, actions=ckpt.actions, state=ckpt.state,
+                    training={"note": "test"})
+    assert is_vla_checkpoint(run / "best") and is_vla_checkpoint(run)
+    assert not is_vla_checkpoint(tmp_path)
+    for source in (run / "best", run):
+        policy = load_policy(str(source))
+        assert type(policy).__name__ == "VLAPolicy" and policy.spec.chunk_size == 4
+    assert policy_id(str(run / "best")).startswith("native:")

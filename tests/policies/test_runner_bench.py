@@ -28,3 +28,18 @@ def test_bench_policy_prints_every_figure_as_one_json_object():
     assert 0 < figures["remote_latency_p50_ms"] <= figures["remote_latency_p99_ms"]
     assert figures["achieved_hz"] > 0 and figures["policy_params"] > 0
     assert "Traceback" not in proc.stderr
+
+
+def test_bench_policy_feeds_a_policy_the_state_it_reads_beyond_the_counting_robots():
+    """The untrained reference VLA reads ee_quat, which the bench's counting robot lacks: the
+    bench fills it in (identity) so the policy infers instead of waiting for its state."""
+    import argparse
+
+    from vla_studio.bench import policy as bench_policy
+
+    parser = argparse.ArgumentParser()
+    bench_policy.add_arguments(parser)
+    figures = bench_policy.run(parser.parse_args(["--policy", "untrained", "--seconds", "2",
+                                                  "--no-remote"]))
+    assert figures["chunks"] > 0 and figures["errors"] == 0, figures
+    assert figures["latency_p50_ms"] > 0

@@ -111,3 +111,21 @@ def test_teleop_fallback_hands_the_robot_to_the_teleop_device(rigs):
     assert wait_until(lambda: rig.session.mode == ControlMode.TELEOP, timeout=20)
     assert wait_until(lambda: rig.session.state == RunState.RUNNING, timeout=5)
     assert next(e for e in rig.seen if e.kind == "policy.help").data["fallback"] == "teleop"
+
+
+def test_a_policys_own_confidence_method_crosses_the_wire_and_is_shown():
+    """The reference VLA's confidence is a token probability: the panel and the episode say so,
+    not just "policy"; a method without a confidence is dropped; a long one is cut."""
+    import numpy as np
+
+    from vla_studio.policies.base import ActionChunk
+    from vla_studio.policies.wire import MAX_METHOD_CHARS, decode_chunk, encode_chunk
+
+    chunk = ActionChunk(np.zeros((3, 7)), np.full(3, 0.5), 1.0, 1.0, 1.1,
+                        {"confidence_method": "token_probability"})
+    back = decode_chunk(encode_chunk(chunk), 7, 2.0, 2.0, 2.1)
+    assert back.extras["confidence_method"] == "token_probability"
+    msg = {"actions": np.zeros((3, 7)), "confidence_method": "x" * 500}
+    assert "confidence_method" not in decode_chunk(msg, 7, 0, 0, 0).extras
+    msg["confidence"] = np.ones(3)
+    assert len(decode_chunk(msg, 7, 0, 0, 0).extras["confidence_method"]) == MAX_METHOD_CHARS

@@ -134,3 +134,18 @@ def test_queue_depth_counts_actions_beyond_the_current_tick():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="unknown chunk mode"):
         ChunkSchedule("bogus", DT)
+
+
+def test_the_planned_path_continues_into_the_chunk_waiting_to_take_over():
+    """Open loop: the overlay's plan is the rest of the running chunk, then the waiting chunk
+    from the tick it takes over, never its actions for ticks the running chunk still covers."""
+    s = ChunkSchedule("chunk", DT)
+    s.add(chunk(tick(0), h=8, value=0.0), tick(0))
+    s.add(chunk(tick(4), h=8, value=100.0), tick(5))  # pending: covers ticks 4..11
+    plan = s.planned(tick(5))
+    # running: indices 5..7 (ticks 5-7); pending from tick 8: its indices 4..7
+    assert plan[:, 0].tolist() == [5.0, 6.0, 7.0, 104.0, 105.0, 106.0, 107.0]
+    assert s.planned(tick(9))[:, 0].tolist() == [105.0, 106.0, 107.0]  # it took over
+    replan = ChunkSchedule("replan", DT)
+    replan.add(chunk(tick(0), h=8, value=0.0), tick(0))
+    assert replan.planned(tick(2))[:, 0].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]

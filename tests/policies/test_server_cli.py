@@ -61,3 +61,28 @@ def test_serve_refuses_with_one_line(args, message):
     lines = [ln for ln in err.splitlines() if ln.startswith("vla-studio: error:")]
     assert len(lines) == 1 and message in lines[0], err
     assert "Traceback" not in err
+
+
+def test_serve_untrained_hosts_a_fresh_reference_vla_for_the_default_station():
+    """`--policy untrained`: the reference architecture, random weights, the default station's
+    cameras and state; an openpi client builds an observation from the metadata alone."""
+    proc = serve("--policy", "untrained", "--port", "0")
+    try:
+        line = first_line(proc, timeout=120)
+        match = re.search(r"ws://127\.0\.0\.1:(\d+)", line)
+        assert match, line
+        assert "untrained:vla" in line and "front, wrist" in line and "ee_delta at 20 Hz" in line
+        client = WebsocketClientPolicy("127.0.0.1", int(match.group(1)))
+        spec = client.get_server_metadata()["observation_spec"]
+        obs = {key: (np.zeros(v["shape"], v["dtype"]) if v["dtype"] != "str"
+                     else "pick up the red cube") for key, v in spec.items()}
+        assert {"observation/image/front", "observation/image/wrist",
+                "observation/state/ee_quat", "prompt"} <= set(obs)
+        actions = client.infer(obs)["actions"]
+        assert actions.ndim == 2 and actions.shape[1] == 7 and np.isfinite(actions).all()
+        # bounded: at most half the default station's per-step caps
+        assert np.abs(actions[:, :3]).max() <= 0.0100001 and actions[:, 6].min() >= 0.0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in err

@@ -18,4 +18,5 @@ BENCHMARKS = {
     "record": "vla_studio.bench.record",
     "vla": "vla_studio.bench.vla",
     "policy": "vla_studio.bench.policy",
+    "robot": "vla_studio.bench.robot",
 }

@@ -15,6 +15,14 @@ stops, and ``stop_latency_blocked_driver_max_ms`` <= two periods. The machine's 
 the same run are reported beside them (``host_noise_p99_ms`` / ``host_noise_max_ms``, see
 :mod:`vla_studio.bench.host_noise`). ``--no-gui`` (or a missing PySide6) replaces the window
 with nothing; ``gui_load`` in the figures says which load ran.
+
+``--policy SOURCE`` (a checkpoint folder, ``untrained``, ``plugin:NAME``...) replaces the busy
+pure-Python policy with a real one run as the app runs it: the policy runner with the model in
+its child process, in ensemble mode (a chunk requested every tick); each stop that is not into
+a blocked driver waits for a request in flight, so it comes while the model infers (its chunks
+drive the robot between the stops). The bench robot also reports the state the policy reads
+(zeros, an identity quaternion). The figures keep their keys and add ``policy``,
+``policy_chunks``, ``policy_latency_p50_ms`` and ``stops_while_inferring``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Callable
 import numpy as np
 
 from vla_studio.bench.host_noise import HostNoiseProbe
+from vla_studio.bench.policy_state import neutral_state
 from vla_studio.core.arbiter import ActionSource, Proposal
 from vla_studio.core.log_queue import logging_through_queue
 from vla_studio.core.profile import parse_profile
@@ -55,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long the stuck send_action blocks")
     parser.add_argument("--no-gui", action="store_true",
                         help="no main window on the GUI thread (headless machines)")
+    parser.add_argument("--policy", metavar="SOURCE", default=None,
+                        help="a real policy inferring through the runner's child process "
+                             "(checkpoint folder, untrained, plugin:NAME) instead of the busy "
+                             "pure-Python one")
 
 
 class BusyPolicySource(ActionSource):
@@ -115,6 +128,38 @@ class BlockingRobot(NullRobot):
         return super()._send(action)
 
 
+class PolicyStateRobot(BlockingRobot):
+    """The blocking robot, also reporting the state features a real policy reads (zeros; an
+    identity quaternion), so the policy infers on every observation."""
+
+    def __init__(self, block_s: float) -> None:
+        super().__init__(block_s)
+        self.extra_state: dict[str, np.ndarray] = {}
+
+    def provide(self, features: dict) -> None:
+        """Report ``features`` (name -> Feature) the null robot does not have."""
+        self.extra_state = neutral_state(features, self.observation_features)
+
+    def get_observation(self) -> dict[str, np.ndarray]:
+        return {**super().get_observation(), **self.extra_state}
+
+
+def real_policy(args: argparse.Namespace, station: Station, robot: PolicyStateRobot):
+    """The runner for ``--policy`` (started: the model is loaded in its child process)."""
+    from vla_studio.policies.hosts import make_host
+    from vla_studio.policies.runner import PolicyRunner, RunnerSettings
+
+    # The bench station is synthetic (no fit check: its rate and cameras are the bench's own);
+    # ensembling asks for a chunk every tick, so the model is inferring whenever a stop comes;
+    # a generous request timeout: under this load a chunk is slow, not hung.
+    settings = RunnerSettings(mode="ensemble", request_timeout_s=10.0)
+    host = make_host(args.policy, where="child", request_timeout=settings.request_timeout_s)
+    runner = PolicyRunner(host, None, settings, events=station.events, session=station.session)
+    spec = runner.start("pick up the red cube")
+    robot.provide(dict(spec.state_features))
+    return runner
+
+
 def _busy_python(stop: threading.Event) -> None:
     x = 0
     while not stop.is_set():
@@ -131,22 +176,28 @@ def build_station(args: argparse.Namespace) -> tuple[Station, BlockingRobot]:
                              "robot": {"type": "null"}, "cameras": cameras,
                              "safety": {"robot_deadline_ms": deadline_ms}},
                             config_class_for, source="bench estop")
-    robot = BlockingRobot(args.block_ms / 1000.0)
+    robot = (PolicyStateRobot if getattr(args, "policy", None) else BlockingRobot)(
+        args.block_ms / 1000.0)
     robot.control_period_s = 1.0 / args.rate
     station = Station(profile, robot,
                       {s.name: CAMERAS.load(s.type)(s.config) for s in profile.cameras}, {})
     return station, robot
 
 
-def run_trials(args: argparse.Namespace, station: Station, robot: BlockingRobot) -> dict:
-    """The stops themselves (on a thread of their own when the window has the main thread)."""
+def run_trials(args: argparse.Namespace, station: Station, robot: BlockingRobot,
+               policy: ActionSource | None = None) -> dict:
+    """The stops themselves (on a thread of their own when the window has the main thread).
+
+    With a real policy (``--policy``) each non-blocking stop comes while the model is inferring:
+    the trial waits for a request in flight, then triggers within a few milliseconds."""
     rng = random.Random(args.seed)
     period = 1.0 / args.rate
     latch, session = station.latch, station.session
     latencies: list[float] = []
     blocked_latencies: list[float] = []
     relay_latencies: list[float] = []
-    missed = 0
+    missed = inferring_at_stop = 0
+    inferring = getattr(policy, "inferring", None) if getattr(args, "policy", None) else None
     for trial in range(args.trials):
         blocking = args.block_every > 0 and trial % args.block_every == args.block_every - 1
         _wait(lambda: not latch.is_tripped and not robot.emergency_held, 2.0)
@@ -157,8 +208,13 @@ def run_trials(args: argparse.Namespace, station: Station, robot: BlockingRobot)
             robot.block_next.set()
             robot.blocked.wait(2.0)  # the loop thread is now stuck inside send_action
             time.sleep(rng.uniform(0.0, 0.4) * min(args.block_ms / 1000.0, 0.05))
+        elif inferring is not None:
+            _wait(lambda: bool(policy.inferring), 2.0, 0.0005)  # type: ignore[union-attr]
+            time.sleep(rng.uniform(0.0, 0.005))
         else:
             time.sleep(rng.uniform(0.5, 3.0) * period)
+        if inferring is not None and policy.inferring:  # type: ignore[union-attr]
+            inferring_at_stop += 1
         holds_before, emergencies_before = len(robot.hold_times), len(robot.emergency_times)
         trigger = threading.Thread(target=latch.trigger, args=("bench", "bench-trigger"))
         trigger.start()
@@ -183,7 +239,7 @@ def run_trials(args: argparse.Namespace, station: Station, robot: BlockingRobot)
         latch.request_reset()
         latch.confirm_reset()
     return {"latencies": latencies, "blocked": blocked_latencies, "relay": relay_latencies,
-            "missed": missed}
+            "missed": missed, "inferring_at_stop": inferring_at_stop}
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, poll: float = 0.002) -> None:
@@ -248,7 +304,7 @@ def _run(args: argparse.Namespace) -> dict:
     if gui_load.startswith("none") and not args.no_gui:
         print(f"bench estop: no GUI load ({gui_load})", file=sys.stderr)
     station, robot = build_station(args)
-    policy = BusyPolicySource()
+    policy = real_policy(args, station, robot) if args.policy else BusyPolicySource()
     busy_stop = threading.Event()
     busy = threading.Thread(target=_busy_python, args=(busy_stop,), name="busy-python",
                             daemon=True)
@@ -258,12 +314,15 @@ def _run(args: argparse.Namespace) -> dict:
     station.set_policy_source(policy)
     busy.start()
     hung_model.start()
-    print(f"{args.trials} stops at {args.rate:g} Hz under load ({gui_load}) ...", file=sys.stderr)
+    what = f"policy {args.policy} (child process)" if args.policy else "a busy Python policy"
+    print(f"{args.trials} stops at {args.rate:g} Hz under load ({gui_load}; {what}) ...",
+          file=sys.stderr)
     try:
         with HostNoiseProbe(period) as probe:
-            trials = functools.partial(run_trials, args, station, robot)
+            trials = functools.partial(run_trials, args, station, robot, policy)
             figures = trials() if gui_load.startswith("none") else _with_window(station, trials)
             overruns = station.loop.stats.overruns
+            policy_figures = _policy_figures(args, policy, figures)
     finally:
         busy_stop.set()
         hung.set()
@@ -286,4 +345,16 @@ def _run(args: argparse.Namespace) -> dict:
         "emergency_hold_latency_p99_ms": round(float(np.percentile(relay, 99)), 4),
         "gui_load": gui_load,
         **probe.figures,
+        **policy_figures,
     }
+
+
+def _policy_figures(args: argparse.Namespace, policy: ActionSource, figures: dict) -> dict:
+    """What the real policy did meanwhile (``--policy`` only): its chunks, their latency, and
+    how many stops came while a request was with the model."""
+    if not args.policy:
+        return {}
+    snap = policy.snapshot()  # type: ignore[attr-defined]
+    return {"policy": args.policy, "policy_chunks": snap.chunks,
+            "policy_latency_p50_ms": round(float(snap.latency_p50_ms), 3),
+            "stops_while_inferring": figures["inferring_at_stop"]}

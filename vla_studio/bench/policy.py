@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vla_studio.bench.policy_state import StatefulNullRobot, neutral_state
 from vla_studio.core.arbiter import SourceArbiter
 from vla_studio.core.loop import ControlLoop
 from vla_studio.core.safety import EStopLatch, SafetyLimits
 from vla_studio.core.session import ControlMode, Session
 from vla_studio.core.types import Frame
-from vla_studio.devices.robots.null import NullRobot
 
 HELP = "policy inference latency, underruns and overruns (local child process and loopback)"
 
@@ -79,7 +79,8 @@ def _phase(source: str, rate: float | None, seconds: float, mode: str) -> dict:
     try:
         hz = rate or spec.control_rate_hz
         cameras = {c: _FreshFrames(c, spec.image_size, i) for i, c in enumerate(spec.cameras)}
-        robot = NullRobot()
+        robot = StatefulNullRobot()  # with the state the policy reads (e.g. ee_quat)
+        robot.extra_state = neutral_state(spec.state_features, robot.observation_features)
         robot.connect()
         session = Session(EStopLatch())
         limits = SafetyLimits(policy_timeout_ms=1000.0)

@@ -9,6 +9,7 @@ from the environment variable VLA_STUDIO_API_KEY, which keeps it out of the proc
 Examples:
   vla-studio serve --policy ~/policies/pick_cube            # ws://127.0.0.1:8000
   vla-studio serve --policy plugin:circle --port 9000
+  vla-studio serve --policy untrained                       # a fresh reference VLA (try it)
   VLA_STUDIO_API_KEY=... vla-studio serve --policy ckpt/ --host 0.0.0.0
 """
 
@@ -26,7 +27,8 @@ API_KEY_ENV = "VLA_STUDIO_API_KEY"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, metavar="SOURCE",
-                        help="checkpoint folder, .pt/.pt2 file, or plugin:NAME")
+                        help="checkpoint folder, .pt/.pt2 file, plugin:NAME, or untrained (a "
+                             "freshly initialised reference VLA for the default station)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     parser.add_argument("--api-key", default=None, metavar="KEY",

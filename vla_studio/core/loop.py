@@ -142,6 +142,9 @@ class ControlLoop(LockstepTicks):
         self._state_alarm = RepeatedAlarm(log, "robot state unusable", announce=False)
         self._last_emit_ms = 0.0
         self._flushed_for_stop = False
+        # Triggers the loop has acted on (held and flushed for). A stop that is latched and
+        # reset before this thread looks at the latch leaves it clear, but not this count.
+        self._seen_triggers = self.latch.trigger_count
         self._queue_alarm_raised: set[str] = set()
         self._calls = LoopCallQueue()
         # Conditions that can repeat every tick: logged once, summarised when they clear.
@@ -179,8 +182,11 @@ class ControlLoop(LockstepTicks):
 
     def _spawn(self) -> None:
         """Start a loop thread (with ``_lifecycle`` held)."""
-        self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
-        self._thread.start()
+        # Started before it is published: a caller that finds ``_thread`` not yet alive would
+        # take the loop for stopped and run its call directly, past a stuck robot call.
+        thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
+        thread.start()
+        self._thread = thread
 
     def stop(self) -> None:
         """Stop and join the loop thread; the last command it sent is a hold."""
@@ -256,7 +262,7 @@ class ControlLoop(LockstepTicks):
                         self._wake.clear()
                         if self._stop.is_set():
                             return
-                        if self.latch.is_tripped:
+                        if self._stop_unseen():
                             self._stop_now()
                 start = time.monotonic()
                 self._tick(self._tick_index, start, (start - next_t) * 1000.0, next_t)
@@ -300,12 +306,18 @@ class ControlLoop(LockstepTicks):
             self._abandoned.append(self._thread)
             self._spawn()
 
+    def _stop_unseen(self) -> bool:
+        """A stop is latched, or one came (and maybe went) since the loop last acted on one."""
+        return self.latch.is_tripped or self.latch.trigger_count != self._seen_triggers
+
     def _stop_now(self) -> None:
         """E-stop path between ticks: hold immediately and drop queued actions."""
+        triggers = self.latch.trigger_count  # before the flush: a later trigger is seen again
         if not self._hold_safely():
             raise CallAbandoned("hold")
         self.arbiter.flush()
         self._flushed_for_stop = True
+        self._seen_triggers = triggers
 
     def _hold_safely(self) -> bool:
         """Hold at the last valid pose. Returns False when this thread was abandoned."""
@@ -334,6 +346,7 @@ class ControlLoop(LockstepTicks):
         is on another clock (lock-step)."""
         h0 = start if host_start is None else host_start
         flags = SafetyFlag.NONE
+        triggers = self.latch.trigger_count
         if self._calls:
             self._finish_calls()
         if self.robot.emergency_held and not self.latch.is_tripped and self._io.stuck is None:
@@ -361,7 +374,7 @@ class ControlLoop(LockstepTicks):
         obs = Observation(tick, start, state, frames)
         t1 = time.monotonic()
         # 2 decide
-        decision = self._decide(obs, start)
+        decision = self._decide(obs, start, triggers)
         flags |= decision.flags
         t2 = time.monotonic()
         # 3 filter, then the gate: the last word before the robot
@@ -376,9 +389,10 @@ class ControlLoop(LockstepTicks):
                 action, detail = None, f"command gate: {refused}"
                 flags |= SafetyFlag.GATE_REJECTED
         t3 = time.monotonic()
-        # 4 send (the latch is checked again: a stop during observe/decide wins)
+        # 4 send (the latch is checked again: a stop during observe/decide wins, even one that
+        # was reset already; the wait after this tick flushes for it)
         source, hold_reason = decision.source, decision.reason
-        if self.latch.is_tripped and action is not None:
+        if action is not None and (self.latch.is_tripped or self.latch.trigger_count != triggers):
             action, flags, hold_reason = None, flags | SafetyFlag.ESTOP, "e-stop"
         sent = None
         if not unresponsive:
@@ -441,13 +455,17 @@ class ControlLoop(LockstepTicks):
         except Exception as exc:
             self._command_alarm.occurred(f"release_emergency_hold: {exc}", exc_info=True)
 
-    def _decide(self, obs: Observation, now: float) -> Decision:
-        if self.latch.is_tripped:
-            if not self._flushed_for_stop:
+    def _decide(self, obs: Observation, now: float, triggers: int) -> Decision:
+        tripped = self.latch.is_tripped
+        if tripped or triggers != self._seen_triggers:
+            if not self._flushed_for_stop or triggers != self._seen_triggers:
                 self.arbiter.flush()
                 self._flushed_for_stop = True
+                self._seen_triggers = triggers
             ev = self.latch.event
-            return Decision(None, SourceKind.HOLD, f"e-stop: {ev.reason if ev else ''}", SafetyFlag.ESTOP)
+            # A stop latched and reset since the last tick: this tick still holds, as for any.
+            reason = f"e-stop: {ev.reason}" if tripped and ev else "e-stop (reset already)"
+            return Decision(None, SourceKind.HOLD, reason, SafetyFlag.ESTOP)
         self._flushed_for_stop = False
         try:
             self.arbiter.observe(obs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -40,7 +41,8 @@ NO_SIDECAR = (0, -1)
 # the cost of indexing a file).
 SUMMARY_ATTRS = ("episode_id", "created", "language_instruction", "language_instructions", "task",
                  "success", "status", "operator", "notes", "scene_id", "station_name",
-                 "duration_s", "num_steps", "flags", "source_counts", "cameras", "teleop_device")
+                 "duration_s", "num_steps", "flags", "source_counts", "cameras", "teleop_device",
+                 "confidence_mean", "confidence_method")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class EpisodeSummary:
             ``annotations_unreadable`` ...
         damaged: why the file cannot be trusted ('' when nothing is known to be wrong): found
             by a structural check when indexed, or by ``vla-studio dataset verify``.
+        confidence: a policy run's mean confidence over the steps the policy drove (None:
+            not a policy run, or the policy's confidence was unknown).
+        confidence_method: how that confidence was obtained (``token_probability``...).
     """
 
     file: str
@@ -81,6 +86,8 @@ class EpisodeSummary:
     trashed: bool = False
     cameras: tuple[str, ...] = field(default=())
     damaged: str = ""
+    confidence: float | None = None
+    confidence_method: str = ""
 
     @property
     def name(self) -> str:
@@ -144,7 +151,17 @@ def read_summary(path: Path, rel: str, size: int, trashed: bool) -> EpisodeSumma
         device=str(attrs.get("teleop_device", "")),
         flags=tuple(str(x) for x in flags), quality=ann.get("quality"), size_bytes=size,
         trashed=trashed, cameras=tuple(cams), damaged=damaged,
+        confidence=_finite_or_none(attrs.get("confidence_mean")),
+        confidence_method=str(attrs.get("confidence_method", "") or ""),
     )
+
+
+def _finite_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,7 +10,8 @@ Layout (format ``vla-studio-episode``, version 1; RLDS names so export is a mapp
                                         scene_id, station_id, station_name, station_profile (TOML),
                                         robot_type, action_space_kind, action_names (JSON),
                                         cameras (JSON: type, size, fps, intrinsics, depth_scale),
-                                        control_rate_hz, software_version, policy_id, seed (-1 =
+                                        control_rate_hz, software_version, policy_id,
+                                        confidence_mean/_min/_method (policy runs), seed (-1 =
                                         none), num_steps, duration_s, start_time_unix,
                                         start_time_monotonic, safety_counts, camera_stats (JSON:
                                         frames/duplicates/gaps/drops/late per camera),
@@ -22,7 +23,12 @@ Layout (format ``vla-studio-episode``, version 1; RLDS names so export is a mapp
     steps/is_first|is_last|is_terminal  bool [T]
     steps/reward, steps/discount        float32 [T]
     steps/timestamp                     float64 [T]     host monotonic tick time (attr t0_unix)
-    steps/policy_action, confidence     policy/DAgger runs only
+    steps/policy_action, confidence     policy/DAgger runs only (NaN where no policy drove)
+    steps/policy_latency_ms             float32 [T]   observation-to-chunk latency of the step's
+                                        chunk (NaN = none); chunk_seq int32 [T] that chunk's
+                                        number in the run, chunk_index int32 [T] the action's
+                                        index in it (-1 = none); policy runs only (files
+                                        recorded before them have none of the three)
     steps/observation/state/<key>       float32 [T, ...]
     steps/observation/image/<cam>/data          uint8 [N]   concatenated JPEG/PNG bytes
     steps/observation/image/<cam>/index         int64 [T, 2] (offset, length); length 0 = no image

@@ -151,6 +151,9 @@ class EpisodeFileWriter:
             if s.with_policy:
                 self._row("policy_action", steps, (d,), "f4")
                 self._row("confidence", steps, (), "f4")
+                self._row("policy_latency_ms", steps, (), "f4")
+                self._row("chunk_seq", steps, (), "i4")
+                self._row("chunk_index", steps, (), "i4")
             state = f.require_group(STATE)
             for key, shape in s.state.items():
                 self._row(f"observation/state/{key}", state, tuple(shape), "f4", name=key)
@@ -249,6 +252,9 @@ class EpisodeFileWriter:
         if self.schema.with_policy:
             cols["policy_action"] = np.stack(batch.policy_action)
             cols["confidence"] = np.asarray(batch.confidence, np.float32)
+            cols["policy_latency_ms"] = np.asarray(batch.policy_latency_ms, np.float32)
+            cols["chunk_seq"] = np.asarray(batch.chunk_seq, np.int32)
+            cols["chunk_index"] = np.asarray(batch.chunk_index, np.int32)
         for key, values in batch.state.items():
             cols[f"observation/state/{key}"] = np.stack(values)
         for cam in self.schema.cameras:

@@ -23,7 +23,7 @@ from typing import Callable, Iterator, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SCHEMA_VERSION = 4  # 4: summaries carry the teleop device
+SCHEMA_VERSION = 5  # 4: summaries carry the teleop device; 5: a policy run's confidence
 # What a broken cache raises: SQLite's errors, undecodable text, and the OS's (a folder in the
 # file's place, permissions). Anything else is a bug and propagates.
 CACHE_ERRORS = (sqlite3.Error, UnicodeDecodeError, OSError)

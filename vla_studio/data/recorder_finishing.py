@@ -143,6 +143,8 @@ class EpisodeFinisher:
                  "source_counts": {label: encoder.source_counts.get(label, 0) for label in SOURCE_LABELS},
                  "camera_stats": camera_stats,
                  "worst_backlog_s": round(o.drops.worst_backlog_s, 4)}
+        if ep.with_policy:  # what the Episodes list shows of a policy run
+            attrs.update(encoder.policy_stats.attrs())
         seal_episode(ep.path, num_steps, attrs, success)
         ep.written_success = success
         if o.file is not None:

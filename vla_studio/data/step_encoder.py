@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from vla_studio.core.safety import SafetyFlag
-from vla_studio.core.types import Frame, Step
+from vla_studio.core.types import Frame, SourceKind, Step
 from vla_studio.data.checksums import crc32c, depth_crc32c
 from vla_studio.data.episode_file import SOURCE_CODES
 
@@ -76,7 +76,8 @@ class EpisodeSchema:
         cameras: the cameras, in station order.
         image_format: ``"jpeg"`` or ``"png"``.
         jpeg_quality: 1..100.
-        with_policy: store ``policy_action`` and ``confidence`` (a policy was loaded at start).
+        with_policy: store ``policy_action``, ``confidence``, ``policy_latency_ms``,
+            ``chunk_seq`` and ``chunk_index`` (a policy was loaded at start).
     """
 
     action_names: tuple[str, ...]
@@ -118,6 +119,9 @@ class StepBatch:
     state: dict[str, list[np.ndarray]] = field(default_factory=dict)
     policy_action: list[np.ndarray] = field(default_factory=list)
     confidence: list[float] = field(default_factory=list)
+    policy_latency_ms: list[float] = field(default_factory=list)
+    chunk_index: list[int] = field(default_factory=list)
+    chunk_seq: list[int] = field(default_factory=list)
     cameras: dict[str, CameraRows] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -152,6 +156,7 @@ class StepEncoder:
         self.camera_stats = {c.name: CameraStats() for c in schema.cameras}
         self.safety_counts: Counter[str] = Counter()
         self.source_counts: Counter[str] = Counter()
+        self.policy_stats = PolicyStats()
         self.steps = 0
         self.bytes_encoded = 0
         self._batch = self._new_batch()
@@ -199,10 +204,15 @@ class StepEncoder:
                     arr = v.reshape(shape)
             b.state[key].append(arr)
         if schema.with_policy:
-            b.policy_action.append(self._vector(step.extras.get("policy_action")))
-            conf = step.extras.get("confidence")
-            b.confidence.append(float(np.asarray(conf).reshape(-1)[0]) if conf is not None
-                                and np.asarray(conf).size else math.nan)
+            extras = step.extras
+            b.policy_action.append(self._vector(extras.get("policy_action")))
+            conf = _scalar(extras.get("confidence"))
+            b.confidence.append(conf)
+            b.policy_latency_ms.append(_scalar(extras.get("policy_latency_ms")))
+            b.chunk_index.append(_index(extras.get("chunk_index")))
+            b.chunk_seq.append(_index(extras.get("chunk_seq")))
+            if step.source == SourceKind.POLICY:
+                self.policy_stats.add(conf, str(extras.get("confidence_method") or ""))
         for cam in schema.cameras:
             frame = None if cam.name in missing else step.observation.frames.get(cam.name)
             self._add_frame(cam, frame, b.cameras[cam.name])
@@ -291,6 +301,52 @@ class StepEncoder:
             zeros = np.zeros(shape, np.uint16)
             self._empty_depth[cam.name] = (compress_depth(zeros), depth_crc32c(zeros))
         return self._empty_depth[cam.name]
+
+
+def _scalar(value: object) -> float:
+    """The first element of ``value`` as a float; NaN when there is none."""
+    if value is None:
+        return math.nan
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return math.nan
+    return float(arr[0]) if arr.size else math.nan
+
+
+def _index(value: object) -> int:
+    """An integer index from ``value``; -1 when there is none."""
+    number = _scalar(value)
+    return int(number) if math.isfinite(number) else -1
+
+
+@dataclass
+class PolicyStats:
+    """Confidence over the steps a policy drove (the episode's ``confidence_*`` attributes)."""
+
+    steps: int = 0
+    known: int = 0
+    total: float = 0.0
+    low: float = math.inf
+    methods: Counter[str] = field(default_factory=Counter)
+
+    def add(self, confidence: float, method: str) -> None:
+        self.steps += 1
+        if math.isfinite(confidence):
+            self.known += 1
+            self.total += confidence
+            self.low = min(self.low, confidence)
+        if method:
+            self.methods[method] += 1
+
+    def attrs(self) -> dict:
+        """``confidence_mean``/``confidence_min`` (NaN: unknown) and ``confidence_method``."""
+        mean = self.total / self.known if self.known else math.nan
+        low = self.low if self.known else math.nan
+        method = self.methods.most_common(1)[0][0] if self.methods else ""
+        return {"confidence_mean": round(mean, 4) if self.known else mean,
+                "confidence_min": round(low, 4) if self.known else low,
+                "confidence_method": method}
 
 
 def encode_color(rgb: np.ndarray, image_format: str, jpeg_quality: int) -> bytes:

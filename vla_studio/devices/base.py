@@ -222,6 +222,22 @@ class Robot(Device):
     def _release_emergency_hold(self) -> None:
         """The driver's part of :meth:`release_emergency_hold` (default: nothing)."""
 
+    # ----- robot-side faults (reflexes, protective stops) ---------------------------------------
+    @property
+    def fault(self) -> str:
+        """One line naming a robot-side error that stopped the robot and needs :meth:`recover`
+        (a Franka reflex, a UR protective stop); "" when there is none (the default)."""
+        return ""
+
+    def recover(self) -> None:
+        """Clear a robot-side error with the robot's own error recovery.
+
+        The station's ``robot.recover`` command calls it on the loop thread, between ticks. It
+        never starts a motion: the e-stop a fault latched stays latched until the operator
+        resets it. Raises DeviceError when recovery failed or this robot has none (the default).
+        """
+        raise DeviceError(f"robot {type(self).__name__} has no error recovery")
+
     def reset_episode(self, seed: int | None = None) -> None:
         """Prepare a new episode (a simulator re-samples its scene; real robots do nothing).
 

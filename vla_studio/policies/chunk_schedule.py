@@ -206,10 +206,16 @@ class ChunkSchedule:
         return 0 if end is None else max(0, int(math.floor((end - t) / self.dt + 0.5)))
 
     def planned(self, t: float) -> np.ndarray:
-        """The actions the running chunk still plans from ``t`` on, ``[n, D]`` (for overlays)."""
+        """The actions planned from ``t`` on, ``[n, D]`` (for overlays): the rest of the running
+        chunk, then (open loop) the rest of the chunk waiting to take over after it."""
         chunk = (self._chunks[-1] if self._chunks else None) if self.mode == "ensemble" \
             else (self._active or self._pending)
         if chunk is None:
             return np.zeros((0, 0))
         i = max(0, chunk.index_at(t))
-        return chunk.actions[i:].copy()
+        rest = chunk.actions[i:]
+        nxt = self._pending if self.mode == "chunk" and chunk is self._active else None
+        if nxt is not None:  # it takes over at the tick after the running chunk's last action
+            j = max(0, nxt.index_at(max(t, chunk.t_last + chunk.dt)))
+            rest = np.concatenate([rest, nxt.actions[j:]])
+        return rest.copy()

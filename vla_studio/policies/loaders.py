@@ -3,20 +3,29 @@
 | source                         | loader                                    | safe on untrusted files |
 |--------------------------------|-------------------------------------------|-------------------------|
 | folder with ``config.json``    | native: safetensors + JSON, class chosen  | yes                     |
-|                                | by ``policy_type`` from the registry      |                         |
+|                                | by ``policy_type`` from the registry; a   |                         |
+|                                | reference-VLA checkpoint (format          |                         |
+|                                | ``vla-studio-vla``) or its training run   |                         |
+|                                | folder (``best/``) by the ``vla`` type    |                         |
 | ``file.pt`` + ``file.json``    | native layout, ``torch.load(weights_only)``| yes                    |
 | ``file.pt2`` + ``file.json``   | ``torch.export`` program                  | no: trusted files only  |
 | ``plugin:NAME`` or ``NAME``    | a registered policy type, default config  | installed code          |
 | ``ws://host:port``             | remote openpi-protocol server             | yes (data only)         |
+| ``untrained``                  | a freshly initialised reference VLA for   | yes (no file is read)   |
+|                                | the default station (random weights)      |                         |
 
 No loader executes code named by a file: checkpoints choose among installed policy types, and an
 exported program (which can run code on load) is refused unless the caller passes
 ``trusted=True``. Every failure is a :class:`PolicyLoadError` of one line.
+
+``untrained`` is a reserved word (a folder of that name is ``./untrained``): its actions are
+meaningless but bounded, for trying the protocol, the panel and the benchmarks without a model.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +41,7 @@ from vla_studio.policies.registry import POLICIES
 log = logging.getLogger(__name__)
 
 NATIVE, TORCH_WEIGHTS, EXPORTED, PLUGIN, REMOTE = "native", "pt", "pt2", "plugin", "remote"
+UNTRAINED = "untrained"
 
 # What the load dialog offers, with the trust label the panel must show next to each.
 FORMATS: tuple[tuple[str, str, str], ...] = (
@@ -40,6 +50,8 @@ FORMATS: tuple[tuple[str, str, str], ...] = (
     (EXPORTED, "torch.export program (.pt2) + .json sidecar", "trusted files only"),
     (PLUGIN, "installed policy plugin (plugin:NAME)", "installed code"),
     (REMOTE, "policy server (ws://host:port, openpi protocol)", "safe"),
+    (UNTRAINED, "untrained reference VLA for the default station (random weights, for trying "
+                "things)", "built-in"),
 )
 
 
@@ -56,6 +68,8 @@ class PolicySource:
     location: str
 
     def __str__(self) -> str:
+        if self.kind == UNTRAINED:
+            return UNTRAINED
         return f"plugin:{self.location}" if self.kind == PLUGIN else self.location
 
 
@@ -68,7 +82,9 @@ def parse_source(text: str) -> PolicySource:
     text = str(text).strip()
     if not text:
         raise PolicyLoadError("no policy given: pass a checkpoint folder, a .pt/.pt2 file, "
-                              "plugin:NAME or ws://host:port")
+                              "plugin:NAME, ws://host:port or untrained")
+    if text == UNTRAINED:
+        return PolicySource(UNTRAINED, "vla")
     if text.startswith(("ws://", "wss://")):
         return PolicySource(REMOTE, text)
     if text.startswith("plugin:"):
@@ -108,6 +124,10 @@ def load_policy(source: str | PolicySource, *, trusted: bool = False,
         from vla_studio.policies.remote import RemotePolicy
 
         return RemotePolicy.connect(src.location, api_key=api_key)
+    if src.kind == UNTRAINED:  # built and initialised in memory: nothing to load
+        from vla_studio.policies.vla.policy import untrained_policy
+
+        return untrained_policy()
     policy = build_policy(src, trusted=trusted, options=options)
     try:
         policy.load()
@@ -121,6 +141,9 @@ def load_policy(source: str | PolicySource, *, trusted: bool = False,
 def build_policy(src: PolicySource, *, trusted: bool = False,
                  options: Mapping[str, Any] | None = None) -> Policy:
     """The policy object of a local ``src``, not yet loaded (checks files, imports no weights)."""
+    if src.kind == NATIVE and is_vla_checkpoint(src.location):
+        cls = policy_class("vla", f"{src.location}: reference VLA checkpoint")
+        return cls(cls.config_class(name=Path(src.location).name, checkpoint=src.location))
     if src.kind == NATIVE or src.kind == TORCH_WEIGHTS:
         ckpt = read_native(src.location)
         cls = policy_class(ckpt.policy_type, f"{src.location}: policy_type")
@@ -154,6 +177,27 @@ def build_policy(src: PolicySource, *, trusted: bool = False,
     raise PolicyLoadError(f"{src}: cannot be built locally (kind {src.kind})")
 
 
+# The reference VLA's own checkpoint format (vla_studio.policies.vla.checkpoint; not imported
+# here: that pulls in torch). Its folders name no policy_type: the format says which class.
+VLA_FORMAT, VLA_RUN_SUBDIRS = "vla-studio-vla", ("best", "last")
+
+
+def is_vla_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a reference-VLA checkpoint folder, or a training run folder holding
+    one (``best/`` or ``last/``). Reads its small ``config.json``, nothing else; an unreadable
+    one is not (the native reader then names the problem)."""
+    p = Path(path).expanduser()
+    for folder in (p, *(p / sub for sub in VLA_RUN_SUBDIRS)):
+        config = folder / CONFIG_FILE
+        if config.is_file():
+            try:
+                data = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return False
+            return isinstance(data, dict) and data.get("format") == VLA_FORMAT
+    return False
+
+
 def policy_class(name: str, where: str) -> type[Policy]:
     """The registered class ``name``; an unknown type lists the installed ones."""
     try:
@@ -171,7 +215,12 @@ def policy_id(src: str | PolicySource) -> str:
     src = src if isinstance(src, PolicySource) else parse_source(src)
     if src.kind in (REMOTE, PLUGIN):
         return f"{src.kind}:{src.location}"
+    if src.kind == UNTRAINED:
+        return "untrained:vla#seed0"
     path = Path(src.location)
+    if path.is_dir() and not (path / CONFIG_FILE).is_file():  # a training run: its checkpoint
+        path = next((path / sub for sub in VLA_RUN_SUBDIRS
+                     if (path / sub / CONFIG_FILE).is_file()), path)
     digest = hashlib.sha256()
     files = ([path / CONFIG_FILE, path / "model.safetensors", path / "normalization.json"]
              if path.is_dir() else [path, path.with_suffix(".json")])

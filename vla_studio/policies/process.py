@@ -24,6 +24,11 @@ from vla_studio.policies.errors import PolicyLoadError
 from vla_studio.policies.registry import POLICIES
 
 log = logging.getLogger(__name__)
+# The child runs a little below the app's priority: on a 2-core machine, importing torch and
+# loading a checkpoint (seconds of CPU) starved the control loop into overruns and a robot call
+# past its deadline; at nice 5 the loop and the GUI come first and inference still runs ahead of
+# the simulator's render threads (nice 10).
+CHILD_NICE = 5
 
 
 def _child_pythonpath() -> str:
@@ -56,11 +61,14 @@ class PolicyProcess:
         threads: torch threads in the child.
         options: plugin config options.
         load_timeout_s: how long loading may take before the child is killed.
+        nice: how much lower the child's CPU priority is than the app's (see CHILD_NICE).
     """
 
     def __init__(self, source: str, *, trusted: bool = False, threads: int = 1,
-                 options: Mapping[str, Any] | None = None, load_timeout_s: float = 120.0) -> None:
+                 options: Mapping[str, Any] | None = None, load_timeout_s: float = 120.0,
+                 nice: int = CHILD_NICE) -> None:
         self.source, self.trusted, self.threads = source, trusted, threads
+        self.nice = nice
         self.options = dict(options or {})
         self.load_timeout_s = load_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
@@ -88,7 +96,8 @@ class PolicyProcess:
         cmd = [sys.executable, "-m", "vla_studio.policies.worker", "--source", self.source,
                "--unix", self.socket_path, "--threads", str(self.threads),
                "--kinds", json.dumps(kinds), "--options", json.dumps(self.options),
-               "--log-level", logging.getLevelName(max(logging.WARNING, log.getEffectiveLevel()))]
+               "--log-level", logging.getLevelName(max(logging.WARNING, log.getEffectiveLevel())),
+               "--nice", str(self.nice)]
         if self.trusted:
             cmd.append("--trusted")
         env = dict(os.environ, PYTHONPATH=_child_pythonpath(), OMP_NUM_THREADS=str(self.threads))

@@ -31,24 +31,25 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from vla_studio.core.arbiter import ActionSource, Proposal
-from vla_studio.core.config import option
 from vla_studio.core.events import EventBus
-from vla_studio.core.session import ControlMode, Session, SessionError
+from vla_studio.core.session import Session
 from vla_studio.core.types import Observation, SourceKind
 from vla_studio.policies.base import Policy, PolicySpec
-from vla_studio.policies.chunk_schedule import MODES, ChunkSchedule, TimedChunk
+from vla_studio.policies.chunk_schedule import ChunkSchedule, TimedChunk
 from vla_studio.policies.client import PolicyTimeout
-from vla_studio.policies.confidence import (METHODS, ConfidenceEstimator, LowConfidenceMonitor,
-                                            action_scale)
-from vla_studio.policies.errors import PolicyConnectionError, PolicyError, one_line
+from vla_studio.policies.confidence import ConfidenceEstimator, LowConfidenceMonitor, action_scale
+from vla_studio.policies.errors import PolicyConnectionError, PolicyError
 from vla_studio.policies.hosts import PolicyHost, make_host
 from vla_studio.policies.loaders import policy_id as source_policy_id
+from vla_studio.policies.runner_recovery import ERRORS_BEFORE_PAUSE, RunnerRecovery
+from vla_studio.policies.runner_settings import (FALLBACKS, LOAD_SETTINGS, RunnerSettings,
+                                                 StepBudget, scaled_action)
 from vla_studio.policies.runner_stats import (CLOSED, CRASHED, DISCONNECTED, ERROR, HUNG, IDLE,
                                               RUNNING, STARTING, LatencyWindow, RunnerSnapshot)
 from vla_studio.policies.station_fit import StationOffer, check_fit
@@ -56,35 +57,12 @@ from vla_studio.policies.station_fit import StationOffer, check_fit
 if TYPE_CHECKING:
     from vla_studio.station import Station
 
+__all__ = ["ERRORS_BEFORE_PAUSE", "FALLBACKS", "PolicyRunner", "RunnerSettings"]
+
 log = logging.getLogger(__name__)
-FALLBACKS = ("pause", "hold", "teleop")
-ERRORS_BEFORE_PAUSE = 3
 
 
-@dataclass(frozen=True)
-class RunnerSettings:
-    """How a policy run executes (the policy panel edits these)."""
-
-    mode: str = option("chunk", choices=MODES, help="chunk (open loop), replan, ensemble")
-    replan_every: int = option(4, min=1, help="replan mode: steps between new chunks")
-    ensemble_decay: float = option(0.01, min=0.0, help="ensemble mode: ACT's weight decay m")
-    where: str = option("child", choices=("child", "in-process"),
-                        help="local policies: child process (default) or in-process (debug)")
-    threads: int = option(1, min=1, max=64, help="torch threads of a local policy")
-    confidence_method: str = option("auto", choices=METHODS, help="how confidence is obtained")
-    confidence_samples: int = option(1, min=1, max=32,
-                                     help="chunks drawn per observation for sample spread")
-    confidence_threshold: float = option(0.0, min=0.0, max=1.0, help="0 = no fallback")
-    confidence_window: int = option(10, min=1, help="steps below the threshold that trigger it")
-    fallback: str = option("pause", choices=FALLBACKS, help="pause (ask for help), hold, teleop")
-    request_timeout_s: float = option(5.0, min=0.05, help="a slower chunk means the model hung")
-    restart_on_hang: bool = option(True, help="kill and restart a hung local model")
-    max_frame_age_s: float = option(0.5, min=0.0, help="older camera frames are not sent")
-    resume_gap_s: float = option(0.25, min=0.0, help="a pause longer than this drops old plans")
-    rate_tolerance: float = option(0.10, min=0.0, help="allowed policy/station rate difference")
-
-
-class PolicyRunner(ActionSource):
+class PolicyRunner(RunnerRecovery, ActionSource):
     """Runs one policy for the control loop (an :class:`ActionSource` of kind POLICY).
 
     Args:
@@ -134,6 +112,8 @@ class PolicyRunner(ActionSource):
         self._last_chunk: TimedChunk | None = None
         self._fallback_reason = ""
         self._fallback_pending = False
+        self._step = StepBudget()
+        self._pause_pending = ""  # why the client thread should pause the session
         self._consecutive_errors = 0
         self.state, self.message = STARTING, ""
         self.latency = LatencyWindow()
@@ -237,6 +217,8 @@ class PolicyRunner(ActionSource):
             self._new_segment(now)
         if self._fallback_reason:
             return Proposal(None, now, self._fallback_reason)
+        if self._step.exhausted:
+            return Proposal(None, now, "stepped once: press Start to continue")
         if self.state in (STARTING, CRASHED, HUNG, DISCONNECTED, ERROR, CLOSED):
             return Proposal(None, now, self.message or f"policy {self.state}")
         inflight = self._inflight_since
@@ -262,11 +244,17 @@ class PolicyRunner(ActionSource):
             self._fallback_pending = True
             self._wake.set()
             return Proposal(None, now, self._fallback_reason)
-        action = np.array(chosen.action, dtype=np.float64)
+        proposed = np.array(chosen.action, dtype=np.float64)
+        action = scaled_action(proposed, self._spec.action_space.kind if self._spec else "",
+                               obs.state, self.settings.speed_scale)
         self._last_stamp = stamp = min(chosen.target_time, now)
-        extras = {"policy_action": action.copy(), "confidence": chosen.confidence,
+        extras = {"policy_action": proposed, "confidence": chosen.confidence,
+                  "confidence_method": chosen.chunk.method,
                   "policy_latency_ms": chosen.chunk.latency_s * 1000.0,
-                  "chunk_index": chosen.index}
+                  "chunk_index": chosen.index, "chunk_seq": chosen.chunk.seq}
+        if self._step.take():  # the last action of a step: the client thread pauses the run
+            self._pause_pending = "stepped once"
+            self._wake.set()
         return Proposal(action, stamp, extras=extras)
 
     def _new_segment(self, now: float) -> None:
@@ -286,6 +274,54 @@ class PolicyRunner(ActionSource):
         """Let a run held by the low-confidence fallback continue."""
         self._monitor.reset()
         self._fallback_reason = ""
+
+    def step_once(self, actions: int | None = None) -> None:
+        """Execute the next ``actions`` policy actions (default: one chunk's worth), then hold
+        and pause the session; :meth:`run_freely` (the panel's Start) lifts it."""
+        horizon = self._spec.chunk_size if self._spec is not None else 1
+        self._step.arm(actions or horizon)
+
+    def run_freely(self) -> None:
+        """Undo :meth:`step_once`: the run continues until paused."""
+        self._step.clear()
+
+    @property
+    def inferring(self) -> bool:
+        """A request is with the model now (benchmarks time stops against it)."""
+        return self._inflight_since is not None
+
+    @property
+    def stepping(self) -> bool:
+        """A step-once budget is in force."""
+        return self._step.armed
+
+    def apply(self, settings: RunnerSettings) -> None:
+        """Use ``settings`` from now on (any thread). Speed, threshold and fallback change at
+        once; a new chunk mode drops the plans in hand; ``where`` and ``threads`` keep their
+        values until the next load."""
+        old = self.settings
+        settings = replace(settings, **{k: getattr(old, k) for k in LOAD_SETTINGS})
+        self.settings = settings
+        if (settings.confidence_threshold, settings.confidence_window) != \
+                (old.confidence_threshold, old.confidence_window):
+            self._monitor = LowConfidenceMonitor(settings.confidence_threshold,
+                                                 settings.confidence_window)
+        spec = self._spec
+        if spec is None:
+            return
+        if settings.confidence_method != old.confidence_method:
+            self._estimator = ConfidenceEstimator(
+                settings.confidence_method,
+                action_scale(spec.normalization, spec.action_space.dim))
+        if (settings.mode, settings.replan_every, settings.ensemble_decay) != \
+                (old.mode, old.replan_every, old.ensemble_decay):
+            with self._lock:  # like a flush: nothing planned under the old mode runs
+                self._schedule = ChunkSchedule(settings.mode, 1.0 / spec.control_rate_hz,
+                                               settings.replan_every, settings.ensemble_decay)
+                self._epoch += 1
+                self._min_obs_t = self._clock()
+            self._awaiting_first = True
+            self._wake.set()
 
     def planned_actions(self) -> np.ndarray:
         """What the running chunk still plans to do, ``[n, D]`` (predicted-path overlay)."""
@@ -395,6 +431,9 @@ class PolicyRunner(ActionSource):
         self.chunks += 1
         dt = self._schedule.dt
         conf, method = self._estimator.estimate(chunk, obs.t, dt, self._last_chunk)
+        named = chunk.extras.get("confidence_method")
+        if method == "policy" and isinstance(named, str) and named:
+            method = named  # the policy says how it knows (e.g. token_probability)
         timed = TimedChunk(np.asarray(chunk.actions, np.float64), conf, obs.t, dt, received,
                            self.chunks, method)
         self._last_chunk = timed
@@ -424,89 +463,15 @@ class PolicyRunner(ActionSource):
         if self._fallback_pending:
             self._fallback_pending = False
             self._run_fallback()
+        if self._pause_pending:
+            why, self._pause_pending = self._pause_pending, ""
+            if self.session is not None:
+                self.session.pause(why)
+            self.events.emit("policy.stepped", "Stepped once: the run is paused; Start "
+                             "continues, Step once runs the next chunk.")
         if self._restart_requested:
             self._restart_requested = False
             self._restart_model("restart requested")
         elif self.state not in (CRASHED, CLOSED, STARTING) and not self.host.alive():
             self._fail(CRASHED, f"the policy process {self.host.exit_description()}: the robot "
                        "holds; restart the policy to continue", kind="policy.crashed")
-
-    def _run_fallback(self) -> None:
-        reason, mode = self._fallback_reason, self.settings.fallback
-        if mode == "pause" and self.session is not None:
-            self.session.pause(reason)
-        elif mode == "teleop" and self.session is not None:
-            self.session.set_mode(ControlMode.TELEOP)  # pauses: the handover is explicit
-            try:
-                self.session.start(ControlMode.TELEOP)
-            except SessionError as exc:
-                log.warning("low-confidence handover to teleop refused: %s", exc)
-        action = {"pause": "the run is paused: take over or press Start to let it continue",
-                  "hold": "the robot holds: take over, or resume the policy",
-                  "teleop": "the teleop device has control"}[mode]
-        self.events.emit("policy.help", f"{reason[0].upper()}{reason[1:]}; {action}.",
-                         logging.WARNING, fallback=mode, confidence=self.confidence)
-
-    def _restart_model(self, why: str) -> None:
-        self.flush()
-        self.state, self.message = STARTING, f"restarting the model ({why})"
-        try:
-            policy = self.host.restart()
-            if self.offer is not None:
-                check_fit(policy.spec, self.offer, self.host.label, self.settings.rate_tolerance)
-            policy.reset(self._instruction)
-        except PolicyError as exc:
-            self._fail(ERROR, f"restarting the policy failed: {exc}")
-            return
-        self._policy, self._last_chunk, self._last_sent_tick = policy, None, -1
-        self.restarts += 1
-        self.state, self.message = IDLE, ""
-        self.events.emit("policy.restarted", f"Policy restarted ({why}).")
-
-    def _fail(self, state: str, message: str, kind: str = "policy.error",
-              pause: bool = True) -> None:
-        self.flush()
-        self.message = message
-        if pause and self.session is not None:
-            self.session.pause(message)
-        self.events.emit(kind, message[0].upper() + message[1:] + ".", logging.ERROR,
-                         state=state)
-        # The state last: whoever waits for it (the panel, tests) finds the session paused and
-        # the event published already.
-        self.state = state
-
-    def _on_hung(self, exc: PolicyTimeout) -> None:
-        self.errors += 1
-        t = self.settings.request_timeout_s
-        if self.host.can_kill and self.settings.restart_on_hang:
-            self._fail(HUNG, f"the model did not answer within {t:.1f} s: it was stopped and is "
-                       "restarting; press Start to continue", kind="policy.hung")
-            self.host.kill()
-            self._restart_model("it hung")
-        else:
-            self._fail(HUNG, f"the model did not answer within {t:.1f} s; restart the policy",
-                       kind="policy.hung")
-
-    def _on_connection_error(self, exc: PolicyConnectionError) -> None:
-        self.errors += 1
-        if not self.host.alive():
-            self._fail(CRASHED, f"the policy process {self.host.exit_description()}: the robot "
-                       "holds; restart the policy to continue", kind="policy.crashed")
-            return
-        if self.state != DISCONNECTED:
-            self.flush()
-            self.state, self.message = DISCONNECTED, f"{exc}; holding and reconnecting"
-            self.events.emit("policy.disconnected", f"{exc}: the robot holds while VLA Studio "
-                             "reconnects.", logging.WARNING)
-        self._last_sent_tick = -1  # retry with the next observation (the client backs off)
-
-    def _on_error(self, exc: Exception) -> None:
-        self.errors += 1
-        self._consecutive_errors += 1
-        text = str(exc) if isinstance(exc, PolicyError) else f"the policy failed: {one_line(exc)}"
-        log.warning("policy request failed: %s", text)
-        if self._consecutive_errors >= ERRORS_BEFORE_PAUSE:
-            self._fail(ERROR, f"{text} ({self._consecutive_errors} times in a row); fix it and "
-                       "restart the policy")
-        elif self._consecutive_errors == 1:
-            self.events.emit("policy.error", f"Policy request failed: {text}", logging.WARNING)

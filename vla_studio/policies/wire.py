@@ -9,10 +9,10 @@ client can build a valid observation without reading our code::
     observation/state/<feature>  float32 [n]        robot state, raw units (the policy normalises)
     prompt                       str                the language instruction
 
-Answers may also carry ``confidence`` ``[H]`` and ``samples`` ``[N, H, D]``; other keys are
-ignored. Times never cross the wire: the client stamps a chunk with its own host monotonic clock
-(the observation's tick time, send and receive times), so a remote clock cannot make an action
-look fresh.
+Answers may also carry ``confidence`` ``[H]`` (with ``confidence_method``, a short name such as
+``token_probability``) and ``samples`` ``[N, H, D]``; other keys are ignored. Times never cross
+the wire: the client stamps a chunk with its own host monotonic clock (the observation's tick
+time, send and receive times), so a remote clock cannot make an action look fresh.
 """
 
 from __future__ import annotations
@@ -229,11 +229,15 @@ def _describe(value: Any) -> str:
 
 
 # ----- answers ---------------------------------------------------------------------------------
+MAX_METHOD_CHARS = 64  # a confidence method is a name, not a payload
 def encode_chunk(chunk: ActionChunk) -> dict[str, Any]:
     """The answer map of ``chunk`` (``server_timing`` is added by the server)."""
     msg: dict[str, Any] = {"actions": np.asarray(chunk.actions, np.float32)}
     if chunk.confidence is not None:
         msg["confidence"] = np.asarray(chunk.confidence, np.float32)
+        method = chunk.extras.get("confidence_method")
+        if isinstance(method, str) and method:
+            msg["confidence_method"] = method[:MAX_METHOD_CHARS]
     samples = chunk.extras.get("samples")
     if isinstance(samples, np.ndarray) and samples.ndim == 3:
         msg["samples"] = samples.astype(np.float32)
@@ -268,6 +272,9 @@ def decode_chunk(msg: Any, action_dim: int, t_observation: float, t_start: float
             raise PolicyProtocolError(f"the server's confidence has shape {list(conf.shape)}, "
                                       f"expected [{actions.shape[0]}]")
     extras: dict[str, Any] = {}
+    method = msg.get("confidence_method")
+    if conf is not None and isinstance(method, str) and method:
+        extras["confidence_method"] = method[:MAX_METHOD_CHARS]
     samples = msg.get("samples")
     if isinstance(samples, np.ndarray) and samples.ndim == 3 and samples.shape[1:] == actions.shape:
         extras["samples"] = samples.astype(np.float64)

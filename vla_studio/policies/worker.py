@@ -47,7 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default="{}", help="JSON {name: module:Class} to register")
     parser.add_argument("--options", default="{}", help="JSON config options for a plugin")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--nice", type=int, default=0, help="lower this process's priority")
     args = parser.parse_args(argv)
+    if args.nice > 0 and hasattr(os, "nice"):
+        # First, before torch is imported: loading and inference then yield the CPU to the
+        # app's control loop and GUI (nice 0) on a machine with few cores.
+        os.nice(args.nice)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s policy-process %(name)s: %(message)s")
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()

@@ -108,6 +108,13 @@ class SceneRenderer:
             depth = depth_to_mm(metres, self.far_m)
         return rgb, depth
 
+    def camera_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The camera's world position and 3x3 orientation (MuJoCo axes: it looks along -z,
+        y up) at the last render, in the world frame (``SimWorld.to_base`` turns it into the
+        robot base frame)."""
+        d = self.data
+        return d.cam_xpos[self.camera_id].copy(), d.cam_xmat[self.camera_id].reshape(3, 3).copy()
+
     def close(self) -> None:
         self._renderer.close()
 

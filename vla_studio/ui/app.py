@@ -44,8 +44,18 @@ def create_application(argv: list[str] | None = None) -> QApplication:
 
 
 def apply_theme(app: QApplication, name: str = "dark") -> None:
+    """Use the Fusion style with the named .qss theme. Idempotent.
+
+    Setting an application style sheet re-polishes every widget alive, including ones already
+    scheduled for deletion; doing it again with the same sheet is skipped, because that re-polish
+    could reach a half-deleted widget (seen as a rare segfault when windows come and go).
+    """
+    sheet = resource("themes", f"{name}.qss").read_text(encoding="utf-8")
+    if app.property("vla_studio_theme") == name and app.styleSheet() == sheet:
+        return
     app.setStyle("Fusion")
-    app.setStyleSheet(resource("themes", f"{name}.qss").read_text(encoding="utf-8"))
+    app.setStyleSheet(sheet)
+    app.setProperty("vla_studio_theme", name)
 
 
 class StationController:

@@ -62,10 +62,15 @@ def describe_run(snap: SessionState, *, crashed: bool = False, hold_reason: str 
     """
     if crashed:
         return RunView("LOOP CRASHED", "crashed", CRASH_HINT)
+    policy = snap.mode == ControlMode.POLICY
     if snap.state == RunState.ESTOPPED:
+        again = "F7 to resume the policy run" if policy else "F5 to drive again"
         return RunView("E-STOPPED", "estopped",
-                       "Reset the stop (Reset…, then Confirm), then F5 to drive again")
+                       f"Reset the stop (Reset…, then Confirm), then {again}")
     device = f" ({teleop})" if teleop and snap.mode == ControlMode.TELEOP else ""
+    if snap.state == RunState.PAUSED and policy:
+        return RunView("PAUSED", "paused", "Press F7 (Start in the Policy dock) to run the "
+                       "policy, F5 to drive yourself")
     if snap.state == RunState.PAUSED:
         teleop_mode = snap.mode == ControlMode.TELEOP
         if teleop_mode and teleop_problem:

@@ -44,6 +44,8 @@ DOCKS: tuple[DockSpec, ...] = (
              tab_with="recorder"),
     DockSpec("station", "Station", "right", "vla_studio.ui.widgets.station_panel:StationPanel",
              tab_with="recorder"),
+    DockSpec("policy", "Policy", "right", "vla_studio.ui.policy.panel:PolicyPanel",
+             tab_with="recorder"),
     DockSpec("episodes", "Episodes", "bottom",
              "vla_studio.ui.widgets.dataset_browser:DatasetBrowser", share=0.64),
     DockSpec("events", "Events", "bottom", "vla_studio.ui.widgets.event_log:EventLog",

@@ -175,6 +175,9 @@ class MainWindow(QMainWindow):
         recorder = self.panels.get("recorder")
         if recorder is not None and hasattr(recorder, "status_changed"):
             recorder.status_changed.connect(self.show_recording)
+        for panel in self.panels.values():  # the Policy dock draws on the camera panes
+            if hasattr(panel, "attach_cameras"):
+                panel.attach_cameras(self.cameras)
 
     # ----- layout ----------------------------------------------------------------------------
     def apply_default_layout(self) -> None:

@@ -44,6 +44,7 @@ from vla_studio.core.config import option
 from vla_studio.core.events import LatestSlot
 from vla_studio.core.types import Feature, Frame
 from vla_studio.devices.base import Device, DeviceConfig
+from vla_studio.devices.cameras.geometry import CameraExtrinsics
 from vla_studio.devices.cameras.status import CameraListener, CameraState, CameraStatus, FrameGap
 
 __all__ = ["Camera", "CameraConfig", "CameraListener", "CameraIntrinsics", "CameraState", "CameraStatus",
@@ -68,6 +69,14 @@ class CameraConfig(DeviceConfig):
     reconnect_after_ms: float = option(2000.0, min=1.0, help="stale this long = reopen the device")
     reconnect: bool = option(True, help="reopen a failed device with backoff")
     max_backoff_s: float = option(5.0, min=0.01, help="longest wait between reopen attempts")
+    pose: tuple[float, ...] = option(
+        (), help="camera pose in the robot base frame, [x, y, z, roll, pitch, yaw] (m, rad; "
+                 "OpenCV optical axes): lets the policy overlay draw the predicted path")
+
+    def __post_init__(self) -> None:
+        if self.pose and len(self.pose) != 6:
+            raise ValueError(f"pose has {len(self.pose)} values; a camera pose is "
+                             "[x, y, z, roll, pitch, yaw] (metres, radians)")
 
 
 @dataclass(frozen=True)
@@ -199,6 +208,14 @@ class Camera(Device):
     @property
     def intrinsics(self) -> CameraIntrinsics | None:
         return self._intrinsics
+
+    def extrinsics_for(self, frame: Frame | None = None) -> CameraExtrinsics | None:
+        """The camera's pose when ``frame`` was taken (None: unknown).
+
+        The profile's ``pose`` by default; devices that know better (the simulator, a wrist
+        camera moving with the arm) override this. Any thread; never blocks.
+        """
+        return CameraExtrinsics.from_pose(self.config.pose) if self.config.pose else None
 
     @property
     def period_s(self) -> float:

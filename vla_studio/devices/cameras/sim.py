@@ -23,6 +23,7 @@ frame period reaches. Counters, gaps and ``latest()`` work as with the thread.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -33,6 +34,7 @@ from vla_studio.core.config import option
 from vla_studio.core.types import Frame
 from vla_studio.devices.cameras.base import (Camera, CameraConfig, CameraIntrinsics, CameraState,
                                              RawFrame)
+from vla_studio.devices.cameras.geometry import CameraExtrinsics
 from vla_studio.sim.render import SceneRenderer
 from vla_studio.sim.scene import CAMERAS
 from vla_studio.sim.world import SimWorld, find_world
@@ -74,6 +76,10 @@ class SimCamera(Camera):
         self._sync_now = 0.0
         self._sync_due: float | None = None
         self._sync_thread: threading.Thread | None = None
+        # (simulated time, pose) of the last renders: a wrist camera moves with the arm, so the
+        # pose of the frame on screen is looked up by the frame's device time.
+        self._poses: collections.deque[tuple[float, CameraExtrinsics]] = \
+            collections.deque(maxlen=16)
 
     @property
     def scene_camera(self) -> str:
@@ -198,11 +204,25 @@ class SimCamera(Camera):
             t_capture = time.monotonic()
         color, depth = renderer.render(snapshot)
         self._rendered += 1
+        pos, mat = world.to_base(*renderer.camera_pose())
+        self._poses.append((snapshot.time, CameraExtrinsics.from_mujoco(pos, mat)))
         for image in (color, depth):
             if image is not None:
                 image.flags.writeable = False
         return RawFrame(color=color, depth=depth, t_device=snapshot.time, device_index=slot,
                         t_capture=t_capture)
+
+    def extrinsics_for(self, frame: Frame | None = None) -> CameraExtrinsics | None:
+        """The scene camera's pose when ``frame`` was rendered (the newest one without a frame,
+        or when that render is no longer remembered); the profile's ``pose`` is not used."""
+        poses = list(self._poses)
+        if not poses:
+            return None
+        if frame is not None and frame.t_device is not None:
+            for t, pose in reversed(poses):
+                if t == frame.t_device:
+                    return pose
+        return poses[-1][1]
 
     def _close(self) -> None:
         renderer, self._renderer, self._world = self._renderer, None, None

@@ -96,12 +96,14 @@ class PolylineOverlay(Overlay):
         name: menu name.
         color: line colour.
         width: line width in screen pixels (not scaled with the image).
+        dots: also mark every point (one per control step of a predicted path).
     """
 
     def __init__(self, name: str, color: QColor | str = "#4c8dff", width: float = 2.0,
-                 closed: bool = False, label: str = "", z: int = 10) -> None:
+                 closed: bool = False, label: str = "", z: int = 10, dots: bool = False) -> None:
         super().__init__(name, z)
         self.color, self.width, self.closed, self.label = QColor(color), width, closed, label
+        self.dots = dots
         self.points: tuple[tuple[float, float], ...] = ()
 
     def set_points(self, points: Sequence[tuple[float, float]], label: str | None = None) -> None:
@@ -117,6 +119,14 @@ class PolylineOverlay(Overlay):
         poly = QPolygonF([transform.map(QPointF(x, y)) for x, y in self.points])
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setClipRect(rect)
+        # a dark halo under the line keeps it readable on a bright or busy image
+        halo = QPen(QColor(0, 0, 0, 150), self.width + 2.5)
+        halo.setCapStyle(Qt.PenCapStyle.RoundCap)
+        painter.setPen(halo)
+        if self.closed:
+            painter.drawPolygon(poly)
+        else:
+            painter.drawPolyline(poly)
         pen = QPen(self.color, self.width)
         pen.setCapStyle(Qt.PenCapStyle.RoundCap)
         painter.setPen(pen)
@@ -125,9 +135,51 @@ class PolylineOverlay(Overlay):
         else:
             painter.drawPolyline(poly)
             painter.setBrush(self.color)
+            if self.dots:
+                for point in poly:
+                    painter.drawEllipse(point, self.width * 0.9, self.width * 0.9)
             painter.drawEllipse(poly[len(poly) - 1], self.width * 2, self.width * 2)
         if self.label:
             outlined_text(painter, poly[0] + QPointF(4, -6), self.label, self.color)
+
+
+class BannerOverlay(Overlay):
+    """One line of text in a coloured band across the top of the image (a run that is paused,
+    asks for help or is stopped); nothing when the text is empty.
+
+    Args:
+        name: menu name.
+    """
+
+    def __init__(self, name: str, z: int = 30) -> None:
+        super().__init__(name, z)
+        self.text, self.color = "", QColor("#d9a520")
+
+    def set_text(self, text: str, color: QColor | str = "#d9a520") -> bool:
+        """New text and band colour; returns whether anything changed (then ``pane.update()``)."""
+        color = QColor(color)
+        changed = (text, color.rgba()) != (self.text, self.color.rgba())
+        self.text, self.color = text, color
+        return changed
+
+    def paint(self, painter: QPainter, rect: QRectF, frame: Frame | None) -> None:
+        if not self.text or rect.isEmpty():
+            return
+        font = QFont(painter.font())
+        font.setPointSizeF(max(8.0, min(12.0, rect.width() / 40.0)))
+        font.setBold(True)
+        painter.setFont(font)
+        height = painter.fontMetrics().height() + 8
+        # below the pane's status HUD (name, fps, latency: two lines at the top left)
+        band = QRectF(rect.left(), rect.top() + min(52.0, rect.height() * 0.25), rect.width(),
+                      height)
+        fill = QColor(self.color)
+        fill.setAlpha(215)
+        painter.fillRect(band, fill)
+        painter.setPen(QColor("white") if fill.lightness() < 150 else QColor("#111"))
+        text = painter.fontMetrics().elidedText(self.text, Qt.TextElideMode.ElideRight,
+                                                int(band.width() - 12))
+        painter.drawText(band.adjusted(6, 0, -6, 0), int(Qt.AlignmentFlag.AlignCenter), text)
 
 
 class GaugeOverlay(Overlay):

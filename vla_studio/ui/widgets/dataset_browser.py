@@ -45,7 +45,10 @@ _SUCCESS_COLOUR = {True: QColor("#2fb36b"), False: QColor("#ff5c5c"), None: QCol
 def source_text(s: EpisodeSummary) -> str:
     """Who drove: the teleop device by name ("keyboard", "gamepad", "expert"), "policy", a
     DAgger run with the device that took over ("dagger · gamepad"), or a device that never moved
-    the arm ("gamepad (no motion)": unplugged, or never touched)."""
+    the arm ("gamepad (no motion)": unplugged, or never touched). A policy run shows its mean
+    confidence over the steps it drove ("policy (0.82)")."""
+    if s.source == "policy" and s.confidence is not None:
+        return f"policy ({s.confidence:.2f})"
     if not s.device:
         return s.source
     if s.source == "teleop":
@@ -262,7 +265,7 @@ class DatasetBrowser(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         samples = {"Date": "00:00:00", "Duration": "Duration", "Steps": "00000",
-                   "Success": "✓ success", "Operator": "Operator", "Source": "keyboard",
+                   "Success": "✓ success", "Operator": "Operator", "Source": "policy (0.00)",
                    "Task": "pick_up_the_cube", "Flags": "recovered"}
         for name, sample in samples.items():
             header.resizeSection(EpisodeTableModel.COLUMNS.index(name),
