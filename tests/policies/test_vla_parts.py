@@ -8,6 +8,7 @@ import torch
 
 from vla_studio.policies.vla.batches import (Augmentation, SampleTable, ShardedBatchOrder,
                                              augment, gather)
+from vla_studio.policies.vla.colour_swap import ColourSwap
 from vla_studio.policies.vla.model import ModelConfig, SpatialSoftmax, VLANet, chunk_loss
 from vla_studio.policies.vla.normalization import ActionBins, StateStats
 from vla_studio.policies.vla.tokenizer import BOS_ID, PAD_ID, UNK_ID, WordTokenizer
@@ -174,3 +175,27 @@ def test_scan_leaves_out_failures_and_episodes_with_non_finite_values(tmp_path):
     assert scan.cameras == ("front", "wrist") and scan.state_keys == ("ee_pos", "gripper")
     assert scan.state_shapes == ((3,), (1,)) and scan.control_rate_hz == 20.0
     assert len(scan_datasets([root], include_failures=True).episodes) == 3
+
+
+def test_colour_swap_renames_the_instruction_after_the_colour_it_shows():
+    texts = ["pick up the red cube", "pick up the green cube", "pick up the blue cube",
+             "pick up the yellow cube"]
+    tok = WordTokenizer.build(texts, max_tokens=8)
+    ids = np.stack([tok.encode(t) for t in texts])
+    swap = ColourSwap.build(tok, ids)
+    assert swap.allowed[:3].all() and not swap.allowed[3].any()  # yellow has no primary image
+    images = torch.zeros(24, 2, 3, 4, 4)
+    images[:, :, 0] = 1.0  # a red scene, both cameras
+    which = np.zeros(24, np.int64)  # "pick up the red cube"
+    out, new_ids = swap.apply(images.clone(), torch.from_numpy(ids[which]), which,
+                              np.random.default_rng(0), probability=1.0)
+    names = {tok.vocab[i] for i in new_ids[:, 4].tolist()}
+    assert names == {"red", "green", "blue"}  # (swapping green and blue leaves red red)
+    for i in range(24):
+        lit = int(out[i, 0, :, 0, 0].argmax())  # the channel the red content moved to
+        assert tok.vocab[int(new_ids[i, 4])] == ("red", "green", "blue")[lit]
+        torch.testing.assert_close(out[i, 1], out[i, 0])  # cameras of a sample swap together
+    kept, same = swap.apply(images.clone(), torch.from_numpy(ids[[3] * 24]), np.full(24, 3),
+                            np.random.default_rng(0), probability=1.0)
+    torch.testing.assert_close(kept, images)
+    assert same.tolist() == ids[[3] * 24].tolist()

@@ -61,11 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give every camera encoder pixel-coordinate channels (CoordConv)")
     parser.add_argument("--keypoints", type=int, default=None, metavar="K",
                         help="spatial-softmax keypoints per camera (default 0: none)")
+    parser.add_argument("--no-grid-tokens", action="store_true",
+                        help="with --keypoints: the cameras give only keypoint tokens")
     parser.add_argument("--include-failures", action="store_true",
                         help="also train on episodes labelled as failures")
     parser.add_argument("--no-augment", action="store_true", help="no image augmentation")
     parser.add_argument("--state-noise", type=float, default=None, metavar="STD",
                         help="Gaussian noise on the normalised state while training (default 0)")
+    parser.add_argument("--shift", type=int, default=None, metavar="PX",
+                        help="random image shift of up to PX pixels (default 6)")
+    parser.add_argument("--colour-swap", type=float, default=None, metavar="P",
+                        help="probability of permuting a sample's RGB channels and renaming "
+                             "the red/green/blue of its instruction to match (default 0)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps")
     parser.add_argument("--max-minutes", type=float, default=0.0,
                         help="stop (and save) after this many minutes")
@@ -94,10 +101,16 @@ def run(args: argparse.Namespace) -> int:
         overrides["coord_channels"] = True
     if args.keypoints is not None:
         overrides["keypoints"] = args.keypoints
+    if args.no_grid_tokens:
+        overrides["grid_tokens"] = False
     try:
         augmentation = NO_AUGMENTATION if args.no_augment else Augmentation()
         if args.state_noise is not None:
             augmentation = replace(augmentation, state_noise=args.state_noise)
+        if args.shift is not None:
+            augmentation = replace(augmentation, shift=args.shift)
+        if args.colour_swap is not None:
+            augmentation = replace(augmentation, colour_swap=args.colour_swap)
         model = replace(ModelConfig(), **overrides)
         cfg = TrainConfig(datasets=tuple(args.dataset), out=args.out, epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed,

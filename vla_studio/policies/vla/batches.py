@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from vla_studio.policies.vla.colour_swap import ColourSwap
 from vla_studio.policies.vla.episodes import EpisodeMeta
 from vla_studio.policies.vla.normalization import ActionBins, StateStats
 from vla_studio.policies.vla.tokenizer import WordTokenizer
@@ -39,6 +40,9 @@ class Augmentation:
             (0: none). A policy that sees its exact pose can learn to continue the motion it
             has begun instead of looking where the cube is (the "copycat" shortcut of
             behaviour cloning); blurring the pose makes the cameras the reliable evidence.
+        colour_swap: probability that a sample's RGB channels are permuted and the colour
+            words of its instruction renamed to match (see
+            :mod:`~vla_studio.policies.vla.colour_swap`); 0: never.
 
     Hue and saturation are left alone on purpose: the instructions name colours.
     """
@@ -48,10 +52,13 @@ class Augmentation:
     contrast: float = 0.15
     paraphrases: bool = True
     state_noise: float = 0.0
+    colour_swap: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.shift, self.brightness, self.contrast, self.state_noise) < 0:
             raise ValueError("augmentation amounts must be >= 0")
+        if not 0.0 <= self.colour_swap <= 1.0:
+            raise ValueError("colour_swap is a probability (0..1)")
 
 
 NO_AUGMENTATION = Augmentation(shift=0, brightness=0.0, contrast=0.0, paraphrases=False)
@@ -69,6 +76,7 @@ class SampleTable:
         instruction_ids: ``[K, L]`` token ids of every instruction of every held episode.
         instruction_first: ``[E]`` first row of each episode's instructions in ``instruction_ids``.
         instruction_count: ``[E]`` instructions per episode.
+        colour_swap: token remapping of the colour-swap augmentation.
     """
 
     state: np.ndarray
@@ -78,6 +86,7 @@ class SampleTable:
     instruction_ids: np.ndarray
     instruction_first: np.ndarray
     instruction_count: np.ndarray
+    colour_swap: ColourSwap | None = None
 
     def __len__(self) -> int:
         return int(self.state.shape[0])
@@ -100,9 +109,11 @@ def build_samples(episodes: Sequence[EpisodeMeta], bins: ActionBins, stats: Stat
         first.append(len(ids))
         count.append(len(ep.instructions))
         ids.extend(tokenizer.encode(text) for text in ep.instructions)
+    all_ids = np.stack(ids)
     return SampleTable(np.concatenate(states), np.concatenate(tokens).astype(np.int64),
                        np.concatenate(valid), np.concatenate(episode),
-                       np.stack(ids), np.asarray(first, np.int64), np.asarray(count, np.int64))
+                       all_ids, np.asarray(first, np.int64), np.asarray(count, np.int64),
+                       ColourSwap.build(tokenizer, all_ids))
 
 
 def deal_shards(num_episodes: int, shards: int) -> list[list[int]]:
@@ -157,14 +168,17 @@ def gather(images: np.ndarray, table: SampleTable, rows: np.ndarray,
     if rng is not None and aug.paraphrases:
         pick = pick + (rng.random(len(rows)) * table.instruction_count[episode]).astype(np.int64)
     state = torch.from_numpy(table.state[rows])
+    ids = torch.from_numpy(table.instruction_ids[pick])
     if rng is not None:
         x = augment(x, rng, aug)
         if aug.state_noise > 0:
             noise = rng.normal(0.0, aug.state_noise, size=tuple(state.shape))
             state = state + torch.from_numpy(noise).float()
+        if aug.colour_swap > 0 and table.colour_swap is not None:
+            x, ids = table.colour_swap.apply(x, ids, pick, rng, aug.colour_swap)
     return {"images": x,
             "state": state,
-            "ids": torch.from_numpy(table.instruction_ids[pick]),
+            "ids": ids,
             "tokens": torch.from_numpy(table.tokens[rows]),
             "valid": torch.from_numpy(table.valid[rows])}
 

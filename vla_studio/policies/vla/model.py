@@ -60,6 +60,9 @@ class ModelConfig:
             of through the coarse ``grid`` pooling. The 2K coordinates become
             ``keypoint_tokens`` tokens. 0 (off) in checkpoints written before it existed.
         keypoint_tokens: tokens the K keypoints of a camera are projected to.
+        grid_tokens: whether a camera also gives its ``grid x grid`` pooled feature tokens
+            (False needs keypoints: the image then reaches the transformer only as where its
+            keypoints are, a bottleneck that generalises from few demonstrations).
     """
 
     num_cameras: int = 2
@@ -81,6 +84,7 @@ class ModelConfig:
     coord_channels: bool = False
     keypoints: int = 0
     keypoint_tokens: int = 4
+    grid_tokens: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
@@ -99,6 +103,8 @@ class ModelConfig:
             raise ValueError(f"stem_stride must be 2 or 4, got {self.stem_stride}")
         if self.keypoints < 0 or self.keypoint_tokens < 1:
             raise ValueError("keypoints must be >= 0 and keypoint_tokens >= 1")
+        if not self.grid_tokens and not self.keypoints:
+            raise ValueError("without grid tokens the cameras need keypoints")
         if self.bins < 2 or self.state_dim < 0:
             raise ValueError("bins must be >= 2 and state_dim >= 0")
 
@@ -173,16 +179,19 @@ class ImageEncoder(nn.Module):
         else:
             stem = nn.Conv2d(cin, c0, 5, 2, 2, bias=False)
         self.stem = nn.Sequential(stem, nn.GroupNorm(math.gcd(8, c0), c0), nn.GELU())
-        self.stages = nn.ModuleList([
-            nn.Sequential(_conv(c0, c1, 3, 2), _conv(c1, c1, 3, 1)),
-            nn.Sequential(_conv(c1, c2, 3, 2), _conv(c2, c2, 3, 1)),
-            nn.Sequential(_conv(c2, c3, 3, 2), _conv(c3, c3, 3, 1)),
-        ])
-        self.films = nn.ModuleList([FiLM(cfg.width, c) for c in (c1, c2, c3)])
-        self.pool = nn.AdaptiveAvgPool2d(cfg.grid)
-        self.proj = nn.Linear(c3, cfg.width)
-        self.pos = nn.Parameter(torch.zeros(1, cfg.grid * cfg.grid, cfg.width))
-        nn.init.normal_(self.pos, std=0.02)
+        stages = [nn.Sequential(_conv(c0, c1, 3, 2), _conv(c1, c1, 3, 1)),
+                  nn.Sequential(_conv(c1, c2, 3, 2), _conv(c2, c2, 3, 1)),
+                  nn.Sequential(_conv(c2, c3, 3, 2), _conv(c3, c3, 3, 1))]
+        # Keypoints alone read stage 1: the deeper stages would train nothing.
+        n = 3 if cfg.grid_tokens else 1
+        self.stages = nn.ModuleList(stages[:n])
+        self.films = nn.ModuleList([FiLM(cfg.width, c) for c in (c1, c2, c3)[:n]])
+        self.grid_tokens = cfg.grid_tokens
+        if cfg.grid_tokens:
+            self.pool = nn.AdaptiveAvgPool2d(cfg.grid)
+            self.proj = nn.Linear(c3, cfg.width)
+            self.pos = nn.Parameter(torch.zeros(1, cfg.grid * cfg.grid, cfg.width))
+            nn.init.normal_(self.pos, std=0.02)
         # ImageNet-like centring; the images are rendered or camera RGB in 0..1.
         self.register_buffer("mean", torch.tensor([0.45, 0.45, 0.45]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("inv_std", torch.tensor([4.0, 4.0, 4.0]).view(1, 3, 1, 1), persistent=False)
@@ -214,12 +223,14 @@ class ImageEncoder(nn.Module):
             x = film(stage(x), sentence)
             if i == 0 and self.keypoints is not None:
                 points = self.keypoints(x)  # where the instruction-modulated features peak
-        x = self.pool(x).flatten(2).transpose(1, 2)  # [B, g*g, c3]
-        tokens = self.proj(x) + self.pos
-        if points is None:
-            return tokens
-        kp = self.kp_proj(points.flatten(1)).view(x.shape[0], self.kp_tokens, -1) + self.kp_pos
-        return torch.cat([tokens, kp], dim=1)
+        parts = []
+        if self.grid_tokens:
+            x = self.pool(x).flatten(2).transpose(1, 2)  # [B, g*g, c3]
+            parts.append(self.proj(x) + self.pos)
+        if points is not None:
+            b = points.shape[0]
+            parts.append(self.kp_proj(points.flatten(1)).view(b, self.kp_tokens, -1) + self.kp_pos)
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 class LanguageEncoder(nn.Module):
