@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from vla_studio.policies.vla.batches import (Augmentation, SampleTable, ShardedBatchOrder,
-                                             augment, gather)
+from vla_studio.policies.vla.batches import (GOAL_SCALE_M, Augmentation, SampleTable,
+                                             ShardedBatchOrder, augment, gather, grasp_goals)
 from vla_studio.policies.vla.colour_swap import ColourSwap
-from vla_studio.policies.vla.model import ModelConfig, SpatialSoftmax, VLANet, chunk_loss
+from vla_studio.policies.vla.model import (ModelConfig, SpatialSoftmax, VLANet, chunk_loss,
+                                           goal_loss_sum)
 from vla_studio.policies.vla.normalization import ActionBins, StateStats
 from vla_studio.policies.vla.tokenizer import BOS_ID, PAD_ID, UNK_ID, WordTokenizer
 from tests.policies.conftest import TINY_MODEL
@@ -89,13 +90,14 @@ def test_coord_channels_give_the_encoder_pixel_positions():
     assert "cameras.0.coords" not in net.state_dict()  # derived, not stored
     images = torch.rand(2, cfg.num_cameras, 3, *cfg.image_size)
     ids = torch.zeros(2, cfg.max_tokens, dtype=torch.long)
+    ids[:, 0] = BOS_ID
     state = torch.randn(2, cfg.state_dim)
     with torch.no_grad():
         logits = net(images, state, ids)
         net.cameras[0].coords.zero_()  # the positions reach the output
         blind = net(images, state, ids)
     assert logits.shape == (2, cfg.chunk_size, cfg.action_dim, cfg.bins)
-    assert not torch.allclose(logits, blind)
+    assert torch.isfinite(logits).all() and not torch.allclose(logits, blind)
 
 
 def test_keypoints_find_where_a_feature_peaks_and_become_tokens():
@@ -117,6 +119,7 @@ def test_keypoints_find_where_a_feature_peaks_and_become_tokens():
     tokens = net.cameras[0](images[:, 0], torch.zeros(2, cfg.width))
     assert tokens.shape == (2, cfg.grid ** 2 + 2, cfg.width)
     ids = torch.zeros(2, cfg.max_tokens, dtype=torch.long)
+    ids[:, 0] = BOS_ID
     with torch.no_grad():
         logits = net(images, torch.randn(2, cfg.state_dim), ids)
     assert logits.shape == (2, cfg.chunk_size, cfg.action_dim, cfg.bins)
@@ -199,3 +202,32 @@ def test_colour_swap_renames_the_instruction_after_the_colour_it_shows():
                             np.random.default_rng(0), probability=1.0)
     torch.testing.assert_close(kept, images)
     assert same.tolist() == ids[[3] * 24].tolist()
+
+
+def test_grasp_goal_is_where_the_gripper_next_closes():
+    actions = np.zeros((6, 7))
+    actions[:, -1] = [1, 1, 0, 0, 1, 1]  # open, open, close, closed, open, open
+    tcp = np.arange(18, dtype=float).reshape(6, 3) * 0.01
+    goal, valid = grasp_goals(actions, tcp, closed_below=0.5)
+    assert valid.tolist() == [True, True, False, False, False, False]  # no close after step 3
+    np.testing.assert_allclose(goal[0] * GOAL_SCALE_M, tcp[2] - tcp[0], atol=1e-6)
+    np.testing.assert_allclose(goal[1] * GOAL_SCALE_M, tcp[2] - tcp[1], atol=1e-6)
+
+
+def test_keypoints_alone_with_a_goal_head():
+    cfg = ModelConfig(**{**TINY_MODEL.to_json(), "keypoints": 8, "grid_tokens": False,
+                         "goal_head": True})
+    net = VLANet(cfg).eval()
+    assert len(net.cameras[0].stages) == 1  # the deeper stages would train nothing
+    images = torch.rand(2, cfg.num_cameras, 3, *cfg.image_size)
+    ids = torch.zeros(2, cfg.max_tokens, dtype=torch.long)
+    ids[:, 0] = BOS_ID
+    state = torch.randn(2, cfg.state_dim)
+    with torch.no_grad():
+        logits, goal = net(images, state, ids, with_goal=True)
+        torch.testing.assert_close(net(images, state, ids), logits)
+    assert torch.isfinite(goal).all() and goal.shape == (2, 3) and logits.shape[1:] == (cfg.chunk_size, cfg.action_dim, cfg.bins)
+    total, n = goal_loss_sum(goal, torch.zeros(2, 3), torch.tensor([True, False]))
+    assert float(n) == 1 and float(total) > 0
+    with pytest.raises(ValueError, match="keypoints"):
+        ModelConfig(grid_tokens=False)

@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give every camera encoder pixel-coordinate channels (CoordConv)")
     parser.add_argument("--keypoints", type=int, default=None, metavar="K",
                         help="spatial-softmax keypoints per camera (default 0: none)")
+    parser.add_argument("--goal-head", action="store_true",
+                        help="auxiliary target: where the gripper next closes (needs ee_pos)")
+    parser.add_argument("--goal-weight", type=float, default=1.0,
+                        help="weight of the --goal-head loss (default 1)")
     parser.add_argument("--no-grid-tokens", action="store_true",
                         help="with --keypoints: the cameras give only keypoint tokens")
     parser.add_argument("--include-failures", action="store_true",
@@ -103,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["keypoints"] = args.keypoints
     if args.no_grid_tokens:
         overrides["grid_tokens"] = False
+    if args.goal_head:
+        overrides["goal_head"] = True
     try:
         augmentation = NO_AUGMENTATION if args.no_augment else Augmentation()
         if args.state_noise is not None:
@@ -120,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                           state_keys=tuple(args.state),
                           include_failures=args.include_failures,
                           augmentation=augmentation,
-                          model=model, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                          model=model, goal_weight=args.goal_weight, max_steps=args.max_steps, max_minutes=args.max_minutes,
                           resume=args.resume)
     except ValueError as exc:
         print(f"vla-studio train: error: {exc}", file=sys.stderr)
@@ -184,7 +190,8 @@ class ProgressLine:
             m = p.metrics
             self.end()
             extra = "".join(f"  {k} {m[k]:.3f}" for k in ("val_token_acc", "val_within_4_bins",
-                                                             "val_action_l1", "val_gripper_acc") if k in m)
+                                                             "val_action_l1", "val_gripper_acc",
+                                                             "val_goal_cm") if k in m)
             print(f"epoch {p.epoch}/{p.epochs} done: train loss {p.loss:.3f}  val loss "
                   f"{p.val_loss:.3f}{extra}  ({_clock(p.elapsed_s)})", file=self.stream, flush=True)
             return

@@ -77,6 +77,10 @@ class SampleTable:
         instruction_first: ``[E]`` first row of each episode's instructions in ``instruction_ids``.
         instruction_count: ``[E]`` instructions per episode.
         colour_swap: token remapping of the colour-swap augmentation.
+        goal: ``[N, 3]`` float32, where the gripper next closes relative to the TCP now, in
+            units of :data:`GOAL_SCALE_M` (the grasp-goal auxiliary target).
+        goal_valid: ``[N]`` bool, True on the steps before a grasp (gripper commanded open
+            and a closing step later in the episode).
     """
 
     state: np.ndarray
@@ -87,15 +91,50 @@ class SampleTable:
     instruction_first: np.ndarray
     instruction_count: np.ndarray
     colour_swap: ColourSwap | None = None
+    goal: np.ndarray | None = None
+    goal_valid: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.state.shape[0])
 
 
+GOAL_SCALE_M = 0.05
+
+
+def grasp_goals(actions: np.ndarray, tcp: np.ndarray,
+                closed_below: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where the gripper next closes, relative to the TCP, for every step of one episode.
+
+    Args:
+        actions: ``[T, D]`` actions, the gripper command last.
+        tcp: ``[T, 3]`` TCP positions.
+        closed_below: gripper commands below this close the gripper.
+
+    Returns:
+        ``goal [T, 3]`` in units of :data:`GOAL_SCALE_M` and ``valid [T]`` (the steps commanded
+        open with a closing step after them).
+    """
+    closed = actions[:, -1] < closed_below
+    goal = np.zeros((len(actions), 3), np.float32)
+    valid = np.zeros(len(actions), bool)
+    nxt = -1
+    for t in range(len(actions) - 1, -1, -1):  # walk back, remembering the next close
+        if closed[t] and (t == 0 or not closed[t - 1]):
+            nxt = t
+        if not closed[t] and nxt > t:
+            goal[t] = (tcp[nxt] - tcp[t]) / GOAL_SCALE_M
+            valid[t] = True
+    return goal, valid
+
+
 def build_samples(episodes: Sequence[EpisodeMeta], bins: ActionBins, stats: StateStats,
-                  tokenizer: WordTokenizer, chunk: int) -> SampleTable:
-    """The samples of ``episodes`` (in order, every used step)."""
+                  tokenizer: WordTokenizer, chunk: int,
+                  tcp_columns: slice | None = None) -> SampleTable:
+    """The samples of ``episodes`` (in order, every used step). ``tcp_columns``: where the TCP
+    position is in the episodes' state (for the grasp-goal targets; None: no targets)."""
     states, tokens, valid, episode, ids, first, count = [], [], [], [], [], [], []
+    goals, goal_valid = [], []
+    closed_below = float(bins.q01[-1] + bins.q99[-1]) / 2.0
     for e, ep in enumerate(episodes):
         t = ep.num_steps
         ep_tokens = bins.to_tokens(ep.actions)  # [T, D]
@@ -109,11 +148,17 @@ def build_samples(episodes: Sequence[EpisodeMeta], bins: ActionBins, stats: Stat
         first.append(len(ids))
         count.append(len(ep.instructions))
         ids.extend(tokenizer.encode(text) for text in ep.instructions)
+        if tcp_columns is not None:
+            g, v = grasp_goals(ep.actions, ep.state[:, tcp_columns], closed_below)
+            goals.append(g)
+            goal_valid.append(v)
     all_ids = np.stack(ids)
     return SampleTable(np.concatenate(states), np.concatenate(tokens).astype(np.int64),
                        np.concatenate(valid), np.concatenate(episode),
                        all_ids, np.asarray(first, np.int64), np.asarray(count, np.int64),
-                       ColourSwap.build(tokenizer, all_ids))
+                       ColourSwap.build(tokenizer, all_ids),
+                       np.concatenate(goals) if goals else None,
+                       np.concatenate(goal_valid) if goal_valid else None)
 
 
 def deal_shards(num_episodes: int, shards: int) -> list[list[int]]:
@@ -176,11 +221,15 @@ def gather(images: np.ndarray, table: SampleTable, rows: np.ndarray,
             state = state + torch.from_numpy(noise).float()
         if aug.colour_swap > 0 and table.colour_swap is not None:
             x, ids = table.colour_swap.apply(x, ids, pick, rng, aug.colour_swap)
-    return {"images": x,
-            "state": state,
-            "ids": ids,
-            "tokens": torch.from_numpy(table.tokens[rows]),
-            "valid": torch.from_numpy(table.valid[rows])}
+    out = {"images": x,
+           "state": state,
+           "ids": ids,
+           "tokens": torch.from_numpy(table.tokens[rows]),
+           "valid": torch.from_numpy(table.valid[rows])}
+    if table.goal is not None and table.goal_valid is not None:
+        out["goal"] = torch.from_numpy(table.goal[rows])
+        out["goal_valid"] = torch.from_numpy(table.goal_valid[rows])
+    return out
 
 
 def augment(x: torch.Tensor, rng: np.random.Generator, aug: Augmentation) -> torch.Tensor:

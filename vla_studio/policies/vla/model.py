@@ -63,6 +63,11 @@ class ModelConfig:
         grid_tokens: whether a camera also gives its ``grid x grid`` pooled feature tokens
             (False needs keypoints: the image then reaches the transformer only as where its
             keypoints are, a bottleneck that generalises from few demonstrations).
+        goal_head: one more query token whose output predicts where the gripper will next
+            close, relative to the TCP (an auxiliary training target read from the
+            demonstrations: the TCP position at the next closing command). It makes finding
+            the instructed object the network's explicit job; the actions never depend on
+            the prediction. False in checkpoints written before it existed.
     """
 
     num_cameras: int = 2
@@ -85,6 +90,7 @@ class ModelConfig:
     keypoints: int = 0
     keypoint_tokens: int = 4
     grid_tokens: bool = True
+    goal_head: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
@@ -275,14 +281,20 @@ class VLANet(nn.Module):
         self.fusion = nn.TransformerEncoder(layer, cfg.depth, enable_nested_tensor=False)
         self.head_norm = nn.LayerNorm(w)
         self.head = nn.Linear(w, cfg.action_dim * cfg.bins)
+        if cfg.goal_head:
+            self.goal_query = nn.Parameter(torch.zeros(1, 1, w))
+            nn.init.normal_(self.goal_query, std=0.02)
+            self.goal_out = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, 3))
 
     def encode_instruction(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Language tokens, their padding mask and the sentence vector (cacheable per episode)."""
         return self.language(ids)
 
     def forward(self, images: torch.Tensor, state: torch.Tensor, ids: torch.Tensor | None = None,
-                language: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """Action logits ``[B, H, D, bins]``.
+                language: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                with_goal: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Action logits ``[B, H, D, bins]`` (and with ``with_goal`` the grasp-goal prediction
+        ``[B, 3]``, in units of ``GOAL_SCALE_M``; needs ``goal_head``).
 
         Args:
             images: ``[B, C, 3, h, w]`` float in 0..1, cameras in spec order.
@@ -306,13 +318,20 @@ class VLANet(nn.Module):
         parts = [lang + t[0], (self.state_proj(state) + t[1]).unsqueeze(1)]
         for i, encoder in enumerate(self.cameras):
             parts.append(encoder(images[:, i], sentence) + self.camera_embed[i] + t[2])
+        if cfg.goal_head:
+            parts.append((self.goal_query + t[3]).expand(b, -1, -1))
         parts.append((self.queries + t[3]).expand(b, -1, -1))
         tokens = torch.cat(parts, dim=1)
         n_other = tokens.shape[1] - pad.shape[1]
         mask = torch.cat([pad, pad.new_zeros(b, n_other)], dim=1)
-        out = self.fusion(tokens, src_key_padding_mask=mask)[:, -cfg.chunk_size:]
-        logits = self.head(self.head_norm(out))
-        return logits.view(b, cfg.chunk_size, cfg.action_dim, cfg.bins)
+        fused = self.fusion(tokens, src_key_padding_mask=mask)
+        out = fused[:, -cfg.chunk_size:]
+        logits = self.head(self.head_norm(out)).view(b, cfg.chunk_size, cfg.action_dim, cfg.bins)
+        if not with_goal:
+            return logits
+        if not cfg.goal_head:
+            raise ValueError("this network has no goal head")
+        return logits, self.goal_out(fused[:, -cfg.chunk_size - 1])
 
 
 def chunk_loss(logits: torch.Tensor, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -339,6 +358,15 @@ def chunk_loss_sum(logits: torch.Tensor, tokens: torch.Tensor,
     ce = ce.view(tokens.shape).mean(-1)  # [B, H]: mean over the action dimensions
     w = valid.to(ce.dtype)
     return (ce * w).sum(), w.sum()
+
+
+def goal_loss_sum(pred: torch.Tensor, goal: torch.Tensor,
+                  valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum of the smooth-L1 grasp-goal error over valid rows, valid rows)``; the error of a
+    row is summed over x, y, z (units of ``GOAL_SCALE_M``, smooth below a tenth of one)."""
+    err = F.smooth_l1_loss(pred, goal, reduction="none", beta=0.1).sum(-1)
+    w = valid.to(err.dtype)
+    return (err * w).sum(), w.sum()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -34,7 +34,8 @@ from vla_studio.policies.vla.batches import (Augmentation, ShardedBatchOrder,
 from vla_studio.policies.vla.episodes import (DatasetScan, EpisodeMeta, TrainingDataError,
                                               load_frames, scan_datasets, split_episodes)
 from vla_studio.policies.vla.evaluation import evaluate
-from vla_studio.policies.vla.model import ModelConfig, VLANet, chunk_loss, count_parameters
+from vla_studio.policies.vla.model import (ModelConfig, VLANet, chunk_loss, count_parameters,
+                                           goal_loss_sum)
 from vla_studio.policies.vla.normalization import ActionBins, StateStats
 from vla_studio.policies.vla.tokenizer import WordTokenizer
 
@@ -72,6 +73,7 @@ class TrainConfig:
         augmentation: image/instruction augmentation.
         model: architecture; ``num_cameras``, ``state_dim``, ``action_dim``, ``vocab_size`` are
             filled in from the data.
+        goal_weight: weight of the grasp-goal auxiliary loss (models with ``goal_head``).
         max_steps: stop after this many optimisation steps in total (0: no limit).
         max_minutes: stop (and save) after this much wall-clock time (0: no limit).
         resume: a ``last/`` checkpoint (or run directory) to continue from.
@@ -97,6 +99,7 @@ class TrainConfig:
     include_failures: bool = False
     augmentation: Augmentation = field(default_factory=Augmentation)
     model: ModelConfig = field(default_factory=ModelConfig)
+    goal_weight: float = 1.0
     max_steps: int = 0
     max_minutes: float = 0.0
     resume: str = ""
@@ -206,11 +209,27 @@ class _Data:
         n_train = sum(ep.num_steps for ep in held)
         self.train_images = frames.images[:n_train]
         self.val_images = frames.images[n_train:]
-        self.train = build_samples(held, bins, stats, tokenizer, model.chunk_size)
-        self.val = build_samples(my_val, bins, stats, tokenizer, model.chunk_size) if my_val else None
+        tcp = _tcp_columns(scan) if model.goal_head else None
+        if model.goal_head and tcp is None:
+            raise TrainingDataError("the goal head needs the TCP position (state ee_pos) in "
+                                    "the episodes; train without --goal-head")
+        self.train = build_samples(held, bins, stats, tokenizer, model.chunk_size, tcp)
+        self.val = build_samples(my_val, bins, stats, tokenizer, model.chunk_size, tcp) \
+            if my_val else None
         total_val = sum(ep.num_steps for ep in val_eps)
         stride = max(1, math.ceil(total_val / cfg.max_val_samples)) if cfg.max_val_samples else 1
         self.val_rows = np.arange(0, len(self.val), stride) if self.val is not None else np.zeros(0, int)
+
+
+def _tcp_columns(scan: DatasetScan) -> slice | None:
+    """Where ``ee_pos`` (3 values) is in the concatenated state, or None."""
+    start = 0
+    for key, shape in zip(scan.state_keys, scan.state_shapes):
+        size = int(np.prod(shape))
+        if key == "ee_pos" and size == 3:
+            return slice(start, start + 3)
+        start += size
+    return None
 
 
 def train(cfg: TrainConfig, report: Callable[[Progress], None] | None = None) -> TrainResult:
@@ -330,8 +349,17 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
             lr = lr_at(step, total_steps, cfg.lr, cfg.warmup)
             for group in opt.param_groups:
                 group["lr"] = lr
-            logits = model(batch["images"], batch["state"], batch["ids"])
-            loss = chunk_loss(logits, batch["tokens"], batch["valid"])
+            if model_cfg.goal_head:
+                logits, goal = model(batch["images"], batch["state"], batch["ids"],
+                                     with_goal=True)
+                goal_sum, _ = goal_loss_sum(goal, batch["goal"], batch["goal_valid"])
+                # Divided by the global batch, like the chunk loss (DDP = one process).
+                goal_loss = goal_sum / (batch["valid"].shape[0] * ctx.world)
+                loss = chunk_loss(logits, batch["tokens"], batch["valid"]) + \
+                    cfg.goal_weight * goal_loss
+            else:
+                logits = model(batch["images"], batch["state"], batch["ids"])
+                loss = chunk_loss(logits, batch["tokens"], batch["valid"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
