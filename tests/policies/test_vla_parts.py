@@ -212,6 +212,12 @@ def test_grasp_goal_is_where_the_gripper_next_closes():
     assert valid.tolist() == [True, True, False, False, False, False]  # no close after step 3
     np.testing.assert_allclose(goal[0] * GOAL_SCALE_M, tcp[2] - tcp[0], atol=1e-6)
     np.testing.assert_allclose(goal[1] * GOAL_SCALE_M, tcp[2] - tcp[1], atol=1e-6)
+    # With orientations: the turn still to make, wrapped (3.0 rad -> -3.0 rad is 0.28 rad).
+    yaw = np.array([3.0, 0.5, -3.0, 0.0, 0.0, 0.0])
+    quat = np.stack([np.cos(yaw / 2), 0 * yaw, 0 * yaw, np.sin(yaw / 2)], axis=1)
+    goal4, _ = grasp_goals(actions, tcp, 0.5, quat)
+    np.testing.assert_allclose(goal4[:2, 3], [2 * np.pi - 6.0, -3.5 + 2 * np.pi], atol=1e-5)
+    np.testing.assert_allclose(goal4[:, :3], goal, atol=1e-6)
 
 
 def test_keypoints_alone_with_a_goal_head():

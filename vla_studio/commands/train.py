@@ -191,7 +191,8 @@ class ProgressLine:
             self.end()
             extra = "".join(f"  {k} {m[k]:.3f}" for k in ("val_token_acc", "val_within_4_bins",
                                                              "val_action_l1", "val_gripper_acc",
-                                                             "val_goal_cm") if k in m)
+                                                             "val_goal_cm", "val_goal_yaw_deg")
+                        if k in m)
             print(f"epoch {p.epoch}/{p.epochs} done: train loss {p.loss:.3f}  val loss "
                   f"{p.val_loss:.3f}{extra}  ({_clock(p.elapsed_s)})", file=self.stream, flush=True)
             return

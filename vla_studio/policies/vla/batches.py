@@ -77,8 +77,9 @@ class SampleTable:
         instruction_first: ``[E]`` first row of each episode's instructions in ``instruction_ids``.
         instruction_count: ``[E]`` instructions per episode.
         colour_swap: token remapping of the colour-swap augmentation.
-        goal: ``[N, 3]`` float32, where the gripper next closes relative to the TCP now, in
-            units of :data:`GOAL_SCALE_M` (the grasp-goal auxiliary target).
+        goal: ``[N, 3 or 4]`` float32, where the gripper next closes relative to the TCP now
+            (units of :data:`GOAL_SCALE_M`) and the turn to it (radians), the grasp-goal
+            auxiliary target.
         goal_valid: ``[N]`` bool, True on the steps before a grasp (gripper commanded open
             and a closing step later in the episode).
     """
@@ -101,37 +102,50 @@ class SampleTable:
 GOAL_SCALE_M = 0.05
 
 
-def grasp_goals(actions: np.ndarray, tcp: np.ndarray,
-                closed_below: float) -> tuple[np.ndarray, np.ndarray]:
+def quat_yaw(quat: np.ndarray) -> np.ndarray:
+    """Heading (radians) of the x axis of ``(w, x, y, z)`` quaternions ``[T, 4]``."""
+    w, x, y, z = (quat[:, i] for i in range(4))
+    return np.arctan2(2.0 * (x * y + w * z), 1.0 - 2.0 * (y * y + z * z))
+
+
+def grasp_goals(actions: np.ndarray, tcp: np.ndarray, closed_below: float,
+                quat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Where the gripper next closes, relative to the TCP, for every step of one episode.
 
     Args:
         actions: ``[T, D]`` actions, the gripper command last.
         tcp: ``[T, 3]`` TCP positions.
         closed_below: gripper commands below this close the gripper.
+        quat: ``[T, 4]`` TCP orientations ``(w, x, y, z)``: adds the turn still to make (the
+            heading at the closing step minus the heading now, radians) as a 4th value.
 
     Returns:
-        ``goal [T, 3]`` in units of :data:`GOAL_SCALE_M` and ``valid [T]`` (the steps commanded
-        open with a closing step after them).
+        ``goal [T, 3 or 4]`` (position in units of :data:`GOAL_SCALE_M`) and ``valid [T]`` (the
+        steps commanded open with a closing step after them).
     """
     closed = actions[:, -1] < closed_below
-    goal = np.zeros((len(actions), 3), np.float32)
+    yaw = quat_yaw(quat) if quat is not None else None
+    goal = np.zeros((len(actions), 3 if yaw is None else 4), np.float32)
     valid = np.zeros(len(actions), bool)
     nxt = -1
     for t in range(len(actions) - 1, -1, -1):  # walk back, remembering the next close
         if closed[t] and (t == 0 or not closed[t - 1]):
             nxt = t
         if not closed[t] and nxt > t:
-            goal[t] = (tcp[nxt] - tcp[t]) / GOAL_SCALE_M
+            goal[t, :3] = (tcp[nxt] - tcp[t]) / GOAL_SCALE_M
+            if yaw is not None:
+                goal[t, 3] = np.arctan2(np.sin(yaw[nxt] - yaw[t]), np.cos(yaw[nxt] - yaw[t]))
             valid[t] = True
     return goal, valid
 
 
 def build_samples(episodes: Sequence[EpisodeMeta], bins: ActionBins, stats: StateStats,
                   tokenizer: WordTokenizer, chunk: int,
-                  tcp_columns: slice | None = None) -> SampleTable:
-    """The samples of ``episodes`` (in order, every used step). ``tcp_columns``: where the TCP
-    position is in the episodes' state (for the grasp-goal targets; None: no targets)."""
+                  tcp_columns: slice | None = None,
+                  quat_columns: slice | None = None) -> SampleTable:
+    """The samples of ``episodes`` (in order, every used step). ``tcp_columns``,
+    ``quat_columns``: where the TCP position and orientation are in the episodes' state (for
+    the grasp-goal targets; None: no targets, no turn target)."""
     states, tokens, valid, episode, ids, first, count = [], [], [], [], [], [], []
     goals, goal_valid = [], []
     closed_below = float(bins.q01[-1] + bins.q99[-1]) / 2.0
@@ -149,7 +163,8 @@ def build_samples(episodes: Sequence[EpisodeMeta], bins: ActionBins, stats: Stat
         count.append(len(ep.instructions))
         ids.extend(tokenizer.encode(text) for text in ep.instructions)
         if tcp_columns is not None:
-            g, v = grasp_goals(ep.actions, ep.state[:, tcp_columns], closed_below)
+            quat = ep.state[:, quat_columns] if quat_columns is not None else None
+            g, v = grasp_goals(ep.actions, ep.state[:, tcp_columns], closed_below, quat)
             goals.append(g)
             goal_valid.append(v)
     all_ids = np.stack(ids)

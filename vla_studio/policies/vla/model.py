@@ -68,6 +68,8 @@ class ModelConfig:
             demonstrations: the TCP position at the next closing command). It makes finding
             the instructed object the network's explicit job; the actions never depend on
             the prediction. False in checkpoints written before it existed.
+        goal_yaw: the goal head also predicts the turn (radians) from the gripper's heading
+            now to its heading when it closes (the grasp's alignment with the object).
     """
 
     num_cameras: int = 2
@@ -91,6 +93,7 @@ class ModelConfig:
     keypoint_tokens: int = 4
     grid_tokens: bool = True
     goal_head: bool = False
+    goal_yaw: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", tuple(int(v) for v in self.image_size))
@@ -284,7 +287,7 @@ class VLANet(nn.Module):
         if cfg.goal_head:
             self.goal_query = nn.Parameter(torch.zeros(1, 1, w))
             nn.init.normal_(self.goal_query, std=0.02)
-            self.goal_out = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, 3))
+            self.goal_out = nn.Sequential(nn.LayerNorm(w), nn.Linear(w, 4 if cfg.goal_yaw else 3))
 
     def encode_instruction(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Language tokens, their padding mask and the sentence vector (cacheable per episode)."""
@@ -294,7 +297,8 @@ class VLANet(nn.Module):
                 language: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
                 with_goal: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Action logits ``[B, H, D, bins]`` (and with ``with_goal`` the grasp-goal prediction
-        ``[B, 3]``, in units of ``GOAL_SCALE_M``; needs ``goal_head``).
+        ``[B, 3]`` in units of ``GOAL_SCALE_M``, ``[B, 4]`` with the turn in radians; needs
+        ``goal_head``).
 
         Args:
             images: ``[B, C, 3, h, w]`` float in 0..1, cameras in spec order.

@@ -209,26 +209,27 @@ class _Data:
         n_train = sum(ep.num_steps for ep in held)
         self.train_images = frames.images[:n_train]
         self.val_images = frames.images[n_train:]
-        tcp = _tcp_columns(scan) if model.goal_head else None
+        tcp = _state_columns(scan, "ee_pos", 3) if model.goal_head else None
         if model.goal_head and tcp is None:
             raise TrainingDataError("the goal head needs the TCP position (state ee_pos) in "
                                     "the episodes; train without --goal-head")
-        self.train = build_samples(held, bins, stats, tokenizer, model.chunk_size, tcp)
-        self.val = build_samples(my_val, bins, stats, tokenizer, model.chunk_size, tcp) \
+        quat = _state_columns(scan, "ee_quat", 4) if model.goal_yaw else None
+        self.train = build_samples(held, bins, stats, tokenizer, model.chunk_size, tcp, quat)
+        self.val = build_samples(my_val, bins, stats, tokenizer, model.chunk_size, tcp, quat) \
             if my_val else None
         total_val = sum(ep.num_steps for ep in val_eps)
         stride = max(1, math.ceil(total_val / cfg.max_val_samples)) if cfg.max_val_samples else 1
         self.val_rows = np.arange(0, len(self.val), stride) if self.val is not None else np.zeros(0, int)
 
 
-def _tcp_columns(scan: DatasetScan) -> slice | None:
-    """Where ``ee_pos`` (3 values) is in the concatenated state, or None."""
+def _state_columns(scan: DatasetScan, name: str, size: int) -> slice | None:
+    """Where state feature ``name`` (of ``size`` values) is in the concatenated state."""
     start = 0
     for key, shape in zip(scan.state_keys, scan.state_shapes):
-        size = int(np.prod(shape))
-        if key == "ee_pos" and size == 3:
-            return slice(start, start + 3)
-        start += size
+        n = int(np.prod(shape))
+        if key == name and n == size:
+            return slice(start, start + n)
+        start += n
     return None
 
 
@@ -290,7 +291,9 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
         stats = StateStats.from_flat(scan.state_keys, scan.state_shapes,
                                      np.concatenate([ep.state for ep in train_eps]))
         model_cfg = replace(cfg.model, num_cameras=len(cameras), state_dim=stats.dim,
-                            action_dim=bins.dim, vocab_size=tokenizer.size)
+                            action_dim=bins.dim, vocab_size=tokenizer.size,
+                            goal_yaw=cfg.model.goal_head and
+                            _state_columns(scan, "ee_quat", 4) is not None)
     spec = spec_json(scan, cameras, model_cfg)
     if resumed is not None and resumed.spec != spec:
         raise checkpoint.CheckpointError(f"{resumed.path}: its spec does not match the datasets "
