@@ -105,3 +105,16 @@ def test_train_command_explains_a_folder_that_is_not_a_dataset(tmp_path, capsys)
     assert cli_main(["train", "--dataset", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a VLA Studio dataset" in err[0]
+
+
+def test_keypoint_model_with_goal_head_and_colour_swap_trains_and_reloads(tiny_config):
+    from vla_studio.policies.vla.batches import Augmentation
+
+    cfg = tiny_config(epochs=2, model=replace(tiny_config().model, keypoints=8, grid_tokens=False,
+                                              goal_head=True, coord_channels=True),
+                      augmentation=Augmentation(shift=2, state_noise=0.2, colour_swap=0.5))
+    result = train(cfg)
+    assert all(np.isfinite(result.losses)) and np.mean(result.losses[-3:]) < result.losses[0]
+    assert result.epochs[-1]["val_goal_cm"] > 0  # the goal head is validated
+    best = checkpoint.load(result.best)
+    assert best.model.goal_head and best.model.keypoints == 8 and not best.model.grid_tokens

@@ -164,18 +164,26 @@ def test_lockstep_refuses_devices_that_cannot_follow_simulated_time(tmp_path):
                      "--dataset", str(tmp_path / "d")]) == 2
 
 
+def test_worker_blocks_keep_episodes_of_one_layout_together():
+    from vla_studio.commands.record_workers import plan_blocks
+
+    assert plan_blocks(5, 2) == [(0, 3), (3, 2)]
+    assert plan_blocks(200, 2, repeats=3) == [(0, 102), (102, 98)]
+    assert plan_blocks(4, 3, repeats=3) == [(0, 3), (3, 1)]  # no worker left without episodes
+
+
 def test_workers_record_one_consistent_dataset(tmp_path, capsys):
     root = tmp_path / "dataset"
     tasks = tmp_path / "tasks.txt"
     tasks.write_text("pick up the red cube\npick up the green cube\npick up the blue cube\n")
     assert cli_main(["record", "--teleop", "scripted", "--task-file", str(tasks),
                      "--episodes", "4", "--seed", "40", "--lockstep", "--workers", "2",
-                     "--dataset", str(root), "--json"]) == 0
+                     "--layout-repeats", "2", "--dataset", str(root), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["workers"] == 2 and summary["clock"] == "sim"
     eps = summary["episodes"]
     assert [e["episode"] for e in eps] == [1, 2, 3, 4]
-    assert [e["seed"] for e in eps] == [40, 41, 42, 43]  # episode i keeps seed SEED+i
+    assert [e["seed"] for e in eps] == [40, 40, 41, 41]  # episode i keeps seed SEED + i // 2
     assert [e["instruction"] for e in eps] == ["pick up the red cube", "pick up the green cube",
                                                "pick up the blue cube", "pick up the red cube"]
     assert {e["worker"] for e in eps} == {1, 2}
@@ -183,9 +191,14 @@ def test_workers_record_one_consistent_dataset(tmp_path, capsys):
     assert len(files) == 4 and len({f.name for f in files}) == 4
     index = DatasetIndex(Dataset(root)).refresh()
     assert sorted(s.episode_id for s in index) == sorted(e["id"] for e in eps)
+    starts = {}
     for path in files:
         with EpisodeReader(path) as ep:
             assert ep.attrs["clock"] == "sim" and int(ep.attrs["dropped_steps"]) == 0
+            starts[ep.attrs["episode_id"]] = ep.state()["joint_pos"][0]
+    first = [starts[e["id"]] for e in eps]
+    # One layout per seed (its jittered start pose too; the first step has moved a little).
+    assert np.abs(first[0] - first[1]).max() < 1e-4 < 2e-3 < np.abs(first[1] - first[2]).max()
     assert not list(root.rglob("*.recording"))
     history = json.loads((root / "instructions.json").read_text())
     assert {h["text"]: h["count"] for h in history}["pick up the red cube"] == 2

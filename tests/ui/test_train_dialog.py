@@ -36,7 +36,13 @@ def test_policy_menu_opens_the_train_dialog(main_window, qtbot):
     dialog = main_window.findChild(TrainDialog)
     assert dialog is not None and dialog.isVisible()
     assert dialog.datasets.item(0).text() == str(main_window.station.profile.dataset_dir)
-    dialog.close()
+    qtbot.mouseClick(dialog.close_button, Qt.MouseButton.LeftButton)  # idle: Close closes
+    assert not dialog.isVisible()
+    action.trigger()  # a closed dialog is replaced by a fresh one
+    dialog = main_window._train_dialog
+    assert dialog.isVisible()
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)  # and so does Esc
+    assert not dialog.isVisible()
 
 
 def test_training_from_the_dialog_plots_the_loss_and_names_the_policy(qtbot, micro, tmp_path):

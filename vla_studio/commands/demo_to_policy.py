@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="closed-loop evaluation episodes (0: no evaluation)")
     parser.add_argument("--eval-seed", type=int, default=900_000,
                         help="scene seed of the first evaluation episode")
+    parser.add_argument("--eval-max-seconds", type=float, default=20.0,
+                        help="time limit of an evaluation episode")
     parser.add_argument("--mode", choices=("chunk", "replan", "ensemble"), default="chunk",
                         help="chunk execution mode of the evaluation")
 
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         evaluation = [*station, "eval", "--policy", str(run_dir), "--episodes",
                       str(args.eval_episodes), "--seed", str(args.eval_seed), "--mode", args.mode,
-                      "--json"]
+                      "--max-seconds", str(args.eval_max_seconds), "--json"]
         for t in tasks:
             evaluation += ["--task", t]
         summary = _run_capturing_json(cli_main, evaluation)

@@ -12,6 +12,9 @@ control loop advance together on the simulated clock, as fast as the machine com
 same loop, safety path, recorder and episode files, stamped with simulated time and marked
 clock = "sim". --workers N records in N separate processes into the one dataset (episode i
 keeps seed SEED+i and its task from the task list, whichever process records it).
+--layout-repeats R gives R consecutive episodes the same seed (episode i: SEED + i // R): with
+R = the number of tasks a task list cycles, every scene layout is demonstrated once per task,
+so a policy cannot tell the task from the layout and must read the instruction.
 
 Examples:
   vla-studio record --station resources/stations/sim_tabletop.toml --teleop scripted \\
@@ -57,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help=f"scene seed of the first episode (episode i uses SEED+i; 0 to "
                              f"{MAX_SEED})")
+    parser.add_argument("--layout-repeats", type=int, default=1, metavar="R",
+                        help="R consecutive episodes share a scene seed (SEED + i // R), e.g. "
+                             "one layout per task of a cycled task list (default 1)")
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="longest episode; it is saved (as a failure if the robot can tell); "
                              f"more than 0, at most {MAX_EPISODE_S:g}")
@@ -140,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"warning: camera '{cam.name}' has not delivered a frame yet",
                       file=sys.stderr)
         for i in range(args.episodes):
-            seed = None if args.seed is None else args.seed + i
+            seed = None if args.seed is None else args.seed + i // args.layout_repeats
             try:
                 episode_id = recorder.start(seed=seed)
             except (RecorderError, LabelError) as exc:
@@ -212,10 +218,12 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
     check_number("--episodes", args.episodes, 1, MAX_EPISODES)
     check_number("--seed", args.seed, 0, MAX_SEED)
-    if args.seed is not None and args.seed + args.episodes - 1 > MAX_SEED:
+    check_number("--layout-repeats", args.layout_repeats, 1, MAX_EPISODES)
+    seeds = (args.episodes - 1) // args.layout_repeats + 1
+    if args.seed is not None and args.seed + seeds - 1 > MAX_SEED:
         raise UsageError(f"--seed {args.seed} is not allowed with --episodes {args.episodes}: "
-                         f"the last episode's seed would be {args.seed + args.episodes - 1}; "
-                         f"give a seed from 0 to {MAX_SEED - args.episodes + 1}")
+                         f"the last episode's seed would be {args.seed + seeds - 1}; "
+                         f"give a seed from 0 to {MAX_SEED - seeds + 1}")
     check_number("--max-seconds", args.max_seconds, 0.0, MAX_EPISODE_S, low_open=True, unit="s")
     check_number("--settle", args.settle, 0.0, MAX_SETTLE_S, unit="s")
     check_number("--workers", args.workers, 1, MAX_WORKERS)

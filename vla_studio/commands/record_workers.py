@@ -2,7 +2,8 @@
 
 ```
  parent: tasks for episodes 0..E-1 (the task list's order or sampling, decided once, here)
-         seeds SEED+0 .. SEED+E-1; contiguous blocks, one per worker
+         seeds SEED+0 .. SEED+E-1 (SEED + i // R with --layout-repeats R); contiguous
+         blocks, one per worker (whole groups of R episodes)
    |-- worker 1: vla-studio record --episodes k1 --seed SEED    --task-file block1.json ...
    |-- worker 2: vla-studio record --episodes k2 --seed SEED+k1 --task-file block2.json ...
    '-- ... each its own station (simulator, cameras) and recorder, into the same folder
@@ -34,13 +35,17 @@ from pathlib import Path
 TERMINATE_GRACE_S = 30.0
 
 
-def plan_blocks(episodes: int, workers: int) -> list[tuple[int, int]]:
-    """``(first episode, count)`` per worker: contiguous blocks as even as possible."""
-    base, extra = divmod(episodes, workers)
+def plan_blocks(episodes: int, workers: int, repeats: int = 1) -> list[tuple[int, int]]:
+    """``(first episode, count)`` per worker: contiguous blocks as even as possible, each
+    starting at a multiple of ``repeats`` (the episodes sharing a seed stay in one block);
+    workers left without episodes get no block."""
+    groups = -(-episodes // repeats)
+    base, extra = divmod(groups, workers)
     blocks, first = [], 0
     for w in range(workers):
-        count = base + (1 if w < extra else 0)
-        blocks.append((first, count))
+        count = min((base + (1 if w < extra else 0)) * repeats, episodes - first)
+        if count > 0:
+            blocks.append((first, count))
         first += count
     return blocks
 
@@ -51,7 +56,9 @@ def worker_command(args: argparse.Namespace, first: int, count: int, seed: int,
     cmd = [sys.executable, "-m", "vla_studio", "--log-level", "WARNING"]
     if getattr(args, "station", None):
         cmd += ["--station", str(args.station)]
-    cmd += ["record", "--episodes", str(count), "--seed", str(seed + first),
+    repeats = getattr(args, "layout_repeats", 1)
+    cmd += ["record", "--episodes", str(count), "--seed", str(seed + first // repeats),
+            "--layout-repeats", str(repeats),
             "--task-file", str(task_file), "--dataset", str(args.dataset_root),
             "--max-seconds", repr(args.max_seconds), "--settle", repr(args.settle),
             "--notes", args.notes, "--json"]
@@ -81,7 +88,8 @@ def record_with_workers(args: argparse.Namespace, profile, dataset, sampler) -> 
         tasks.append(task)
     args.dataset_root = dataset.root
     started = time.monotonic()
-    blocks = plan_blocks(args.episodes, args.workers)
+    repeats = args.layout_repeats
+    blocks = plan_blocks(args.episodes, args.workers, repeats)
     with tempfile.TemporaryDirectory(prefix="vla-record-workers-") as tmp:
         commands = []
         for w, (first, count) in enumerate(blocks):
@@ -90,8 +98,9 @@ def record_with_workers(args: argparse.Namespace, profile, dataset, sampler) -> 
                 {"instruction": t.instruction, "paraphrases": list(t.paraphrases),
                  "task": t.task} for t in tasks[first:first + count]]}), encoding="utf-8")
             commands.append(worker_command(args, first, count, seed, path))
-        print(f"recording {args.episodes} episode(s) with {args.workers} worker processes into "
-              f"{dataset.root} (seeds {seed}..{seed + args.episodes - 1})", flush=True)
+        print(f"recording {args.episodes} episode(s) with {len(blocks)} worker processes into "
+              f"{dataset.root} (seeds {seed}..{seed + (args.episodes - 1) // repeats})",
+              flush=True)
         codes, summaries = _run_workers(commands)
     episodes = []
     for w, summary in enumerate(summaries):

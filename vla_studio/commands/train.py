@@ -61,9 +61,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model input size (default 96 96)")
     parser.add_argument("--width", type=int, default=None, help="transformer width (default 128)")
     parser.add_argument("--depth", type=int, default=None, help="fusion layers (default 3)")
+    parser.add_argument("--coord-channels", action="store_true",
+                        help="give every camera encoder pixel-coordinate channels (CoordConv)")
+    parser.add_argument("--keypoints", type=int, default=None, metavar="K",
+                        help="spatial-softmax keypoints per camera (default 0: none)")
+    parser.add_argument("--goal-head", action="store_true",
+                        help="auxiliary target: where the gripper next closes (needs ee_pos)")
+    parser.add_argument("--goal-weight", type=float, default=1.0,
+                        help="weight of the --goal-head loss (default 1)")
+    parser.add_argument("--no-grid-tokens", action="store_true",
+                        help="with --keypoints: the cameras give only keypoint tokens")
     parser.add_argument("--include-failures", action="store_true",
                         help="also train on episodes labelled as failures")
     parser.add_argument("--no-augment", action="store_true", help="no image augmentation")
+    parser.add_argument("--state-noise", type=float, default=None, metavar="STD",
+                        help="Gaussian noise on the normalised state while training (default 0)")
+    parser.add_argument("--shift", type=int, default=None, metavar="PX",
+                        help="random image shift of up to PX pixels (default 6)")
+    parser.add_argument("--colour-swap", type=float, default=None, metavar="P",
+                        help="probability of permuting a sample's RGB channels and renaming "
+                             "the red/green/blue of its instruction to match (default 0)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps")
     parser.add_argument("--max-minutes", type=float, default=0.0,
                         help="stop (and save) after this many minutes")
@@ -89,7 +106,22 @@ def run(args: argparse.Namespace) -> int:
         overrides["width"] = args.width
     if args.depth:
         overrides["depth"] = args.depth
+    if args.coord_channels:
+        overrides["coord_channels"] = True
+    if args.keypoints is not None:
+        overrides["keypoints"] = args.keypoints
+    if args.no_grid_tokens:
+        overrides["grid_tokens"] = False
+    if args.goal_head:
+        overrides["goal_head"] = True
     try:
+        augmentation = NO_AUGMENTATION if args.no_augment else Augmentation()
+        if args.state_noise is not None:
+            augmentation = replace(augmentation, state_noise=args.state_noise)
+        if args.shift is not None:
+            augmentation = replace(augmentation, shift=args.shift)
+        if args.colour_swap is not None:
+            augmentation = replace(augmentation, colour_swap=args.colour_swap)
         model = replace(ModelConfig(), **overrides)
         cfg = TrainConfig(datasets=tuple(args.dataset), out=args.out, epochs=args.epochs,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -98,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
                           data_shards=args.data_shards, cameras=tuple(args.camera),
                           state_keys=tuple(args.state),
                           include_failures=args.include_failures,
-                          augmentation=NO_AUGMENTATION if args.no_augment else Augmentation(),
-                          model=model, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                          augmentation=augmentation, model=model, goal_weight=args.goal_weight,
+                          max_steps=args.max_steps, max_minutes=args.max_minutes,
                           resume=args.resume, init=args.init,
                           weighting=train_dagger.weighting(args))
     except ValueError as exc:
@@ -164,7 +196,9 @@ class ProgressLine:
             m = p.metrics
             self.end()
             extra = "".join(f"  {k} {m[k]:.3f}" for k in ("val_token_acc", "val_within_4_bins",
-                                                             "val_action_l1", "val_gripper_acc") if k in m)
+                                                             "val_action_l1", "val_gripper_acc",
+                                                             "val_goal_cm", "val_goal_yaw_deg")
+                        if k in m)
             print(f"epoch {p.epoch}/{p.epochs} done: train loss {p.loss:.3f}  val loss "
                   f"{p.val_loss:.3f}{extra}  ({_clock(p.elapsed_s)})", file=self.stream, flush=True)
             return

@@ -348,7 +348,7 @@ class PolicyRunner(RunnerRecovery, ActionSource):
                 self._schedule = ChunkSchedule(settings.mode, 1.0 / spec.control_rate_hz,
                                                settings.replan_every, settings.ensemble_decay)
                 self._epoch += 1
-                self._min_obs_t = time.monotonic()
+                self._min_obs_t = self._clock()
             self._awaiting_first = True
             self._wake.set()
 

@@ -380,6 +380,8 @@ class MainWindow(QMainWindow):
 
         dialog = getattr(self, "_train_dialog", None)
         if dialog is None or not dialog.isVisible():  # one at a time; a finished one is replaced
+            if dialog is not None:
+                dialog.deleteLater()
             dialog = self._train_dialog = TrainDialog(self.station.profile.dataset_dir, self)
         dialog.show()  # not modal: the station keeps running meanwhile
         dialog.raise_()

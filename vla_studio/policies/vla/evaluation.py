@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from vla_studio.policies.vla import distributed
-from vla_studio.policies.vla.batches import NO_AUGMENTATION, SampleTable, gather
+from vla_studio.policies.vla.batches import GOAL_SCALE_M, NO_AUGMENTATION, SampleTable, gather
 from vla_studio.policies.vla.model import chunk_loss_sum
 from vla_studio.policies.vla.normalization import ActionBins
 
@@ -25,17 +25,30 @@ def evaluate(model: torch.nn.Module, images: np.ndarray, table: SampleTable | No
     bins predicted exactly), ``val_within_4_bins`` (within +-4 bins, i.e. +-3 % of the
     q01..q99 range) and ``val_action_l1`` (mean absolute error of the decoded first action of
     the chunk, in normalised [-1, 1] units) and ``val_gripper_acc`` (whether the first action
-    opens/closes the gripper right). Empty when no rank has validation data.
+    opens/closes the gripper right); with a goal head ``val_goal_cm``, the mean horizontal
+    error of the grasp-goal prediction in cm (and ``val_goal_yaw_deg``, the error of the turn
+    to make, when it is predicted). Empty when no rank has validation data.
     """
     was_training = model.training
     model.eval()
     device = ctx.device
     loss_sum = valid_n = exact = near = token_n = l1_sum = first_n = grip_ok = 0.0
+    goal_cm = goal_n = goal_deg = 0.0
+    with_goal = bool(getattr(getattr(model, "cfg", None), "goal_head", False))
     if table is not None:
         for start in range(0, len(rows), batch_size):
             b = gather(images, table, rows[start:start + batch_size], None, NO_AUGMENTATION)
             b = {k: v.to(device) for k, v in b.items()}
-            logits = model(b["images"], b["state"], b["ids"])
+            if with_goal and "goal" in b:
+                logits, goal = model(b["images"], b["state"], b["ids"], with_goal=True)
+                err = (goal - b["goal"])[:, :2].norm(dim=-1) * (GOAL_SCALE_M * 100.0)
+                goal_cm += float((err * b["goal_valid"]).sum())
+                goal_n += float(b["goal_valid"].sum())
+                if goal.shape[-1] == 4:
+                    turn = (goal[:, 3] - b["goal"][:, 3]).abs() * (180.0 / np.pi)
+                    goal_deg += float((turn * b["goal_valid"]).sum())
+            else:
+                logits = model(b["images"], b["state"], b["ids"])
             total, n = chunk_loss_sum(logits, b["tokens"], b["valid"])
             loss_sum += float(total)
             valid_n += float(n)
@@ -51,11 +64,17 @@ def evaluate(model: torch.nn.Module, images: np.ndarray, table: SampleTable | No
             # The gripper (always the last action element) as open/closed, as a robot acts on it.
             grip_ok += float(((first_pred[:, -1] > 0) == (first_true[:, -1] > 0)).sum())
             first_n += float(pred.shape[0])
-    loss_sum, valid_n, exact, near, token_n, l1_sum, first_n, grip_ok = distributed.all_sum(
-        ctx, [loss_sum, valid_n, exact, near, token_n, l1_sum, first_n, grip_ok])
+    (loss_sum, valid_n, exact, near, token_n, l1_sum, first_n, grip_ok, goal_cm, goal_n,
+     goal_deg) = distributed.all_sum(ctx, [loss_sum, valid_n, exact, near, token_n, l1_sum,
+                                           first_n, grip_ok, goal_cm, goal_n, goal_deg])
     model.train(was_training)
     if valid_n == 0:
         return {}
-    return {"val_loss": loss_sum / valid_n, "val_token_acc": exact / token_n,
-            "val_within_4_bins": near / token_n, "val_action_l1": l1_sum / max(first_n, 1.0),
-            "val_gripper_acc": grip_ok / max(first_n, 1.0)}
+    figures = {"val_loss": loss_sum / valid_n, "val_token_acc": exact / token_n,
+               "val_within_4_bins": near / token_n, "val_action_l1": l1_sum / max(first_n, 1.0),
+               "val_gripper_acc": grip_ok / max(first_n, 1.0)}
+    if goal_n:
+        figures["val_goal_cm"] = goal_cm / goal_n
+        if goal_deg:
+            figures["val_goal_yaw_deg"] = goal_deg / goal_n
+    return figures

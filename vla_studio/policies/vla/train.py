@@ -29,12 +29,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vla_studio import __version__
 from vla_studio.policies.vla import checkpoint, distributed
-from vla_studio.policies.vla.batches import (Augmentation, SampleTable, ShardedBatchOrder,
+from vla_studio.policies.vla.batches import (Augmentation, ShardedBatchOrder,
                                              build_samples, deal_shards, gather)
 from vla_studio.policies.vla.episodes import (DatasetScan, EpisodeMeta, TrainingDataError,
                                               load_frames, scan_datasets, split_episodes)
 from vla_studio.policies.vla.evaluation import evaluate
-from vla_studio.policies.vla.model import ModelConfig, VLANet, chunk_loss, count_parameters
+from vla_studio.policies.vla.model import (ModelConfig, VLANet, chunk_loss, count_parameters,
+                                           goal_loss_sum)
 from vla_studio.policies.vla.normalization import ActionBins, StateStats
 from vla_studio.policies.vla.sample_weights import Weighting, apply_to_training
 from vla_studio.policies.vla.tokenizer import WordTokenizer
@@ -73,6 +74,7 @@ class TrainConfig:
         augmentation: image/instruction augmentation.
         model: architecture; ``num_cameras``, ``state_dim``, ``action_dim``, ``vocab_size`` are
             filled in from the data.
+        goal_weight: weight of the grasp-goal auxiliary loss (models with ``goal_head``).
         max_steps: stop after this many optimisation steps in total (0: no limit).
         max_minutes: stop (and save) after this much wall-clock time (0: no limit).
         resume: a ``last/`` checkpoint (or run directory) to continue from.
@@ -102,6 +104,7 @@ class TrainConfig:
     include_failures: bool = False
     augmentation: Augmentation = field(default_factory=Augmentation)
     model: ModelConfig = field(default_factory=ModelConfig)
+    goal_weight: float = 1.0
     max_steps: int = 0
     max_minutes: float = 0.0
     resume: str = ""
@@ -213,8 +216,14 @@ class _Data:
         n_train = sum(ep.num_steps for ep in held)
         self.train_images = frames.images[:n_train]
         self.val_images = frames.images[n_train:]
-        self.train = build_samples(held, bins, stats, tokenizer, model.chunk_size)
-        self.val = build_samples(my_val, bins, stats, tokenizer, model.chunk_size) if my_val else None
+        tcp = _state_columns(scan, "ee_pos", 3) if model.goal_head else None
+        if model.goal_head and tcp is None:
+            raise TrainingDataError("the goal head needs the TCP position (state ee_pos) in "
+                                    "the episodes; train without --goal-head")
+        quat = _state_columns(scan, "ee_quat", 4) if model.goal_yaw else None
+        self.train = build_samples(held, bins, stats, tokenizer, model.chunk_size, tcp, quat)
+        self.val = build_samples(my_val, bins, stats, tokenizer, model.chunk_size, tcp, quat) \
+            if my_val else None
         held_idx = [i for s in self.my_shards for i in self.shard_eps[s]]
         self.plan = apply_to_training(cfg.weighting, train_eps, self.shard_eps, held_idx,
                                       self.train.valid, self.train.episode,
@@ -222,6 +231,17 @@ class _Data:
         total_val = sum(ep.num_steps for ep in val_eps)
         stride = max(1, math.ceil(total_val / cfg.max_val_samples)) if cfg.max_val_samples else 1
         self.val_rows = np.arange(0, len(self.val), stride) if self.val is not None else np.zeros(0, int)
+
+
+def _state_columns(scan: DatasetScan, name: str, size: int) -> slice | None:
+    """Where state feature ``name`` (of ``size`` values) is in the concatenated state."""
+    start = 0
+    for key, shape in zip(scan.state_keys, scan.state_shapes):
+        n = int(np.prod(shape))
+        if key == name and n == size:
+            return slice(start, start + n)
+        start += n
+    return None
 
 
 def train(cfg: TrainConfig, report: Callable[[Progress], None] | None = None) -> TrainResult:
@@ -289,7 +309,9 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
         stats = StateStats.from_flat(scan.state_keys, scan.state_shapes,
                                      np.concatenate([ep.state for ep in train_eps]))
         model_cfg = replace(cfg.model, num_cameras=len(cameras), state_dim=stats.dim,
-                            action_dim=bins.dim, vocab_size=tokenizer.size)
+                            action_dim=bins.dim, vocab_size=tokenizer.size,
+                            goal_yaw=cfg.model.goal_head and
+                            _state_columns(scan, "ee_quat", 4) is not None)
     spec = spec_json(scan, cameras, model_cfg)
     for base in (resumed, start_from):
         if base is not None and base.spec != spec:
@@ -353,8 +375,17 @@ def _train(cfg: TrainConfig, ctx: distributed.DistContext, report: Callable[[Pro
             lr = lr_at(step, total_steps, cfg.lr, cfg.warmup)
             for group in opt.param_groups:
                 group["lr"] = lr
-            logits = model(batch["images"], batch["state"], batch["ids"])
-            loss = chunk_loss(logits, batch["tokens"], batch["valid"])
+            if model_cfg.goal_head:
+                logits, goal = model(batch["images"], batch["state"], batch["ids"],
+                                     with_goal=True)
+                goal_sum, _ = goal_loss_sum(goal, batch["goal"], batch["goal_valid"])
+                # Divided by the global batch, like the chunk loss (DDP = one process).
+                goal_loss = goal_sum / (batch["valid"].shape[0] * ctx.world)
+                loss = chunk_loss(logits, batch["tokens"], batch["valid"]) + \
+                    cfg.goal_weight * goal_loss
+            else:
+                logits = model(batch["images"], batch["state"], batch["ids"])
+                loss = chunk_loss(logits, batch["tokens"], batch["valid"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -121,7 +121,7 @@ class TrainDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
-        self.close_button.clicked.connect(self.close)
+        self.close_button.clicked.connect(self.reject)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.form)
@@ -218,16 +218,22 @@ class TrainDialog(QDialog):
         self.cancel_button.setEnabled(running)
         self.close_button.setEnabled(not running)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def _may_close(self) -> bool:
         if self.job is not None and self.job.running:
             self.status.setText("Training is running: cancel it before closing this window.")
+            return False
+        self.timer.stop()
+        return True
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if not self._may_close():
             event.ignore()
             return
-        self.timer.stop()
         super().closeEvent(event)
 
-    def reject(self) -> None:  # Esc: same rule as closing
-        self.close()
+    def reject(self) -> None:  # Esc and the Close button: same rule as the window's close
+        if self._may_close():
+            super().reject()
 
     # ----- helpers ---------------------------------------------------------------------------
     def _add_dataset(self) -> None:
