@@ -106,11 +106,16 @@ def test_backpressure_waits_for_a_slow_subscriber_instead_of_dropping(station):
     done = threading.Event()
 
     def consume() -> None:
+        # Take nothing until the driver has had to wait for this queue (however slow a tick is
+        # on a loaded machine), then keep up slowly.
+        deadline = time.monotonic() + 10.0
+        while station.driver.waits == 0 and time.monotonic() < deadline and not done.is_set():
+            time.sleep(0.005)
         while not done.is_set() or q.qsize():
             step = q.get(timeout=0.05)
             if step is not None:
                 got.append(step.index)
-                time.sleep(0.08)  # far slower than a simulated tick
+                time.sleep(0.02)
 
     reader = threading.Thread(target=consume, name="slow-subscriber")
     reader.start()

@@ -30,6 +30,7 @@ from vla_studio.core.lockstep import LockstepDriver
 from vla_studio.core.profile import StationProfile
 from vla_studio.devices.base import DeviceError, Robot, Teleop
 from vla_studio.devices.cameras.base import Camera
+from vla_studio.devices.observers import StationObserver
 from vla_studio.station import Station
 
 log = logging.getLogger(__name__)
@@ -56,12 +57,13 @@ class LockstepStation(Station):
     """
 
     def __init__(self, profile: StationProfile, robot: Robot, cameras: dict[str, Camera],
-                 teleops: dict[str, Teleop]) -> None:
+                 teleops: dict[str, Teleop],
+                 observers: dict[str, StationObserver] | None = None) -> None:
         not_sync = [n for n, c in cameras.items() if not hasattr(c, "capture")]
         if not getattr(robot, "simulated", False) or not_sync:
             raise DeviceError(f"{profile.path}: lock-step needs a simulated robot and cameras "
                               "that render on demand (type \"sim\")")
-        super().__init__(profile, robot, cameras, teleops)
+        super().__init__(profile, robot, cameras, teleops, observers)
         self.clock = SimClock(1.0 / profile.control_rate_hz)
         for cam in cameras.values():
             cam.synchronous = True  # type: ignore[attr-defined]
