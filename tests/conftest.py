@@ -46,6 +46,7 @@ ISOLATED = {
 ISOLATED_GROUP = {  # module -> group (modules not named here: a group of their own)
     "data/test_rlds_roundtrip.py": "tensorflow",
     "data/test_rlds_annotations_tfds.py": "tensorflow",
+    "data/test_rlds_dagger_tfds.py": "tensorflow",
 }
 
 
