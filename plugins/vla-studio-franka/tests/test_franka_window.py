@@ -51,8 +51,11 @@ def beyond(window, axis: int, start: np.ndarray, distance: float) -> bool:
 
 
 def at_rest(window, qtbot, ms: int = 300) -> bool:
-    before = ee(window)
-    qtbot.wait(ms)
+    """Whether the tool moved less than 0.5 mm while the robot's own clock advanced ``ms``
+    (franky-sim's time lags wall time on a busy machine)."""
+    robot = window.station.robot
+    before, t0 = ee(window), robot.robot_time_s
+    qtbot.waitUntil(lambda: robot.robot_time_s - t0 >= ms / 1000.0, timeout=20_000)
     after = ee(window)
     return before is not None and after is not None and np.linalg.norm(after - before) < 5e-4
 

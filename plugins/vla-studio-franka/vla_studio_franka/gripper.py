@@ -135,7 +135,7 @@ class GripperWorker:
                 self.last_error = ""
             except Exception as exc:  # GripperException, NetworkException: keep the arm going
                 if str(exc) != self.last_error:
-                    log.error("Franka gripper: %s", exc)
+                    log.error("Franka gripper: %s", str(exc))
                 self.last_error = str(exc)
                 time.sleep(READ_PERIOD_S)
 

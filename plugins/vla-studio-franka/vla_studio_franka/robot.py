@@ -251,7 +251,7 @@ class FrankaRobot(Robot):
             try:
                 robot.stop()
             except Exception as exc:
-                log.warning("Franka %r: stopping at disconnect failed: %s", self.name, exc)
+                log.warning("Franka %r: stopping at disconnect failed: %s", self.name, str(exc))
         gripper, self._gripper = self._gripper, None
         if gripper is not None:
             gripper.stop()
@@ -513,13 +513,13 @@ class FrankaRobot(Robot):
         except franky.ControlException as exc:
             if not is_preemption(str(exc), robot.has_errors):
                 self._motion_failed(robot, str(exc))
-                self._fault_told = tell
+                self._fault_told = self._fault_told or tell
                 raise DeviceError(self._fault) from None
         except Exception as exc:  # the stored failure of the motion this one replaces
             if self._planner_gave_up(robot, str(exc)):
                 return False
             self._motion_failed(robot, str(exc))
-            self._fault_told = tell
+            self._fault_told = self._fault_told or tell
             raise DeviceError(self._fault) from None
         robot.move(motion, asynchronous=True)
         return True
@@ -582,7 +582,7 @@ class FrankaRobot(Robot):
                       float(np.abs(np.asarray(state.dq)).max()),
                       float(state.control_command_success_rate))
         except Exception as exc:
-            log.debug("reading the state after a failed motion failed: %s", exc)
+            log.debug("reading the state after a failed motion failed: %s", str(exc))
 
     def _hold_motion(self, robot: Any, from_loop: bool = True) -> None:
         """A stop motion of the running motion's kind (``_lock`` held). A fault it meets is
@@ -613,6 +613,10 @@ class FrankaRobot(Robot):
         return active_errors(state.last_motion_errors) or active_errors(state.current_errors)
 
     def _set_fault(self, message: str, errors: list[str]) -> None:
+        """Record a fault; the first one stands (and is told once) until :meth:`recover`:
+        the loop and the watchdog may both meet the same reflex."""
+        if self._fault:
+            return
         self._fault = describe_fault(message, errors)
         self._fault_told = False
         self._stopped = True
@@ -640,6 +644,6 @@ class FrankaRobot(Robot):
                     self.watchdog_holds += 1
                     self._hold_motion(robot, from_loop=False)
             except Exception as exc:
-                log.error("Franka %r: the watchdog's hold failed: %s", self.name, exc)
+                log.error("Franka %r: the watchdog's hold failed: %s", self.name, str(exc))
             finally:
                 self._lock.release()
