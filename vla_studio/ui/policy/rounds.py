@@ -86,6 +86,9 @@ class RoundsView(QWidget):
                                        connect="finite")
         self.curves["alone"].setData([r for r, _ in self.alone],
                                      [100.0 * v for _, v in self.alone])
+        shown = sorted(set(xs) | {r for r, _ in self.alone}) or [1]
+        self.plot.getAxis("bottom").setTicks([[(r, str(r)) for r in shown]])
+        self.plot.setXRange(shown[0] - 0.5, shown[-1] + 0.5, padding=0)
         if not self.stats:
             self.caption.setText("No DAgger rounds in this dataset yet: record policy runs "
                                  "with a round number (Run → Round) and take over when they "

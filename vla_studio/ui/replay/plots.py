@@ -124,7 +124,7 @@ class ReplayPlots(QWidget):
         gripper.setYRange(-0.05, 1.05, padding=0)
         gripper.getAxis("left").setTicks([[(0, "closed"), (1, "open")]])
         source.getAxis("left").setTicks([[(i, n) for i, n in enumerate(SOURCE_LABELS)]])
-        source.setYRange(-0.3, 3.3, padding=0)
+        source.setYRange(-0.3, len(SOURCE_LABELS) - 0.7, padding=0)
 
     def set_episode(self, episode: ReplayEpisode) -> None:
         """Plot ``episode`` (curves of the same kind as the last episode's are reused)."""
