@@ -28,7 +28,9 @@ transcoded: whoever chose lossless images keeps them.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
@@ -37,7 +39,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import cv2
 import h5py
@@ -151,24 +153,75 @@ def file_signature(path: Path) -> tuple[int, int, int]:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
+class TranscodeBusy(Exception):
+    """Another process is transcoding this episode right now."""
+
+
+@contextlib.contextmanager
+def temp_lock(temp: Path) -> Iterator[None]:
+    """Hold ``<temp>.lock`` (an ``flock``, released when the process dies): the temporary file
+    belongs to a transcode that is still running, and nobody else may touch it.
+
+    Raises:
+        TranscodeBusy: another process holds it.
+    """
+    lock = temp.with_name(temp.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TranscodeBusy(f"{temp.name} is being written by another process") from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def discard_temporary(episode: Path) -> None:
+    """Remove an episode's unfinished temporary file and its lock (a worker was stopped);
+    left alone while another process holds it."""
+    temp = temp_path_for(episode)
+    try:
+        with temp_lock(temp):
+            temp.unlink(missing_ok=True)
+    except (TranscodeBusy, OSError):
+        pass
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete ``*.h5.compacting`` files left by an interrupted transcode (their episode is
-    intact beside them). A temporary without its episode is kept and logged: it is never
-    deleted blindly. Returns the files removed."""
+    intact beside them), and their lock files. One that a running transcode holds is left
+    alone; one without its episode is kept and logged (never deleted blindly). Returns the
+    files removed."""
     removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
         return removed
-    for temp in entries:
-        if not temp.name.endswith(EPISODE_SUFFIX + TEMP_SUFFIX):
+    suffix = EPISODE_SUFFIX + TEMP_SUFFIX
+    for entry in entries:
+        if entry.name.endswith(suffix + ".lock") and \
+                not entry.with_name(entry.name[:-len(".lock")]).exists():
+            try:
+                with temp_lock(entry.with_name(entry.name[:-len(".lock")])):
+                    pass  # a lock file nobody holds: removed on the way out
+            except (TranscodeBusy, OSError):
+                pass
+        if not entry.name.endswith(suffix):
             continue
-        episode = temp.with_name(temp.name[: -len(TEMP_SUFFIX)])
-        if episode.exists():
-            temp.unlink(missing_ok=True)
-            removed.append(temp)
-        else:
-            log.warning("%s has no episode %s beside it; left in place", temp, episode.name)
+        episode = entry.with_name(entry.name[: -len(TEMP_SUFFIX)])
+        if not episode.exists():
+            log.warning("%s has no episode %s beside it; left in place", entry, episode.name)
+            continue
+        try:
+            with temp_lock(entry):
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+        except TranscodeBusy:
+            continue
     return removed
 
 
@@ -229,9 +282,16 @@ def transcode_episode(path: str | Path, settings: VideoSettings | None = None, *
     try:
         result.signature = file_signature(path)
         result.bytes_before = result.signature[1]
-        _transcode(path, temp, settings, control, progress, result, reserve_bytes)
-        if result.outcome == OUTCOME_READY and commit:
-            commit_transcoded(result)
+        with temp_lock(temp):  # the temporary file is this call's until the lock is released
+            try:
+                _transcode(path, temp, settings, control, progress, result, reserve_bytes)
+                if result.outcome == OUTCOME_READY and commit:
+                    _commit_locked(result)
+            finally:
+                if result.outcome not in (OUTCOME_READY, OUTCOME_TRANSCODED):
+                    temp.unlink(missing_ok=True)
+    except TranscodeBusy as exc:
+        result.outcome, result.message = OUTCOME_SKIPPED, str(exc)
     except TranscodeCancelled:
         result.outcome, result.message = OUTCOME_CANCELLED, "cancelled"
     except FileNotFoundError:
@@ -245,8 +305,6 @@ def transcode_episode(path: str | Path, settings: VideoSettings | None = None, *
         result.outcome = OUTCOME_NO_SPACE if full else OUTCOME_FAILED
         result.message = "the disk is full" if full else _short(exc)
     finally:
-        if result.outcome not in (OUTCOME_READY, OUTCOME_TRANSCODED):
-            temp.unlink(missing_ok=True)
         result.wall_s = round(time.monotonic() - t0, 3)
         result.cpu_s = round(_thread_cpu() - c0, 3)
     if result.outcome not in (OUTCOME_TRANSCODED, OUTCOME_READY, OUTCOME_SKIPPED):
@@ -258,6 +316,15 @@ def commit_transcoded(result: TranscodeResult) -> TranscodeResult:
     """Put a verified temporary file (outcome ``ready``) in place of its episode: under the
     episode folder's lock (trash and restore take it too), only if the episode is still the
     file that was read. Updates and returns ``result``."""
+    try:
+        with temp_lock(temp_path_for(Path(result.path))):
+            return _commit_locked(result)
+    except TranscodeBusy as exc:
+        result.outcome, result.message = OUTCOME_CHANGED, str(exc)
+        return result
+
+
+def _commit_locked(result: TranscodeResult) -> TranscodeResult:
     path, temp = Path(result.path), temp_path_for(Path(result.path))
     if result.outcome != OUTCOME_READY or not temp.exists():
         result.outcome, result.message = OUTCOME_FAILED, "no verified file to commit"
