@@ -487,8 +487,7 @@ def _transcode_camera(src: h5py.Group, dst: h5py.Group, t: int, settings: VideoS
         table[:, 0] = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         table[:, 1] = lengths
         table[:, 2] = [int(k) for _, k in packets]
-    dst.create_dataset("data", data=blob, chunks=(max(1, min(blob.size, 1 << 20)),)
-                       if blob.size else None)
+    dst.create_dataset("data", data=blob)  # contiguous: written once, never resized or padded
     dst.create_dataset(PACKETS, data=table)
     dst.create_dataset(PACKET_CRC, data=np.array([crc32c(p) for p, _ in packets], np.uint32))
     dst.create_dataset(VIDEO_FRAME, data=frame_numbers(index, distinct))
