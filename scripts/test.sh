@@ -49,10 +49,14 @@ lint-imports
 echo "== headless suite (PySide6 blocked)"
 VLA_STUDIO_NO_QT=1 python -m pytest -p no:pytest-qt -p no:cacheprovider -q "$@"
 
-# Modules that need a process of their own (see ISOLATED in tests/conftest.py).
-for module in $(python -c "import sys; sys.path.insert(0, 'tests'); import conftest; print(' '.join(conftest.ISOLATED))"); do
-  echo "== tests/$module (own process)"
-  VLA_STUDIO_NO_QT=1 python -m pytest -p no:pytest-qt -p no:cacheprovider -q "tests/$module" "$@"
+# Modules that need a process away from the rest (ISOLATED in tests/conftest.py), one process per
+# group of modules that may share one (a line per group: its modules separated by spaces).
+python -c "import sys; sys.path.insert(0, 'tests'); import conftest
+for group in conftest.isolated_groups(): print(' '.join('tests/' + m for m in group))" |
+while read -r modules; do
+  echo "== $modules (own process)"
+  # shellcheck disable=SC2086 # one word per module
+  VLA_STUDIO_NO_QT=1 python -m pytest -p no:pytest-qt -p no:cacheprovider -q $modules "$@" </dev/null
 done
 
 echo "== robot plugins (franky-sim, ROS 2 over Zenoh; child processes on loopback)"

@@ -31,9 +31,10 @@ class _BlockQt(importlib.abc.MetaPathFinder):
         return None
 
 
-# Test modules that must run in a pytest process of their own, and why. scripts/test.sh runs each
-# one separately; a run that names the module explicitly runs it, any other run leaves it out and
-# says so at the end.
+# Test modules that must run away from the rest of the suite, and why. Modules of one group may
+# share a process: scripts/test.sh runs each group in a pytest process of its own (TensorFlow is
+# imported once, not once per module). A run that names a module explicitly runs it, any other
+# run leaves it out and says so at the end.
 ISOLATED = {
     "data/test_rlds_roundtrip.py": "imports TensorFlow, whose bundled LLVM crashes Mesa's llvmpipe "
                                    "(MuJoCo's EGL renderer) when both live in one process",
@@ -41,6 +42,18 @@ ISOLATED = {
     "data/test_lerobot_export.py": "imports torch, torchvision and LeRobot's dataset module "
                                    "(with two torchvision operator schemas defined first)",
 }
+ISOLATED_GROUP = {  # module -> group (modules not named here: a group of their own)
+    "data/test_rlds_roundtrip.py": "tensorflow",
+    "data/test_rlds_annotations_tfds.py": "tensorflow",
+}
+
+
+def isolated_groups() -> list[list[str]]:
+    """The isolated modules, grouped by the process they may share (see ISOLATED_GROUP)."""
+    groups: dict[str, list[str]] = {}
+    for module in ISOLATED:
+        groups.setdefault(ISOLATED_GROUP.get(module, module), []).append(module)
+    return list(groups.values())
 _TESTS_DIR = Path(__file__).resolve().parent
 _left_out: list[str] = []
 
