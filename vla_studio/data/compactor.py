@@ -341,8 +341,8 @@ class Compactor:
                 self._compacted += 1
                 self._saved += saved
             self._tell("compactor.compacted",
-                       f"{path.name} stored as {self.settings.codec} video: "
-                       f"{result.bytes_before / 1e6:.1f} MB -> {result.bytes_after / 1e6:.1f} MB "
+                       f"Stored as {self.settings.codec} video: {path.stem}, "
+                       f"{result.bytes_before / 1e6:.1f} -> {result.bytes_after / 1e6:.1f} MB "
                        f"(PSNR {result.psnr_db_mean:.1f} dB)", logging.INFO,
                        episode=path.name, bytes_before=result.bytes_before,
                        bytes_after=result.bytes_after, psnr_db=result.psnr_db_mean)
