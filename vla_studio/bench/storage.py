@@ -18,8 +18,9 @@ Keys:
   record_cpu_s_per_min: CPU seconds of the recording path (JPEG encoding, checksums, HDF5)
       per recorded minute, unchanged by the video storage.
   seek_p50_ms / seek_p99_ms: a random step's frames of every camera decoded at replay pane
-      size (two decoder threads, as the replay view), video storage; jpeg_seek_p99_ms the same
-      on the JPEG file.
+      size (two decoder threads, as the replay view), video storage; seek_cpu_ms the CPU time
+      per seek (the wall time on a quiet two-core machine is about half of it); jpeg_seek_* the
+      same on the JPEG file.
   rlds_export_steps_per_s_jpeg / _video, lerobot_export_steps_per_s_jpeg / _video: export
       speed from each storage.
   load_avg: the machine's 1-minute load average before and after (2 cores: above 2 means
@@ -131,7 +132,9 @@ def run(args: argparse.Namespace) -> dict:
         "transcode_wall_s": round(wall, 1),
         "transcode_realtime_factor": round(episode.steps / args.rate / wall, 2),
         "record_cpu_s_per_min": round(episode.record_cpu_s / minutes, 1),
-        "seek_p50_ms": seek[0], "seek_p99_ms": seek[1], "jpeg_seek_p99_ms": jpeg_seek[1],
+        "seek_p50_ms": seek[0], "seek_p99_ms": seek[1], "seek_cpu_ms": seek[2],
+        "jpeg_seek_p50_ms": jpeg_seek[0], "jpeg_seek_p99_ms": jpeg_seek[1],
+        "jpeg_seek_cpu_ms": jpeg_seek[2],
     }
     if not args.no_export:
         out.update(_exports(jpeg_root, video_root, root, episode.steps))
@@ -163,23 +166,28 @@ def _psnr_vs_raw(raw: dict, jpeg_path: Path, video_path: Path) -> tuple[float, f
                                                                    values["jpeg"]))
 
 
-def _seeks(path: Path, count: int, pane: tuple[int, int], np) -> tuple[float, float]:
-    """p50/p99 ms of decoding a random step's frames of every camera at pane size."""
+def _seeks(path: Path, count: int, pane: tuple[int, int], np) -> tuple[float, float, float]:
+    """p50/p99 wall ms of decoding a random step's frames of every camera at pane size (two
+    threads, as the replay view), and the mean CPU ms per seek (what a loaded machine cannot
+    inflate: on a quiet two-core one the wall time is about half of it)."""
     from vla_studio.data.video_storage import open_frame_source
 
     source = open_frame_source(path)
     rng = np.random.default_rng(1)
-    times = []
+    times, cpu = [], 0.0
     try:
         with concurrent.futures.ThreadPoolExecutor(2, "bench-decode") as pool:
             for step in rng.integers(0, source.num_steps, count).tolist():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 list(pool.map(lambda cam: source.read_color(cam, step, pane), source.cameras))
                 times.append((time.perf_counter() - t0) * 1e3)
+                cpu += time.process_time() - c0
     finally:
         source.close()
-    return (round(float(np.percentile(times, 50)), 1), round(float(np.percentile(times, 99)), 1)) \
-        if times else (0.0, 0.0)
+    if not times:
+        return 0.0, 0.0, 0.0
+    return (round(float(np.percentile(times, 50)), 1), round(float(np.percentile(times, 99)), 1),
+            round(cpu * 1e3 / len(times), 1))
 
 
 def _exports(jpeg_root: Path, video_root: Path, root: Path, steps: int) -> dict:
