@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="640x480", metavar="WxH", help="camera image size")
     parser.add_argument("--codec", choices=("av1", "h264"), default="av1")
     parser.add_argument("--crf", type=int, default=None, help="video quality (default: 38)")
+    parser.add_argument("--gop-s", type=float, default=None,
+                        help="seconds between key frames (default: 0.5)")
     parser.add_argument("--seeks", type=int, default=200, help="random seeks measured")
     parser.add_argument("--pane", default="480x360", metavar="WxH",
                         help="replay pane size the seeks decode to")
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> dict:
     from vla_studio.data.video_codec import VideoSettings
 
     size, pane = parse_image_size(args.size), parse_image_size(args.pane)
-    settings = VideoSettings(codec=args.codec, **({} if args.crf is None else {"crf": args.crf}))
+    settings = VideoSettings(codec=args.codec, **({} if args.crf is None else {"crf": args.crf}),
+                             **({} if args.gop_s is None else {"gop_s": args.gop_s}))
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="vla-bench-storage-")
     root = Path(args.keep or tmp.name)  # type: ignore[union-attr]
     load_before = os.getloadavg()[0]
@@ -101,7 +104,8 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "vla_studio.data.transcode_worker", str(video_path),
-         "--codec", settings.codec, "--crf", str(settings.crf), "--reserve-mb", "0",
+         "--codec", settings.codec, "--crf", str(settings.crf), "--gop-s", str(settings.gop_s),
+         "--reserve-mb", "0",
          "--normal-priority"], capture_output=True, text=True, check=False)
     wall = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

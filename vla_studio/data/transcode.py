@@ -57,7 +57,7 @@ from vla_studio.data.episode_copy import (camera_rates, copy_attrs, copy_tree,
 from vla_studio.data.integrity import (frame_checksum_problem, step_chunk_problem,
                                        structural_problem, verify_episode)
 from vla_studio.data.video_codec import (PIX_FMT, FrameDecoder, FrameEncoder, VideoCodecError,
-                                         VideoSettings, psnr_db)
+                                         VideoSettings, psnr_db, to_rgb)
 from vla_studio.data.video_storage import (EXTRADATA, PACKET_CRC, PACKETS, STORAGE_ATTR,
                                            VIDEO_FRAME, camera_formats, is_video_format)
 
@@ -436,7 +436,7 @@ def _transcode_camera(src: h5py.Group, dst: h5py.Group, t: int, settings: VideoS
             if not waiting:
                 raise ValueError(f"camera {name!r}: the encoder gave more frames than it was fed")
             reference = waiting.popleft()
-            decoded = frame.to_ndarray(format="rgb24")
+            decoded = to_rgb(frame)  # as every reader converts it
             psnrs.append(psnr_db(reference, decoded))
             pictures.append(_picture_crc(frame))
             if psnrs[-1] < settings.min_psnr_db:
