@@ -28,9 +28,7 @@ transcoded: whoever chose lossless images keeps them.
 from __future__ import annotations
 
 import collections
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -39,7 +37,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import cv2
 import h5py
@@ -54,6 +52,9 @@ from vla_studio.data.episode_copy import (camera_rates, copy_attrs, copy_tree,
                                           distinct_frames, estimate_video_bytes, frame_numbers,
                                           frames_in_order, fsync_file, step_frames,
                                           write_step_chunks)
+from vla_studio.data.transcode_files import (TEMP_SUFFIX, TranscodeBusy, discard_temporary,
+                                             file_signature, remove_stale_temporaries, temp_lock,
+                                             temp_path_for)
 from vla_studio.data.integrity import (frame_checksum_problem, step_chunk_problem,
                                        structural_problem, verify_episode)
 from vla_studio.data.video_codec import (PIX_FMT, FrameDecoder, FrameEncoder, VideoCodecError,
@@ -62,8 +63,12 @@ from vla_studio.data.video_storage import (EXTRADATA, PACKET_CRC, PACKETS, STORA
                                            VIDEO_FRAME, camera_formats, is_video_format)
 
 log = logging.getLogger(__name__)
+# The temporary files' helpers live in transcode_files; the transcoder's callers find them here.
+__all__ = ["TEMP_SUFFIX", "TranscodeBusy", "discard_temporary", "remove_stale_temporaries",
+           "temp_lock", "temp_path_for", "file_signature", "transcode_episode",
+           "commit_transcoded", "transcode_reason", "TranscodeResult", "TranscodeControl",
+           "TranscodeCancelled", "CameraReport"]
 
-TEMP_SUFFIX = ".compacting"
 # Free space that must remain after the video is written (the recorder needs the disk more).
 MIN_FREE_AFTER_BYTES = 256 << 20
 # Per-step datasets of a JPEG camera group that the video replaces.
@@ -142,87 +147,6 @@ class TranscodeResult:
         data["cameras"] = {k: CameraReport(**v) for k, v in (data.get("cameras") or {}).items()}
         data["signature"] = tuple(data.get("signature") or (0, 0, 0))
         return cls(**data)
-
-
-def temp_path_for(path: Path) -> Path:
-    return path.with_name(path.name + TEMP_SUFFIX)
-
-
-def file_signature(path: Path) -> tuple[int, int, int]:
-    st = os.stat(path)
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-class TranscodeBusy(Exception):
-    """Another process is transcoding this episode right now."""
-
-
-@contextlib.contextmanager
-def temp_lock(temp: Path) -> Iterator[None]:
-    """Hold ``<temp>.lock`` (an ``flock``, released when the process dies): the temporary file
-    belongs to a transcode that is still running, and nobody else may touch it.
-
-    Raises:
-        TranscodeBusy: another process holds it.
-    """
-    lock = temp.with_name(temp.name + ".lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TranscodeBusy(f"{temp.name} is being written by another process") from None
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
-    finally:
-        os.close(fd)
-
-
-def discard_temporary(episode: Path) -> None:
-    """Remove an episode's unfinished temporary file and its lock (a worker was stopped);
-    left alone while another process holds it."""
-    temp = temp_path_for(episode)
-    try:
-        with temp_lock(temp):
-            temp.unlink(missing_ok=True)
-    except (TranscodeBusy, OSError):
-        pass
-
-
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete ``*.h5.compacting`` files left by an interrupted transcode (their episode is
-    intact beside them), and their lock files. One that a running transcode holds is left
-    alone; one without its episode is kept and logged (never deleted blindly). Returns the
-    files removed."""
-    removed: list[Path] = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return removed
-    suffix = EPISODE_SUFFIX + TEMP_SUFFIX
-    for entry in entries:
-        if entry.name.endswith(suffix + ".lock") and \
-                not entry.with_name(entry.name[:-len(".lock")]).exists():
-            try:
-                with temp_lock(entry.with_name(entry.name[:-len(".lock")])):
-                    pass  # a lock file nobody holds: removed on the way out
-            except (TranscodeBusy, OSError):
-                pass
-        if not entry.name.endswith(suffix):
-            continue
-        episode = entry.with_name(entry.name[: -len(TEMP_SUFFIX)])
-        if not episode.exists():
-            log.warning("%s has no episode %s beside it; left in place", entry, episode.name)
-            continue
-        try:
-            with temp_lock(entry):
-                entry.unlink(missing_ok=True)
-                removed.append(entry)
-        except TranscodeBusy:
-            continue
-    return removed
 
 
 def transcode_reason(path: Path) -> str:
