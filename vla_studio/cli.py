@@ -56,9 +56,10 @@ COMMANDS = (
 
 DESCRIPTION = """\
 VLA Studio: drive a robot with a gamepad, SpaceMouse or keyboard while watching live cameras,
-record language-labelled demonstrations, replay and annotate them (subtasks, trims, outcomes),
-export them to RLDS, train a vision-language-action policy on them and run it closed-loop under
-supervision (locally or behind an openpi-protocol server).
+record language-labelled demonstrations (stored compactly as video once saved), replay and
+annotate them (subtasks, trims, outcomes), export them to RLDS or LeRobot, train a
+vision-language-action policy on them and run it closed-loop under supervision (locally or
+behind an openpi-protocol server).
 
 With no subcommand, the main window opens on the station profile given by --station (default:
 the built-in simulated tabletop, which needs no hardware).

@@ -54,3 +54,20 @@ def test_layout_fps_and_an_existing_destination(tmp_path):
     with pytest.raises(ExportError, match="already exists"):
         LeRobotExporter(tmp_path, out, LeRobotOptions("me/x")).run()
     assert LeRobotExporter(tmp_path, out, LeRobotOptions("me/x", overwrite=True)).run().fps == 30
+
+
+def test_an_episode_with_nan_state_is_skipped_with_the_reason(tmp_path):
+    import h5py
+
+    from tests.data.rlds_episode_files import EpisodeSpec, write_dataset
+
+    good, bad = write_dataset(tmp_path, [EpisodeSpec(seed=0, steps=8), EpisodeSpec(seed=1,
+                                                                                 steps=9)])
+    with h5py.File(bad, "r+") as f:
+        f["steps/observation/state/joints"][3, 0] = np.nan
+    report = LeRobotExporter(tmp_path, tmp_path / "out", LeRobotOptions("me/x")).run()
+    assert report.episodes == 1 and report.frames == 8
+    assert [(p.name, "NaN" in why and "step 3" in why) for p, why in report.skipped] == \
+        [(bad.name, True)]
+    info = json.loads((tmp_path / "out" / "meta" / "info.json").read_text())
+    assert info["total_episodes"] == 1 and info["splits"] == {"train": "0:1"}

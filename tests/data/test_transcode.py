@@ -203,3 +203,20 @@ def test_a_full_filesystem_leaves_the_jpeg_episode(tmp_path, check_first):
     assert sorted(p.name for p in after.iterdir()) == [path.name]  # no temporary file left
     assert (after / path.name).read_bytes() == path.read_bytes()
     assert _assert_valid(after / path.name, shown) == "jpeg"
+
+
+def test_a_transcode_in_progress_elsewhere_is_left_alone(tmp_path):
+    """Two transcoders never share a temporary file: the second one, and the stale-file
+    cleanup, leave a temporary file whose lock a running transcode holds."""
+    from vla_studio.data.transcode import temp_lock
+
+    path = small_episode(tmp_path)
+    temp = temp_path_for(path)
+    with temp_lock(temp):  # as a running transcode in another process holds it
+        temp.write_bytes(b"being written")
+        result = transcode_episode(path)
+        assert result.outcome == OUTCOME_SKIPPED and "another process" in result.message
+        assert remove_stale_temporaries(path.parent) == []
+        assert temp.read_bytes() == b"being written"
+    assert remove_stale_temporaries(path.parent) == [temp]  # released: stale now
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]

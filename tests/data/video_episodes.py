@@ -35,7 +35,8 @@ def step_arrays(path: Path) -> dict[str, np.ndarray]:
         f["steps"].visititems(visit)
         for cam in f["steps/observation/image"]:
             for key in ("frame_index", "capture_time", "device_time"):
-                out[f"observation/image/{cam}/{key}"] = f[f"steps/observation/image/{cam}/{key}"][()]
+                name = f"observation/image/{cam}/{key}"
+                out[name] = f[f"steps/{name}"][()]
     return out
 
 

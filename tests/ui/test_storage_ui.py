@@ -32,7 +32,7 @@ def test_the_episodes_dock_shows_storage_and_the_datasets_size(qtbot, dry_statio
     browser = window.panels["episodes"]
     browser.refresh()
     qtbot.waitUntil(lambda: browser.proxy.rowCount() == 2, timeout=10000)
-    assert _storage_column(browser) == ["AV1 video", "JPEG"]
+    assert _storage_column(browser) == ["AV1", "JPEG"]
     size = sum(p.stat().st_size for p in (dataset / "episodes").glob("*.h5"))
     text = browser.summary.text()
     assert f"{size / 1e3:.0f} kB" in text and "1 as video" in text, text
@@ -50,9 +50,10 @@ def test_the_recorder_compacts_saved_episodes_and_the_dock_follows(qtbot, tmp_pa
         window = open_window(qtbot, station)
         browser = window.panels["episodes"]
         qtbot.waitUntil(lambda: browser.recorder.compactor is not None, timeout=10000)
-        qtbot.waitUntil(lambda: _storage_column(browser) == ["AV1 video"], timeout=30000)
+        qtbot.waitUntil(lambda: _storage_column(browser) == ["AV1"], timeout=30000)
         browser.show_compaction()
-        assert "1 compacted" in browser.compaction.text()
+        assert "1 compacted" in browser.compaction_text
+        assert browser.summary.text().endswith(browser.compaction_text)
         assert path.stat().st_size < 300_000
         window.close()
     finally:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 SIM_CAMERAS = ("front", "side", "wrist")
-TASKS = ("put the blue cube in the bowl", "pick up the red cube", "push the green cube to the left",
-         "stack the yellow cube on the red cube")
+TASKS = ("put the blue cube in the bowl", "pick up the red cube",
+         "push the green cube to the left", "stack the yellow cube on the red cube")
 
 
 @dataclass

@@ -18,8 +18,9 @@ Keys:
   record_cpu_s_per_min: CPU seconds of the recording path (JPEG encoding, checksums, HDF5)
       per recorded minute, unchanged by the video storage.
   seek_p50_ms / seek_p99_ms: a random step's frames of every camera decoded at replay pane
-      size (two decoder threads, as the replay view), video storage; jpeg_seek_p99_ms the same
-      on the JPEG file.
+      size (two decoder threads, as the replay view), video storage; seek_cpu_ms the CPU time
+      per seek (the wall time on a quiet two-core machine is about half of it); jpeg_seek_* the
+      same on the JPEG file.
   rlds_export_steps_per_s_jpeg / _video, lerobot_export_steps_per_s_jpeg / _video: export
       speed from each storage.
   load_avg: the machine's 1-minute load average before and after (2 cores: above 2 means
@@ -58,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="640x480", metavar="WxH", help="camera image size")
     parser.add_argument("--codec", choices=("av1", "h264"), default="av1")
     parser.add_argument("--crf", type=int, default=None, help="video quality (default: 38)")
+    parser.add_argument("--gop-s", type=float, default=None,
+                        help="seconds between key frames (default: 0.5)")
     parser.add_argument("--seeks", type=int, default=200, help="random seeks measured")
     parser.add_argument("--pane", default="480x360", metavar="WxH",
                         help="replay pane size the seeks decode to")
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> dict:
     from vla_studio.data.video_codec import VideoSettings
 
     size, pane = parse_image_size(args.size), parse_image_size(args.pane)
-    settings = VideoSettings(codec=args.codec, **({} if args.crf is None else {"crf": args.crf}))
+    settings = VideoSettings(codec=args.codec, **({} if args.crf is None else {"crf": args.crf}),
+                             **({} if args.gop_s is None else {"gop_s": args.gop_s}))
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="vla-bench-storage-")
     root = Path(args.keep or tmp.name)  # type: ignore[union-attr]
     load_before = os.getloadavg()[0]
@@ -100,7 +104,8 @@ def run(args: argparse.Namespace) -> dict:
     t0 = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "vla_studio.data.transcode_worker", str(video_path),
-         "--codec", settings.codec, "--crf", str(settings.crf), "--reserve-mb", "0",
+         "--codec", settings.codec, "--crf", str(settings.crf), "--gop-s", str(settings.gop_s),
+         "--reserve-mb", "0",
          "--normal-priority"], capture_output=True, text=True, check=False)
     wall = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -131,7 +136,9 @@ def run(args: argparse.Namespace) -> dict:
         "transcode_wall_s": round(wall, 1),
         "transcode_realtime_factor": round(episode.steps / args.rate / wall, 2),
         "record_cpu_s_per_min": round(episode.record_cpu_s / minutes, 1),
-        "seek_p50_ms": seek[0], "seek_p99_ms": seek[1], "jpeg_seek_p99_ms": jpeg_seek[1],
+        "seek_p50_ms": seek[0], "seek_p99_ms": seek[1], "seek_cpu_ms": seek[2],
+        "jpeg_seek_p50_ms": jpeg_seek[0], "jpeg_seek_p99_ms": jpeg_seek[1],
+        "jpeg_seek_cpu_ms": jpeg_seek[2],
     }
     if not args.no_export:
         out.update(_exports(jpeg_root, video_root, root, episode.steps))
@@ -163,23 +170,28 @@ def _psnr_vs_raw(raw: dict, jpeg_path: Path, video_path: Path) -> tuple[float, f
                                                                    values["jpeg"]))
 
 
-def _seeks(path: Path, count: int, pane: tuple[int, int], np) -> tuple[float, float]:
-    """p50/p99 ms of decoding a random step's frames of every camera at pane size."""
+def _seeks(path: Path, count: int, pane: tuple[int, int], np) -> tuple[float, float, float]:
+    """p50/p99 wall ms of decoding a random step's frames of every camera at pane size (two
+    threads, as the replay view), and the mean CPU ms per seek (what a loaded machine cannot
+    inflate: on a quiet two-core one the wall time is about half of it)."""
     from vla_studio.data.video_storage import open_frame_source
 
     source = open_frame_source(path)
     rng = np.random.default_rng(1)
-    times = []
+    times, cpu = [], 0.0
     try:
         with concurrent.futures.ThreadPoolExecutor(2, "bench-decode") as pool:
             for step in rng.integers(0, source.num_steps, count).tolist():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 list(pool.map(lambda cam: source.read_color(cam, step, pane), source.cameras))
                 times.append((time.perf_counter() - t0) * 1e3)
+                cpu += time.process_time() - c0
     finally:
         source.close()
-    return (round(float(np.percentile(times, 50)), 1), round(float(np.percentile(times, 99)), 1)) \
-        if times else (0.0, 0.0)
+    if not times:
+        return 0.0, 0.0, 0.0
+    return (round(float(np.percentile(times, 50)), 1), round(float(np.percentile(times, 99)), 1),
+            round(cpu * 1e3 / len(times), 1))
 
 
 def _exports(jpeg_root: Path, video_root: Path, root: Path, steps: int) -> dict:

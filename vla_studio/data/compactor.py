@@ -37,8 +37,8 @@ from typing import Callable
 from vla_studio.data.dataset import Dataset
 from vla_studio.data.transcode import (MIN_FREE_AFTER_BYTES, OUTCOME_NO_SPACE, OUTCOME_READY,
                                        OUTCOME_TRANSCODED, TranscodeResult, commit_transcoded,
-                                       file_signature, remove_stale_temporaries, temp_path_for,
-                                       transcode_reason)
+                                       discard_temporary, file_signature,
+                                       remove_stale_temporaries, transcode_reason)
 from vla_studio.data.video_codec import VideoSettings
 
 log = logging.getLogger(__name__)
@@ -256,19 +256,19 @@ class Compactor:
             self._proc, self._frozen = None, False
             self._episode, self._progress = "", (0, 0)
         if self._stopping:
-            temp_path_for(path).unlink(missing_ok=True)
+            discard_temporary(path)
             return
         if result is None:
             self._remember_failure(path, f"the worker ended without a result "
                                          f"(exit status {proc.returncode})")
-            temp_path_for(path).unlink(missing_ok=True)
+            discard_temporary(path)
             return
         if result.outcome == OUTCOME_READY:
             while not self._stopping and self._busy():  # rename only while nothing records
                 self._set_state(STATE_PAUSED)
                 time.sleep(self.poll_s)
             if self._stopping:
-                temp_path_for(path).unlink(missing_ok=True)
+                discard_temporary(path)
                 return
             result = commit_transcoded(result)
         self._report(path, result)
@@ -341,8 +341,8 @@ class Compactor:
                 self._compacted += 1
                 self._saved += saved
             self._tell("compactor.compacted",
-                       f"{path.name} stored as {self.settings.codec} video: "
-                       f"{result.bytes_before / 1e6:.1f} MB -> {result.bytes_after / 1e6:.1f} MB "
+                       f"Stored as {self.settings.codec} video: {path.stem}, "
+                       f"{result.bytes_before / 1e6:.1f} -> {result.bytes_after / 1e6:.1f} MB "
                        f"(PSNR {result.psnr_db_mean:.1f} dB)", logging.INFO,
                        episode=path.name, bytes_before=result.bytes_before,
                        bytes_after=result.bytes_after, psnr_db=result.psnr_db_mean)

@@ -39,6 +39,8 @@ Layout (format ``vla-studio-episode``, version 1; RLDS names so export is a mapp
     steps/observation/image/<cam>/frame_index   int64 [T]   camera sequence number, -1 = none
     steps/observation/image/<cam>/capture_time  float64 [T] host monotonic
     steps/observation/image/<cam>/device_time   float64 [T] NaN when the device gives none
+        (a camera transcoded to video has data/packets/packet_crc32c/video_frame instead of
+        data/index/crc32c, and format "av1" or "h264": see vla_studio.data.video_storage)
     steps/observation/depth/<cam>               uint16 [T, H, W] (shuffle + deflate, lossless)
     steps/observation/depth_crc32c/<cam>        uint32 [T]  CRC-32C of each raw depth frame
     steps/observation/timing/<cam>/...          frame_index/capture_time/device_time of

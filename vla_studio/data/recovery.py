@@ -84,7 +84,12 @@ def damaged_dir(dataset: Dataset) -> Path:
 
 
 def recover_dataset(dataset: Dataset) -> list[RecoveryResult]:
-    """Recover every interrupted episode of ``dataset`` (in-use ones are skipped)."""
+    """Recover every interrupted episode of ``dataset`` (in-use ones are skipped), and remove
+    what an interrupted transcode left (its episode is intact beside it)."""
+    from vla_studio.data.transcode import remove_stale_temporaries
+
+    for temp in remove_stale_temporaries(dataset.episodes_dir):
+        log.info("removed %s, left by an interrupted transcode", temp.name)
     return [recover_episode(dataset, p) for p in dataset.recording_files()]
 
 

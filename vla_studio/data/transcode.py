@@ -52,16 +52,23 @@ from vla_studio.data.episode_copy import (camera_rates, copy_attrs, copy_tree,
                                           distinct_frames, estimate_video_bytes, frame_numbers,
                                           frames_in_order, fsync_file, step_frames,
                                           write_step_chunks)
+from vla_studio.data.transcode_files import (TEMP_SUFFIX, TranscodeBusy, discard_temporary,
+                                             file_signature, remove_stale_temporaries, temp_lock,
+                                             temp_path_for)
 from vla_studio.data.integrity import (frame_checksum_problem, step_chunk_problem,
                                        structural_problem, verify_episode)
 from vla_studio.data.video_codec import (PIX_FMT, FrameDecoder, FrameEncoder, VideoCodecError,
-                                         VideoSettings, psnr_db)
+                                         VideoSettings, psnr_db, to_rgb)
 from vla_studio.data.video_storage import (EXTRADATA, PACKET_CRC, PACKETS, STORAGE_ATTR,
                                            VIDEO_FRAME, camera_formats, is_video_format)
 
 log = logging.getLogger(__name__)
+# The temporary files' helpers live in transcode_files; the transcoder's callers find them here.
+__all__ = ["TEMP_SUFFIX", "TranscodeBusy", "discard_temporary", "remove_stale_temporaries",
+           "temp_lock", "temp_path_for", "file_signature", "transcode_episode",
+           "commit_transcoded", "transcode_reason", "TranscodeResult", "TranscodeControl",
+           "TranscodeCancelled", "CameraReport"]
 
-TEMP_SUFFIX = ".compacting"
 # Free space that must remain after the video is written (the recorder needs the disk more).
 MIN_FREE_AFTER_BYTES = 256 << 20
 # Per-step datasets of a JPEG camera group that the video replaces.
@@ -142,36 +149,6 @@ class TranscodeResult:
         return cls(**data)
 
 
-def temp_path_for(path: Path) -> Path:
-    return path.with_name(path.name + TEMP_SUFFIX)
-
-
-def file_signature(path: Path) -> tuple[int, int, int]:
-    st = os.stat(path)
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete ``*.h5.compacting`` files left by an interrupted transcode (their episode is
-    intact beside them). A temporary without its episode is kept and logged: it is never
-    deleted blindly. Returns the files removed."""
-    removed: list[Path] = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return removed
-    for temp in entries:
-        if not temp.name.endswith(EPISODE_SUFFIX + TEMP_SUFFIX):
-            continue
-        episode = temp.with_name(temp.name[: -len(TEMP_SUFFIX)])
-        if episode.exists():
-            temp.unlink(missing_ok=True)
-            removed.append(temp)
-        else:
-            log.warning("%s has no episode %s beside it; left in place", temp, episode.name)
-    return removed
-
-
 def transcode_reason(path: Path) -> str:
     """Why ``path`` is not a candidate for transcoding ('' when it is). Opens the file."""
     if path.name.endswith(RECORDING_SUFFIX) or not path.name.endswith(EPISODE_SUFFIX):
@@ -229,9 +206,16 @@ def transcode_episode(path: str | Path, settings: VideoSettings | None = None, *
     try:
         result.signature = file_signature(path)
         result.bytes_before = result.signature[1]
-        _transcode(path, temp, settings, control, progress, result, reserve_bytes)
-        if result.outcome == OUTCOME_READY and commit:
-            commit_transcoded(result)
+        with temp_lock(temp):  # the temporary file is this call's until the lock is released
+            try:
+                _transcode(path, temp, settings, control, progress, result, reserve_bytes)
+                if result.outcome == OUTCOME_READY and commit:
+                    _commit_locked(result)
+            finally:
+                if result.outcome not in (OUTCOME_READY, OUTCOME_TRANSCODED):
+                    temp.unlink(missing_ok=True)
+    except TranscodeBusy as exc:
+        result.outcome, result.message = OUTCOME_SKIPPED, str(exc)
     except TranscodeCancelled:
         result.outcome, result.message = OUTCOME_CANCELLED, "cancelled"
     except FileNotFoundError:
@@ -245,8 +229,6 @@ def transcode_episode(path: str | Path, settings: VideoSettings | None = None, *
         result.outcome = OUTCOME_NO_SPACE if full else OUTCOME_FAILED
         result.message = "the disk is full" if full else _short(exc)
     finally:
-        if result.outcome not in (OUTCOME_READY, OUTCOME_TRANSCODED):
-            temp.unlink(missing_ok=True)
         result.wall_s = round(time.monotonic() - t0, 3)
         result.cpu_s = round(_thread_cpu() - c0, 3)
     if result.outcome not in (OUTCOME_TRANSCODED, OUTCOME_READY, OUTCOME_SKIPPED):
@@ -258,6 +240,15 @@ def commit_transcoded(result: TranscodeResult) -> TranscodeResult:
     """Put a verified temporary file (outcome ``ready``) in place of its episode: under the
     episode folder's lock (trash and restore take it too), only if the episode is still the
     file that was read. Updates and returns ``result``."""
+    try:
+        with temp_lock(temp_path_for(Path(result.path))):
+            return _commit_locked(result)
+    except TranscodeBusy as exc:
+        result.outcome, result.message = OUTCOME_CHANGED, str(exc)
+        return result
+
+
+def _commit_locked(result: TranscodeResult) -> TranscodeResult:
     path, temp = Path(result.path), temp_path_for(Path(result.path))
     if result.outcome != OUTCOME_READY or not temp.exists():
         result.outcome, result.message = OUTCOME_FAILED, "no verified file to commit"
@@ -369,7 +360,7 @@ def _transcode_camera(src: h5py.Group, dst: h5py.Group, t: int, settings: VideoS
             if not waiting:
                 raise ValueError(f"camera {name!r}: the encoder gave more frames than it was fed")
             reference = waiting.popleft()
-            decoded = frame.to_ndarray(format="rgb24")
+            decoded = to_rgb(frame)  # as every reader converts it
             psnrs.append(psnr_db(reference, decoded))
             pictures.append(_picture_crc(frame))
             if psnrs[-1] < settings.min_psnr_db:
@@ -420,8 +411,7 @@ def _transcode_camera(src: h5py.Group, dst: h5py.Group, t: int, settings: VideoS
         table[:, 0] = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         table[:, 1] = lengths
         table[:, 2] = [int(k) for _, k in packets]
-    dst.create_dataset("data", data=blob, chunks=(max(1, min(blob.size, 1 << 20)),)
-                       if blob.size else None)
+    dst.create_dataset("data", data=blob)  # contiguous: written once, never resized or padded
     dst.create_dataset(PACKETS, data=table)
     dst.create_dataset(PACKET_CRC, data=np.array([crc32c(p) for p, _ in packets], np.uint32))
     dst.create_dataset(VIDEO_FRAME, data=frame_numbers(index, distinct))

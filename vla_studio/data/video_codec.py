@@ -217,16 +217,21 @@ class FrameDecoder:
 
 def to_rgb(frame, fit: tuple[int, int] | None = None) -> np.ndarray:
     """A decoded PyAV frame as ``HxWx3`` uint8 RGB, scaled to fit ``fit`` = (width, height)
-    keeping its aspect ratio (colour conversion and scaling in one swscale pass)."""
-    if fit is None:
-        return frame.to_ndarray(format="rgb24")
-    scale = min(fit[0] / frame.width, fit[1] / frame.height)
-    width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
-    if (width, height) == (frame.width, frame.height):
-        return frame.to_ndarray(format="rgb24")
-    interpolation = "AREA" if scale < 0.5 else "BILINEAR"
-    return frame.reformat(width=width, height=height, format="rgb24",
-                          interpolation=interpolation).to_ndarray()
+    keeping its aspect ratio.
+
+    4:2:0 frames are converted by OpenCV (BT.601 video range, as FFmpeg's default), which
+    releases the GIL and is about five times faster than swscale's RGB conversion with
+    scaling: a replay seek converts a frame per camera.
+    """
+    import cv2
+
+    from vla_studio.data.frame_source import fit_frame
+
+    if frame.format.name == PIX_FMT and frame.width % 2 == 0 and frame.height % 2 == 0:
+        rgb = cv2.cvtColor(frame.to_ndarray(format=PIX_FMT), cv2.COLOR_YUV2RGB_I420)
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    return rgb if fit is None else fit_frame(rgb, fit)
 
 
 def psnr_db(reference: np.ndarray, test: np.ndarray) -> float:

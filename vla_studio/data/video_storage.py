@@ -28,6 +28,7 @@ packets, so a reader never needs to know how an episode is stored.
 
 from __future__ import annotations
 
+import collections
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -47,6 +48,7 @@ EXTRADATA = "extradata"
 VIDEO_BUFFERS = frozenset({"data", PACKETS, PACKET_CRC, EXTRADATA})
 STORAGE_ATTR = "storage"
 IMAGE_FORMATS = ("jpeg", "png")
+RECENT_FRAMES = 32  # decoded frames kept per camera (two groups of pictures at 30 fps)
 
 
 def is_video_format(fmt: str) -> bool:
@@ -88,7 +90,9 @@ class _VideoStream:
         self._file_lock = file_lock
         self.lock = threading.Lock()  # one decoder per camera: one caller at a time
         self._decoder: FrameDecoder | None = None
-        self._last: tuple[int, object] | None = None  # (frame number, decoded frame)
+        # Frames decoded on the way to the one asked for (a seek decodes from its key frame):
+        # stepping back within the group, or reading the next frame again, finds them here.
+        self._recent: collections.OrderedDict[int, object] = collections.OrderedDict()
         self._queued: list[tuple[int, bytes]] = []  # packets read but not yet fed
         self.decoded = 0  # frames decoded (statistics: a seek decodes from its key frame)
 
@@ -105,8 +109,10 @@ class _VideoStream:
 
     def frame(self, number: int):
         """Decoded frame ``number`` (the caller holds :attr:`lock`)."""
-        if self._last is not None and self._last[0] == number:
-            return self._last[1]
+        hit = self._recent.get(number)
+        if hit is not None:
+            self._recent.move_to_end(number)
+            return hit
         if not 0 <= number < self.num_frames:
             raise IndexError(f"video frame {number} out of range ({self.num_frames} frames)")
         if self._decoder is None:
@@ -121,8 +127,10 @@ class _VideoStream:
             frame = dec.next_frame()
             if frame is not None:
                 self.decoded += 1
+                self._recent[dec.position] = frame
+                while len(self._recent) > RECENT_FRAMES:
+                    self._recent.popitem(last=False)
                 if dec.position == number:
-                    self._last = (number, frame)
                     return frame
                 continue
             if not self._queued and dec.fed + 1 < self.num_frames:

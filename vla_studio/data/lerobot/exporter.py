@@ -249,13 +249,18 @@ class LeRobotExporter:
             for k, summary in enumerate(episodes):
                 self._progress(LeRobotProgress("writing", k, len(episodes), summary.path.name))
                 task = (summary.instructions or (str(summary.attrs.get("task", "")),))[0]
-                task_index = tasks.setdefault(task, len(tasks))
-                episode, data = self._episode(summary, schema, fps, videos, keys, k, index,
-                                              task_index)
+                task_index = tasks.get(task, len(tasks))
+                try:
+                    episode, data = self._episode(summary, schema, fps, videos, keys,
+                                                  len(rows), index, task_index)
+                except EpisodeSkipped as exc:  # found before any of its frames was written
+                    report.skipped.append((summary.path, str(exc)))
+                    continue
+                tasks.setdefault(task, task_index)
                 for name, values in data.items():
                     columns[name].extend(values)
                 n = len(data["index"])
-                episode.update({"episode_index": k, "tasks": [task], "length": n,
+                episode.update({"episode_index": len(rows), "tasks": [task], "length": n,
                                 "data/chunk_index": 0, "data/file_index": 0,
                                 "dataset_from_index": index, "dataset_to_index": index + n})
                 rows.append(episode)
@@ -272,15 +277,18 @@ class LeRobotExporter:
         (root / "meta").mkdir(parents=True, exist_ok=True)
         (root / "meta" / "stats.json").write_text(
             json.dumps(lstats.to_json(dataset_stats), indent=4), encoding="utf-8")
+        if not rows:
+            raise ExportError("no episode could be exported: " + "; ".join(
+                f"{p.name}: {why}" for p, why in report.skipped[-3:]))
         robot = str(episodes[0].attrs.get("robot_type", "") or "") or None
         write_info(root, {
             "codebase_version": CODEBASE_VERSION, "robot_type": robot,
-            "total_episodes": len(episodes), "total_frames": index, "total_tasks": len(tasks),
+            "total_episodes": len(rows), "total_frames": index, "total_tasks": len(tasks),
             "chunks_size": 1000, "data_files_size_in_mb": 100, "video_files_size_in_mb": 200,
-            "fps": fps, "splits": {"train": f"0:{len(episodes)}"},
+            "fps": fps, "splits": {"train": f"0:{len(rows)}"},
             "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
             "video_path": VIDEO_PATH if keys else None, "features": features})
-        report.episodes, report.frames, report.tasks = len(episodes), index, len(tasks)
+        report.episodes, report.frames, report.tasks = len(rows), index, len(tasks)
 
     def _episode(self, summary: EpisodeSummary, schema: _Schema, fps: int,
                  videos: dict[str, CameraVideo], keys: dict[str, str], k: int, first: int,
@@ -300,6 +308,12 @@ class LeRobotExporter:
                      for key, _ in schema.state]
             state = np.concatenate(parts, axis=1)[chosen] if parts else np.zeros((n, 0),
                                                                                 np.float32)
+            for what, values in (("state", state), ("action", action[chosen])):
+                bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+                if bad.size:
+                    raise EpisodeSkipped(f"its {what} is NaN or infinite at step "
+                                         f"{start + int(chosen[bad[0]])}; trim the episode "
+                                         "before that step or discard it")
             episode: dict[str, Any] = {}
             stats: dict[str, dict[str, np.ndarray]] = {}
             for name in keys:

@@ -129,8 +129,8 @@ class DatasetBrowser(QWidget):
         self.summary = ElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # holds the folder path
 
         self.summary.setObjectName("mutedText")
-        self.compaction = QLabel()  # background transcoding, when the profile stores video
-        self.compaction.setObjectName("mutedText")
+        self._summary_text = ""
+        self.compaction_text = ""  # what the background transcoder is doing (footer)
         self.message.setWordWrap(True)
         bar = QHBoxLayout()
         bar.addWidget(self.filter_edit, 1)
@@ -143,7 +143,6 @@ class DatasetBrowser(QWidget):
         bar.addWidget(self.restore_button)
         foot = QHBoxLayout()
         foot.addWidget(self.summary)
-        foot.addWidget(self.compaction)
         foot.addWidget(self.message, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
@@ -178,7 +177,7 @@ class DatasetBrowser(QWidget):
                    "Success": "✓ success", "Quality": "★★★★★", "Operator": "Operator",
                    "Source": "policy (0.00)", "Round": "Round", "Interventions": "12 · 100%",
                    "Task": "pick_up_the_cube", "Tags": "wobbly grasp", "Flags": "recovered",
-                   "Storage": "H.264 video", "Size": "000 MB"}
+                   "Storage": "H.264", "Size": "000 MB"}
         for name, sample in samples.items():
             header.resizeSection(EpisodeTableModel.COLUMNS.index(name),
                                  fm.horizontalAdvance(sample) + 24)
@@ -315,8 +314,8 @@ class DatasetBrowser(QWidget):
         video = sum(1 for r in self.model.rows if r.storage in VIDEO_STORAGE)
         where = "in the trash" if self.trash_check.isChecked() else f"in {self.dataset.root}"
         stored = f" · {video} as video" if video else ""
-        self.summary.setText(f"{len(self.model.rows)} episodes {where} · {total / 60:.1f} min · "
-                             f"{size_text(size)}{stored}")
+        self._summary_text = (f"{len(self.model.rows)} episodes {where} · {total / 60:.1f} min · "
+                              f"{size_text(size)}{stored}")
         self.show_compaction()
         if self._again:
             self._again = False
@@ -353,9 +352,12 @@ class DatasetBrowser(QWidget):
                 selection.select(index, flags)
 
     def show_compaction(self) -> None:
-        """What the background transcoder is doing (empty when episodes stay JPEG)."""
+        """The footer: the dataset's episodes, length and size, then what the background
+        transcoder is doing (nothing when episodes stay JPEG). The folder is elided first."""
         compactor = getattr(self.recorder, "compactor", None)
-        self.compaction.setText(compaction_text(compactor.status()) if compactor else "")
+        news = compaction_text(compactor.status()) if compactor else ""
+        self.compaction_text = news
+        self.summary.setText(self._summary_text + (f" · {news}" if news else ""))
 
     def wait_idle(self, timeout_s: float = 10.0) -> None:
         """Join a running refresh (closing, tests)."""

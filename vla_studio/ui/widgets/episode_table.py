@@ -35,12 +35,12 @@ def source_text(s: EpisodeSummary) -> str:
     return s.source
 
 
-VIDEO_STORAGE = {"av1": "AV1 video", "h264": "H.264 video"}
+VIDEO_STORAGE = {"av1": "AV1", "h264": "H.264"}  # short: the default layout's list is narrow
 _VIDEO_COLOUR = QColor("#6fb7ff")
 
 
 def storage_text(storage: str) -> str:
-    """How an episode's frames are stored, for the Storage column."""
+    """How an episode's frames are stored, for the Storage column (video in blue)."""
     return VIDEO_STORAGE.get(storage) or {"jpeg": "JPEG", "png": "PNG", "mixed": "mixed",
                                           "none": "no images", "": "?"}.get(storage, storage)
 
@@ -142,6 +142,9 @@ class EpisodeTableModel(QAbstractTableModel):
                 lines.append(f"notes: {s.notes}")
             if s.tags:
                 lines.append(f"tags: {', '.join(s.tags)}")
+            if s.storage in VIDEO_STORAGE:
+                lines.append(f"stored as {VIDEO_STORAGE[s.storage]} video, "
+                             f"{size_text(s.size_bytes)}")
             return "\n".join(lines)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (
                 "Duration", "Steps", "Round", "Interventions", "Size"):
