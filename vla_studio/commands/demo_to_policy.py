@@ -3,7 +3,9 @@
 Three steps, each the command of the same name with the options below:
 
 1. ``vla-studio record --teleop scripted --lockstep``: --episodes expert demonstrations of
-   the tasks (scene seeds SEED, SEED+1, ...) into OUT/demos, in lock-step, --workers processes;
+   the tasks into OUT/demos, in lock-step, --workers processes; every scene layout (seeds
+   SEED, SEED+1, ...) is demonstrated once per task (``--layout-repeats``), so the policy has
+   to read the instruction to tell the tasks apart;
 2. ``vla-studio train``: the reference VLA on OUT/demos into OUT/run;
 3. ``vla-studio eval``: --eval-episodes closed-loop episodes on held-out scene seeds (from
    --eval-seed, far from the training seeds), figures into OUT/eval.json.
@@ -38,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=200, help="expert demonstrations")
     parser.add_argument("--seed", type=int, default=1000, help="scene seed of the first demo")
     parser.add_argument("--workers", type=int, default=2, help="recording processes")
+    parser.add_argument("--layout-repeats", type=int, default=0, metavar="R",
+                        help="demonstrations per scene layout (default: one per task)")
     parser.add_argument("--epochs", type=int, default=12, help="training epochs")
     parser.add_argument("--max-minutes", type=float, default=0.0,
                         help="stop training (and keep the best so far) after this long")
@@ -73,13 +77,16 @@ def run(args: argparse.Namespace) -> int:
 
     have = len(Dataset(demos).episode_files()) if Dataset(demos).episodes_dir.is_dir() else 0
     missing = args.episodes - have
+    repeats = args.layout_repeats or len(tasks)
     t0 = time.monotonic()
     if missing > 0:
         print(f"== 1/3 recording {missing} expert demonstration(s) in lock-step into {demos}",
               flush=True)
+        # Resuming mid-way: the next layout (a whole one when `have` is a multiple of R).
         code = cli_main([*station, "record", "--teleop", "scripted", "--task-file",
                          str(task_file), "--episodes", str(missing), "--seed",
-                         str(args.seed + have), "--lockstep", "--workers",
+                         str(args.seed + -(-have // repeats)), "--layout-repeats",
+                         str(repeats), "--lockstep", "--workers",
                          str(max(1, min(args.workers, missing))), "--dataset", str(demos)])
         if code:
             return code
