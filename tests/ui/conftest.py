@@ -66,9 +66,13 @@ def sim_window(qtbot, tmp_path):
 
 
 def open_window(qtbot, station, size: tuple[int, int] | None = None):
-    """A main window on ``station`` with the default layout, shown (at ``size``) and settled."""
+    """A main window on ``station`` with the default layout, shown (at ``size``) and settled,
+    in the app's theme (its fonts and paddings decide what fits: without it a test's result
+    would depend on whether an earlier test applied it)."""
+    from vla_studio.ui.app import apply_theme
     from vla_studio.ui.main_window import MainWindow
 
+    apply_theme(qtbot_app())
     window = MainWindow(station, reset_layout=True)
     qtbot.addWidget(window)
     if size is not None:

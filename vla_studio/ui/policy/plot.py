@@ -36,7 +36,7 @@ class PolicyPlot(QWidget):
         self._t0 = time.monotonic()
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground("#15171a")
-        self.view.setMinimumHeight(120)
+        self.view.setMinimumHeight(100)  # the right column must fit 900 px (test_window_layout)
         self.confidence = self.view.addPlot(row=0, col=0)
         self.actions = self.view.addPlot(row=1, col=0)
         self.actions.setXLink(self.confidence)

@@ -35,7 +35,7 @@ class RoundsView(QWidget):
         self.alone: list[tuple[int, float]] = []  # (round, success without help)
         self.view = pg.PlotWidget()
         self.view.setBackground("#15171a")
-        self.view.setMinimumHeight(120)
+        self.view.setMinimumHeight(76)  # with its caption, no taller than the Plot tab
         plot = self.plot = self.view.getPlotItem()
         font = QFont()
         font.setPointSizeF(7.5)
