@@ -61,14 +61,20 @@ def press(qtbot, view, key: Qt.Key, modifier=Qt.KeyboardModifier.NoModifier) -> 
 
 def answer_dialog(fill: Callable[[QDialog], None], accept: bool = True) -> None:
     """Answer the next modal dialog (the view's dialogs block in exec()): once it is shown and
-    its first line edit has the keyboard, ``fill`` it, then accept (or reject) it."""
+    its first line edit has the keyboard, ``fill`` it, then accept (or reject) it.
+
+    The dialog is always closed, even when ``fill`` fails (it is then rejected and the error
+    raised, which pytest-qt reports as the test's failure): a dialog left open would block its
+    ``exec()`` for ever and hang the suite instead of failing one test. A dialog that never
+    appears stops the polling after 10 s."""
     tries = [0]
 
     def act() -> None:
         dialog = QApplication.activeModalWidget()
         tries[0] += 1
         if not isinstance(dialog, QDialog) or not dialog.isVisible():
-            QTimer.singleShot(20, act)
+            if tries[0] < 500:
+                QTimer.singleShot(20, act)
             return
         fields = dialog.findChildren(QLineEdit)
         if fields and QApplication.focusWidget() is not fields[0] and tries[0] < 100:
@@ -76,7 +82,11 @@ def answer_dialog(fill: Callable[[QDialog], None], accept: bool = True) -> None:
             fields[0].setFocus(Qt.FocusReason.OtherFocusReason)
             QTimer.singleShot(20, act)
             return
-        fill(dialog)
+        try:
+            fill(dialog)
+        except BaseException:
+            dialog.reject()
+            raise
         if accept:
             dialog.accept()
         else:

@@ -58,6 +58,12 @@ def test_escape_that_closes_a_dialog_does_not_stop(qtbot, dry_station):
         qtbot.keyClick(modal.focusWidget() or modal, Qt.Key.Key_Escape)
         closed.append(modal.windowTitle())
 
+        def still_open() -> None:  # never leave exec() blocked: fail the test instead
+            if modal.isVisible():
+                closed.append("Esc did not close it")
+                modal.close()
+        QTimer.singleShot(3000, modal, still_open)
+
     QTimer.singleShot(50, press_escape_in_the_modal_dialog)
     window.actions_by_id["data.export_rlds"].trigger()  # modal: returns once Esc closed it
     assert closed == ["Export RLDS dataset"]
