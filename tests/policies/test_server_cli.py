@@ -18,10 +18,18 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child: Ctrl-C (SIGINT) as a terminal delivers it. A test run started in the
+    background by a non-interactive shell ignores SIGINT, and children inherit that; the
+    server would then never see the Ctrl-C these tests send."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def serve(*args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-m", "vla_studio", "serve", *args], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
 
 
 def first_line(proc: subprocess.Popen, timeout: float = 60.0) -> str:

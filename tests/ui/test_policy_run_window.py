@@ -23,6 +23,7 @@ from vla_studio.core.types import SourceKind
 from vla_studio.data.episode_file import EpisodeReader
 from vla_studio.data.recording import EpisodeState
 from vla_studio.policies.small_conv import SmallConvConfig, write_small_conv
+from tests.policies.test_server_cli import ctrl_c_as_in_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +153,8 @@ def serve(source: str) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "vla_studio", "serve", "--policy", source,
                              "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     ready, _, _ = select.select([proc.stdout], [], [], 120)
     assert ready, "serve printed nothing"
     line = proc.stdout.readline()
