@@ -178,9 +178,13 @@ class DatasetBrowser(QWidget):
                    "Source": "policy (0.00)", "Round": "Round", "Interventions": "12 · 100%",
                    "Task": "pick_up_the_cube", "Tags": "wobbly grasp", "Flags": "recovered",
                    "Storage": "H.264", "Size": "000 MB"}
+        header.ensurePolished()
         for name, sample in samples.items():
-            header.resizeSection(EpisodeTableModel.COLUMNS.index(name),
-                                 fm.horizontalAdvance(sample) + 24)
+            i = EpisodeTableModel.COLUMNS.index(name)
+            # The header's label fits too, in the header's font ("Interventions" is wider
+            # than its values).
+            header.resizeSection(i, max(fm.horizontalAdvance(sample),
+                                        header.fontMetrics().horizontalAdvance(name)) + 24)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(fm.horizontalAdvance("MMMM"))
 
