@@ -136,11 +136,15 @@ def test_intervention_button_takes_over_a_policy_run(pads):
     st = null_station([{"type": "gamepad"}])
     st.start()
     try:
-        st.use_teleop("gamepad")
+        source = st.use_teleop("gamepad")
         st.set_policy_source(FixedActionSource(np.array([0, 0.002, 0, 0, 0, 0, 0.0]),
                                                SourceKind.POLICY))
         st.session.start(ControlMode.POLICY)
         wait_until(lambda: last(st) is not None and last(st).source == SourceKind.POLICY)
+        # The pad must be seen connected at rest first: a stick already deflected when the
+        # device connects never moves the robot (let go first), as for an operator.
+        wait_until(lambda: st.teleops["gamepad"].get_state().connected and source._armed,
+                   what="the gamepad connected and seen at rest")
         pad.set_button("right_shoulder", True)
         pad.set_axis("left_y", -1.0)
         wait_until(lambda: last(st).source == SourceKind.INTERVENTION and last(st).action[0] > 0,
