@@ -143,7 +143,7 @@ def test_intervention_button_takes_over_a_policy_run(pads):
         wait_until(lambda: last(st) is not None and last(st).source == SourceKind.POLICY)
         # The pad must be seen connected at rest first: a stick already deflected when the
         # device connects never moves the robot (let go first), as for an operator.
-        wait_until(lambda: st.teleops["gamepad"].get_state().connected and source._armed,
+        wait_until(lambda: source.armed,
                    what="the gamepad connected and seen at rest")
         pad.set_button("right_shoulder", True)
         pad.set_axis("left_y", -1.0)

@@ -153,6 +153,12 @@ class TeleopActionSource(ActionSource):
     def engaged(self) -> bool:
         return self._engaged
 
+    @property
+    def armed(self) -> bool:
+        """The device's controls were seen at rest since the run started (or the device
+        connected): until then nothing moves, so a stick already deflected never drives."""
+        return self._armed
+
     def _engage(self, obs: Observation, inp: MappedInput) -> None:
         """Re-reference: motion from zero, gripper as currently commanded, old presses dropped."""
         self._engaged = True

@@ -173,9 +173,9 @@ class DatasetBrowser(QWidget):
         fm = self.table.fontMetrics()
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        samples = {"Date": "00:00:00", "Duration": "Duration", "Steps": "00000",
-                   "Success": "✓ success", "Quality": "★★★★★", "Operator": "Operator",
-                   "Source": "policy (0.00)", "Round": "Round", "Interventions": "12 · 100%",
+        samples = {"Date": "00:00:00", "Duration": "000.0 s", "Steps": "00000",
+                   "Success": "✓ success", "Quality": "★★★★★", "Operator": "operator",
+                   "Source": "policy (0.00)", "Round": "00", "Interventions": "12 · 100%",
                    "Task": "pick_up_the_cube", "Tags": "wobbly grasp", "Flags": "recovered",
                    "Storage": "H.264", "Size": "000 MB"}
         header.ensurePolished()
