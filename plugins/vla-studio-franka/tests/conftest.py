@@ -22,7 +22,7 @@ collect_ignore = ["test_franka_window.py"] if os.environ.get("VLA_STUDIO_NO_QT")
 
 
 @pytest.fixture(scope="session")
-def franka_sim(tmp_path_factory):
+def franka_sim_process(tmp_path_factory):
     """One franky-sim child process for the session (each test connects afresh).
 
     Both ends of libfranka's 1 kHz exchange run ahead of ordinary work, as they do on a real
@@ -40,6 +40,18 @@ def franka_sim(tmp_path_factory):
     sim.start()
     yield sim
     sim.stop()
+
+
+@pytest.fixture
+def franka_sim(franka_sim_process):
+    """The session's franky-sim, with the arm put back on its start pose at rest first.
+
+    Each test starts from the same pose, as on a test cell: otherwise each began where the
+    previous one left the arm, and their moves added up (to near full reach, where the
+    simulated joints spun at 10-20 rad/s and franky's planner failed).
+    """
+    franka_sim_process.command("home")
+    return franka_sim_process
 
 
 def franka_config(sim: FrankaSimProcess, **changes) -> FrankaConfig:

@@ -13,6 +13,10 @@ then reads commands, one per line, on stdin (EOF or ``quit`` stops it):
   ``current_errors``/``last_motion_errors``); libfranka then raises its ControlException. With no
   motion running the robot just enters ``Reflex`` mode. Automatic error recovery clears it.
 * ``wrench fx fy fz tx ty tz``: the external wrench the robot state reports (O_F_ext_hat_K).
+* ``home``: put the arm back on its start pose, at rest, holding there (a running motion is
+  preempted; faults and the wrench are cleared): what a test cell does before each test. Without it every test started where the last one left
+  the arm; their +x moves added up to a pose near full reach, where Cartesian motions made the
+  simulated joints spin at 10-20 rad/s and franky's planner failed (measured).
 
 franky-sim itself never reports protocol errors and binds its UDP sockets to every interface;
 here they are bound to the server's loopback address.
@@ -28,6 +32,7 @@ import sys
 import threading
 
 import franky_sim
+import mujoco
 from franky_sim.franka_gripper_server import FrankaGripperServer
 from franky_sim.franka_robot_protocol import (AutomaticErrorRecoveryCommand, MoveStatus,
                                               RobotCommand, RobotMode)
@@ -105,6 +110,8 @@ class FaultInjectingRobotServer(LoopbackUDP, FrankaRobotServer):
                 self._reflex(words[1:])
             elif words[0] == "wrench":
                 self.wrench = tuple(float(v) for v in words[1:7])
+            elif words[0] == "home":
+                self._home()
             reply(f"ok {' '.join(words)}")
 
     def _reflex(self, names: list[str]) -> None:
@@ -118,6 +125,26 @@ class FaultInjectingRobotServer(LoopbackUDP, FrankaRobotServer):
             BaseCommand.send_response(self._tcp_socket, RobotCommand.kMove, motion_id,
                                       MoveStatus.kReflexAborted)
             self.reset_current_motion_id()
+
+    def _home(self) -> None:
+        """The arm on its start pose at rest, holding it (run between ``process_commands`` and
+        the physics step, on the simulation's thread). A motion still running is preempted."""
+        self.stop_motion(send_preemption_signal=True)
+        robot = self.robot
+        data = robot.data
+        for addr, q in zip(robot._qpos_addrs, robot.initial_q):
+            data.qpos[addr] = q
+        for addr in robot._dof_addrs:
+            data.qvel[addr] = 0.0
+        data.qacc[:] = 0.0
+        mujoco.mj_forward(robot.model, data)
+        self._FrankaRobotServer__holding_q = tuple(robot.initial_q)
+        # The desired-state trackers difference successive samples: the jump is no velocity.
+        for component in robot._tracked_state_components.values():
+            tracker = component.observers.get("fd")
+            if tracker is not None:
+                tracker.clear()
+        self.errors, self.wrench = None, (0.0,) * 6
 
     @property
     def robot_state(self):
