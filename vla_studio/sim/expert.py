@@ -6,7 +6,7 @@ works from any state a learner may have driven the arm into, which is what a DAg
 needs, and it recovers by itself from a missed grasp or a dropped cube.
 
 ```
- pick / place / stack:  approach (up, over, align yaw) -> descend -> close -> lift
+ pick / place / stack:  approach (up, over; yaw aligned near the cube) -> descend -> close -> lift
                         place/stack: -> carry -> lower -> release -> retreat -> done
  push:                  approach behind the cube (gripper closed) -> descend -> push -> retreat
  any phase holding a cube that is no longer grasped -> back to approach (gripper opens)
@@ -54,7 +54,9 @@ class ExpertSettings:
     push_standoff: float = 0.062  # TCP behind the cube centre at the start of a push
     push_overshoot: float = 0.03  # push this much past the success distance
     pos_tolerance: float = 0.005
-    yaw_tolerance: float = 0.06
+    yaw_tolerance: float = 0.06  # to close the gripper (and for place/push alignments)
+    align_radius: float = 0.04  # pick: turn to the grasp heading within this of the hover point
+    descend_yaw_tolerance: float = 0.15  # pick: start down within this of the grasp heading
 
 
 class ScriptedExpert:
@@ -132,17 +134,23 @@ class ScriptedExpert:
                 self._gripper = OPEN  # open before (re)approaching
             yaw = self._choose_grasp_yaw(task.cube, yaw_of(mat))
             hover = np.array([cube[0], cube[1], cube[2] + st.hover_above_cube])
-            action = self._move(pos, mat, self._via(pos, hover), yaw, st.travel, dt)
-            if (self._near(pos, hover, 0.008, xy_only=True) and self._yaw_ok(mat, yaw)
+            # Turn to the grasp heading only near the cube, where the wrist camera sees it
+            # large: a learner can see the misalignment it has to correct there (far away a
+            # few degrees of a cube's heading are invisible). Travelling keeps the heading.
+            turn = self._near(pos, hover, st.align_radius, xy_only=True)
+            action = self._move(pos, mat, self._via(pos, hover), yaw if turn else yaw_of(mat),
+                                st.travel, dt)
+            if (self._near(pos, hover, 0.008, xy_only=True)
+                    and self._yaw_ok(mat, yaw, st.descend_yaw_tolerance)
                     and w.gripper_opening() > 0.9):
-                self.phase = "descend"
+                self.phase = "descend"  # the last degrees are turned on the way down
             return action
         if self.phase == "descend":
             yaw = self._choose_grasp_yaw(task.cube, yaw_of(mat))
             grasp = np.array([cube[0], cube[1], cube[2] + st.grasp_offset])
             if not self._near(pos, grasp, 0.012, xy_only=True):
                 self.phase, self._yaw = "approach", None  # the cube moved away: re-approach
-            elif self._near(pos, grasp, st.pos_tolerance):
+            elif self._near(pos, grasp, st.pos_tolerance) and self._yaw_ok(mat, yaw):
                 self.phase, self._timer = "close", 0.0
             return self._move(pos, mat, grasp, yaw, st.fine, dt)
         if self.phase == "close":
@@ -292,9 +300,10 @@ class ScriptedExpert:
         d = (a - b)[:2] if xy_only else a - b
         return float(np.linalg.norm(d)) < tol
 
-    def _yaw_ok(self, mat: np.ndarray, yaw: float) -> bool:
+    def _yaw_ok(self, mat: np.ndarray, yaw: float, tolerance: float | None = None) -> bool:
         tilt = float(np.linalg.norm(mat[:, 2] - DOWN[:, 2]))
-        return abs(wrap_angle(yaw_of(mat) - yaw)) < self.settings.yaw_tolerance and tilt < 0.08
+        tol = self.settings.yaw_tolerance if tolerance is None else tolerance
+        return abs(wrap_angle(yaw_of(mat) - yaw)) < tol and tilt < 0.08
 
     def _keep_yaw(self, mat: np.ndarray) -> float:
         if self._yaw is None:
