@@ -55,8 +55,8 @@ class ExpertSettings:
     push_overshoot: float = 0.03  # push this much past the success distance
     pos_tolerance: float = 0.005
     yaw_tolerance: float = 0.06  # to close the gripper (and for place/push alignments)
-    align_radius: float = 0.04  # pick: turn to the grasp heading within this of the hover point
-    descend_yaw_tolerance: float = 0.15  # pick: start down within this of the grasp heading
+    align_radius: float = 0.04  # grasps: turn to the grasp heading within this of the hover point
+    descend_yaw_tolerance: float = 0.15  # grasps: start down within this of the grasp heading
 
 
 class ScriptedExpert:

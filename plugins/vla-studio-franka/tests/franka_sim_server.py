@@ -14,9 +14,10 @@ then reads commands, one per line, on stdin (EOF or ``quit`` stops it):
   motion running the robot just enters ``Reflex`` mode. Automatic error recovery clears it.
 * ``wrench fx fy fz tx ty tz``: the external wrench the robot state reports (O_F_ext_hat_K).
 * ``home``: put the arm back on its start pose, at rest, holding there (a running motion is
-  preempted; faults and the wrench are cleared): what a test cell does before each test. Without it every test started where the last one left
-  the arm; their +x moves added up to a pose near full reach, where Cartesian motions made the
-  simulated joints spin at 10-20 rad/s and franky's planner failed (measured).
+  preempted; faults and the wrench are cleared): what a test cell does before each test.
+  Without it every test started where the last one left the arm; their +x moves added up to a
+  pose near full reach, where Cartesian motions made the simulated joints spin at 10-20 rad/s
+  and franky's planner failed (measured).
 
 franky-sim itself never reports protocol errors and binds its UDP sockets to every interface;
 here they are bound to the server's loopback address.
