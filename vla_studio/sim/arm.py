@@ -108,6 +108,15 @@ class ArmController:
         return self.to_base(self.target_pos, self.target_mat)
 
     # ----- commands ----------------------------------------------------------------------------
+    def push(self, delta: np.ndarray) -> None:
+        """An external push: move the TCP target by ``delta`` ``[dx, dy, dz, dyaw]`` (base
+        frame) without a command (see :mod:`vla_studio.sim.disturbance`); the next command
+        moves on from the displaced target."""
+        d = np.asarray(delta, dtype=np.float64)
+        self.target_pos = self.target_pos + self.base_mat @ d[:3]
+        turn = self.base_mat @ rpy_to_mat(0.0, 0.0, float(d[3])) @ self.base_mat.T
+        self.target_mat = turn @ self.target_mat
+
     def command_ee_delta(self, action: np.ndarray, period_s: float) -> np.ndarray:
         """Move the TCP target by ``action[:6]`` (base frame) and set the gripper; return the
         delta actually applied to the target (after the anti-windup clamp)."""

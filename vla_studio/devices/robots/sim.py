@@ -9,6 +9,10 @@ base frame), ``ee_quat`` (4, w x y z, base frame), ``gripper`` (1 = open, 0 = cl
 At connect the robot publishes its :class:`~vla_studio.sim.world.SimWorld` under ``world``;
 ``sim`` cameras with the same ``world`` render it. Episodes are deterministic for their seed: the
 first uses ``seed``, each later reset without a seed uses the next integer.
+
+``push_speed`` / ``push_turn`` make the simulator push the arm off its path now and then (seeded
+per episode, see :mod:`vla_studio.sim.disturbance`): demonstrations recorded that way show the
+expert recovering, while the recorded actions stay the commands it sent.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from vla_studio.core.config import option
 from vla_studio.core.types import Feature
 from vla_studio.devices.base import DeviceError, Robot, RobotConfig
 from vla_studio.sim.arm import ArmSettings
+from vla_studio.sim.disturbance import Disturbance, DisturbanceSettings
 from vla_studio.sim.ik import IKSettings
 from vla_studio.sim.layout import Layout, LayoutError, LayoutSettings
 from vla_studio.sim.scene import (ARM_JOINTS, COLOURS, CUBE_HALF_M, SceneError, SceneIndex,
@@ -49,6 +54,12 @@ class SimRobotConfig(RobotConfig):
     light_jitter: bool = option(False, help="vary the lights between episodes")
     colour_jitter: bool = option(False, help="vary object and table colours slightly")
     max_joint_speed: float = option(2.0, min=0.1, max=4.0, help="joint speed cap of the IK, rad/s")
+    push_speed: float = option(0.0, min=0.0, max=0.3,
+                               help="DART-style demos: push the arm off its path now and then, "
+                                    "at up to this speed, m/s (0: never; ee_delta only)")
+    push_turn: float = option(0.0, min=0.0, max=2.0,
+                              help="... and turn it about the vertical by up to this rate, rad/s")
+    push_rate: float = option(0.4, min=0.0, max=5.0, help="pushes per second, on average")
 
 
 class SimRobot(Robot):
@@ -68,6 +79,10 @@ class SimRobot(Robot):
         self.episode_instruction: str = ""
         self._owner: int | None = None  # thread that steps the world (the control loop)
         self._replica_lock = threading.Lock()
+        c = self.config
+        self._commanding = False
+        self.disturbance = Disturbance(DisturbanceSettings(
+            speed=c.push_speed, turn=c.push_turn, rate=c.push_rate))
         self._replica_data = None  # a private MjData for replicas, made on first use
         self._tasks: dict[str, Task | None] = {}
         self._joint_limits: JointLimits | None = None
@@ -151,6 +166,13 @@ class SimRobot(Robot):
         self._owner = threading.get_ident()
         return world.observation()
 
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        self._commanding = True  # a command, not a hold: pushes (``push_speed``) may act
+        try:
+            return super().send_action(action)
+        finally:
+            self._commanding = False
+
     def _send(self, action: np.ndarray) -> np.ndarray:
         world = self._require()
         self._owner = threading.get_ident()
@@ -162,6 +184,10 @@ class SimRobot(Robot):
                 action[:6] = 0.0
         if self.action_kind == JOINT_POSITION:
             return world.step_joints(action, self.control_period_s)
+        if self._commanding and self.disturbance.settings.active and not self.emergency_held:
+            # An external push moves the arm's target; the command (returned, and recorded)
+            # stays the one that was sent. Holds and emergency holds are never pushed.
+            world.arm.push(self.disturbance.step(self.control_period_s))
         return world.step_ee_delta(action, self.control_period_s)
 
     def _emergency_hold(self) -> None:
@@ -215,6 +241,7 @@ class SimRobot(Robot):
             raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
         self._next_seed = seed + 1
         self.episode_seed = seed
+        self.disturbance.reset(seed)
         self.episode_task = task.name if task is not None else ""
 
     def _task(self, instruction: str) -> Task | None:
