@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import h5py
+
 from vla_studio.cli import main as cli_main
 from vla_studio.data.dataset import Dataset
 
@@ -17,7 +19,15 @@ def test_demo_to_policy_records_trains_evaluates_and_names_the_policy(tmp_path, 
     printed = capsys.readouterr().out
     assert f"The policy: {out / 'run' / 'best'}" in printed
     assert "episode 1/1: 'pick up the red cube' seed 900000" in printed  # eval streams its lines
-    assert len(Dataset(out / "demos").episode_files()) == 2
+    episodes = Dataset(out / "demos").episode_files()
+    assert len(episodes) == 2
+    # The demonstrations were recorded with pushes, on the station written beside them.
+    station = (out / "station.toml").read_text()
+    assert "push_speed = 0.08" in station and "push_turn = 0.5" in station
+    with h5py.File(episodes[0], "r") as f:
+        assert f.attrs["station_profile"] == station
+    config = json.loads((out / "run" / "best" / "config.json").read_text())
+    assert "coord_channels" in json.dumps(config)  # the measured training recipe
     assert (out / "run" / "best" / "model.safetensors").is_file()
     summary = json.loads((out / "eval.json").read_text())
     assert summary["episodes"] == 1
@@ -25,3 +35,11 @@ def test_demo_to_policy_records_trains_evaluates_and_names_the_policy(tmp_path, 
     # Run again: the demos are there, the run is refused (it would be overwritten).
     assert cli_main(argv) == 2
     assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_demo_to_policy_refuses_a_push_out_of_range_before_recording(tmp_path, capsys):
+    out = tmp_path / "pick"
+    argv = ["demo-to-policy", "--out", str(out), "--episodes", "2", "--push-speed", "0.5"]
+    assert cli_main(argv) == 2
+    assert "--push-speed" in capsys.readouterr().err
+    assert not (out / "demos").exists()

@@ -5,8 +5,11 @@ Three steps, each the command of the same name with the options below:
 1. ``vla-studio record --teleop scripted --lockstep``: --episodes expert demonstrations of
    the tasks into OUT/demos, in lock-step, --workers processes; every scene layout (seeds
    SEED, SEED+1, ...) is demonstrated once per task (``--layout-repeats``), so the policy has
-   to read the instruction to tell the tasks apart;
-2. ``vla-studio train``: the reference VLA on OUT/demos into OUT/run;
+   to read the instruction to tell the tasks apart. The simulator pushes the arm now and then
+   while the expert demonstrates (--push-speed, --push-turn; the station it records on is
+   written to OUT/station.toml), so the demonstrations show the expert recovering, as in DART;
+2. ``vla-studio train``: the reference VLA on OUT/demos into OUT/run, with the measured recipe
+   (--epochs, and TRAIN_OPTIONS below);
 3. ``vla-studio eval``: --eval-episodes closed-loop episodes on held-out scene seeds (from
    --eval-seed, far from the training seeds), figures into OUT/eval.json.
 
@@ -14,7 +17,10 @@ The policy to load is OUT/run/best (the last line says so). Running it again wit
 records only the demonstrations still missing, and stops if OUT/run already holds a training
 run (continue that with `vla-studio train --resume OUT/run/last`).
 
-Example (the default: pick up the red, green or blue cube; about 25 minutes on 2 cores):
+With --station, demonstrations and evaluation run on that profile as it is (its own push
+settings; --push-speed and --push-turn apply to the default simulated station).
+
+Example (the default: pick up the red, green or blue cube; about 20 minutes on 2 cores):
   vla-studio demo-to-policy --out runs/pick
 """
 
@@ -29,6 +35,9 @@ from pathlib import Path
 NAME = "demo-to-policy"
 HELP = "record expert demos in lock-step, train the reference VLA, evaluate it"
 DEFAULT_TASKS = ("pick up the red cube", "pick up the green cube", "pick up the blue cube")
+# The training options of the measured reference runs (docs/vla.md).
+TRAIN_OPTIONS = ("--coord-channels", "--keypoints", "32", "--goal-head", "--shift", "4",
+                 "--state-noise", "0.3", "--colour-swap", "0.5")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="recording processes")
     parser.add_argument("--layout-repeats", type=int, default=0, metavar="R",
                         help="demonstrations per scene layout (default: one per task)")
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs")
+    parser.add_argument("--push-speed", type=float, default=0.08, metavar="M/S",
+                        help="push the arm off its path at up to this speed while the expert "
+                             "demonstrates (default 0.08; 0: no pushes)")
+    parser.add_argument("--push-turn", type=float, default=0.5, metavar="RAD/S",
+                        help="... and turn it by up to this rate (default 0.5)")
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs")
     parser.add_argument("--max-minutes", type=float, default=0.0,
                         help="stop training (and keep the best so far) after this long")
     parser.add_argument("--threads", type=int, default=0,
@@ -57,8 +71,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="chunk execution mode of the evaluation")
 
 
+def _pushing_station(path: Path, speed: float, turn: float) -> Path:
+    """Write the default simulated station with the sim robot's pushes set to ``path``.
+
+    The profile is the default one, text and comments kept (episodes store their station's
+    text), with the push settings added to its ``[robot]`` table.
+    """
+    from vla_studio.devices.registry import load_station_profile
+    from vla_studio.paths import default_station_profile
+
+    text = default_station_profile().read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.strip() == "[robot]") + 1
+    lines[at:at] = ["# demo-to-policy: push the arm now and then while the expert "
+                    "demonstrates (docs/simulator.md)\n",
+                    f"push_speed = {speed!r}\n", f"push_turn = {turn!r}\n"]
+    path.write_text("".join(lines), encoding="utf-8")
+    load_station_profile(path)  # as valid as the default one
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     from vla_studio.cli import main as cli_main
+    from vla_studio.commands import UsageError, check_number
     from vla_studio.data.dataset import Dataset
 
     out = Path(args.out).expanduser()
@@ -73,6 +108,14 @@ def run(args: argparse.Namespace) -> int:
     task_file = out / "tasks.txt"
     task_file.write_text("".join(f"{t}\n" for t in tasks), encoding="utf-8")
     station = ["--station", str(args.station)] if getattr(args, "station", None) else []
+    try:
+        check_number("--push-speed", args.push_speed, 0.0, 0.3, unit=" m/s")
+        check_number("--push-turn", args.push_turn, 0.0, 2.0, unit=" rad/s")
+    except UsageError as exc:
+        print(f"vla-studio demo-to-policy: error: {exc}", file=sys.stderr)
+        return 2
+    recording_station = station or ["--station", str(_pushing_station(
+        out / "station.toml", args.push_speed, args.push_turn))]
     timings: dict[str, float] = {}
 
     have = len(Dataset(demos).episode_files()) if Dataset(demos).episodes_dir.is_dir() else 0
@@ -83,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"== 1/3 recording {missing} expert demonstration(s) in lock-step into {demos}",
               flush=True)
         # Resuming mid-way: the next layout (a whole one when `have` is a multiple of R).
-        code = cli_main([*station, "record", "--teleop", "scripted", "--task-file",
+        code = cli_main([*recording_station, "record", "--teleop", "scripted", "--task-file",
                          str(task_file), "--episodes", str(missing), "--seed",
                          str(args.seed + -(-have // repeats)), "--layout-repeats",
                          str(repeats), "--lockstep", "--workers",
@@ -97,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"== 2/3 training the reference VLA into {run_dir}", flush=True)
     t0 = time.monotonic()
     train = ["train", "--dataset", str(demos), "--out", str(run_dir), "--epochs",
-             str(args.epochs), "--threads", str(args.threads)]
+             str(args.epochs), "--threads", str(args.threads), *TRAIN_OPTIONS]
     if args.max_minutes:
         train += ["--max-minutes", str(args.max_minutes)]
     code = cli_main(train)
