@@ -71,6 +71,16 @@ def test_eval_reports_the_figures_and_records_policy_rollouts(tiny_policy, tmp_p
             assert ep.step("policy_action").shape == ep.step("action").shape
 
 
+def test_recording_the_rollouts_does_not_change_them(tiny_policy, tmp_path, capsys):
+    """Both start every episode on frames rendered after the reset, so a recorded evaluation
+    is the same rollout as an unrecorded one (a first chunk computed from a picture of the
+    previous episode's scene used to make them differ)."""
+    keys = ("success", "ended_by", "duration_s", "policy_steps", "confidence_mean")
+    plain = _eval(capsys, tiny_policy)["outcomes"]
+    recorded = _eval(capsys, tiny_policy, "--record", str(tmp_path / "rollouts"))["outcomes"]
+    assert [[o[k] for k in keys] for o in plain] == [[o[k] for k in keys] for o in recorded]
+
+
 def test_an_out_of_range_policy_is_clamped_by_the_station_filter(tiny_policy, tmp_path, capsys):
     """The policy's actions reach the robot only through the ActionFilter: a model whose bins
     span ten times the station's per-step cap has its commands clipped to the cap."""

@@ -251,7 +251,15 @@ def _episode(station, recorder, steps, cfg: EvalConfig, index: int, instruction:
                                dagger_round=cfg.dagger_round)
         episode_id = recorder.start(labels, seed=seed)
     else:
+        from vla_studio.data.camera_readiness import cameras_without_fresh_frames
+        from vla_studio.devices.base import DeviceError
+
         station.begin_episode(instruction, seed)
+        # As the recorder does: the policy's first observation is never a picture from before
+        # the reset, and a run is the same rollout whether it is recorded or not.
+        late = cameras_without_fresh_frames(station, station.clock.now())
+        if late:
+            raise DeviceError(late[0])
         station.session.start(ControlMode.POLICY)
     clock, world = station.clock, station.robot.world
     period = station.loop.period_s
