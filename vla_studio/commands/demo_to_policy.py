@@ -9,7 +9,8 @@ Three steps, each the command of the same name with the options below:
    while the expert demonstrates (--push-speed, --push-turn; the station it records on is
    written to OUT/station.toml), so the demonstrations show the expert recovering, as in DART;
 2. ``vla-studio train``: the reference VLA on OUT/demos into OUT/run, with the measured recipe
-   (--epochs, and TRAIN_OPTIONS below);
+   (--epochs, and --coord-channels --keypoints 32 --goal-head --shift 4 --state-noise 0.3
+   --colour-swap 0.5);
 3. ``vla-studio eval``: --eval-episodes closed-loop episodes on held-out scene seeds (from
    --eval-seed, far from the training seeds), figures into OUT/eval.json.
 
@@ -35,7 +36,8 @@ from pathlib import Path
 NAME = "demo-to-policy"
 HELP = "record expert demos in lock-step, train the reference VLA, evaluate it"
 DEFAULT_TASKS = ("pick up the red cube", "pick up the green cube", "pick up the blue cube")
-# The training options of the measured reference runs (docs/vla.md).
+# The training options of the measured reference runs (docs/vla.md; the module docstring
+# lists them too).
 TRAIN_OPTIONS = ("--coord-channels", "--keypoints", "32", "--goal-head", "--shift", "4",
                  "--state-noise", "0.3", "--colour-swap", "0.5")
 
