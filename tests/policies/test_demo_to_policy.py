@@ -43,3 +43,4 @@ def test_demo_to_policy_refuses_a_push_out_of_range_before_recording(tmp_path, c
     assert cli_main(argv) == 2
     assert "--push-speed" in capsys.readouterr().err
     assert not (out / "demos").exists()
+    assert not out.exists()  # refused before anything is written

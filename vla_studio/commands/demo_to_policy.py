@@ -98,6 +98,12 @@ def run(args: argparse.Namespace) -> int:
     from vla_studio.commands import UsageError, check_number
     from vla_studio.data.dataset import Dataset
 
+    try:
+        check_number("--push-speed", args.push_speed, 0.0, 0.3, unit=" m/s")
+        check_number("--push-turn", args.push_turn, 0.0, 2.0, unit=" rad/s")
+    except UsageError as exc:
+        print(f"vla-studio demo-to-policy: error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out).expanduser()
     tasks = tuple(args.task) or DEFAULT_TASKS
     demos, run_dir = out / "demos", out / "run"
@@ -110,12 +116,6 @@ def run(args: argparse.Namespace) -> int:
     task_file = out / "tasks.txt"
     task_file.write_text("".join(f"{t}\n" for t in tasks), encoding="utf-8")
     station = ["--station", str(args.station)] if getattr(args, "station", None) else []
-    try:
-        check_number("--push-speed", args.push_speed, 0.0, 0.3, unit=" m/s")
-        check_number("--push-turn", args.push_turn, 0.0, 2.0, unit=" rad/s")
-    except UsageError as exc:
-        print(f"vla-studio demo-to-policy: error: {exc}", file=sys.stderr)
-        return 2
     recording_station = station or ["--station", str(_pushing_station(
         out / "station.toml", args.push_speed, args.push_turn))]
     timings: dict[str, float] = {}
