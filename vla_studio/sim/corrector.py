@@ -9,13 +9,22 @@ compares that plan with what the robot actually did::
 
     executed  = TCP(t) - TCP(t-1)            (the policy's last command, after the safety filter)
     planned   = the expert's delta for t-1   (what it would have commanded from the same state)
-    drift     = | sum(executed) - sum(planned) |  over the last ``window_s``
-    take over when  drift > drift_m                      (heading elsewhere, too slow or fast)
+    drift     = path_drift(sum(executed), sum(planned))  over the last ``window_s``:
+                how far the policy went off the expert's path (sideways, or backwards)
+    take over when  drift > drift_m                      (heading elsewhere)
                or   the TCP moved < stall_m in stall_s   (stuck; not while grasping or releasing)
+               or   it made < min_progress of the expert's planned progress in stall_s
+                    (dithering: moving, but getting nowhere)
                or   the gripper disagreed for gripper_s  (closing in mid-air, letting go)
                or   the run asked for help               (low confidence: it answers at once)
     hand back  after at least min_correction_s, once the expert's phase has moved on
                (reached the next step of the task), or after max_correction_s at the latest
+
+The drift ignores speed along the planned path: a policy that is slower or faster than the
+expert but heads where the expert would is doing the task, as an operator watching would judge
+(a policy that stops altogether is caught by the stall test). Comparing positions instead would
+take over from every policy that is slower than the expert's speed profile, so the share of
+corrected steps would measure speed, not mistakes.
 
 At a takeover the expert's motion restarts from rest (its speed profile ramps up from zero, as
 an operator's clutch re-references), so the first corrected command is a small one.
@@ -54,6 +63,9 @@ class CorrectorSettings:
     stall_s: float = option(2.0, min=0.2, max=60.0, help="stall window, seconds")
     stall_m: float = option(0.01, min=0.0, max=0.5,
                             help="moving less than this within the stall window is a stall")
+    min_progress: float = option(0.25, min=0.0, max=1.0,
+                                 help="making less than this share of the expert's planned "
+                                      "progress within the stall window is a stall too")
     gripper_s: float = option(0.6, min=0.05, max=10.0,
                               help="take over when the gripper disagrees with the expert's "
                                    "this long")
@@ -89,6 +101,7 @@ class ExpertCorrector(ScriptedSource):
         self._planned = np.zeros(3)
         self._planned_gripper: float | None = None
         self._pairs: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
+        self._stall_pairs: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
         self._path: collections.deque[tuple[float, np.ndarray]] = collections.deque()
         self._gripper_since: float | None = None
         self._last_t: float | None = None
@@ -140,6 +153,7 @@ class ExpertCorrector(ScriptedSource):
     # ----- the watch -------------------------------------------------------------------------
     def _reset_watch(self) -> None:
         self._pairs.clear()
+        self._stall_pairs.clear()
         self._path.clear()
         self._gripper_since = None
 
@@ -158,8 +172,17 @@ class ExpertCorrector(ScriptedSource):
                 self._pairs.popleft()
             executed = np.sum([e for e, _ in self._pairs], axis=0)
             planned = np.sum([p for _, p in self._pairs], axis=0)
-            if float(np.linalg.norm(executed - planned)) > c.drift_m:
+            if path_drift(executed, planned) > c.drift_m:
                 return "drift"
+            self._stall_pairs.append(self._pairs[-1])
+            stall_n = max(1, int(round(c.stall_s / dt)))
+            while len(self._stall_pairs) > stall_n:
+                self._stall_pairs.popleft()
+            if len(self._stall_pairs) == stall_n and too_little_progress(
+                    np.sum([e for e, _ in self._stall_pairs], axis=0),
+                    np.sum([p for _, p in self._stall_pairs], axis=0),
+                    c.min_progress, 2.0 * c.drift_m):
+                return "stall"
         self._path.append((now, pos))
         while self._path and now - self._path[0][0] > c.stall_s:
             self._path.popleft()
@@ -191,6 +214,36 @@ class ExpertCorrector(ScriptedSource):
             return None
         value = float(np.asarray(last).reshape(-1)[-1])
         return value if math.isfinite(value) else None
+
+
+def path_drift(executed: np.ndarray, planned: np.ndarray) -> float:
+    """How far ``executed`` (a displacement, metres) left the direction of ``planned``.
+
+    The part of ``executed`` across the planned direction, together with any part that goes
+    backwards along it; progress along it, however fast or slow, is no drift. With no planned
+    motion (the expert would stand still) every movement is drift.
+    """
+    executed = np.asarray(executed, np.float64)
+    planned = np.asarray(planned, np.float64)
+    norm = float(np.linalg.norm(planned))
+    if norm < 1e-9:
+        return float(np.linalg.norm(executed))
+    u = planned / norm
+    along = float(executed @ u)
+    across = float(np.linalg.norm(executed - along * u))
+    return math.hypot(across, min(along, 0.0))
+
+
+def too_little_progress(executed: np.ndarray, planned: np.ndarray, share: float,
+                        meaningful_m: float) -> bool:
+    """Whether ``executed`` made less than ``share`` of the progress along ``planned`` while the
+    expert planned to move further than ``meaningful_m`` (a short plan, near a target where the
+    expert itself slows down, is never a stall)."""
+    planned = np.asarray(planned, np.float64)
+    norm = float(np.linalg.norm(planned))
+    if norm <= meaningful_m:
+        return False
+    return float(np.asarray(executed, np.float64) @ planned) / norm < share * norm
 
 
 def _tcp(obs: Observation) -> np.ndarray | None:
