@@ -1,6 +1,6 @@
 """From nothing to a working policy: expert demonstrations, training, closed-loop evaluation.
 
-Three steps, each the command of the same name with the options below:
+Four steps, each the command of the same name with the options below:
 
 1. ``vla-studio record --teleop scripted --lockstep``: --episodes expert demonstrations of
    the tasks into OUT/demos, in lock-step, --workers processes; every scene layout (seeds
@@ -11,17 +11,24 @@ Three steps, each the command of the same name with the options below:
 2. ``vla-studio train``: the reference VLA on OUT/demos into OUT/run, with the measured recipe
    (--epochs, and --coord-channels --keypoints 32 --goal-head --shift 4 --state-noise 0.3
    --colour-swap 0.5);
-3. ``vla-studio eval``: --eval-episodes closed-loop episodes on held-out scene seeds (from
-   --eval-seed, far from the training seeds), figures into OUT/eval.json.
+3. ``vla-studio dagger`` (--correction-rounds, default 1): the trained policy runs on
+   --correction-episodes new scenes with the scripted expert as its corrector (it takes over
+   where the policy goes wrong and hands back), and the policy is fine-tuned on the
+   demonstrations and those corrections (--correction-epochs, corrections 30 % of the samples,
+   learning rate 3e-4) into OUT/dagger; the session also evaluates each round's policy alone;
+4. ``vla-studio eval``: --eval-episodes closed-loop episodes on held-out scene seeds (from
+   --eval-seed, far from the training and correction seeds), figures into OUT/eval.json.
 
-The policy to load is OUT/run/best (the last line says so). Running it again with the same OUT
-records only the demonstrations still missing, and stops if OUT/run already holds a training
-run (continue that with `vla-studio train --resume OUT/run/last`).
+The policy to load is OUT/dagger/round_N/best, or OUT/run/best with --correction-rounds 0 (the
+last line says which). Running it again with the same OUT records only the demonstrations
+still missing, and stops if OUT/run already holds a training run (continue that with
+`vla-studio train --resume OUT/run/last`, and the correction rounds with `vla-studio dagger
+... --out OUT/dagger --resume`).
 
 With --station, demonstrations and evaluation run on that profile as it is (its own push
 settings; --push-speed and --push-turn apply to the default simulated station).
 
-Example (the default: pick up the red, green or blue cube; about 20 minutes on 2 cores):
+Example (the default: pick up the red, green or blue cube; about 35 minutes on 2 cores):
   vla-studio demo-to-policy --out runs/pick
 """
 
@@ -34,12 +41,16 @@ import time
 from pathlib import Path
 
 NAME = "demo-to-policy"
-HELP = "record expert demos in lock-step, train the reference VLA, evaluate it"
+HELP = "record expert demos in lock-step, train the reference VLA, correct it, evaluate it"
 DEFAULT_TASKS = ("pick up the red cube", "pick up the green cube", "pick up the blue cube")
 # The training options of the measured reference runs (docs/vla.md; the module docstring
 # lists them too).
 TRAIN_OPTIONS = ("--coord-channels", "--keypoints", "32", "--goal-head", "--shift", "4",
                  "--state-noise", "0.3", "--colour-swap", "0.5")
+# ... and of its correction round (docs/vla.md): fine-tuning keeps the augmentation.
+CORRECTION_OPTIONS = ("--intervention-share", "0.3", "--train-arg=--lr", "--train-arg=3e-4",
+                      "--train-arg=--shift", "--train-arg=4", "--train-arg=--state-noise",
+                      "--train-arg=0.3", "--train-arg=--colour-swap", "--train-arg=0.5")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +74,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop training (and keep the best so far) after this long")
     parser.add_argument("--threads", type=int, default=0,
                         help="training threads (default: every core)")
+    parser.add_argument("--correction-rounds", type=int, default=1, metavar="N",
+                        help="DAgger rounds with the scripted expert as the corrector after "
+                             "training (default 1; 0: none)")
+    parser.add_argument("--correction-episodes", type=int, default=30,
+                        help="corrected episodes (and evaluation episodes) per round")
+    parser.add_argument("--correction-epochs", type=int, default=3,
+                        help="fine-tuning epochs per correction round")
+    parser.add_argument("--correction-seed", type=int, default=500_000,
+                        help="scene seed of the first corrected episode")
     parser.add_argument("--eval-episodes", type=int, default=51,
                         help="closed-loop evaluation episodes (0: no evaluation)")
     parser.add_argument("--eval-seed", type=int, default=900_000,
@@ -101,12 +121,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_number("--push-speed", args.push_speed, 0.0, 0.3, unit=" m/s")
         check_number("--push-turn", args.push_turn, 0.0, 2.0, unit=" rad/s")
+        check_number("--correction-rounds", args.correction_rounds, 0, 20)
+        if args.correction_rounds:
+            check_number("--correction-episodes", args.correction_episodes, 1, 10_000)
+            check_number("--correction-epochs", args.correction_epochs, 1, 1000)
     except UsageError as exc:
         print(f"vla-studio demo-to-policy: error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out).expanduser()
     tasks = tuple(args.task) or DEFAULT_TASKS
-    demos, run_dir = out / "demos", out / "run"
+    demos, run_dir, dagger_dir = out / "demos", out / "run", out / "dagger"
     if (run_dir / "last").exists() or (run_dir / "best").exists():
         print(f"vla-studio demo-to-policy: error: {run_dir} already holds a training run; "
               f"continue it with `vla-studio train --dataset {demos} --out {run_dir} --resume "
@@ -119,13 +143,14 @@ def run(args: argparse.Namespace) -> int:
     recording_station = station or ["--station", str(_pushing_station(
         out / "station.toml", args.push_speed, args.push_turn))]
     timings: dict[str, float] = {}
+    steps = 4 if args.correction_rounds else 3
 
     have = len(Dataset(demos).episode_files()) if Dataset(demos).episodes_dir.is_dir() else 0
     missing = args.episodes - have
     repeats = args.layout_repeats or len(tasks)
     t0 = time.monotonic()
     if missing > 0:
-        print(f"== 1/3 recording {missing} expert demonstration(s) in lock-step into {demos}",
+        print(f"== 1/{steps} recording {missing} expert demonstration(s) in lock-step into {demos}",
               flush=True)
         # Resuming mid-way: the next layout (a whole one when `have` is a multiple of R).
         code = cli_main([*recording_station, "record", "--teleop", "scripted", "--task-file",
@@ -136,10 +161,10 @@ def run(args: argparse.Namespace) -> int:
         if code:
             return code
     else:
-        print(f"== 1/3 {demos} already holds {have} demonstration(s)", flush=True)
+        print(f"== 1/{steps} {demos} already holds {have} demonstration(s)", flush=True)
     timings["record_s"] = time.monotonic() - t0
 
-    print(f"== 2/3 training the reference VLA into {run_dir}", flush=True)
+    print(f"== 2/{steps} training the reference VLA into {run_dir}", flush=True)
     t0 = time.monotonic()
     train = ["train", "--dataset", str(demos), "--out", str(run_dir), "--epochs",
              str(args.epochs), "--threads", str(args.threads), *TRAIN_OPTIONS]
@@ -150,11 +175,31 @@ def run(args: argparse.Namespace) -> int:
         return code
     timings["train_s"] = time.monotonic() - t0
 
+    policy = run_dir / "best"
+    if args.correction_rounds:
+        print(f"== 3/{steps} {args.correction_rounds} correction round(s) with the scripted "
+              f"expert into {dagger_dir}", flush=True)
+        t0 = time.monotonic()
+        dagger = [*station, "dagger", "--policy", str(run_dir), "--task-file", str(task_file),
+                  "--rounds", str(args.correction_rounds), "--episodes-per-round",
+                  str(args.correction_episodes), "--demos", str(demos), "--out",
+                  str(dagger_dir), "--epochs", str(args.correction_epochs), "--seed",
+                  str(args.correction_seed), "--eval-seed", str(args.eval_seed),
+                  "--max-seconds", str(args.eval_max_seconds), *CORRECTION_OPTIONS, "--json"]
+        if args.threads:
+            dagger.append(f"--train-arg=--threads={args.threads}")
+        session = _run_capturing_json(cli_main, dagger)
+        if session is None:
+            return 1
+        policy = Path(session["policy"])
+        timings["correction_s"] = time.monotonic() - t0
+
     summary: dict = {}
     if args.eval_episodes > 0:
-        print(f"== 3/3 evaluating on {args.eval_episodes} held-out scene(s)", flush=True)
+        print(f"== {steps}/{steps} evaluating on {args.eval_episodes} held-out scene(s)",
+              flush=True)
         t0 = time.monotonic()
-        evaluation = [*station, "eval", "--policy", str(run_dir), "--episodes",
+        evaluation = [*station, "eval", "--policy", str(policy), "--episodes",
                       str(args.eval_episodes), "--seed", str(args.eval_seed), "--mode", args.mode,
                       "--max-seconds", str(args.eval_max_seconds), "--json"]
         for t in tasks:
@@ -168,8 +213,8 @@ def run(args: argparse.Namespace) -> int:
     minutes = ", ".join(f"{k[:-2]} {v / 60:.1f} min" for k, v in timings.items())
     rate = summary.get("success_rate")
     result = f"; closed-loop success {100 * rate:.0f}%" if rate is not None else ""
-    print(f"done ({minutes}){result}. The policy: {run_dir / 'best'}  (load it in the policy "
-          f"panel, or `vla-studio eval --policy {run_dir} ...`)")
+    print(f"done ({minutes}){result}. The policy: {policy}  (load it in the policy "
+          f"panel, or `vla-studio eval --policy {policy} ...`)")
     return 0
 
 
