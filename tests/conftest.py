@@ -8,9 +8,12 @@
 from __future__ import annotations
 
 import importlib.abc
+import logging
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -56,6 +59,22 @@ def isolated_groups() -> list[list[str]]:
     for module in ISOLATED:
         groups.setdefault(ISOLATED_GROUP.get(module, module), []).append(module)
     return list(groups.values())
+@pytest.fixture(autouse=True)
+def _no_log_queue_left_behind():
+    """A command run in-process (``cli_main``) installs the log queue, which moves the root
+    logger's handlers, pytest's log capture among them, behind it for good; the next test's
+    capture would then see every record twice. Undo it after each test."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    from vla_studio.core.log_queue import stop_log_queues
+
+    stop_log_queues()
+    for handler in list(root.handlers):
+        if handler not in before:
+            root.removeHandler(handler)
+
+
 _TESTS_DIR = Path(__file__).resolve().parent
 _left_out: list[str] = []
 

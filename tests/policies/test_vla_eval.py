@@ -81,6 +81,28 @@ def test_recording_the_rollouts_does_not_change_them(tiny_policy, tmp_path, caps
     assert [[o[k] for k in keys] for o in plain] == [[o[k] for k in keys] for o in recorded]
 
 
+def test_an_episode_replays_from_its_seed_alone(tiny_policy, tmp_path, capsys):
+    """Episode 2 of an evaluation is the same rollout as its seed evaluated on its own, so a
+    failure seen in a long evaluation can be rerun (and recorded) by itself."""
+    both = _eval(capsys, tiny_policy, "--record", str(tmp_path / "both"))
+    assert cli_main(["eval", "--policy", str(tiny_policy), "--task", BLUE, "--episodes", "1",
+                     "--seed", "900001", "--max-seconds", "1.5", "--record",
+                     str(tmp_path / "alone"), "--json"]) == 0
+    capsys.readouterr()
+
+    def states(folder, seed):
+        for path in Dataset(folder).episode_files():
+            with EpisodeReader(path) as ep:
+                if int(ep.attrs["seed"]) == seed:
+                    return ep.step("observation/state/joint_pos"), ep.step("action")
+        raise AssertionError(f"no episode of seed {seed} in {folder}")
+
+    in_sequence, alone = states(tmp_path / "both", 900001), states(tmp_path / "alone", 900001)
+    assert both["outcomes"][1]["seed"] == 900001
+    for a, b in zip(in_sequence, alone):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_an_out_of_range_policy_is_clamped_by_the_station_filter(tiny_policy, tmp_path, capsys):
     """The policy's actions reach the robot only through the ActionFilter: a model whose bins
     span ten times the station's per-step cap has its commands clipped to the cap."""

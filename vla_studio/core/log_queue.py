@@ -108,6 +108,15 @@ def install_log_queue(logger: logging.Logger | None = None) -> LogQueue:
     return handle
 
 
+def stop_log_queues() -> None:
+    """Stop every installed queue and put its handlers back (tests: a command run in-process
+    installs one, which must not keep another test's log capture behind it)."""
+    with _install_lock:
+        queues = list(_installed.values())
+    for lq in queues:
+        lq.stop()
+
+
 def flush_logs() -> None:
     """Wait until every installed queue has handled what was logged so far (cheap when none is
     installed). Call it before printing to the terminal directly, e.g. a last error line."""

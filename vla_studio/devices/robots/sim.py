@@ -240,6 +240,11 @@ class SimRobot(Robot):
         except LayoutError as exc:
             raise DeviceError(f"sim robot {self.name!r}: {exc}") from None
         self._next_seed = seed + 1
+        # The scene reset put the arm at its start pose with the fingers open: the last
+        # command no longer describes it. Holds until the next command keep the fingers open
+        # (as measured) instead of closing them again on the previous episode's grasp, which
+        # made an episode's start depend on how the one before it ended.
+        self._last_sent = None
         self.episode_seed = seed
         self.disturbance.reset(seed)
         self.episode_task = task.name if task is not None else ""
