@@ -14,7 +14,7 @@ def test_demo_to_policy_records_trains_evaluates_and_names_the_policy(tmp_path, 
     out = tmp_path / "pick"
     argv = ["demo-to-policy", "--out", str(out), "--task", "pick up the red cube",
             "--episodes", "2", "--workers", "1", "--epochs", "1", "--threads", "1",
-            "--eval-episodes", "1", "--eval-max-seconds", "1", "--correction-rounds", "0"]
+            "--eval-episodes", "1", "--eval-max-seconds", "1"]
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out
     assert f"The policy: {out / 'run' / 'best'}" in printed
@@ -42,7 +42,7 @@ def test_demo_to_policy_corrects_the_policy_with_the_expert_and_evaluates_the_re
     out = tmp_path / "pick"
     argv = ["demo-to-policy", "--out", str(out), "--task", "pick up the red cube",
             "--episodes", "2", "--workers", "1", "--epochs", "1", "--threads", "1",
-            "--correction-episodes", "1", "--correction-epochs", "1",
+            "--correction-rounds", "1", "--correction-episodes", "1", "--correction-epochs", "1",
             "--eval-episodes", "1", "--eval-max-seconds", "1"]
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out

@@ -1,6 +1,6 @@
 """From nothing to a working policy: expert demonstrations, training, closed-loop evaluation.
 
-Four steps, each the command of the same name with the options below:
+Three or four steps, each the command of the same name with the options below:
 
 1. ``vla-studio record --teleop scripted --lockstep``: --episodes expert demonstrations of
    the tasks into OUT/demos, in lock-step, --workers processes; every scene layout (seeds
@@ -11,7 +11,7 @@ Four steps, each the command of the same name with the options below:
 2. ``vla-studio train``: the reference VLA on OUT/demos into OUT/run, with the measured recipe
    (--epochs, and --coord-channels --keypoints 32 --goal-head --shift 4 --state-noise 0.3
    --colour-swap 0.5);
-3. ``vla-studio dagger`` (--correction-rounds, default 1): the trained policy runs on
+3. ``vla-studio dagger`` (optional, --correction-rounds N): the trained policy runs on
    --correction-episodes new scenes with the scripted expert as its corrector (it takes over
    where the policy goes wrong and hands back), and the policy is fine-tuned on the
    demonstrations and those corrections (--correction-epochs, corrections 30 % of the samples,
@@ -19,16 +19,18 @@ Four steps, each the command of the same name with the options below:
 4. ``vla-studio eval``: --eval-episodes closed-loop episodes on held-out scene seeds (from
    --eval-seed, far from the training and correction seeds), figures into OUT/eval.json.
 
-The policy to load is OUT/dagger/round_N/best, or OUT/run/best with --correction-rounds 0 (the
-last line says which). Running it again with the same OUT records only the demonstrations
-still missing, and stops if OUT/run already holds a training run (continue that with
-`vla-studio train --resume OUT/run/last`, and the correction rounds with `vla-studio dagger
-... --out OUT/dagger --resume`).
+The policy to load is OUT/run/best, or OUT/dagger/round_N/best with --correction-rounds N (the
+last line says which). On the pick tasks a correction round did not beat the trained policy
+alone (docs/vla.md), so it is off by default. Running it again with the same OUT records only
+the demonstrations still missing, and stops if OUT/run already holds a training run (continue
+that with `vla-studio train --resume OUT/run/last`, and the correction rounds with
+`vla-studio dagger ... --out OUT/dagger --resume`).
 
 With --station, demonstrations and evaluation run on that profile as it is (its own push
 settings; --push-speed and --push-turn apply to the default simulated station).
 
-Example (the default: pick up the red, green or blue cube; about 35 minutes on 2 cores):
+Example (the default: pick up the red, green or blue cube; about 20 minutes on 2 cores, 35
+with a correction round):
   vla-studio demo-to-policy --out runs/pick
 """
 
@@ -74,9 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop training (and keep the best so far) after this long")
     parser.add_argument("--threads", type=int, default=0,
                         help="training threads (default: every core)")
-    parser.add_argument("--correction-rounds", type=int, default=1, metavar="N",
+    parser.add_argument("--correction-rounds", type=int, default=0, metavar="N",
                         help="DAgger rounds with the scripted expert as the corrector after "
-                             "training (default 1; 0: none)")
+                             "training (default 0: none)")
     parser.add_argument("--correction-episodes", type=int, default=30,
                         help="corrected episodes (and evaluation episodes) per round")
     parser.add_argument("--correction-epochs", type=int, default=3,
